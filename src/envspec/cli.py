@@ -1,0 +1,292 @@
+"""The command line: arguments, rendering and exit codes (DESIGN.md §2).
+
+Only this module prints and exits. Human output goes to stderr; `--json` writes one JSON
+event per line on stdout. argparse (stdlib) is enough for a handful of subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from envspec import __version__, cli_env
+from envspec.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STALE,
+    EXIT_USAGE,
+    EnvspecError,
+    StaleLockError,
+    UsageError,
+    did_you_mean,
+)
+from envspec.index import Finder
+from envspec.model import Spec
+from envspec.resolve.locking import lock_status, lock_targets
+from envspec.review import diff as review_diff
+from envspec.review import why as review_why
+from envspec.review.diff_format import render_markdown, render_text
+from envspec.review.export import export_requirements, write_requirements
+from envspec.review.init import (
+    DEFAULT_TARGETS,
+    default_name,
+    spec_from_requirements,
+    starter_spec,
+    write_spec,
+)
+from envspec.review.locks import diff_sides, load_target_lock, locks_dir
+from envspec.review.reqfile import load_requirements
+from envspec.spec import load_spec
+from envspec.targets import check_name
+
+log = logging.getLogger("envspec")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would exit with its own code and format
+        raise UsageError(message, hint=f"see '{self.prog} --help'")
+
+
+class _Output:
+    """Human lines to stderr, JSON events to stdout when asked."""
+
+    def __init__(self, *, json_mode: bool, quiet: bool) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+
+    def say(self, text: str) -> None:
+        if not self.quiet and not self.json_mode:
+            print(text, file=sys.stderr)
+
+    def event(self, kind: str, **data: Any) -> None:
+        if self.json_mode:
+            print(json.dumps({"event": kind, **data}, sort_keys=True), flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--project", type=Path, default=Path("."), help="folder of envspec.toml")
+    common.add_argument("-v", "--verbose", action="count", default=0)
+    common.add_argument("-q", "--quiet", action="store_true")
+    common.add_argument("--json", action="store_true", help="JSON events on stdout")
+    common.add_argument("--offline", action="store_true", help="use only the cache")
+    common.add_argument("--cache-dir", type=Path, default=None)
+    parser = _Parser(prog="envspec", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"envspec {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    lock = sub.add_parser("lock", parents=[common], help="resolve every target, write locks/")
+    lock.add_argument("--target", action="append", default=[], help="lock only this target")
+    lock.add_argument("--upgrade", action="store_true", help="ignore existing pins")
+    lock.add_argument("--upgrade-package", action="append", default=[], metavar="NAME")
+    lock.add_argument("--check", action="store_true", help="exit 3 if a lock is stale")
+    lock.add_argument("--refresh", action="store_true", help="revalidate cached index pages")
+    _add_review_parsers(sub, common)
+    cli_env.add_parsers(sub, common)
+    return parser
+
+
+def _add_review_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    diff = sub.add_parser("diff", parents=[common], help="what changed in the locks")
+    diff.add_argument("old", nargs="?", metavar="REV|OLD", help="git revision (HEAD) or path")
+    diff.add_argument("new", nargs="?", metavar="NEW", help="lock file or folder to compare to")
+    diff.add_argument("--target", action="append", default=[], help="compare only this target")
+    diff.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
+    export = sub.add_parser("export", parents=[common], help="a lock as requirements.txt")
+    export.add_argument("--target", help="the target's lock (needed when the spec has several)")
+    export.add_argument("--phase", help="export only this phase")
+    export.add_argument("-o", "--output", type=Path, help="write to this file, not stdout")
+    why = sub.add_parser("why", parents=[common], help="why a package is in the lock")
+    why.add_argument("name", help="the package")
+    why.add_argument("--target", action="append", default=[], help="only this target")
+    init = sub.add_parser("init", parents=[common], help="write a starter envspec.toml")
+    init.add_argument(
+        "--from", dest="sources", action="append", default=[], type=Path, metavar="FILE",
+        help="a requirements file; each becomes a phase (repeatable, in order)",
+    )
+    init.add_argument("--name", help="environment name (default: the folder's name)")
+    init.add_argument("--python-version", default="3.11", help="Python version to lock for")
+    init.add_argument("--target", action="append", default=[], help="a target (repeatable)")
+
+
+def _spec(args: argparse.Namespace) -> Spec:
+    return load_spec(args.project / "envspec.toml")
+
+
+def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
+    for name in wanted:
+        if name not in spec.targets:
+            hint = did_you_mean(name, spec.targets) or "spec targets: " + ", ".join(spec.targets)
+            raise UsageError(f"target '{name}' is not in the spec", context="--target", hint=hint)
+    return list(dict.fromkeys(wanted)) or list(spec.targets)
+
+
+def cmd_lock(args: argparse.Namespace, out: _Output) -> int:
+    spec = _spec(args)
+    statuses = lock_status(spec, args.project, _targets(spec, args.target))
+    forced = args.upgrade or args.upgrade_package or args.refresh
+    todo = [s for s in statuses if forced or s.state != "fresh"]
+    if args.check:
+        if todo:
+            names = ", ".join(f"{s.target} ({s.state})" for s in todo)
+            raise StaleLockError(
+                f"locks out of date: {names}", hint="run 'envspec lock' and commit locks/"
+            )
+        out.say(f"All {len(statuses)} locks are up to date.")
+        return EXIT_OK
+    for status in statuses:
+        if status not in todo:
+            out.say(f"{status.target}: up to date ({_rel(status.path, args.project)})")
+            out.event("lock", target=status.target, state="fresh", path=str(status.path))
+    if not todo:
+        return EXIT_OK
+    finder = Finder(
+        spec.indexes, cache_dir=args.cache_dir, offline=args.offline, refresh=args.refresh
+    )
+    try:
+        results = lock_targets(
+            spec,
+            todo,
+            finder,
+            upgrade=args.upgrade,
+            upgrade_packages=args.upgrade_package,
+        )
+    finally:
+        finder.close()
+    for result in results:
+        skipped = [p for p in result.lock.phases if p.skipped]
+        verb = "wrote" if result.written else "unchanged"
+        out.say(
+            f"{result.target}: {len(result.lock.packages)} packages, {verb} "
+            f"{_rel(result.path, args.project)}"
+        )
+        for phase in skipped:
+            out.say(f"  optional phase '{phase.name}' skipped: {phase.skipped}")
+        out.event(
+            "lock",
+            target=result.target,
+            state="written" if result.written else "unchanged",
+            path=str(result.path),
+            packages=len(result.lock.packages),
+            skipped=[p.name for p in skipped],
+        )
+    return EXIT_OK
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def cmd_diff(args: argparse.Namespace, out: _Output) -> int:
+    before, after = diff_sides(args.project, args.old, args.new, args.target)
+    diff = review_diff.diff_locks(
+        before.locks, after.locks, old_label=before.label, new_label=after.label
+    )
+    if args.json:
+        out.event("diff", **review_diff.to_json(diff))
+    elif not args.quiet:
+        if args.format == "json":
+            text = json.dumps(review_diff.to_json(diff), indent=2, sort_keys=True) + "\n"
+        elif args.format == "markdown":
+            text = render_markdown(diff)
+        else:
+            text = render_text(diff, color=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+        sys.stdout.write(text)
+    return EXIT_FAILED if args.exit_code and diff.has_changes else EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, out: _Output) -> int:
+    spec = _spec(args)
+    targets = _targets(spec, [args.target] if args.target else [])
+    if len(targets) > 1:
+        hint = "targets: " + ", ".join(targets)
+        raise UsageError("the spec has several targets: choose one", context="--target", hint=hint)
+    path, lock = load_target_lock(args.project, targets[0])
+    text = export_requirements(lock, phase=args.phase, source=_rel(path, args.project))
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    write_requirements(args.output, text)
+    out.say(f"wrote {args.output} ({lock.target}{f', phase {args.phase}' if args.phase else ''})")
+    out.event("export", target=lock.target, phase=args.phase, path=str(args.output))
+    return EXIT_OK
+
+
+def cmd_why(args: argparse.Namespace, out: _Output) -> int:
+    targets = _targets(_spec(args), args.target)
+    found = [load_target_lock(args.project, t) for t in targets]
+    where = found[0][0] if len(found) == 1 else locks_dir(args.project)
+    locks = {t: lock for t, (_, lock) in zip(targets, found, strict=True)}
+    report = review_why.why(locks, args.name, where=_rel(where, args.project))
+    out.say(review_why.render_text(report).rstrip("\n"))
+    out.event("why", **review_why.to_json(report))
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace, out: _Output) -> int:
+    for target in args.target:
+        check_name(target, context="--target")
+    targets = tuple(dict.fromkeys(args.target)) or DEFAULT_TARGETS
+    name = args.name or default_name(args.project)
+    files = [load_requirements(path) for path in args.sources]
+    if files:
+        text = spec_from_requirements(files, name, python=args.python_version, targets=targets)
+    else:
+        text = starter_spec(name, python=args.python_version, targets=targets)
+    path = args.project / "envspec.toml"
+    write_spec(path, text)
+    out.say(f"wrote {path}" + (f" with {len(files)} phases" if files else ""))
+    out.event("init", path=str(path), phases=len(files) or 1)
+    return EXIT_OK
+
+
+COMMANDS = {
+    "lock": cmd_lock,
+    "diff": cmd_diff,
+    "export": cmd_export,
+    "why": cmd_why,
+    "init": cmd_init,
+    **cli_env.COMMANDS,
+}
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else logging.DEBUG if verbose > 1 else (
+        logging.INFO if verbose else logging.WARNING
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (DESIGN.md §2)."""
+    out = _Output(json_mode=False, quiet=False)
+    try:
+        args = build_parser().parse_args(argv)
+        out = _Output(json_mode=args.json, quiet=args.quiet)
+        _configure_logging(args.verbose, args.quiet)
+        return COMMANDS[args.command](args, out)
+    except EnvspecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        out.event("error", message=str(exc), hint=exc.hint, exit_code=exc.exit_code)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["EXIT_STALE", "EXIT_USAGE", "main"]

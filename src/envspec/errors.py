@@ -1,0 +1,82 @@
+"""The error tree: every failure envspec reports is an `EnvspecError`.
+
+Each error carries a one-line message, the context it happened in (a file and a table path
+such as ``envspec.toml: phases[1].requirements[3]``), an optional hint, and the exit code the
+CLI uses (DESIGN.md §2). Only the CLI prints errors and exits.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_STALE = 3
+
+
+class EnvspecError(Exception):
+    """Root of every error envspec reports to a user."""
+
+    exit_code: int = EXIT_FAILED
+
+    def __init__(self, message: str, *, context: str = "", hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = f"{self.context}: " if self.context else ""
+        return f"{where}{self.message}"
+
+
+class UsageError(EnvspecError):
+    """Bad command-line usage."""
+
+    exit_code = EXIT_USAGE
+
+
+class SpecError(EnvspecError):
+    """An invalid `envspec.toml`."""
+
+    exit_code = EXIT_USAGE
+
+
+class LockFileError(EnvspecError):
+    """A lockfile that cannot be read or is of an unknown version."""
+
+    exit_code = EXIT_USAGE
+
+
+class StaleLockError(EnvspecError):
+    """A lock is missing or does not match its inputs."""
+
+    exit_code = EXIT_STALE
+
+
+class IndexError_(EnvspecError):
+    """An index could not be reached or answered something unusable."""
+
+
+class OfflineError(IndexError_):
+    """Something needed the network while `--offline` was set."""
+
+
+class MetadataError(EnvspecError):
+    """A distribution's metadata could not be obtained or parsed."""
+
+
+class ResolutionError(EnvspecError):
+    """No set of versions satisfies the requirements."""
+
+
+class ApplyError(EnvspecError):
+    """An environment could not be read, changed or restored (sync, rollback, check)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A "did you mean" hint for `word` among `choices`, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else ""

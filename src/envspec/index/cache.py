@@ -1,0 +1,206 @@
+"""The persistent index cache: project pages kept with their validators and revalidated, core
+metadata kept for good by the artifact's sha256 (by URL when the index gives no hash), and the
+hash and size of files that had to be downloaded to learn them.
+
+Hand-written rather than hishel: we need three things an HTTP cache library does not give —
+`--offline` answered from the cache with our own error, `--refresh` forcing revalidation, and
+metadata keyed by content hash rather than by URL. What we do take from HTTP is small:
+`Cache-Control: max-age` (a fresh page is used without a request, `no-cache` revalidates,
+`no-store` is not kept) and ETag/Last-Modified revalidation (a 304 reuses the stored body).
+
+Layout under the root (default `platformdirs.user_cache_dir("envspec")`): `v1/pages/<key>.json`
++ `.body`, `v1/metadata/<k[:2]>/<k>.metadata`, `v1/files/<key>.json`. Every write is atomic (a
+temporary file then `os.replace`), so concurrent lockers never see half a file. Keys and stored
+URLs are always credential-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from envspec.errors import OfflineError
+from envspec.index.auth import redact
+from envspec.index.http import Client, Response
+
+OFFLINE_HINT = "run without --offline"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _PageMeta:
+    url: str
+    status: int
+    content_type: str
+    etag: str | None
+    last_modified: str | None
+    stored_at: float
+    max_age: float
+    body_sha256: str
+
+    def fresh(self, now: float) -> bool:
+        return now - self.stored_at < self.max_age
+
+
+def default_root() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("envspec"))
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _cache_policy(headers: Mapping[str, str]) -> tuple[float, bool]:
+    """(max-age in seconds, whether to store at all) from Cache-Control."""
+    value = headers.get("cache-control", "").lower()
+    directives = {d.strip().split("=", 1)[0]: d.strip() for d in value.split(",") if d.strip()}
+    if "no-store" in directives:
+        return 0.0, False
+    if "no-cache" in directives:
+        return 0.0, True
+    match = re.search(r"(?:^|[,\s])max-age=(\d+)", value)
+    return (float(match[1]) if match else 0.0), True
+
+
+class Cache:
+    """Persistent cache of pages, metadata and file hashes. Thread- and process-safe writes."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        offline: bool = False,
+        refresh: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = (root or default_root()) / "v1"
+        self.offline = offline
+        self.refresh = refresh
+        self._clock = clock
+
+    def require_online(self, url: str) -> None:
+        """Refuse the network while offline, naming what was missing (local files are fine)."""
+        if self.offline and not url.startswith("file:"):
+            raise OfflineError(f"offline: {redact(url)} is not in the cache", hint=OFFLINE_HINT)
+
+    # -- pages -----------------------------------------------------------------------------
+    def page(self, client: Client, url: str, accept: str) -> Response:
+        """A project page (200 or 404) from the cache or the index, revalidating as HTTP says."""
+        url = redact(url)
+        if url.startswith("file:"):
+            return client.get(url, {"Accept": accept})
+        key = _key(url, accept)
+        stored = self._load_page(key)
+        if stored is not None and (
+            self.offline or (not self.refresh and stored[0].fresh(self._clock()))
+        ):
+            return _response(*stored)
+        self.require_online(url)
+        headers = {"Accept": accept}
+        if stored is not None and stored[0].etag:
+            headers["If-None-Match"] = stored[0].etag
+        if stored is not None and stored[0].last_modified:
+            headers["If-Modified-Since"] = stored[0].last_modified
+        response = client.get(url, headers)
+        if response.status == 304 and stored is not None:
+            meta, body = stored
+            self._store_page(key, response, _response(meta, body), meta)
+            return _response(meta, body)
+        if response.status in (200, 404):
+            self._store_page(key, response, response, None)
+        return response
+
+    def _pages(self) -> Path:
+        return self.root / "pages"
+
+    def _load_page(self, key: str) -> tuple[_PageMeta, bytes] | None:
+        try:
+            meta = _PageMeta(**json.loads((self._pages() / f"{key}.json").read_text("utf-8")))
+            body = (self._pages() / f"{key}.body").read_bytes()
+        except (OSError, ValueError, TypeError):
+            return None
+        if hashlib.sha256(body).hexdigest() != meta.body_sha256:
+            return None  # a body from another write: treat as missing
+        return meta, body
+
+    def _store_page(
+        self, key: str, answer: Response, page: Response, previous: _PageMeta | None
+    ) -> None:
+        """Keep `page` under `key`, with the validators and freshness of `answer` (the 200, or
+        the 304 that confirmed `page`) over those of `previous`."""
+        max_age, keep = _cache_policy(answer.headers)
+        if not keep:
+            return
+        headers = answer.headers
+        meta = _PageMeta(
+            url=redact(page.url),
+            status=page.status,
+            content_type=page.header("content-type") or "",
+            etag=headers.get("etag") or (previous.etag if previous else None),
+            last_modified=headers.get("last-modified")
+            or (previous.last_modified if previous else None),
+            stored_at=self._clock(),
+            max_age=max_age,
+            body_sha256=hashlib.sha256(page.body).hexdigest(),
+        )
+        if previous is None or previous.body_sha256 != meta.body_sha256:
+            write_atomic(self._pages() / f"{key}.body", page.body)
+        write_atomic(self._pages() / f"{key}.json", json.dumps(asdict(meta)).encode())
+
+    # -- metadata --------------------------------------------------------------------------
+    def _metadata_path(self, key: str) -> Path:
+        digest = key if re.fullmatch(r"[0-9a-f]{64}", key) else "url-" + _key(redact(key))
+        return self.root / "metadata" / digest[:2] / f"{digest}.metadata"
+
+    def load_metadata(self, key: str) -> bytes | None:
+        """Raw core metadata stored under an artifact's sha256 (or its URL)."""
+        try:
+            return self._metadata_path(key).read_bytes()
+        except OSError:
+            return None
+
+    def store_metadata(self, key: str, data: bytes) -> None:
+        write_atomic(self._metadata_path(key), data)
+
+    # -- file hashes -----------------------------------------------------------------------
+    def _file_path(self, url: str) -> Path:
+        return self.root / "files" / f"{_key(redact(url))}.json"
+
+    def load_file_info(self, url: str) -> tuple[str, int] | None:
+        """(sha256, size) of a file downloaded earlier to hash it."""
+        try:
+            info: dict[str, Any] = json.loads(self._file_path(url).read_text("utf-8"))
+            return str(info["sha256"]), int(info["size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def store_file_info(self, url: str, sha256: str, size: int) -> None:
+        data = {"url": redact(url), "sha256": sha256, "size": size}
+        write_atomic(self._file_path(url), json.dumps(data).encode())
+
+
+def _response(meta: _PageMeta, body: bytes) -> Response:
+    headers = {"content-type": meta.content_type} if meta.content_type else {}
+    return Response(url=meta.url, status=meta.status, headers=headers, body=body)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so readers see the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,258 @@
+"""The index API the resolver uses: which files an index has for a name, which index a name is
+routed to, each artifact's metadata and hash, and concurrent prefetching of all of those.
+
+Every piece of work has a key and runs once: the first caller (a prefetch worker or a blocking
+call) claims the key and runs it in its own thread, later callers wait on the same future. A
+waiter only ever waits on a thread that is already running its work, so prefetches and
+blocking calls mix without deadlock; results (and final errors) stay memoized for the
+Finder's life. Credentials are taken off index URLs here, once; everything past this point —
+artifact URLs, cache keys, logs, errors — is credential-free.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from envspec.errors import IndexError_
+from envspec.index import metadata as md
+from envspec.index.auth import Credentials, expand_env, redact
+from envspec.index.cache import Cache
+from envspec.index.http import Client
+from envspec.index.simple import ACCEPT, for_project, parse_page
+from envspec.model import Artifact, DistMetadata, Index
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FinderStats:
+    """What a Finder cost: requests sent, body bytes received, metadata files fetched (not
+    from cache), whole-file downloads (metadata fallbacks, sdists, hashing)."""
+
+    requests: int
+    bytes_downloaded: int
+    metadata_fetched: int
+    full_downloads: int
+
+
+class _Once:
+    """Run each key's work once; concurrent callers of the same key share its future."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[Hashable, Future[Any]] = {}
+
+    def run(self, key: Hashable, work: Callable[[], T]) -> T:
+        with self._lock:
+            future = self._futures.get(key)
+            owner = future is None
+            if future is None:
+                future = self._futures[key] = Future()
+        if owner:
+            try:
+                future.set_result(work())
+            except BaseException as exc:
+                future.set_exception(exc)
+        return cast(T, future.result())
+
+
+def _clean_index(index: Index, environ: Mapping[str, str]) -> tuple[Index, Index]:
+    """(index with `${VAR}`s expanded, for credentials; the same without credentials, with a
+    local flat path turned into a file:// folder URL)."""
+    expanded = expand_env(index.url, environ, context=f"indexes.{index.name}")
+    full = Index(name=index.name, url=expanded, explicit=index.explicit, flat=index.flat)
+    url = redact(full.url)
+    if len(urlsplit(url).scheme) <= 1:  # a path (or a Windows drive letter)
+        url = Path(url).resolve().as_uri()
+    if index.flat and url.startswith("file:") and Path(urlsplit(url).path).is_dir():
+        url = url.rstrip("/") + "/"
+    clean = Index(name=index.name, url=url, explicit=index.explicit, flat=index.flat)
+    return full, clean
+
+
+class Finder:
+    """Files, routing, metadata and hashes from the spec's indexes; thread-safe."""
+
+    def __init__(
+        self,
+        indexes: Sequence[Index],
+        *,
+        cache_dir: Path | None = None,
+        offline: bool = False,
+        refresh: bool = False,
+        environ: Mapping[str, str] | None = None,
+        workers: int = 16,
+        retries: int = 3,
+        backoff: float = 0.2,
+        timeout: float = 30.0,
+    ) -> None:
+        environ = os.environ if environ is None else environ
+        pairs = [_clean_index(index, environ) for index in indexes]
+        self._indexes = {clean.name: clean for _, clean in pairs}
+        self._order = [clean for _, clean in pairs]
+        credentials = Credentials([full for full, _ in pairs], environ)
+        self._client = Client(
+            credentials, retries=retries, backoff=backoff, timeout=timeout, maxsize=workers
+        )
+        self._cache = Cache(cache_dir, offline=offline, refresh=refresh)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="envspec-index")
+        self._once = _Once()
+        self._lock = threading.Lock()
+        self._metadata_fetched = 0
+        self._full_downloads = 0
+
+    # -- files and routing -----------------------------------------------------------------
+    def files(self, name: NormalizedName, index: Index) -> list[Artifact]:
+        """The files `index` lists for `name`; [] when it does not have the name."""
+        return list(self._listing(canonicalize_name(name), self._known(index))[1])
+
+    def route(self, name: NormalizedName, routed: str | None) -> Index | None:
+        """The index `name` comes from: the explicit one it is routed to, else the first
+        non-explicit index (in spec order) that has the name at all."""
+        if routed is not None:
+            if routed not in self._indexes:
+                raise IndexError_(f"unknown index '{routed}'")
+            return self._indexes[routed]
+        wanted = canonicalize_name(name)
+        for index in self._order:
+            if not index.explicit and self._listing(wanted, index)[0]:
+                return index
+        return None
+
+    def _known(self, index: Index) -> Index:
+        return self._indexes.get(index.name) or _clean_index(index, {})[1]
+
+    def _listing(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
+        if index.flat:
+            every = self._once.run(("flat", index.url), lambda: self._flat(index))
+            found = tuple(for_project(every, name))
+            return bool(found), found
+        return self._once.run(("files", index.url, name), lambda: self._project(name, index))
+
+    def _project(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
+        page = self._cache.page(self._client, f"{index.url}{name}/", ACCEPT)
+        if page.status in (404, 410):
+            return False, ()
+        found = parse_page(page.body, page.header("content-type") or "", page.url, name)
+        log.debug("%s: %d files for %s", redact(page.url), len(found), name)
+        return True, tuple(found)
+
+    def _flat(self, index: Index) -> tuple[Artifact, ...]:
+        page = self._cache.page(self._client, index.url, "text/html")
+        if page.status != 200:
+            raise IndexError_(
+                f"GET {redact(index.url)} failed: HTTP {page.status}",
+                context=f"indexes.{index.name}",
+            )
+        return tuple(parse_page(page.body, "text/html", page.url))
+
+    # -- metadata and hashes ---------------------------------------------------------------
+    def metadata(self, artifact: Artifact) -> DistMetadata:
+        """The core metadata of `artifact` (memoized, persistently cached by its hash)."""
+        key = artifact.sha256 or redact(artifact.url)
+        return self._once.run(("metadata", key), lambda: self._load_metadata(artifact, key))
+
+    def _load_metadata(self, artifact: Artifact, key: str) -> DistMetadata:
+        source = redact(artifact.url)
+        data = self._cache.load_metadata(key)
+        if data is not None:
+            return md.parse_metadata(data, source, artifact)
+        self._cache.require_online(artifact.url)
+        fetched = md.fetch(self._client, artifact)
+        with self._lock:
+            self._metadata_fetched += 1
+            self._full_downloads += fetched.how in ("full", "sdist")
+        parsed = md.parse_metadata(fetched.data, source, artifact)
+        self._cache.store_metadata(key, fetched.data)
+        return parsed
+
+    def ensure_hash(self, artifact: Artifact) -> Artifact:
+        """`artifact` with sha256 and size filled in: the size by HEAD when the index gave a
+        hash, else sha256 and size by streaming the file once (remembered in the cache)."""
+        if artifact.sha256 and artifact.size is not None:
+            return artifact
+        url = redact(artifact.url)
+        sha256, size = self._once.run(("hash", url), lambda: self._hash(artifact, url))
+        if artifact.sha256 and artifact.sha256 != sha256:
+            raise IndexError_(
+                f"{url}: sha256 {sha256} does not match the index's {artifact.sha256}"
+            )
+        return artifact.with_(sha256=sha256, size=size)
+
+    def _hash(self, artifact: Artifact, url: str) -> tuple[str, int]:
+        stored = self._cache.load_file_info(url)
+        if stored is not None:
+            return stored
+        self._cache.require_online(url)
+        if artifact.sha256:
+            try:
+                length = self._client.head(url).header("content-length")
+            except IndexError_:  # some servers refuse HEAD: hash the file instead
+                length = None
+            if length is not None and length.isdigit():
+                self._cache.store_file_info(url, artifact.sha256, int(length))
+                return artifact.sha256, int(length)
+        sha256, size = self._client.stream_to(url)
+        with self._lock:
+            self._full_downloads += 1
+        self._cache.store_file_info(url, sha256, size)
+        return sha256, size
+
+    # -- prefetching -----------------------------------------------------------------------
+    def prefetch_files(self, names: Iterable[tuple[NormalizedName, str | None]]) -> None:
+        """Start fetching the routed listings of `names` (name, routed index or None)."""
+        for name, routed in names:
+            self._pool.submit(self._quietly, self._prefetch_route, name, routed)
+
+    def _prefetch_route(self, name: NormalizedName, routed: str | None) -> None:
+        index = self.route(name, routed)
+        if index is not None:
+            self.files(name, index)
+
+    def prefetch_metadata(self, artifacts: Iterable[Artifact]) -> None:
+        """Start fetching the metadata of `artifacts`."""
+        for artifact in artifacts:
+            self._pool.submit(self._quietly, self.metadata, artifact)
+
+    @staticmethod
+    def _quietly(work: Callable[..., object], *args: Any) -> None:
+        # A prefetch's error is kept in its key's future and raised to the blocking caller.
+        try:
+            work(*args)
+        except Exception as exc:
+            log.debug("prefetch failed: %s", exc)
+
+    # -- housekeeping ----------------------------------------------------------------------
+    @property
+    def stats(self) -> FinderStats:
+        with self._lock:
+            return FinderStats(
+                requests=self._client.stats.requests,
+                bytes_downloaded=self._client.stats.bytes_downloaded,
+                metadata_fetched=self._metadata_fetched,
+                full_downloads=self._full_downloads,
+            )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+    def __enter__(self) -> Finder:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

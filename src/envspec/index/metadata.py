@@ -1,0 +1,288 @@
+"""The core metadata of one artifact, fetched the cheapest way that works, and parsed leniently.
+
+Order: the PEP 658/714 `<url>.metadata` sidecar when the index advertises one (its hash checked
+when given); for wheels, HTTP range reads of the zip (the last 64 KiB — end-of-central-directory
+and usually the whole directory — then the one `*.dist-info/METADATA` member), falling back to
+the whole file when the server ignores Range; for sdists, `PKG-INFO`, trusted only when it is
+static (Metadata-Version ≥ 2.2, neither Requires-Dist nor Requires-Python `Dynamic`).
+
+The lazy zip reader is ours: pip's `lazy_wheel` is internal and no maintained library reads a
+remote zip by ranges. It is a small seekable file over range requests handed to `zipfile`.
+Parsing uses `packaging.metadata.parse_email`, which tolerates the mess real METADATA holds
+(torch's included); we check and convert only the fields resolution needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from typing import IO, Literal
+
+from packaging.metadata import parse_email
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from envspec.errors import MetadataError
+from envspec.index.auth import redact
+from envspec.index.http import Client, Response
+from envspec.index.simple import parse_filename
+from envspec.model import Artifact, DistMetadata
+
+log = logging.getLogger(__name__)
+
+TAIL = 1 << 16
+How = Literal["sidecar", "range", "full", "sdist"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Fetched:
+    """Raw core metadata and how it was obtained ("full" and "sdist" downloaded the file)."""
+
+    data: bytes
+    how: How
+
+
+def parse_metadata(data: bytes, source: str, artifact: Artifact | None = None) -> DistMetadata:
+    """`DistMetadata` from METADATA/PKG-INFO bytes; `source` names them in errors. With
+    `artifact`, name and version must agree with its filename."""
+    raw, _unparsed = parse_email(data)
+    name, version = raw.get("name"), raw.get("version")
+    if not name or not version:
+        raise MetadataError(f"{source}: metadata has no Name or Version")
+    try:
+        parsed_version = Version(version)
+    except InvalidVersion as exc:
+        raise MetadataError(f"{source}: invalid Version '{version}'") from exc
+    if artifact is not None:
+        _check_identity(canonicalize_name(name), parsed_version, artifact, source)
+    return DistMetadata(
+        name=canonicalize_name(name),
+        version=parsed_version,
+        requires_dist=tuple(_requirements(raw.get("requires_dist", []), source)),
+        requires_python=_requires_python(raw.get("requires_python", ""), source),
+        provides_extra=tuple(canonicalize_name(e) for e in raw.get("provides_extra", [])),
+    )
+
+
+def _check_identity(name: NormalizedName, version: Version, artifact: Artifact, src: str) -> None:
+    parsed = parse_filename(artifact.filename)
+    if parsed is None:
+        return
+    if parsed[0] != name or parsed[1] != version:
+        raise MetadataError(
+            f"{src}: metadata says {name} {version} but the file is {parsed[0]} {parsed[1]}"
+        )
+
+
+def _requirements(lines: list[str], source: str) -> list[Requirement]:
+    out = []
+    for line in lines:
+        try:
+            out.append(Requirement(line))
+        except InvalidRequirement as exc:
+            raise MetadataError(f"{source}: invalid Requires-Dist '{line}'") from exc
+    return out
+
+
+def _requires_python(value: str, source: str) -> str:
+    try:
+        return str(SpecifierSet(value)) if value else ""
+    except InvalidSpecifier:
+        log.warning("%s: ignoring invalid Requires-Python %r", source, value)
+        return ""
+
+
+def fetch(client: Client, artifact: Artifact) -> Fetched:
+    """The raw core metadata of `artifact`, by sidecar, range reads or download."""
+    if artifact.metadata is not None:
+        data = _sidecar(client, artifact)
+        if data is not None:
+            return Fetched(data=data, how="sidecar")
+    if artifact.kind == "wheel":
+        return _wheel(client, artifact)
+    return Fetched(data=_sdist(client, artifact), how="sdist")
+
+
+def _sidecar(client: Client, artifact: Artifact) -> bytes | None:
+    url = artifact.url + ".metadata"
+    response = client.get(url)
+    if response.status != 200:
+        log.warning(
+            "%s advertised but HTTP %d; reading the file instead", redact(url), response.status
+        )
+        return None
+    expected = (artifact.metadata or "").partition("sha256=")[2]
+    if expected:
+        got = hashlib.sha256(response.body).hexdigest()
+        if got != expected:
+            raise MetadataError(
+                f"{redact(url)}: sha256 {got} does not match the index's {expected}",
+                hint="the index serves a corrupt .metadata file; try again later or report it",
+            )
+    return response.body
+
+
+# -- wheels: range reads -------------------------------------------------------------------
+
+
+def _wheel(client: Client, artifact: Artifact) -> Fetched:
+    tail = client.get_range(artifact.url, suffix=TAIL)
+    total = _total_size(tail)
+    if tail.status == 206 and total is not None:
+        remote = _RangeFile(client, artifact.url, total, tail.body)
+        return Fetched(data=_read_metadata(remote, artifact), how="range")
+    if tail.status == 200:
+        log.info("downloading whole wheel %s for metadata", artifact.filename)
+        body = tail.body
+    else:  # 416 or a 206 without a usable Content-Range: take the whole file
+        log.info("downloading whole wheel %s for metadata", artifact.filename)
+        body = _whole(client, artifact)
+    return Fetched(data=_read_metadata(io.BytesIO(body), artifact), how="full")
+
+
+def _total_size(response: Response) -> int | None:
+    match = re.fullmatch(r"bytes \d+-\d+/(\d+)", (response.header("content-range") or "").strip())
+    return int(match[1]) if match else None
+
+
+def _whole(client: Client, artifact: Artifact) -> bytes:
+    response = client.get(artifact.url, {"Accept-Encoding": "identity"})
+    if response.status != 200:
+        raise MetadataError(f"GET {redact(artifact.url)} failed: HTTP {response.status}")
+    return response.body
+
+
+def _read_metadata(fileobj: IO[bytes] | _RangeFile, artifact: Artifact) -> bytes:
+    source = redact(artifact.url)
+    try:
+        with zipfile.ZipFile(fileobj) as zf:
+            member = _metadata_member(zf, artifact, source)
+            if isinstance(fileobj, _RangeFile):
+                fileobj.prefetch(*_member_span(zf, member))
+            return zf.read(member)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise MetadataError(f"{source}: not a readable wheel ({exc})") from exc
+
+
+def _metadata_member(zf: zipfile.ZipFile, artifact: Artifact, source: str) -> zipfile.ZipInfo:
+    found = [i for i in zf.infolist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", i.filename)]
+    if len(found) > 1:
+        parsed = parse_filename(artifact.filename)
+        wanted = parsed[0] if parsed else ""
+        found = [i for i in found if canonicalize_name(i.filename.split("-")[0]) == wanted]
+    if len(found) != 1:
+        raise MetadataError(f"{source}: wheel has no single .dist-info/METADATA")
+    return found[0]
+
+
+def _member_span(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[int, int]:
+    """Bytes [start, end) holding `member`'s local header and data: up to the next member."""
+    later = [i.header_offset for i in zf.infolist() if i.header_offset > member.header_offset]
+    end = min(later) if later else zf.start_dir
+    return member.header_offset, int(end)
+
+
+class _RangeFile(io.RawIOBase):
+    """A read-only seekable view of a remote file, fetching missing bytes by range requests."""
+
+    def __init__(self, client: Client, url: str, size: int, tail: bytes) -> None:
+        super().__init__()
+        self._client, self._url, self._size, self._pos = client, url, size, 0
+        self._chunks: list[tuple[int, bytes]] = [(size - len(tail), tail)]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        want = min(len(buffer), self._size - self._pos)
+        if want <= 0:
+            return 0
+        data = self._slice(self._pos, self._pos + want)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def prefetch(self, start: int, end: int) -> None:
+        """Make bytes [start, end) local with one request."""
+        self._slice(start, end)
+
+    def _slice(self, start: int, end: int) -> bytes:
+        for offset, chunk in self._chunks:
+            if offset <= start and end <= offset + len(chunk):
+                return chunk[start - offset : end - offset]
+        response = self._client.get_range(self._url, start, end - 1)
+        if response.status != 206 or len(response.body) != end - start:
+            raise OSError(f"range {start}-{end - 1} answered HTTP {response.status}")
+        self._chunks.append((start, response.body))
+        return response.body
+
+
+# -- sdists --------------------------------------------------------------------------------
+
+
+def _sdist(client: Client, artifact: Artifact) -> bytes:
+    source = redact(artifact.url)
+    with tempfile.TemporaryFile() as tmp:
+        client.stream_to(artifact.url, tmp)
+        tmp.seek(0)
+        pkg_info = _pkg_info(tmp, artifact.filename, source)
+    return _static_or_raise(pkg_info, artifact.filename)
+
+
+def _pkg_info(fileobj: IO[bytes], filename: str, source: str) -> bytes | None:
+    try:
+        if filename.endswith(".zip"):
+            with zipfile.ZipFile(fileobj) as zf:
+                names = [n for n in zf.namelist() if re.fullmatch(r"[^/]+/PKG-INFO", n)]
+                return zf.read(names[0]) if names else None
+        with tarfile.open(fileobj=fileobj, mode="r:*") as tf:
+            for info in tf:
+                if info.isfile() and re.fullmatch(r"[^/]+/PKG-INFO", info.name):
+                    member = tf.extractfile(info)
+                    return member.read() if member else None
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise MetadataError(f"{source}: not a readable sdist ({exc})") from exc
+    return None
+
+
+def _static_or_raise(pkg_info: bytes | None, filename: str) -> bytes:
+    hint = "source builds are not supported yet; use a wheel or [resolution.dependency-metadata]"
+    if pkg_info is None:
+        raise MetadataError(f"{filename} has no PKG-INFO; it needs a PEP 517 build", hint=hint)
+    raw, _ = parse_email(pkg_info)
+    version = raw.get("metadata_version", "1.0")
+    try:
+        static = Version(version) >= Version("2.2")
+    except InvalidVersion:
+        static = False
+    if not static:
+        raise MetadataError(
+            f"{filename} has Metadata-Version {version} (< 2.2); it needs a PEP 517 build",
+            hint=hint,
+        )
+    dynamic = {d.lower() for d in raw.get("dynamic", [])}
+    if dynamic & {"requires-dist", "requires-python"}:
+        fields = ", ".join(sorted(dynamic & {"requires-dist", "requires-python"}))
+        raise MetadataError(
+            f"{filename} declares {fields} dynamic; it needs a PEP 517 build", hint=hint
+        )
+    return pkg_info

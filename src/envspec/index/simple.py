@@ -1,0 +1,177 @@
+"""Parsing of index listings into `Artifact`s: PEP 691 JSON and PEP 503 HTML project pages and
+flat find-links pages (a local folder arrives here as an HTML listing made by `http`). Pure: bytes
+and a base URL in, values out.
+
+Hand-written over `html.parser` and `json` (pip's and uv's parsers are internal): the rules are
+short — hrefs resolved with urljoin against the page URL (or a `<base>`), `%2B` unquoted in
+filenames, an optional `#sha256=` fragment, `data-yanked`, `data-requires-python` and
+`data-dist-info-metadata`/`data-core-metadata` attributes (PEP 592/503/658/714).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from envspec.errors import IndexError_
+from envspec.model import Artifact, ArtifactKind
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+SDIST_SUFFIXES = (".tar.gz", ".zip")
+
+
+def parse_filename(filename: str) -> tuple[NormalizedName, Version, ArtifactKind] | None:
+    """Project name, version and kind of a wheel or sdist filename; None for anything else."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _build, _tags = parse_wheel_filename(filename)
+            return name, version, "wheel"
+        if filename.endswith(SDIST_SUFFIXES):
+            stem = filename[: -len(".tar.gz")] if filename.endswith(".tar.gz") else filename[:-4]
+            name, version = parse_sdist_filename(stem + ".tar.gz")
+            return name, version, "sdist"
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+    return None
+
+
+def parse_page(
+    body: bytes, content_type: str, url: str, project: str | None = None
+) -> list[Artifact]:
+    """The artifacts of a project page (JSON or HTML by content type), or of a flat listing
+    when `project` names the project to keep."""
+    if content_type.split(";", maxsplit=1)[0].strip().lower() == JSON_TYPE:
+        found = parse_json(body, url)
+    else:
+        found = parse_html(body, url)
+    return found if project is None else for_project(found, project)
+
+
+def for_project(artifacts: Iterable[Artifact], project: str) -> list[Artifact]:
+    wanted = canonicalize_name(project)
+    return [a for a in artifacts if (parsed := parse_filename(a.filename)) and parsed[0] == wanted]
+
+
+def parse_json(body: bytes, url: str) -> list[Artifact]:
+    """A PEP 691 project page."""
+    try:
+        page = json.loads(body)
+        files = page["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IndexError_(f"{url}: not a PEP 691 project page ({exc.__class__.__name__})") from exc
+    out = []
+    for item in files:
+        artifact = _json_artifact(item, url)
+        if artifact is not None:
+            out.append(artifact)
+    return out
+
+
+def _json_artifact(item: Mapping[str, Any], base: str) -> Artifact | None:
+    filename = str(item.get("filename", ""))
+    parsed = parse_filename(filename)
+    if parsed is None or not item.get("url"):
+        return None
+    yanked = item.get("yanked", False)
+    metadata = item.get("core-metadata", item.get("dist-info-metadata"))
+    size = item.get("size")
+    return Artifact(
+        filename=filename,
+        url=urldefrag(urljoin(base, str(item["url"])))[0],
+        kind=parsed[2],
+        sha256=_sha256((item.get("hashes") or {}).get("sha256")),
+        size=size if isinstance(size, int) else None,
+        requires_python=item.get("requires-python") or None,
+        yanked=None if yanked is False or yanked is None else ("" if yanked is True else yanked),
+        upload_time=item.get("upload-time") or None,
+        metadata=_json_metadata(metadata),
+    )
+
+
+def _json_metadata(value: object) -> str | None:
+    if isinstance(value, Mapping):
+        digest = _sha256(value.get("sha256"))
+        return f"sha256={digest}" if digest else "true"
+    return "true" if value is True else None
+
+
+def _sha256(value: object) -> str | None:
+    if isinstance(value, str) and len(value) == 64:
+        return value.lower()
+    return None
+
+
+def parse_html(body: bytes, url: str) -> list[Artifact]:
+    """A PEP 503 project page or a flat find-links page."""
+    parser = _LinkParser()
+    parser.feed(body.decode("utf-8", errors="replace"))
+    parser.close()
+    base = urljoin(url, parser.base) if parser.base else url
+    out = []
+    for attrs in parser.links:
+        artifact = _html_artifact(attrs, base)
+        if artifact is not None:
+            out.append(artifact)
+    return out
+
+
+def _html_artifact(attrs: Mapping[str, str | None], base: str) -> Artifact | None:
+    href = attrs.get("href")
+    if not href:
+        return None
+    target, fragment = urldefrag(urljoin(base, href))
+    filename = unquote(urlsplit(target).path.rsplit("/", 1)[-1])
+    parsed = parse_filename(filename)
+    if parsed is None:
+        return None
+    metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata", False))
+    return Artifact(
+        filename=filename,
+        url=target,
+        kind=parsed[2],
+        sha256=_fragment_sha256(fragment),
+        requires_python=attrs.get("data-requires-python") or None,
+        yanked=None if "data-yanked" not in attrs else (attrs["data-yanked"] or ""),
+        metadata=_html_metadata(metadata),
+    )
+
+
+def _fragment_sha256(fragment: str) -> str | None:
+    name, _, value = fragment.partition("=")
+    return _sha256(value) if name.lower() == "sha256" else None
+
+
+def _html_metadata(value: str | bool | None) -> str | None:
+    if value is False:
+        return None
+    name, _, digest = (value if isinstance(value, str) and value else "true").partition("=")
+    if name.lower() == "sha256" and _sha256(digest):
+        return f"sha256={digest.lower()}"
+    return None if name.lower() == "false" else "true"
+
+
+class _LinkParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[dict[str, str | None]] = []
+        self.base: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.links.append(dict(attrs))
+        elif tag == "base" and self.base is None:
+            self.base = dict(attrs).get("href")

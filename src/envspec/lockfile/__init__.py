@@ -1,0 +1,119 @@
+"""The lockfile: `model.Lock` ⇄ PEP 751 ``locks/pylock.<target>.toml`` (DESIGN.md §6).
+
+`dump_lock` (module `dump`) and `parse_lock` (module `parse`) are pure; `load_lock` and
+`write_lock`, here, are the file edges.
+Writing uses `tomlkit` because its output layout can be controlled (one ``[[packages]]`` block
+per package, one wheel and one phase per line, inputs as sub-tables with sorted keys) and is
+stable, so locking twice gives the same bytes. Reading uses `tomllib` (via `tomlread`) with
+our own field checks rather than `packaging.pylock`, whose errors name no file and which knows
+nothing of ``[tool.envspec]``; the tests validate every dumped lock with `packaging.pylock`.
+
+What a lock holds: one file per package (a wheel or an sdist, as `model.Artifact`: name, URL,
+size, sha256, upload time) or a git source (``[packages.vcs]``); ``[packages.tool.envspec]``
+with the package's phase and who required it; ``[tool.envspec]`` with the target, the phases
+and the inputs the lock was made from. Index listing details (yanked, requires-python of the
+file, PEP 658 metadata) are not recorded. Packages are sorted by name, ``required-by`` is
+sorted, user names and passwords are removed from every URL (except an ssh account name), and
+upload times are written as UTC TOML date-times (read back as ``...Z`` strings). Inputs may
+hold strings, integers, floats, booleans, arrays and tables (no None: TOML has no null).
+Reading ignores keys it does not know (a newer 1.x lock may add some).
+
+Errors are `LockFileError` (exit 2); ``str(error)`` is ``<file>: <path>: <message>``:
+
+- ``<file>:<line>:<col>: invalid TOML: <tomllib's reason>``
+- ``<file>: invalid lock-version 'x'`` ·
+  ``<file>: unsupported lock-version '2.0' (this envspec reads 1.x)``, hint
+  ``upgrade envspec to read this lock``; a newer 1.x logs the warning
+  ``<file>: lock-version 1.3 is newer than 1.0; fields this envspec does not know are
+  ignored`` on the ``envspec`` logger
+- ``<file>: missing required table [tool.envspec]`` ·
+  ``<file>: packages[3]: missing required table [packages.tool.envspec]``
+- ``<file>: packages[3]: missing required key 'version'`` · ``...: expected a string, got
+  integer`` (the generic `tomlread` messages, with the field's path)
+- ``<file>: packages[3].name: package name 'Foo_Bar' is not normalized`` ·
+  ``<file>: packages[3].version: invalid version '1..0'`` ·
+  ``<file>: environments[0]: invalid marker 'x'`` ·
+  ``<file>: requires-python: invalid requires-python 'x'``
+- ``<file>: packages[3]: no source: expected one of wheels, sdist, vcs`` ·
+  ``<file>: packages[3]: more than one source: wheels, sdist`` ·
+  ``<file>: packages[3]: unsupported source 'directory' (envspec locks hold wheels, sdist or
+  vcs)`` · ``<file>: packages[3].wheels: expected exactly one wheel, got 2`` ·
+  ``<file>: packages[3].vcs.type: unsupported vcs type 'hg'``
+
+`dump_lock` refuses a package without a source or a file without a sha256 hash
+(``cannot lock 'x' 1.0: no artifact or git source`` / ``cannot lock 'f.whl' without a sha256
+hash``, context ``lock for <target>``) and inputs it cannot write
+(``tool.envspec.inputs.a.b[1]: cannot write NoneType to a lock``); `load_lock` raises
+`StaleLockError` (``<file>: no lock file``, exit 3) for a missing file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from envspec.errors import LockFileError, StaleLockError
+from envspec.lockfile.dump import CREATED_BY, LOCK_VERSION, dump_lock
+from envspec.lockfile.parse import parse_lock
+from envspec.model import Lock
+
+__all__ = [
+    "CREATED_BY",
+    "LOCK_VERSION",
+    "dump_lock",
+    "load_lock",
+    "lock_path",
+    "parse_lock",
+    "write_lock",
+]
+
+
+def lock_path(project_dir: Path, target: str) -> Path:
+    """Where the lock for `target` lives in a project."""
+    return project_dir / "locks" / f"pylock.{target}.toml"
+
+
+def load_lock(path: Path) -> Lock:
+    """Read and check the lock at `path`; a missing file is a `StaleLockError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise StaleLockError(
+            "no lock file", context=str(path), hint="run 'envspec lock' to write it"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise LockFileError(f"cannot read the lock: {reason}", context=str(path)) from exc
+    return parse_lock(text, path=str(path))
+
+
+def write_lock(path: Path, lock: Lock) -> bool:
+    """Write the lock atomically; False, and nothing written, when the bytes are unchanged."""
+    data = dump_lock(lock).encode("utf-8")
+    mode = 0o644  # mkstemp makes files 0600; a lock is meant to be shared
+    try:
+        if path.read_bytes() == data:
+            return False
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise LockFileError(f"cannot read the lock: {exc.strerror}", context=str(path)) from exc
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise LockFileError(f"cannot write the lock: {exc.strerror}", context=str(path)) from exc
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise LockFileError(f"cannot write the lock: {exc.strerror}", context=str(path)) from exc
+    return True

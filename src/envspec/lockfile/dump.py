@@ -1,0 +1,177 @@
+"""`Lock` → PEP 751 TOML text, laid out for review: see the package docstring."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import tomlkit
+from tomlkit.items import AoT, Array, InlineTable, Item
+from tomlkit.items import Table as TomlTable
+
+from envspec.errors import LockFileError
+from envspec.model import Artifact, Lock, LockedPackage, LockedPhase, strip_credentials
+from envspec.tomlread import parse_datetime
+
+LOCK_VERSION = "1.0"
+CREATED_BY = "envspec"
+_ONE_LINE = 88  # an array longer than this when written on one line gets one item per line
+
+
+def dump_lock(lock: Lock) -> str:
+    """The lock as PEP 751 TOML: deterministic, sorted, without timestamps or credentials."""
+    doc = tomlkit.document()
+    doc["lock-version"] = LOCK_VERSION
+    if lock.environments:
+        doc["environments"] = list(lock.environments)
+    if lock.requires_python:
+        doc["requires-python"] = lock.requires_python
+    doc["created-by"] = CREATED_BY
+    packages = sorted(lock.packages, key=lambda p: (p.name, p.version))
+    if packages:
+        doc["packages"] = AoT([_package_table(lock, p) for p in packages])
+    else:
+        doc["packages"] = tomlkit.array()
+    envspec = tomlkit.table()
+    envspec["target"] = lock.target
+    envspec["phases"] = _lines([_phase_entry(phase) for phase in lock.phases])
+    envspec["inputs"] = _table(lock.inputs, "tool.envspec.inputs")
+    doc["tool"] = _super(envspec=envspec)
+    return tomlkit.dumps(doc)
+
+
+def _package_table(lock: Lock, package: LockedPackage) -> TomlTable:
+    table = tomlkit.table()
+    table["name"] = package.name
+    table["version"] = str(package.version)
+    if package.index:
+        table["index"] = _public(package.index)
+    where = f"lock for {lock.target}"
+    if package.vcs is not None and package.artifact is None:
+        vcs = tomlkit.table()
+        vcs["type"] = "git"
+        vcs["url"] = _public(package.vcs.url)
+        if package.vcs.requested_revision is not None:
+            vcs["requested-revision"] = package.vcs.requested_revision
+        vcs["commit-id"] = package.vcs.commit_id
+        table["vcs"] = vcs
+    elif package.artifact is not None and package.vcs is None:
+        file = _file_entry(package.artifact, where)
+        if package.artifact.kind == "wheel":
+            table["wheels"] = _lines([file], always=True)
+        else:
+            table["sdist"] = _block(file)
+    else:
+        problem = (
+            "both an artifact and a git source" if package.vcs else "no artifact or git source"
+        )
+        raise LockFileError(
+            f"cannot lock '{package.name}' {package.version}: {problem}", context=where
+        )
+    envspec = tomlkit.table()
+    envspec["phase"] = package.phase
+    envspec["required-by"] = sorted(package.required_by)
+    table["tool"] = _super(envspec=envspec)
+    return table
+
+
+def _file_entry(artifact: Artifact, where: str) -> InlineTable:
+    if not artifact.sha256:
+        raise LockFileError(
+            f"cannot lock '{artifact.filename}' without a sha256 hash",
+            context=where,
+            hint="the resolver must hash files whose index gives no hash",
+        )
+    entry = tomlkit.inline_table()
+    entry["name"] = artifact.filename
+    entry["url"] = _public(artifact.url)
+    if artifact.size is not None:
+        entry["size"] = artifact.size
+    uploaded = parse_datetime(artifact.upload_time or "")
+    if isinstance(uploaded, dt.datetime):  # PEP 700 times are UTC; an unreadable one is left out
+        zone = uploaded.tzinfo or dt.timezone.utc
+        entry["upload-time"] = uploaded.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+    hashes = tomlkit.inline_table()
+    hashes["sha256"] = artifact.sha256
+    entry["hashes"] = hashes
+    return entry
+
+
+def _phase_entry(phase: LockedPhase) -> InlineTable:
+    entry = tomlkit.inline_table()
+    entry["name"] = phase.name
+    if phase.index is not None:
+        entry["index"] = phase.index
+    if phase.optional:
+        entry["optional"] = True
+    if phase.skipped is not None:
+        entry["skipped"] = phase.skipped
+    return entry
+
+
+def _public(url: str) -> str:
+    """`url` without credentials; ssh's user ("git@") is an account name, not a secret."""
+    return url if urlsplit(url).scheme.endswith("ssh") else strip_credentials(url)
+
+
+def _super(**tables: TomlTable) -> TomlTable:
+    # a super table writes no [tool] header of its own, only [tool.envspec]
+    table = tomlkit.table(is_super_table=True)
+    for key, value in tables.items():
+        table[key] = value
+    return table
+
+
+def _block(entry: InlineTable) -> TomlTable:
+    table = tomlkit.table()
+    for key, value in entry.items():
+        table[key] = value
+    return table
+
+
+def _lines(items: list[Any], *, always: bool = False) -> Array:
+    array = tomlkit.array()
+    array.extend(items)
+    if always or len(array.as_string()) > _ONE_LINE:
+        array.multiline(True)
+    return array
+
+
+def _table(mapping: Mapping[str, Any], path: str) -> TomlTable:
+    """A nested mapping as sub-tables, keys sorted; tables after plain values, as TOML needs."""
+    table = tomlkit.table()
+    nested: list[tuple[str, TomlTable | AoT]] = []
+    for key in sorted(mapping):
+        value = mapping[key]
+        if isinstance(value, Mapping):
+            nested.append((key, _table(value, f"{path}.{key}")))
+        elif _is_tables(value):
+            nested.append((key, AoT([_table(v, f"{path}.{key}") for v in value])))
+        else:
+            table[key] = _value(value, f"{path}.{key}")
+    for key, item in nested:
+        table[key] = item
+    return table
+
+
+def _is_tables(value: Any) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and bool(value)
+        and all(isinstance(v, Mapping) for v in value)
+    )
+
+
+def _value(value: Any, path: str) -> Item | str | int | float | bool:
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return _lines([_value(v, f"{path}[{i}]") for i, v in enumerate(value)])
+    if isinstance(value, Mapping):
+        entry = tomlkit.inline_table()
+        for key in sorted(value):
+            entry[key] = _value(value[key], f"{path}.{key}")
+        return entry
+    raise LockFileError(f"cannot write {type(value).__name__} to a lock", context=path)

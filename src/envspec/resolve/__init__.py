@@ -1,0 +1,1 @@
+"""Resolution: a spec and a target become a lock."""

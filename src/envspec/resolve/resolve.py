@@ -1,0 +1,280 @@
+"""Spec × Target → Lock: one resolution over every phase that applies to the target.
+
+All phases land in one environment, so their requirements are resolved together; a
+package's phase is the earliest phase whose requirements reach it. An optional phase that
+takes part in a conflict is dropped and recorded as skipped, and resolution runs again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, Protocol
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib import BaseReporter, Resolver
+from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep, Result
+
+from envspec.errors import ResolutionError
+from envspec.model import (
+    SPEC_ROOT,
+    Artifact,
+    Lock,
+    LockedPackage,
+    LockedPhase,
+    Phase,
+    Spec,
+    Target,
+    strip_credentials,
+)
+from envspec.resolve.explain import explain, phases_in_conflict
+from envspec.resolve.provider import PYTHON, Candidate, Origin, Provider, Req, Source, to_req
+
+log = logging.getLogger("envspec")
+MAX_ROUNDS = 20_000
+
+
+class LockSource(Source, Protocol):
+    """A `Source` that can also complete an artifact's hash and size."""
+
+    def ensure_hash(self, artifact: Artifact) -> Artifact: ...
+
+
+def lock_inputs(spec: Spec, target: Target) -> dict[str, Any]:
+    """The normalized inputs a lock for `target` depends on; a change makes the lock stale."""
+    res = spec.resolution
+    settings = spec.settings_for(target.name)
+    phases = [p for p in spec.phases if p.applies_to(target.name)]
+    return {
+        "python": spec.python,
+        "target": {
+            "glibc": ".".join(map(str, settings.glibc)),
+            "macos": ".".join(map(str, settings.macos)),
+        },
+        "indexes": [
+            {
+                "name": i.name,
+                "url": strip_credentials(i.url),
+                "explicit": i.explicit,
+                "flat": i.flat,
+            }
+            for i in spec.indexes
+        ],
+        "phases": [_phase_inputs(p, target.name) for p in phases],
+        "resolution": {
+            "constraints": [str(r) for r in res.constraints],
+            "overrides": [str(r) for r in res.overrides],
+            "prereleases": res.prereleases,
+            "exclude-newer": res.exclude_newer,
+            "no-build": list(res.no_build),
+            "no-binary": list(res.no_binary),
+            "dependency-metadata": [
+                {
+                    "name": d.name,
+                    "version": str(d.version) if d.version else "",
+                    "requires-dist": [str(r) for r in d.requires_dist],
+                    "requires-python": d.requires_python,
+                    "provides-extra": list(d.provides_extra),
+                }
+                for d in res.dependency_metadata
+            ],
+        },
+    }
+
+
+def _phase_inputs(phase: Phase, target: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": phase.name, "requirements": [str(r) for r in phase.requirements]}
+    index = phase.index_for(target)
+    if index:
+        out["index"] = index
+    if phase.optional:
+        out["optional"] = True
+    return out
+
+
+def resolve_target(
+    spec: Spec,
+    target: Target,
+    source: LockSource,
+    *,
+    previous: Lock | None = None,
+    upgrade: bool = False,
+    upgrade_packages: Collection[str] = (),
+) -> Lock:
+    """Resolve every phase applying to `target` into a `Lock`; raise `ResolutionError`."""
+    phases = [p for p in spec.phases if p.applies_to(target.name)]
+    preferred = {} if upgrade or previous is None else _kept_pins(previous, upgrade_packages)
+    skipped: dict[str, str] = {}
+    while True:
+        active = [p for p in phases if p.name not in skipped]
+        provider = _provider(spec, target, source, active, preferred)
+        roots = _roots(active, target, provider)
+        try:
+            result = Resolver(provider, BaseReporter()).resolve(roots, max_rounds=MAX_ROUNDS)
+        except ResolutionImpossible as exc:
+            reason = explain(exc.causes, provider.constraints, target, _missing(provider))
+            involved = phases_in_conflict(exc.causes) & {p.name for p in active if p.optional}
+            if not involved:
+                raise ResolutionError(reason, context=f"target {target.name}") from None
+            for name in involved:
+                log.warning("optional phase '%s' skipped on %s: %s", name, target.name, reason)
+                skipped[name] = reason
+            continue
+        except ResolutionTooDeep as exc:
+            raise ResolutionError(
+                f"resolution gave up after {exc.round_count} rounds",
+                context=f"target {target.name}",
+                hint="add constraints to narrow the search",
+            ) from None
+        return _lock(
+            spec=spec,
+            target=target,
+            source=source,
+            phases=phases,
+            skipped=skipped,
+            roots=roots,
+            result=result,
+            provider=provider,
+        )
+
+
+def _kept_pins(previous: Lock, upgrade_packages: Collection[str]) -> dict[NormalizedName, Version]:
+    lifted = {canonicalize_name(n) for n in upgrade_packages}
+    return {p.name: p.version for p in previous.packages if p.name not in lifted}
+
+
+def _provider(
+    spec: Spec,
+    target: Target,
+    source: Source,
+    phases: Iterable[Phase],
+    preferred: Mapping[NormalizedName, Version],
+) -> Provider:
+    routes: dict[NormalizedName, str] = {}
+    direct: set[NormalizedName] = set()
+    for phase in phases:
+        index = phase.index_for(target.name)
+        for requirement in phase.requirements:
+            name = canonicalize_name(requirement.name)
+            direct.add(name)
+            if index:
+                routes.setdefault(name, index)
+    constraints: dict[NormalizedName, list[Req]] = {}
+    for requirement in spec.resolution.constraints:
+        if target.evaluate(requirement.marker):
+            req = to_req(requirement, Origin(phase=None, parent="[resolution] constraints"))
+            constraints.setdefault(req.name, []).append(req)
+    overrides = {canonicalize_name(r.name): r for r in spec.resolution.overrides}
+    declared = {d.name: d for d in spec.resolution.dependency_metadata}
+    return Provider(
+        target=target,
+        source=source,
+        settings=spec.resolution,
+        routes=routes,
+        preferred=preferred,
+        direct=frozenset(direct),
+        constraints=constraints,
+        overrides=overrides,
+        declared=declared,
+    )
+
+
+def _roots(phases: Iterable[Phase], target: Target, provider: Provider) -> list[Req]:
+    roots: list[Req] = []
+    for phase in phases:
+        for requirement in phase.requirements:
+            if not target.evaluate(requirement.marker):
+                continue
+            chosen: Requirement = provider.overrides.get(
+                canonicalize_name(requirement.name), requirement
+            )
+            roots.append(to_req(chosen, Origin(phase=phase.name)))
+    return roots
+
+
+def _lock(
+    *,
+    spec: Spec,
+    target: Target,
+    source: LockSource,
+    phases: list[Phase],
+    skipped: Mapping[str, str],
+    roots: list[Req],
+    result: Result[Req, Candidate, str],
+    provider: Provider,
+) -> Lock:
+    phase_of = _phase_membership(roots, result)
+    parents = _parents(result)
+    packages = []
+    for key, candidate in sorted(result.mapping.items()):
+        if key == PYTHON or candidate.extras:
+            continue
+        artifact = candidate.artifact
+        if artifact is not None and (artifact.sha256 is None or artifact.size is None):
+            artifact = source.ensure_hash(artifact)
+        index = provider.used_indexes.get(candidate.name)
+        packages.append(
+            LockedPackage(
+                name=candidate.name,
+                version=candidate.version,
+                index=strip_credentials(index.url) if index else None,
+                artifact=artifact.with_(url=strip_credentials(artifact.url)) if artifact else None,
+                phase=phase_of.get(candidate.name, ""),
+                required_by=tuple(sorted(parents.get(candidate.name, ()))),
+            )
+        )
+    locked_phases = tuple(
+        LockedPhase(
+            name=p.name,
+            index=p.index_for(target.name),
+            optional=p.optional,
+            skipped=skipped.get(p.name),
+        )
+        for p in phases
+    )
+    return Lock(
+        target=target.name,
+        requires_python=f"=={target.python_version}.*",
+        environments=(target.environment_marker(),),
+        packages=tuple(packages),
+        phases=locked_phases,
+        inputs=lock_inputs(spec, target),
+    )
+
+
+def _base(key: str) -> str:
+    return key.split("[", 1)[0]
+
+
+def _phase_membership(roots: list[Req], result: Result[Req, Candidate, str]) -> dict[str, str]:
+    """Each package's phase: the earliest phase whose requirements reach it."""
+    phase_of: dict[str, str] = {}
+    visited: set[str] = set()
+    for root in roots:  # in phase order, so the first phase to reach a name keeps it
+        assert root.origin.phase is not None
+        stack = [root.key]
+        while stack:
+            key = stack.pop()
+            if key in visited or key not in result.mapping:
+                continue
+            visited.add(key)
+            phase_of.setdefault(_base(key), root.origin.phase)
+            stack.extend(k for k in result.graph.iter_children(key) if k is not None)
+    return phase_of
+
+
+def _parents(result: Result[Req, Candidate, str]) -> dict[str, set[str]]:
+    parents: dict[str, set[str]] = {}
+    for key in result.mapping:
+        name = _base(key)
+        for parent in result.graph.iter_parents(key):
+            label = SPEC_ROOT if parent is None else _base(parent)
+            if label not in (name, PYTHON):
+                parents.setdefault(name, set()).add(label)
+    return parents
+
+
+def _missing(provider: Provider) -> set[str]:
+    return {name for name, index in provider.used_indexes.items() if index is None}

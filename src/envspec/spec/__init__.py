@@ -1,0 +1,56 @@
+"""The spec: `envspec.toml` → a validated, normalized `model.Spec` (DESIGN.md §3).
+
+Modules: `parse` (the document, [environment], [targets], [indexes]), `phases` ([[phases]]),
+`options` ([resolution], [checks]) and `values` (requirements, names, versions and target
+lists, checked with `packaging` and `targets`).
+
+`load_spec` reads the file (the only file access); `parse_spec` is pure apart from reading
+`os.environ` for ``${VAR}`` references in index URLs when no `environ` is given.
+Validation is hand-written over `tomlread` because every error must name the file and the
+table path of the offending value in one line; requirement, version and specifier syntax is
+left to `packaging`. Unknown keys are errors everywhere.
+
+Normalization: requirement names and extras are canonicalized (``Foo_Bar`` → ``foo-bar``) and
+re-rendered by `packaging`; index routing per target, target settings and version checks are
+sorted by name; phase targets follow `environment.targets` order; ``exclude-newer`` becomes a
+UTC date-time string ending in ``Z`` (a bare date means 00:00:00Z of that day);
+``no-build``/``no-binary`` become sorted canonical names, or just ``(":all:",)``.
+Without an `[indexes]` table the only index is ``pypi = "https://pypi.org/simple"``.
+
+Errors are `SpecError`; ``str(error)`` is ``<file>: <path>: <message>`` where the path is
+0-based (``phases[1].requirements[3]`` is the 4th requirement of the 2nd ``[[phases]]``), or
+just ``<file>: <message>`` for the document as a whole. The messages, besides the generic
+ones of `tomlread` (invalid TOML, ``expected a string, got integer``,
+``missing required key 'x'``, ``unknown key 'x'`` + ``did you mean 'y'?``):
+
+- ``missing required table [environment]`` · ``invalid environment name 'a b'`` ·
+  ``invalid python version '3'`` · ``expected at least one target`` ·
+  ``unknown target 'linux-x86'`` (from `targets.check_name`) · ``duplicate target 'x'`` ·
+  ``target 'x' is not in environment.targets``
+- ``invalid glibc version '3.1'`` · ``invalid macos version '9'``
+- ``no indexes defined`` · ``invalid index name 'a b'`` ·
+  ``expected a string or a table, got integer`` ·
+  ``undefined environment variable 'TOKEN'`` (the URL itself is never shown: it may hold
+  credentials) · ``index URL is empty`` ·
+  ``index URL must start with http://, https:// or file://`` ·
+  ``no default index: every index is explicit``
+- ``no phases defined`` · ``expected an array of tables, got table`` (``[phases]`` written for
+  ``[[phases]]``) · ``invalid phase name 'a b'`` · ``duplicate phase name 'torch'`` ·
+  ``phase has no requirements`` · ``duplicate requirement 'numpy'`` ·
+  ``unknown index 'pytorch'`` (hint ``did you mean 'pytorch-cu121'?`` or
+  ``defined indexes: pypi, pytorch-cu121``)
+- ``invalid requirement 'numpy<<2': <packaging's reason>``
+- ``constraint 'x[y]' may not have extras`` · ``constraint 'x @ url' may not be a direct
+  reference`` (likewise ``override ...``) · ``invalid prereleases 'sometimes'`` ·
+  ``invalid exclude-newer 'soon'`` · ``exclude-newer '2024-01-01T00:00:00' has no time zone`` ·
+  ``invalid package name 'a b'`` · ``invalid version '1..0'`` ·
+  ``invalid requires-python '>=3.x'`` · ``duplicate dependency-metadata for 'x'``
+- ``invalid import check 'a b'`` · ``invalid version specifier '<<2'`` ·
+  ``duplicate package 'numpy'``
+"""
+
+from __future__ import annotations
+
+from envspec.spec.parse import PYPI, load_spec, parse_spec
+
+__all__ = ["PYPI", "load_spec", "parse_spec"]

@@ -1,0 +1,151 @@
+"""`envspec.toml` as a whole: reading it, the top-level keys, [environment], [targets.<name>]
+and [indexes]. See the package docstring for the messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from envspec import targets as known_targets
+from envspec.errors import SpecError
+from envspec.model import Index, Spec, TargetSettings
+from envspec.spec.options import checks, resolution
+from envspec.spec.phases import phases
+from envspec.spec.values import NAME, NAME_HINT, target_list
+from envspec.tomlread import Doc, Table, check_type, loads, type_name
+
+PYPI = "https://pypi.org/simple"
+_ROOT_KEYS = ("environment", "targets", "indexes", "phases", "resolution", "checks")
+_PYTHON = re.compile(r"3\.\d{1,3}(?:\.\d{1,3})?")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_URL_SCHEMES = ("http://", "https://", "file://")
+
+
+def load_spec(path: Path) -> Spec:
+    """Read and validate the spec at `path`; ``${VAR}`` references come from `os.environ`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise SpecError(
+            "no spec file", context=str(path), hint="run 'envspec init' to write one"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SpecError(f"cannot read the spec: {reason}", context=str(path)) from exc
+    return parse_spec(text, filename=str(path), environ=os.environ)
+
+
+def parse_spec(
+    text: str, *, filename: str = "envspec.toml", environ: Mapping[str, str] | None = None
+) -> Spec:
+    """Validate and normalize a spec's text; `environ` expands ``${VAR}`` in index URLs."""
+    root = Doc(filename, SpecError).root(loads(text, where=filename, error=SpecError))
+    root.check_keys(_ROOT_KEYS)
+    name, python, targets = _environment(root)
+    indexes = _indexes(root, os.environ if environ is None else environ)
+    return Spec(
+        name=name,
+        python=python,
+        targets=targets,
+        indexes=indexes,
+        phases=phases(root, targets, tuple(index.name for index in indexes)),
+        resolution=resolution(root.table("resolution")),
+        checks=checks(root.table("checks")),
+        target_settings=_target_settings(root.table("targets")),
+    )
+
+
+def _environment(root: Table) -> tuple[str, str, tuple[str, ...]]:
+    table = root.table("environment")
+    if table is None:
+        root.fail(
+            "missing required table [environment]",
+            "add [environment] with name, python and targets",
+        )
+    table.check_keys(("name", "python", "targets"))
+    name = table.required_string("name")
+    if not NAME.fullmatch(name):
+        table.fail(f"invalid environment name '{name}'", NAME_HINT, key="name")
+    python = table.required_string("python")
+    if not _PYTHON.fullmatch(python):
+        hint = 'expected "3.<minor>" or "3.<minor>.<patch>", e.g. "3.11"'
+        table.fail(f"invalid python version '{python}'", hint, key="python")
+    return name, python, target_list(table, "targets", None)
+
+
+def _target_settings(table: Table | None) -> tuple[tuple[str, TargetSettings], ...]:
+    if table is None:
+        return ()
+    out = []
+    for name, value in table.items():
+        path = table.at(name)
+        known_targets.check_name(name, context=f"{table.doc.where}: {path}")
+        sub = Table(check_type(value, dict, table.doc, path), path, table.doc)
+        sub.check_keys(("glibc", "macos"))
+        defaults = TargetSettings()
+        glibc = _os_version(sub, "glibc", r"(2)\.(\d+)", '"2.<minor>", e.g. "2.28"')
+        macos = _os_version(sub, "macos", r"(\d{2})\.(\d+)", '"<major>.<minor>", e.g. "13.0"')
+        settings = TargetSettings(glibc=glibc or defaults.glibc, macos=macos or defaults.macos)
+        out.append((name, settings))
+    return tuple(sorted(out))
+
+
+def _os_version(table: Table, key: str, pattern: str, expected: str) -> tuple[int, int] | None:
+    text = table.string(key)
+    if text is None:
+        return None
+    found = re.fullmatch(pattern, text)
+    if not found:
+        table.fail(f"invalid {key} version '{text}'", f"expected {expected}", key=key)
+    return int(found[1]), int(found[2])
+
+
+def _indexes(root: Table, environ: Mapping[str, str]) -> tuple[Index, ...]:
+    table = root.table("indexes")
+    if table is None:
+        return (Index(name="pypi", url=PYPI),)
+    if not table.keys():
+        table.fail("no indexes defined", f'add pypi = "{PYPI}" or remove [indexes]')
+    out = [_index(table, name, value, environ) for name, value in table.items()]
+    if all(index.explicit for index in out):
+        hint = "mark one index not explicit: it serves every name no phase routes"
+        table.fail("no default index: every index is explicit", hint)
+    return tuple(out)
+
+
+def _index(table: Table, name: str, value: Any, environ: Mapping[str, str]) -> Index:
+    path = table.at(name)
+    if not NAME.fullmatch(name):
+        table.fail(f"invalid index name '{name}'", NAME_HINT, key=name)
+    explicit = flat = False
+    if isinstance(value, str):
+        url = value
+    elif isinstance(value, dict):
+        sub = Table(value, path, table.doc)
+        sub.check_keys(("url", "explicit", "flat"))
+        url, path = sub.required_string("url"), sub.at("url")
+        explicit, flat = sub.flag("explicit"), sub.flag("flat")
+    else:
+        table.fail(f"expected a string or a table, got {type_name(value)}", key=name)
+    url = _expand(url, environ, table.doc, path)
+    if not url:
+        table.doc.fail(path, "index URL is empty")
+    if not flat and not url.startswith(_URL_SCHEMES):
+        hint = "for a local folder or page of files, set flat = true"
+        table.doc.fail(path, "index URL must start with http://, https:// or file://", hint)
+    return Index(name=name, url=url, explicit=explicit, flat=flat)
+
+
+def _expand(url: str, environ: Mapping[str, str], doc: Doc, path: str) -> str:
+    def value(found: re.Match[str]) -> str:
+        name = found[1]
+        if name not in environ:
+            hint = f"set {name}, or remove ${{{name}}} from the URL"
+            doc.fail(path, f"undefined environment variable '{name}'", hint)
+        return environ[name]
+
+    return _VAR.sub(value, url)

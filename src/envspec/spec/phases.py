@@ -1,0 +1,87 @@
+"""The [[phases]] tables of `envspec.toml`: names, requirements, index routing, targets.
+See the package docstring for the messages.
+"""
+
+from __future__ import annotations
+
+from envspec.errors import did_you_mean
+from envspec.model import Phase
+from envspec.spec.values import NAME, NAME_HINT, check_target, requirement_list, target_list
+from envspec.tomlread import Doc, Table, check_type, type_name
+
+_PHASE_KEYS = ("name", "requirements", "index", "targets", "optional", "no-build-isolation")
+
+
+def phases(root: Table, targets: tuple[str, ...], indexes: tuple[str, ...]) -> tuple[Phase, ...]:
+    if isinstance(root.data.get("phases"), dict):
+        hint = "write each phase as [[phases]], with two brackets"
+        root.fail("expected an array of tables, got table", hint, key="phases")
+    tables = root.tables("phases")
+    if not tables:
+        root.fail("no phases defined", "add a [[phases]] table with a name and requirements")
+    first: dict[str, str] = {}
+    out = []
+    for table in tables:
+        phase = _phase(table, targets, indexes)
+        if phase.name in first:
+            hint = f"first defined at {first[phase.name]}"
+            table.fail(f"duplicate phase name '{phase.name}'", hint, key="name")
+        first[phase.name] = table.path
+        out.append(phase)
+    return tuple(out)
+
+
+def _phase(table: Table, targets: tuple[str, ...], indexes: tuple[str, ...]) -> Phase:
+    table.check_keys(_PHASE_KEYS)
+    name = table.required_string("name")
+    if not NAME.fullmatch(name):
+        table.fail(f"invalid phase name '{name}'", NAME_HINT, key="name")
+    requirements = requirement_list(table, "requirements", required=True)
+    if not requirements:
+        table.fail("phase has no requirements", key="requirements")
+    first: dict[str, int] = {}
+    for i, req in enumerate(requirements):
+        if req.name in first:
+            hint = f"first given at {table.at('requirements')}[{first[req.name]}]; combine them"
+            table.doc.fail(
+                f"{table.at('requirements')}[{i}]", f"duplicate requirement '{req.name}'", hint
+            )
+        first[req.name] = i
+    index, by_target = _phase_index(table, targets, indexes)
+    return Phase(
+        name=name,
+        requirements=requirements,
+        index=index,
+        index_by_target=by_target,
+        targets=target_list(table, "targets", targets) if "targets" in table else None,
+        optional=table.flag("optional"),
+        no_build_isolation=table.flag("no-build-isolation"),
+    )
+
+
+def _phase_index(
+    table: Table, targets: tuple[str, ...], indexes: tuple[str, ...]
+) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    value = table.data.get("index")
+    if value is None:
+        return None, ()
+    if isinstance(value, str):
+        return _index_name(table.doc, table.at("index"), value, indexes), ()
+    if not isinstance(value, dict):
+        table.fail(f"expected a string or a table, got {type_name(value)}", key="index")
+    sub = Table(value, table.at("index"), table.doc)
+    routes = []
+    for target, name in sub.items():
+        path = sub.at(target)
+        check_target(sub.doc, path, target, targets)
+        routes.append(
+            (target, _index_name(sub.doc, path, check_type(name, str, sub.doc, path), indexes))
+        )
+    return None, tuple(sorted(routes))
+
+
+def _index_name(doc: Doc, path: str, name: str, indexes: tuple[str, ...]) -> str:
+    if name not in indexes:
+        hint = did_you_mean(name, indexes) or "defined indexes: " + ", ".join(indexes)
+        doc.fail(path, f"unknown index '{name}'", hint)
+    return name

@@ -1,0 +1,540 @@
+"""envspec.index against the hermetic IndexServer: pages, metadata, auth, retries, cache."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from envspec.errors import IndexError_, MetadataError, OfflineError
+from envspec.index import Finder
+from envspec.index.metadata import parse_metadata
+from envspec.model import Artifact, Index
+from support.index_server import IndexServer
+from support.wheels import build_sdist, build_wheel
+
+FIXTURES = Path("/work/shared/fixtures/pytorch-cu121/metadata")
+SECRET = "s3cret-p4ss"
+
+
+def n(name: str) -> NormalizedName:
+    return canonicalize_name(name)
+
+
+@pytest.fixture
+def finders(tmp_path: Path) -> Iterator[Any]:
+    """A factory of Finders with fast retries, isolated HOME/cache; all closed at the end."""
+    made: list[Finder] = []
+
+    def make(*indexes: Index, **kw: Any) -> Finder:
+        kw.setdefault("cache_dir", tmp_path / "cache")
+        kw.setdefault("environ", {"HOME": str(tmp_path)})
+        kw.setdefault("backoff", 0.0)
+        kw.setdefault("timeout", 0.5)
+        kw.setdefault("workers", 4)
+        finder = Finder(indexes, **kw)
+        made.append(finder)
+        return finder
+
+    yield make
+    for finder in made:
+        finder.close()
+
+
+def index_of(server: IndexServer, name: str = "test", **kw: Any) -> Index:
+    return Index(name=name, url=kw.pop("url", server.url), **kw)
+
+
+# -- pages --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("use_json", [True, False])
+def test_page_json_and_html(index_server: IndexServer, finders: Any, use_json: bool) -> None:
+    index_server.json = use_json
+    whl = index_server.add_wheel(
+        "Foo",
+        "1.0",
+        requires_python=">=3.8,<4",
+        yanked="broken build",
+        upload_time="2024-01-02T03:04:05Z",
+    )
+    index_server.add_wheel("foo", "1.1", yanked="")
+    index_server.add_sdist("foo", "1.1")
+    index_server.add_wheel("bar", "1.0")
+    found = {
+        a.filename: a
+        for a in finders(index_of(index_server)).files(n("foo"), index_of(index_server))
+    }
+    assert sorted(found) == [
+        "foo-1.0-py3-none-any.whl",
+        "foo-1.1-py3-none-any.whl",
+        "foo-1.1.tar.gz",
+    ]
+    first = found["foo-1.0-py3-none-any.whl"]
+    entry = index_server.entry(whl.name)
+    assert first.url == index_server.file_url(whl.name)
+    assert first.sha256 == entry.sha256 and first.kind == "wheel"
+    assert first.requires_python == ">=3.8,<4" and first.yanked == "broken build"
+    assert first.metadata is not None and first.metadata.startswith("sha256=")
+    assert found["foo-1.1-py3-none-any.whl"].yanked == ""
+    assert found["foo-1.1.tar.gz"].kind == "sdist" and found["foo-1.1.tar.gz"].yanked is None
+    if use_json:
+        assert first.size == entry.size and first.upload_time == "2024-01-02T03:04:05Z"
+        assert index_server.requests[0][2]["Accept"].startswith(
+            "application/vnd.pypi.simple.v1+json"
+        )
+
+
+def test_html_root_relative_local_versions_without_hashes(
+    index_server: IndexServer, finders: Any
+) -> None:
+    index_server.json, index_server.root_relative, index_server.hashes = False, True, False
+    index_server.metadata = False
+    whl = index_server.add_wheel(
+        "torch", "2.4.0+cu121", tag="cp311-cp311-linux_x86_64", requires_dist=["filelock", "sympy"]
+    )
+    index = index_of(index_server)
+    finder = finders(index)
+    [artifact] = finder.files(n("torch"), index)
+    assert artifact.filename == "torch-2.4.0+cu121-cp311-cp311-linux_x86_64.whl"
+    assert (
+        artifact.url
+        == f"{index_server.base}/files/torch-2.4.0%2Bcu121-cp311-cp311-linux_x86_64.whl"
+    )
+    assert artifact.sha256 is None and artifact.metadata is None
+    meta = finder.metadata(artifact)
+    assert meta.version == Version("2.4.0+cu121")
+    assert [str(r) for r in meta.requires_dist] == ["filelock", "sympy"]
+    assert finder.ensure_hash(artifact).sha256 == hashlib.sha256(whl.read_bytes()).hexdigest()
+
+
+def test_missing_project_is_empty(index_server: IndexServer, finders: Any) -> None:
+    index_server.add_wheel("foo", "1.0")
+    index = index_of(index_server)
+    assert finders(index).files(n("nope"), index) == []
+
+
+# -- metadata -----------------------------------------------------------------------------
+
+
+def test_metadata_sidecar_is_used(index_server: IndexServer, finders: Any) -> None:
+    whl = index_server.add_wheel(
+        "foo",
+        "1.0",
+        requires_dist=['bar>=2; extra == "x"'],
+        provides_extra=["x"],
+        requires_python=">=3.9",
+    )
+    index = index_of(index_server)
+    finder = finders(index)
+    [artifact] = finder.files(n("foo"), index)
+    meta = finder.metadata(artifact)
+    assert meta.name == "foo" and meta.version == Version("1.0")
+    assert meta.requires_dist == (Requirement('bar>=2; extra == "x"'),)
+    assert meta.provides_extra == ("x",) and meta.requires_python == ">=3.9"
+    assert index_server.file_bytes_sent(whl.name) == 0
+    assert f"/files/{whl.name}.metadata" in index_server.paths_requested()
+    assert finder.stats.metadata_fetched == 1 and finder.stats.full_downloads == 0
+
+
+def test_range_reads_of_a_large_wheel(index_server: IndexServer, finders: Any) -> None:
+    index_server.metadata = False
+    whl = index_server.add_wheel("big", "1.0", requires_dist=["numpy<2"], pad_bytes=5_000_000)
+    index = index_of(index_server)
+    finder = finders(index)
+    [artifact] = finder.files(n("big"), index)
+    assert artifact.metadata is None
+    assert finder.metadata(artifact).requires_dist == (Requirement("numpy<2"),)
+    size = whl.stat().st_size
+    assert size > 5_000_000
+    assert index_server.file_bytes_sent(whl.name) < 150_000
+    assert index_server.paths_requested().count(f"/files/{whl.name}") <= 3
+    assert finder.stats.full_downloads == 0
+
+
+def test_full_download_when_ranges_are_ignored(
+    index_server: IndexServer, finders: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    index_server.metadata, index_server.ranges = False, False
+    whl = index_server.add_wheel("big", "1.0", requires_dist=["numpy<2"], pad_bytes=300_000)
+    index = index_of(index_server)
+    finder = finders(index)
+    [artifact] = finder.files(n("big"), index)
+    with caplog.at_level(logging.INFO, logger="envspec.index"):
+        assert finder.metadata(artifact).requires_dist == (Requirement("numpy<2"),)
+    assert index_server.file_bytes_sent(whl.name) == whl.stat().st_size
+    assert finder.stats.full_downloads == 1
+    assert f"downloading whole wheel {whl.name} for metadata" in caplog.messages
+
+
+def test_sdist_static_metadata(index_server: IndexServer, finders: Any) -> None:
+    index_server.add_sdist("foo", "1.0", requires_dist=["bar<3"], requires_python=">=3.8")
+    index = index_of(index_server)
+    finder = finders(index)
+    [artifact] = finder.files(n("foo"), index)
+    meta = finder.metadata(artifact)
+    assert meta.requires_dist == (Requirement("bar<3"),) and meta.requires_python == ">=3.8"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"dynamic": ["Requires-Dist"]},
+            "foo-1.0.tar.gz declares requires-dist dynamic; it needs a PEP 517 build",
+        ),
+        (
+            {"metadata_version": "2.1"},
+            "foo-1.0.tar.gz has Metadata-Version 2.1 (< 2.2); it needs a PEP 517 build",
+        ),
+    ],
+)
+def test_sdist_dynamic_metadata_needs_a_build(
+    index_server: IndexServer, finders: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    index_server.add_sdist("foo", "1.0", **kwargs)
+    index = index_of(index_server)
+    finder = finders(index)
+    [artifact] = finder.files(n("foo"), index)
+    with pytest.raises(MetadataError) as err:
+        finder.metadata(artifact)
+    assert err.value.message == message
+
+
+def test_real_torch_metadata_parses() -> None:
+    path = FIXTURES / "torch-2.4.0-cp311-cp311-manylinux1_x86_64.whl.metadata"
+    meta = parse_metadata(path.read_bytes(), path.name)
+    assert meta.name == "torch" and meta.version == Version("2.4.0")
+    reqs = {r.name: r for r in meta.requires_dist}
+    cublas = reqs["nvidia-cublas-cu12"]
+    assert str(cublas.specifier) == "==12.1.3.1"
+    assert str(cublas.marker) == 'platform_system == "Linux" and platform_machine == "x86_64"'
+    assert str(reqs["triton"].specifier) == "==3.0.0"
+    assert "opt-einsum" in meta.provides_extra and meta.requires_python == ">=3.8.0"
+
+
+def test_every_fixture_metadata_parses() -> None:
+    files = sorted(FIXTURES.glob("*.metadata"))
+    assert len(files) > 90
+    for path in files:
+        meta = parse_metadata(path.read_bytes(), path.name)
+        assert meta.name == canonicalize_name(path.name.split("-")[0])
+
+
+def test_metadata_identity_is_checked() -> None:
+    artifact = Artifact(
+        filename="foo-2.0-py3-none-any.whl", url="http://x/foo-2.0-py3-none-any.whl", kind="wheel"
+    )
+    with pytest.raises(MetadataError) as err:
+        parse_metadata(b"Metadata-Version: 2.1\nName: foo\nVersion: 1.0\n\n", "src", artifact)
+    assert err.value.message == "src: metadata says foo 1.0 but the file is foo 2.0"
+
+
+# -- auth ---------------------------------------------------------------------------------
+
+
+def _secured(server: IndexServer) -> None:
+    server.auth = ("user", SECRET)
+    server.metadata = False  # force range reads, which must carry the credentials too
+    server.add_wheel("foo", "1.0", requires_dist=["bar"])
+
+
+def _fetch_all(finder: Finder, index: Index) -> None:
+    [artifact] = finder.files(n("foo"), index)
+    assert "@" not in artifact.url and SECRET not in artifact.url
+    assert finder.metadata(artifact).requires_dist == (Requirement("bar"),)
+
+
+def test_auth_from_url_userinfo(index_server: IndexServer, finders: Any, tmp_path: Path) -> None:
+    _secured(index_server)
+    index = index_of(index_server, url=index_server.url_with_auth("user", SECRET))
+    _fetch_all(finders(index), index)
+    for path in (tmp_path / "cache").rglob("*"):
+        assert not path.is_file() or SECRET.encode() not in path.read_bytes()
+
+
+def test_auth_from_netrc(index_server: IndexServer, finders: Any, tmp_path: Path) -> None:
+    _secured(index_server)
+    netrc = tmp_path / "my-netrc"
+    netrc.write_text(f"machine 127.0.0.1\n  login user\n  password {SECRET}\n")
+    index = index_of(index_server)
+    _fetch_all(finders(index, environ={"HOME": str(tmp_path), "NETRC": str(netrc)}), index)
+
+
+def test_auth_from_environment(index_server: IndexServer, finders: Any, tmp_path: Path) -> None:
+    _secured(index_server)
+    index = index_of(index_server, name="corp.private-idx")
+    environ = {
+        "HOME": str(tmp_path),
+        "ENVSPEC_INDEX_CORP_PRIVATE_IDX_USERNAME": "user",
+        "ENVSPEC_INDEX_CORP_PRIVATE_IDX_PASSWORD": SECRET,
+    }
+    _fetch_all(finders(index, environ=environ), index)
+
+
+def test_wrong_credentials_never_shown(
+    index_server: IndexServer, finders: Any, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    _secured(index_server)
+    index = index_of(
+        index_server, name="corp", url=index_server.url_with_auth("user", "wr0ng-" + SECRET)
+    )
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(IndexError_) as err:
+        finders(index).files(n("foo"), index)
+    assert str(err.value) == f"GET {index_server.url}foo/ failed: HTTP 401"
+    assert err.value.hint == (
+        "give credentials in the index URL, in netrc, or as ENVSPEC_INDEX_CORP_USERNAME/_PASSWORD"
+    )
+    index_server.fail("/simple/foo/", "500", times=3)
+    with pytest.raises(IndexError_) as err500:
+        finders(index, cache_dir=tmp_path / "cache2").files(n("foo"), index)
+    for text in (str(err.value), err.value.hint, str(err500.value), caplog.text):
+        assert SECRET not in text and "wr0ng" not in text
+
+
+# -- faults and retries -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["500", "429", "timeout", "truncate"])
+def test_transient_faults_are_retried(index_server: IndexServer, finders: Any, kind: str) -> None:
+    index_server.fault_sleep = 1.0
+    index_server.add_wheel("foo", "1.0")
+    index_server.fail("/simple/foo/", kind, times=2)
+    index = index_of(index_server)
+    assert len(finders(index).files(n("foo"), index)) == 1
+    assert index_server.paths_requested().count("/simple/foo/") == 3
+
+
+def test_truncated_range_read_is_retried(index_server: IndexServer, finders: Any) -> None:
+    index_server.metadata = False
+    whl = index_server.add_wheel("foo", "1.0", requires_dist=["bar"], pad_bytes=200_000)
+    index = index_of(index_server)
+    finder = finders(index)
+    [artifact] = finder.files(n("foo"), index)
+    index_server.fail(f"/files/{whl.name}", "truncate")
+    assert finder.metadata(artifact).requires_dist == (Requirement("bar"),)
+    assert index_server.paths_requested().count(f"/files/{whl.name}") >= 2
+    assert index_server.file_bytes_sent(whl.name) < whl.stat().st_size
+
+
+def test_final_failure_message(index_server: IndexServer, finders: Any) -> None:
+    index_server.add_wheel("foo", "1.0")
+    index_server.fail("/simple/foo/", "500", times=3)
+    index = index_of(index_server)
+    with pytest.raises(IndexError_) as err:
+        finders(index).files(n("foo"), index)
+    assert str(err.value) == f"GET {index_server.url}foo/ failed: HTTP 500 after 3 attempts"
+
+
+def test_timeout_final_message(index_server: IndexServer, finders: Any) -> None:
+    index_server.fault_sleep = 0.6
+    index_server.add_wheel("foo", "1.0")
+    index_server.fail("/simple/foo/", "timeout", times=2)
+    index = index_of(index_server)
+    with pytest.raises(IndexError_) as err:
+        finders(index, retries=2, timeout=0.2).files(n("foo"), index)
+    assert str(err.value) == f"GET {index_server.url}foo/ failed: timed out after 2 attempts"
+
+
+def test_unreachable_index_message(finders: Any) -> None:
+    index = Index(name="down", url="http://127.0.0.1:9/simple/")
+    with pytest.raises(IndexError_) as err:
+        finders(index, retries=1).files(n("foo"), index)
+    assert str(err.value) == (
+        "GET http://127.0.0.1:9/simple/foo/ failed: connection refused after 1 attempt"
+    )
+
+
+# -- cache --------------------------------------------------------------------------------
+
+
+def test_offline_without_cache(index_server: IndexServer, finders: Any) -> None:
+    index_server.add_wheel("foo", "1.0")
+    index = index_of(index_server, url=index_server.url_with_auth("user", SECRET))
+    with pytest.raises(OfflineError) as err:
+        finders(index, offline=True).files(n("foo"), index)
+    assert str(err.value) == f"offline: {index_server.url}foo/ is not in the cache"
+    assert err.value.hint == "run without --offline"
+    assert index_server.requests == []
+
+
+def test_offline_with_warm_cache(index_server: IndexServer, finders: Any) -> None:
+    index_server.add_wheel("foo", "1.0", requires_dist=["bar"])
+    index_server.add_wheel("foo", "2.0")
+    index = index_of(index_server)
+    online = finders(index)
+    first, second = online.files(n("foo"), index)
+    online.metadata(first)
+    index_server.reset_counters()
+    offline = finders(index, offline=True)
+    assert offline.files(n("foo"), index) == [first, second]
+    assert offline.metadata(first).requires_dist == (Requirement("bar"),)
+    with pytest.raises(OfflineError) as err:
+        offline.metadata(second)
+    assert str(err.value) == f"offline: {second.url} is not in the cache"
+    assert index_server.requests == []
+
+
+def test_pages_are_revalidated_with_304(index_server: IndexServer, finders: Any) -> None:
+    index_server.add_wheel("foo", "1.0")
+    index = index_of(index_server)
+    assert len(finders(index).files(n("foo"), index)) == 1
+    index_server.reset_counters()
+    assert len(finders(index).files(n("foo"), index)) == 1
+    [(_method, path, headers)] = index_server.requests
+    assert path == "/simple/foo/" and "If-None-Match" in headers
+    assert index_server.bytes_sent.get("/simple/foo/", 0) == 0  # 304: no body
+    index_server.add_wheel("foo", "2.0")  # the page changes: new ETag, new body
+    assert len(finders(index).files(n("foo"), index)) == 2
+
+
+def test_max_age_and_refresh(index_server: IndexServer, finders: Any) -> None:
+    index_server.cache_control = "max-age=600"
+    index_server.add_wheel("foo", "1.0")
+    index = index_of(index_server)
+    finders(index).files(n("foo"), index)
+    index_server.reset_counters()
+    finders(index).files(n("foo"), index)
+    assert index_server.requests == []
+    finders(index, refresh=True).files(n("foo"), index)
+    assert index_server.paths_requested() == ["/simple/foo/"]
+
+
+def test_metadata_cache_is_persistent(index_server: IndexServer, finders: Any) -> None:
+    index_server.add_wheel("foo", "1.0", requires_dist=["bar"])
+    index = index_of(index_server)
+    [artifact] = finders(index).files(n("foo"), index)
+    finders(index).metadata(artifact)
+    index_server.reset_counters()
+    again = finders(index)
+    assert again.metadata(artifact).requires_dist == (Requirement("bar"),)
+    assert index_server.requests == [] and again.stats.metadata_fetched == 0
+
+
+# -- local indexes, routing, hashes, prefetch ---------------------------------------------
+
+
+def test_file_index_and_find_links_folder(tmp_path: Path, finders: Any) -> None:
+    simple = tmp_path / "simple"
+    build_wheel(simple / "foo", "foo", "1.0", requires_dist=["bar"])
+    build_sdist(simple / "foo", "foo", "1.0")
+    tree = Index(name="tree", url=simple.as_uri())
+    links_dir = tmp_path / "links"
+    build_wheel(links_dir, "foo", "2.0")
+    build_wheel(links_dir, "bar", "1.0")
+    (links_dir / "notes.txt").write_text("not a distribution")
+    links = Index(name="links", url=str(links_dir), flat=True)
+    finder = finders(tree, links, offline=True)  # local files need no network
+    wheel, sdist = finder.files(n("foo"), tree)
+    assert wheel.url == (simple / "foo" / "foo-1.0-py3-none-any.whl").as_uri()
+    assert (wheel.kind, sdist.kind) == ("wheel", "sdist")
+    assert finder.metadata(wheel).requires_dist == (Requirement("bar"),)
+    assert [a.filename for a in finder.files(n("foo"), links)] == ["foo-2.0-py3-none-any.whl"]
+    assert finder.route(n("bar"), None) == finder._indexes["links"]
+    assert finder.files(n("nope"), tree) == []
+
+
+def test_flat_page_over_http(index_server: IndexServer, finders: Any) -> None:
+    index_server.add_wheel("foo", "1.0")
+    index_server.add_wheel("bar", "1.0")
+    links = Index(name="links", url=index_server.flat_url, flat=True)
+    assert [a.filename for a in finders(links).files(n("bar"), links)] == [
+        "bar-1.0-py3-none-any.whl"
+    ]
+
+
+def test_route_first_index_and_explicit(tmp_path: Path, finders: Any) -> None:
+    with IndexServer() as a, IndexServer() as b, IndexServer() as c:
+        a.add_wheel("torch", "2.4.0+cu121")
+        b.add_wheel("numpy", "1.26.4")
+        c.add_wheel("numpy", "2.0.0")
+        c.add_wheel("tqdm", "4.0")
+        ia = Index(name="a", url=a.url, explicit=True)
+        ib, ic = Index(name="b", url=b.url), Index(name="c", url=c.url)
+        finder = finders(ia, ib, ic)
+        assert finder.route(n("numpy"), None) == ib
+        assert finder.route(n("tqdm"), None) == ic
+        assert finder.route(n("torch"), None) is None  # explicit indexes only by routing
+        assert finder.route(n("numpy"), "a") == ia
+        assert finder.files(n("numpy"), ia) == []
+        with pytest.raises(IndexError_) as err:
+            finder.route(n("numpy"), "nope")
+        assert str(err.value) == "unknown index 'nope'"
+
+
+def test_ensure_hash(index_server: IndexServer, finders: Any, tmp_path: Path) -> None:
+    whl = index_server.add_wheel("foo", "1.0", pad_bytes=50_000)
+    index_server.json, index_server.hashes = False, False
+    index = index_of(index_server)
+    finder = finders(index)
+    [artifact] = finder.files(n("foo"), index)
+    assert artifact.sha256 is None and artifact.size is None
+    done = finder.ensure_hash(artifact)
+    assert done.sha256 == hashlib.sha256(whl.read_bytes()).hexdigest()
+    assert done.size == whl.stat().st_size and finder.stats.full_downloads == 1
+    assert finder.ensure_hash(done) is done
+    index_server.hashes = True  # sha256 known, size not (HTML): HEAD, no download
+    index_server.reset_counters()
+    fresh = finders(index, cache_dir=tmp_path / "cache2")
+    [hashed] = fresh.files(n("foo"), index)
+    assert hashed.sha256 == done.sha256 and hashed.size is None
+    assert fresh.ensure_hash(hashed) == done
+    assert index_server.file_bytes_sent(whl.name) == 0
+    assert ("HEAD", f"/files/{whl.name}") in [(m, p) for m, p, _ in index_server.requests]
+
+
+def test_prefetch_dedupes_work(index_server: IndexServer, finders: Any) -> None:
+    names = [f"pkg{i}" for i in range(12)]
+    for name in names:
+        index_server.add_wheel(name, "1.0", requires_dist=["dep"])
+    index = index_of(index_server)
+    finder = finders(index, workers=4)
+    finder.prefetch_files((n(name), None) for name in names)
+    found = [a for name in names for a in finder.files(n(name), index)]
+    finder.prefetch_metadata(found)
+    finder.prefetch_metadata(found)
+    assert all(finder.metadata(a).requires_dist == (Requirement("dep"),) for a in found)
+    paths = index_server.paths_requested()
+    for name in names:
+        assert paths.count(f"/simple/{name}/") == 1
+        assert paths.count(f"/files/{name}-1.0-py3-none-any.whl.metadata") == 1
+    assert finder.stats.metadata_fetched == len(names)
+
+
+# -- the real PyPI ------------------------------------------------------------------------
+
+
+@pytest.mark.network
+def test_real_pypi(finders: Any) -> None:
+    pypi = Index(name="pypi", url="https://pypi.org/simple")
+    finder = finders(pypi, timeout=30.0)
+    assert finder.route(n("Packaging"), None) == pypi
+    files = {a.filename: a for a in finder.files(n("packaging"), pypi)}
+    wheel = files["packaging-24.1-py3-none-any.whl"]
+    assert wheel.sha256 and wheel.size and wheel.upload_time
+    # this machine's PyPI mirror may serve no core-metadata keys: then this is a range read
+    meta = finder.metadata(wheel)
+    by_ranges = finder.metadata(wheel.with_(sha256=None, metadata=None))
+    assert meta == by_ranges and meta.requires_python == ">=3.8"
+    assert finder.stats.full_downloads == 0
+
+
+@pytest.mark.network
+def test_real_torch_wheel_metadata_by_ranges(finders: Any) -> None:
+    pypi = Index(name="pypi", url="https://pypi.org/simple")
+    finder = finders(pypi, timeout=30.0)
+    files = {a.filename: a for a in finder.files(n("torch"), pypi)}
+    wheel = files["torch-2.4.0-cp311-cp311-manylinux1_x86_64.whl"]
+    assert (wheel.size or 0) > 700_000_000
+    meta = finder.metadata(wheel.with_(metadata=None))
+    fixture = FIXTURES / "torch-2.4.0-cp311-cp311-manylinux1_x86_64.whl.metadata"
+    assert meta == parse_metadata(fixture.read_bytes(), fixture.name)
+    assert finder.stats.bytes_downloaded < 5_000_000  # page + zip directory + METADATA

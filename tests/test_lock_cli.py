@@ -1,0 +1,172 @@
+"""`envspec lock` end to end through the CLI against a real index on 127.0.0.1: freshness
+without network, --check, determinism, PEP 751 validity, credentials kept out, bad input."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.pylock import Pylock
+
+from envspec.cli import main
+from support.index_server import IndexServer
+
+SPEC = """\
+[environment]
+name = "t"
+python = "3.11"
+targets = ["linux-x86_64", "windows-x86_64", "macos-arm64"]
+
+[indexes]
+pypi = "{url}"
+
+[[phases]]
+name = "numpy"
+requirements = ["numpy<2"]
+
+[[phases]]
+name = "app"
+requirements = ["app"]
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, index_server: IndexServer) -> Path:
+    index_server.add_wheel("numpy", "1.26.4", tag="cp311-cp311-manylinux_2_17_x86_64")
+    index_server.add_wheel("numpy", "1.26.4", tag="cp311-cp311-win_amd64")
+    index_server.add_wheel("numpy", "1.26.4", tag="cp311-cp311-macosx_11_0_arm64")
+    index_server.add_wheel("numpy", "2.1.0")
+    index_server.add_wheel("app", "1.0", requires_dist=["numpy>=1.20", "six"])
+    index_server.add_wheel("six", "1.16.0", pad_bytes=3_000_000)
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "envspec.toml").write_text(SPEC.format(url=index_server.url))
+    return root
+
+
+def lock(project: Path, *args: str) -> int:
+    return main(["lock", "--project", str(project), "--cache-dir", str(project / ".cache"), *args])
+
+
+def lock_bytes(project: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((project / "locks").glob("*.toml"))}
+
+
+def test_lock_writes_one_valid_pep751_lock_per_target(project: Path) -> None:
+    assert lock(project) == 0
+    locks = lock_bytes(project)
+    assert sorted(locks) == [
+        "pylock.linux-x86_64.toml",
+        "pylock.macos-arm64.toml",
+        "pylock.windows-x86_64.toml",
+    ]
+    for data in locks.values():
+        doc = tomllib.loads(data.decode())
+        Pylock.from_dict(doc)  # raises when the lock is not valid PEP 751
+        pins = {p["name"]: p["version"] for p in doc["packages"]}
+        assert pins == {"numpy": "1.26.4", "app": "1.0", "six": "1.16.0"}
+    windows = tomllib.loads(locks["pylock.windows-x86_64.toml"].decode())
+    numpy = next(p for p in windows["packages"] if p["name"] == "numpy")
+    assert numpy["wheels"][0]["name"] == "numpy-1.26.4-cp311-cp311-win_amd64.whl"
+    assert windows["environments"] == ["sys_platform == 'win32' and platform_machine == 'AMD64'"]
+
+
+def test_metadata_never_downloads_a_whole_wheel(project: Path, index_server: IndexServer) -> None:
+    index_server.metadata = False
+    assert lock(project) == 0
+    six = "six-1.16.0-py3-none-any.whl"
+    assert 0 < index_server.file_bytes_sent(six) < 200_000
+
+
+def test_locking_twice_gives_the_same_bytes(project: Path) -> None:
+    assert lock(project) == 0
+    first = lock_bytes(project)
+    for path in (project / "locks").iterdir():
+        path.unlink()
+    assert lock(project, "--refresh") == 0
+    assert lock_bytes(project) == first
+
+
+def test_fresh_locks_need_no_network(
+    project: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert lock(project) == 0
+    before = lock_bytes(project)
+    index_server.stop()
+    capsys.readouterr()
+    assert lock(project) == 0
+    assert lock_bytes(project) == before
+    assert "linux-x86_64: up to date (locks/pylock.linux-x86_64.toml)" in capsys.readouterr().err
+
+
+def test_check_names_missing_and_stale_locks_and_writes_nothing(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert lock(project, "--check") == 3
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == (
+        "error: locks out of date: linux-x86_64 (missing), windows-x86_64 (missing), "
+        "macos-arm64 (missing)"
+    )
+    assert not (project / "locks").exists()
+    assert lock(project) == 0
+    assert lock(project, "--check") == 0
+    spec = project / "envspec.toml"
+    spec.write_text(spec.read_text().replace('"numpy<2"', '"numpy<1.27"'))
+    before = lock_bytes(project)
+    assert lock(project, "--check") == 3
+    assert "linux-x86_64 (stale)" in capsys.readouterr().err
+    assert lock_bytes(project) == before
+
+
+def test_credentials_never_reach_the_lock(tmp_path: Path, index_server: IndexServer) -> None:
+    index_server.auth = ("alice", "s3cret-pw")
+    index_server.add_wheel("six", "1.16.0")
+    root = tmp_path / "p"
+    root.mkdir()
+    url = index_server.url_with_auth("alice", "s3cret-pw")
+    spec = SPEC.format(url=url).replace('requirements = ["app"]', 'requirements = ["six"]')
+    (root / "envspec.toml").write_text(spec.replace('"numpy<2"', '"six"'))
+    assert lock(root, "--target", "linux-x86_64") == 0
+    text = (root / "locks" / "pylock.linux-x86_64.toml").read_text()
+    assert "s3cret-pw" not in text and "alice" not in text
+    assert all("s3cret-pw" not in p.read_text(errors="ignore") for p in _files(root / ".cache"))
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_unknown_target_is_usage_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert lock(project, "--target", "linux-x86") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --target: target 'linux-x86' is not in the spec",
+        "hint: did you mean 'linux-x86_64'?",
+    ]
+    assert not (project / "locks").exists()
+
+
+def test_corrupt_lock_is_refused(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert lock(project) == 0
+    path = project / "locks" / "pylock.linux-x86_64.toml"
+    path.write_text('lock-version = "2.0"\n')
+    capsys.readouterr()
+    assert lock(project) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {path}: unsupported lock-version '2.0' (this envspec reads 1.x)",
+        "hint: upgrade envspec to read this lock",
+    ]
+    assert path.read_text() == 'lock-version = "2.0"\n'
+
+
+def test_impossible_resolution_writes_nothing(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = project / "envspec.toml"
+    spec.write_text(spec.read_text().replace('"app"]', '"app", "numpy>=2"]'))
+    assert lock(project) == 1
+    err = capsys.readouterr().err
+    assert "numpy<2 (phase numpy) conflicts with numpy>=2 (phase app)" in err
+    assert "Traceback" not in err
+    assert not (project / "locks").exists()

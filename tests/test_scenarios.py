@@ -1,0 +1,151 @@
+"""Resolution scenarios: each `tests/scenarios/*.toml` is a spec, the packages its indexes
+serve, and the expected pins (or error) per target. One parametrized runner locks each
+scenario through the real CLI against real wheels served on 127.0.0.1.
+
+Scenario format (see any file in tests/scenarios/ for an example):
+- `[environment]`, `[[phases]]`, `[resolution]`: as in envspec.toml (`name` and `python`
+  default to "scenario" and "3.11");
+- `[indexes.NAME]`: `explicit`, and `[[indexes.NAME.packages]]` entries with `name`,
+  `version`, optional `tag`, `requires`, `requires-python`, `extras` (extra → requirements),
+  `yanked`, `sdist`/`wheel` (which files exist), `upload-time`, `later` (published only
+  before the `[then]` step);
+- `[expect.TARGET]`: `pins` (the exact set name → version), `phases` and `required-by`
+  (subsets), `skipped` (phase → reason); or `[expect] error` with the exact message;
+- `[then]`: a second lock after `later` packages appear, with `add` (phase → requirements
+  appended), `args` (CLI flags) and its own `[then.expect.TARGET]`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomlkit
+
+from envspec.cli import main
+from support.index_server import IndexServer
+
+SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.toml"))
+
+
+def _publish(server: IndexServer, package: Mapping[str, Any]) -> None:
+    extras: Mapping[str, list[str]] = package.get("extras", {})
+    requires = list(package.get("requires", []))
+    for extra, reqs in extras.items():
+        requires += [_with_extra(r, extra) for r in reqs]
+    common = {
+        "requires_dist": requires,
+        "requires_python": package.get("requires-python"),
+        "provides_extra": list(extras),
+    }
+    add = {"yanked": package.get("yanked"), "upload_time": package.get("upload-time")}
+    if not package.get("index-requires-python", True):
+        add["index_requires_python"] = None
+    name, version = package["name"], package["version"]
+    if package.get("wheel", True):
+        tags = package.get("tags", [package.get("tag", "py3-none-any")])
+        for tag in tags:
+            server.add_wheel(name, version, tag=tag, **common, **add)
+    if package.get("sdist", False):
+        server.add_sdist(name, version, **common, **add)
+
+
+def _with_extra(requirement: str, extra: str) -> str:
+    if ";" in requirement:
+        head, marker = requirement.split(";", 1)
+        return f"{head}; ({marker.strip()}) and extra == '{extra}'"
+    return f"{requirement}; extra == '{extra}'"
+
+
+def _write_spec(project: Path, scenario: Mapping[str, Any], urls: Mapping[str, str]) -> None:
+    doc = tomlkit.document()
+    env = dict(scenario.get("environment", {}))
+    env.setdefault("name", "scenario")
+    env.setdefault("python", "3.11")
+    doc["environment"] = env
+    indexes = tomlkit.table()
+    for name, index in scenario["indexes"].items():
+        table = tomlkit.inline_table()
+        table.update({"url": urls[name], "explicit": index.get("explicit", False)})
+        indexes[name] = table
+    doc["indexes"] = indexes
+    doc["phases"] = scenario["phases"]
+    if "resolution" in scenario:
+        doc["resolution"] = scenario["resolution"]
+    (project / "envspec.toml").write_text(tomlkit.dumps(doc))
+
+
+def _lock(project: Path, cache: Path, *args: str) -> int:
+    return main(["lock", "--project", str(project), "--cache-dir", str(cache), *args])
+
+
+def _check(project: Path, expect: Mapping[str, Any], code: int, err: str) -> None:
+    if "error" in expect:
+        assert code == expect.get("exit", 1), err
+        assert f"error: {expect['error']}" in err.splitlines()
+        assert not (project / "locks").exists() or not any((project / "locks").iterdir())
+        return
+    assert code == 0, err
+    for target, want in expect.items():
+        lock = tomllib.loads((project / "locks" / f"pylock.{target}.toml").read_text())
+        got = {p["name"]: p["version"] for p in lock["packages"]}
+        meta = {p["name"]: p.get("tool", {}).get("envspec", {}) for p in lock["packages"]}
+        if "pins" in want:
+            assert got == want["pins"], f"{target}: {got}"
+        for name, phase in want.get("phases", {}).items():
+            assert meta[name]["phase"] == phase, f"{target}: {name}"
+        for name, parents in want.get("required-by", {}).items():
+            assert meta[name]["required-by"] == parents, f"{target}: {name}"
+        phases = {p["name"]: p for p in lock["tool"]["envspec"]["phases"]}
+        for name, reason in want.get("skipped", {}).items():
+            assert phases[name].get("skipped") == reason, f"{target}: {name}"
+
+
+@pytest.fixture
+def servers() -> Iterator[_ServerPool]:
+    with ExitStack() as stack:
+        yield _ServerPool(stack)
+
+
+class _ServerPool(dict[str, IndexServer]):
+    def __init__(self, stack: ExitStack) -> None:
+        super().__init__()
+        self.stack = stack
+
+    def get_or_start(self, name: str) -> IndexServer:
+        if name not in self:
+            self[name] = self.stack.enter_context(IndexServer())
+        return self[name]
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_scenario(
+    path: Path, tmp_path: Path, servers: _ServerPool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tomllib.loads(path.read_text())
+    for name, index in scenario["indexes"].items():
+        server = servers.get_or_start(name)
+        for package in index.get("packages", []):
+            if not package.get("later"):
+                _publish(server, package)
+    project = tmp_path / "project"
+    project.mkdir()
+    _write_spec(project, scenario, {n: s.url for n, s in servers.items()})
+    code = _lock(project, tmp_path / "cache")
+    _check(project, scenario["expect"], code, capsys.readouterr().err)
+    then = scenario.get("then")
+    if then is None:
+        return
+    for name, index in scenario["indexes"].items():
+        for package in index.get("packages", []):
+            if package.get("later"):
+                _publish(servers[name], package)
+    for phase in scenario["phases"]:
+        phase["requirements"] += then.get("add", {}).get(phase["name"], [])
+    _write_spec(project, scenario, {n: s.url for n, s in servers.items()})
+    code = _lock(project, tmp_path / "cache", *then.get("args", []))
+    _check(project, then["expect"], code, capsys.readouterr().err)
