@@ -31,6 +31,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/bench_lock.py
+	$(BIN)/python bench/bench_sync.py
 
 demo: install
 	$(BIN)/python demo/demo.py

@@ -7,6 +7,7 @@ event per line on stdout. argparse (stdlib) is enough for a handful of subcomman
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -26,9 +27,7 @@ from envspec.errors import (
     UsageError,
     did_you_mean,
 )
-from envspec.index import Finder
 from envspec.model import Spec
-from envspec.resolve.locking import lock_status, lock_targets
 from envspec.review import diff as review_diff
 from envspec.review import why as review_why
 from envspec.review.diff_format import render_markdown, render_text
@@ -128,6 +127,10 @@ def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
 
 
 def cmd_lock(args: argparse.Namespace, out: _Output) -> int:
+    # Imported here: the resolver and the network stack cost a no-op `sync` more than all it does.
+    from envspec.index import Finder
+    from envspec.resolve.locking import lock_status, lock_targets
+
     spec = _spec(args)
     statuses = lock_status(spec, args.project, _targets(spec, args.target))
     forced = args.upgrade or args.upgrade_package or args.refresh
@@ -158,7 +161,15 @@ def cmd_lock(args: argparse.Namespace, out: _Output) -> int:
             upgrade_packages=args.upgrade_package,
         )
     finally:
+        stats = finder.stats
         finder.close()
+    out.event("stats", **dataclasses.asdict(stats))
+    log.info(
+        "fetched %d requests, %.1f MB, %d metadata files",
+        stats.requests,
+        stats.bytes_downloaded / 1e6,
+        stats.metadata_fetched,
+    )
     for result in results:
         skipped = [p for p in result.lock.phases if p.skipped]
         verb = "wrote" if result.written else "unchanged"
@@ -213,7 +224,10 @@ def cmd_export(args: argparse.Namespace, out: _Output) -> int:
     path, lock = load_target_lock(args.project, targets[0])
     text = export_requirements(lock, phase=args.phase, source=_rel(path, args.project))
     if args.output is None:
-        sys.stdout.write(text)
+        if args.json:
+            out.event("export", target=lock.target, phase=args.phase, path=None, text=text)
+        else:
+            sys.stdout.write(text)
         return EXIT_OK
     write_requirements(args.output, text)
     out.say(f"wrote {args.output} ({lock.target}{f', phase {args.phase}' if args.phase else ''})")

@@ -1,20 +1,19 @@
 """The commands that touch an environment: `sync`, `check`, `rollback`, `history`.
 
-Arguments and rendering only; the work is in `envspec.apply`. Kept apart from `cli.py` so
-that module stays about the lock and review commands; `cli.build_parser` calls
-`add_parsers` and `cli.COMMANDS` includes `COMMANDS`. Every apply event goes to `--json` as
-is and to stderr as a human line (`render`); a rich spinner shows the running phase on a
-terminal. The JSON events are listed in README.md.
+Arguments and exit codes only; the work is in `envspec.apply`, the human output in
+`envspec.render`. Kept apart from `cli.py` so that module stays about the lock and review
+commands; `cli.build_parser` calls `add_parsers` and `cli.COMMANDS` includes `COMMANDS`.
+Every apply event goes to `--json` as is, or to stderr as a human line. The JSON events are
+listed in README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from envspec.apply import uv
 from envspec.apply.check import run_checks
@@ -26,7 +25,6 @@ from envspec.apply.environment import (
     locate,
     open_environment,
 )
-from envspec.apply.events import Emit
 from envspec.apply.journal import interrupted, interrupted_message
 from envspec.apply.rollback import rollback
 from envspec.apply.select import select_lock
@@ -34,15 +32,8 @@ from envspec.apply.snapshot import changes, load_snapshot, snapshot_ids
 from envspec.apply.sync import SyncSettings, sync
 from envspec.errors import EXIT_FAILED, EXIT_OK, EnvspecError, StaleLockError, UsageError
 from envspec.model import Lock, Spec
+from envspec.render import Out, emitter, history_line
 from envspec.spec import load_spec
-
-
-class Out(Protocol):
-    json_mode: bool
-    quiet: bool
-
-    def say(self, text: str) -> None: ...
-    def event(self, kind: str, **data: Any) -> None: ...
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -101,6 +92,7 @@ def cmd_sync(args: argparse.Namespace, out: Out) -> int:
             hint="'envspec sync' creates it",
         )
     if ensure_environment(location, spec.python, options):
+        out.event("environment_created", root=str(location.root), python=spec.python)
         out.say(f"Created {location.root} (Python {spec.python})")
     env, path, lock = _open(args, out, location)
     if args.locked:
@@ -113,7 +105,7 @@ def cmd_sync(args: argparse.Namespace, out: Out) -> int:
         lock_timeout=args.lock_timeout,
         command=_command_line(args),
     )
-    emit = _emitter(out)
+    emit = emitter(out)
     outcome = sync(env, lock, settings, options, emit)
     code = EXIT_OK
     if outcome.changed and not args.no_checks:
@@ -135,7 +127,7 @@ def cmd_sync(args: argparse.Namespace, out: Out) -> int:
 def cmd_check(args: argparse.Namespace, out: Out) -> int:
     spec = load_spec(args.project / "envspec.toml")
     env, _path, lock = _open(args, out, locate(args.project, args.python, os.environ))
-    emit = _emitter(out)
+    emit = emitter(out)
     ok = run_checks(env, lock, spec.checks, import_timeout=args.import_timeout, emit=emit)
     code = EXIT_OK if ok else EXIT_FAILED
     emit("done", command="check", exit_code=code, changed=False)
@@ -145,7 +137,7 @@ def cmd_check(args: argparse.Namespace, out: Out) -> int:
 def cmd_rollback(args: argparse.Namespace, out: Out) -> int:
     env = _environment(args, out)
     options = _uv_options(args, _spec_if_valid(args.project))
-    emit = _emitter(out)
+    emit = emitter(out)
     restored = rollback(env, args.id, options=options, lock_timeout=args.lock_timeout, emit=emit)
     emit("done", command="rollback", exit_code=EXIT_OK, changed=restored is not None)
     return EXIT_OK
@@ -180,7 +172,7 @@ def cmd_history(args: argparse.Namespace, out: Out) -> int:
         if before is not None and after is not None:
             entry["changes"] = changes(before, after)
         out.event("history", **entry)
-        out.say(_history_line(entry))
+        out.say(history_line(entry))
     if not entries:
         out.say(f"No snapshots in {env.state_dir / 'snapshots'} yet.")
     return EXIT_OK
@@ -198,13 +190,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Any], int]] = {
 
 
 def _environment(args: argparse.Namespace, out: Out) -> Environment:
-    env = open_environment(locate(args.project, args.python, os.environ))
+    env = open_environment(locate(args.project, args.python, os.environ), _cache_root(args))
     _warn_interrupted(env, out)
     return env
 
 
 def _open(args: argparse.Namespace, out: Out, location: Location) -> tuple[Environment, Path, Lock]:
-    env = open_environment(location)
+    env = open_environment(location, _cache_root(args))
     _warn_interrupted(env, out)
     path, lock = select_lock(args.project, env)
     out.event(
@@ -251,8 +243,17 @@ def _uv_options(args: argparse.Namespace, spec: Spec | None) -> uv.UvOptions:
     return uv.UvOptions(
         cache_dir=args.cache_dir / "uv" if args.cache_dir else None,
         offline=args.offline,
-        index_urls=uv.index_urls(spec.indexes, os.environ) if spec else (),
+        indexes=spec.indexes if spec else (),
+        environ=dict(os.environ),
     )
+
+
+def _cache_root(args: argparse.Namespace) -> Path:
+    if args.cache_dir is not None:
+        return Path(args.cache_dir)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("envspec"))
 
 
 def _spec_if_valid(project: Path) -> Spec | None:
@@ -275,122 +276,3 @@ def _rel(path: Path, args: argparse.Namespace) -> str:
         return str(path.resolve().relative_to(Path(args.project).resolve()))
     except ValueError:
         return str(path)
-
-
-def _history_line(entry: Mapping[str, Any]) -> str:
-    if entry["damaged"]:
-        return f"{entry['id']:>4}  damaged: {entry['error']}"
-    changed = entry.get("changes")
-    what = "unknown" if changed is None else (", ".join(changed[:6]) or "no change")
-    if changed and len(changed) > 6:
-        what += f", … {len(changed) - 6} more"
-    return (
-        f"{entry['id']:>4}  {entry['created']}  {entry['command']:<18} "
-        f"{entry['packages']:>4} packages  then: {what}"
-    )
-
-
-# -- rendering -----------------------------------------------------------------------------
-
-
-def _emitter(out: Out) -> Emit:
-    human = _Human(out)
-
-    def emit(kind: str, /, **data: Any) -> None:
-        out.event(kind, **data)
-        if not out.json_mode and not out.quiet:
-            human.render(kind, data)
-
-    return emit
-
-
-class _Human:
-    """Apply events as lines on stderr, with a spinner for the running phase on a terminal."""
-
-    def __init__(self, out: Out) -> None:
-        self.out = out
-        self.status: Any = None
-        self.tty = sys.stderr.isatty()
-
-    def render(self, kind: str, data: Mapping[str, Any]) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-        handler = getattr(self, f"on_{kind}", None)
-        if handler is not None:
-            handler(data)
-
-    def on_plan(self, data: Mapping[str, Any]) -> None:
-        lines = [_plan_line(phase) for phase in data["phases"]]
-        lines = [line for line in lines if line]
-        if data["remove"]:
-            lines.append(
-                "  remove: " + ", ".join(f"{r['name']} {r['version']}" for r in data["remove"])
-            )
-        if not lines:
-            self.out.say("Nothing to do: the environment matches the lock.")
-            return
-        self.out.say("Plan (dry run):" if data["dry_run"] else "Plan:")
-        for line in lines:
-            self.out.say(line)
-
-    def on_snapshot(self, data: Mapping[str, Any]) -> None:
-        self.out.say(f"Snapshot {data['id']} taken ({data['packages']} packages)")
-
-    def on_phase_started(self, data: Mapping[str, Any]) -> None:
-        if self.tty:
-            from rich.console import Console  # rich costs an import only on a terminal
-
-            text = f"phase {data['phase']}: installing {len(data['packages'])} packages"
-            self.status = Console(stderr=True).status(text)
-            self.status.start()
-
-    def on_phase_finished(self, data: Mapping[str, Any]) -> None:
-        self.out.say(
-            f"  phase {data['phase']}: installed {data['installed']} packages "
-            f"in {data['seconds']:.2f}s"
-        )
-
-    def on_phase_failed(self, data: Mapping[str, Any]) -> None:
-        label = "optional phase" if data["optional"] else "phase"
-        self.out.say(f"{'warning: ' if data['optional'] else ''}{label} {data['phase']} failed:")
-        for line in str(data["error"]).splitlines():
-            self.out.say(f"    {line}")
-
-    def on_removed(self, data: Mapping[str, Any]) -> None:
-        self.out.say(f"  removed {len(data['packages'])} packages")
-
-    def on_rollback(self, data: Mapping[str, Any]) -> None:
-        if not data["ok"]:
-            self.out.say(f"Rollback to snapshot {data['snapshot']} failed: {data['error']}")
-            return
-        done = ", ".join(data.get("changes") or []) or "nothing to change"
-        self.out.say(f"Restored snapshot {data['snapshot']}: {done}")
-
-    def on_check(self, data: Mapping[str, Any]) -> None:
-        mark = "ok  " if data["ok"] else "FAIL"
-        self.out.say(f"  {mark} {data['check']}: {data['message']}")
-        for warning in data["warnings"]:
-            self.out.say(f"       warning: {warning}")
-
-    def on_done(self, data: Mapping[str, Any]) -> None:
-        if data["command"] == "sync" and data["changed"]:
-            failed = data["failed_optional"]
-            tail = f" (optional phases failed: {', '.join(failed)})" if failed else ""
-            self.out.say(f"Synced{tail}." if data["exit_code"] == 0 else "Synced; checks failed.")
-        elif data["command"] == "check":
-            self.out.say("All checks passed." if data["exit_code"] == 0 else "Checks failed.")
-
-
-def _plan_line(phase: Mapping[str, Any]) -> str:
-    if phase["skipped"]:
-        return f"  phase {phase['phase']}: skipped in the lock ({phase['skipped']})"
-    if not phase["steps"]:
-        return ""
-    parts = []
-    for step in phase["steps"]:
-        if step["installed"]:
-            parts.append(f"{step['action']} {step['name']} {step['installed']} → {step['version']}")
-        else:
-            parts.append(f"install {step['name']} {step['version']}")
-    return f"  phase {phase['phase']}: " + ", ".join(parts)

@@ -68,6 +68,10 @@ class MetadataError(EnvspecError):
     """A distribution's metadata could not be obtained or parsed."""
 
 
+class BuildNeeded(MetadataError):
+    """An sdist's metadata cannot be trusted without a PEP 517 build."""
+
+
 class ResolutionError(EnvspecError):
     """No set of versions satisfies the requirements."""
 

@@ -11,6 +11,7 @@ import html
 import json
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import zipfile
@@ -57,6 +58,15 @@ class _Fault:
     remaining: int
 
 
+class _Server(ThreadingHTTPServer):
+    """A client hanging up (uv does, after a 404) is not worth a traceback on stderr: it would
+    land in the output of the command under test."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class IndexServer:
     """A PEP 503/691 index in a daemon thread. Use as a context manager (or start()/stop())."""
 
@@ -87,7 +97,7 @@ class IndexServer:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> IndexServer:
         handler = type("BoundHandler", (Handler,), {"index": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _Server(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)

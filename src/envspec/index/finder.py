@@ -168,15 +168,20 @@ class Finder:
         source = redact(artifact.url)
         data = self._cache.load_metadata(key)
         if data is not None:
-            return md.parse_metadata(data, source, artifact)
+            return self._parse(data, source, artifact)
         self._cache.require_online(artifact.url)
         fetched = md.fetch(self._client, artifact)
         with self._lock:
             self._metadata_fetched += 1
             self._full_downloads += fetched.how in ("full", "sdist")
-        parsed = md.parse_metadata(fetched.data, source, artifact)
         self._cache.store_metadata(key, fetched.data)
-        return parsed
+        return self._parse(fetched.data, source, artifact)
+
+    @staticmethod
+    def _parse(data: bytes, source: str, artifact: Artifact) -> DistMetadata:
+        if artifact.kind == "sdist":
+            data = md.static_or_raise(data or None, artifact.filename)
+        return md.parse_metadata(data, source, artifact)
 
     def ensure_hash(self, artifact: Artifact) -> Artifact:
         """`artifact` with sha256 and size filled in: the size by HEAD when the index gave a

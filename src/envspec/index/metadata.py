@@ -14,6 +14,7 @@ Parsing uses `packaging.metadata.parse_email`, which tolerates the mess real MET
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -30,7 +31,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from envspec.errors import MetadataError
+from envspec.errors import BuildNeeded, MetadataError
 from envspec.index.auth import redact
 from envspec.index.http import Client, Response
 from envspec.index.simple import parse_filename
@@ -82,11 +83,18 @@ def _check_identity(name: NormalizedName, version: Version, artifact: Artifact, 
         )
 
 
+@functools.lru_cache(maxsize=65536)
+def _requirement(line: str) -> Requirement:
+    """Parsed once per distinct line: releases of a package repeat most of their lines (each
+    unsloth release lists ~1,000), and resolution reads many releases."""
+    return Requirement(line)
+
+
 def _requirements(lines: list[str], source: str) -> list[Requirement]:
     out = []
     for line in lines:
         try:
-            out.append(Requirement(line))
+            out.append(_requirement(line))
         except InvalidRequirement as exc:
             raise MetadataError(f"{source}: invalid Requires-Dist '{line}'") from exc
     return out
@@ -245,7 +253,7 @@ def _sdist(client: Client, artifact: Artifact) -> bytes:
         client.stream_to(artifact.url, tmp)
         tmp.seek(0)
         pkg_info = _pkg_info(tmp, artifact.filename, source)
-    return _static_or_raise(pkg_info, artifact.filename)
+    return pkg_info or b""  # kept as is (cached by hash); static_or_raise judges it
 
 
 def _pkg_info(fileobj: IO[bytes], filename: str, source: str) -> bytes | None:
@@ -264,10 +272,11 @@ def _pkg_info(fileobj: IO[bytes], filename: str, source: str) -> bytes | None:
     return None
 
 
-def _static_or_raise(pkg_info: bytes | None, filename: str) -> bytes:
+def static_or_raise(pkg_info: bytes | None, filename: str) -> bytes:
+    """An sdist's PKG-INFO when it can be trusted without a build, else `BuildNeeded`."""
     hint = "source builds are not supported yet; use a wheel or [resolution.dependency-metadata]"
     if pkg_info is None:
-        raise MetadataError(f"{filename} has no PKG-INFO; it needs a PEP 517 build", hint=hint)
+        raise BuildNeeded(f"{filename} has no PKG-INFO; it needs a PEP 517 build", hint=hint)
     raw, _ = parse_email(pkg_info)
     version = raw.get("metadata_version", "1.0")
     try:
@@ -275,14 +284,14 @@ def _static_or_raise(pkg_info: bytes | None, filename: str) -> bytes:
     except InvalidVersion:
         static = False
     if not static:
-        raise MetadataError(
+        raise BuildNeeded(
             f"{filename} has Metadata-Version {version} (< 2.2); it needs a PEP 517 build",
             hint=hint,
         )
     dynamic = {d.lower() for d in raw.get("dynamic", [])}
     if dynamic & {"requires-dist", "requires-python"}:
         fields = ", ".join(sorted(dynamic & {"requires-dist", "requires-python"}))
-        raise MetadataError(
+        raise BuildNeeded(
             f"{filename} declares {fields} dynamic; it needs a PEP 517 build", hint=hint
         )
     return pkg_info

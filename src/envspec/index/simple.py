@@ -10,6 +10,7 @@ filenames, an optional `#sha256=` fragment, `data-yanked`, `data-requires-python
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from html.parser import HTMLParser
@@ -34,6 +35,7 @@ ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0
 SDIST_SUFFIXES = (".tar.gz", ".zip")
 
 
+@functools.cache  # pages are re-read per target and filenames repeat across pages
 def parse_filename(filename: str) -> tuple[NormalizedName, Version, ArtifactKind] | None:
     """Project name, version and kind of a wheel or sdist filename; None for anything else."""
     try:
@@ -81,18 +83,30 @@ def parse_json(body: bytes, url: str) -> list[Artifact]:
     return out
 
 
+def _kind(filename: str) -> ArtifactKind | None:
+    """Wheel or sdist by suffix; names and versions are parsed later, and only for files a
+    target can use (a page such as torch's lists thousands of files)."""
+    if filename.endswith(".whl"):
+        return "wheel"
+    return "sdist" if filename.endswith(SDIST_SUFFIXES) else None
+
+
+def _join(base: str, url: str) -> str:
+    return url if url.startswith(("https://", "http://")) else urljoin(base, url)
+
+
 def _json_artifact(item: Mapping[str, Any], base: str) -> Artifact | None:
     filename = str(item.get("filename", ""))
-    parsed = parse_filename(filename)
-    if parsed is None or not item.get("url"):
+    kind = _kind(filename)
+    if kind is None or not item.get("url"):
         return None
     yanked = item.get("yanked", False)
     metadata = item.get("core-metadata", item.get("dist-info-metadata"))
     size = item.get("size")
     return Artifact(
         filename=filename,
-        url=urldefrag(urljoin(base, str(item["url"])))[0],
-        kind=parsed[2],
+        url=urldefrag(_join(base, str(item["url"])))[0],
+        kind=kind,
         sha256=_sha256((item.get("hashes") or {}).get("sha256")),
         size=size if isinstance(size, int) else None,
         requires_python=item.get("requires-python") or None,

@@ -78,8 +78,11 @@ def lock_targets(
             upgrade_packages=upgrade_packages,
         )
 
-    with ThreadPoolExecutor(max_workers=max(1, len(statuses))) as pool:
-        locks = list(pool.map(one, statuses))
+    if len(statuses) == 1:
+        locks = [one(statuses[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=len(statuses)) as pool:
+            locks = list(pool.map(one, statuses))
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
     return [
         Locked(target=s.target, path=s.path, lock=lock, written=write_lock(s.path, lock))

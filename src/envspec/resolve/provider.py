@@ -13,6 +13,9 @@ other requirement.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,8 +35,10 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
+from envspec.errors import BuildNeeded
 from envspec.model import Artifact, DependencyMetadata, DistMetadata, Index, Resolution, Target
 
+log = logging.getLogger("envspec")
 PYTHON = "<python>"
 # How many of a name's best candidates get their metadata fetched ahead of need.
 PREFETCH_AHEAD = 3
@@ -46,6 +51,7 @@ class Source(Protocol):
     def files(self, name: NormalizedName, index: Index) -> list[Artifact]: ...
     def metadata(self, artifact: Artifact) -> DistMetadata: ...
     def prefetch_metadata(self, artifacts: Iterable[Artifact]) -> None: ...
+    def prefetch_files(self, names: Iterable[tuple[NormalizedName, str | None]]) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -126,9 +132,23 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     used_indexes: dict[NormalizedName, Index | None] = field(default_factory=dict)
     _tag_rank: dict[Tag, int] = field(default_factory=dict)
     _best: dict[NormalizedName, dict[Version, Artifact]] = field(default_factory=dict)
+    _fast_rank: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    _python_ok: dict[str, bool] = field(default_factory=dict)
+    _match_memo: dict[tuple[NormalizedName, str], frozenset[Version]] = field(default_factory=dict)
+    _deps_memo: dict[tuple[str, Version], list[Req]] = field(default_factory=dict)
+    _candidates: dict[tuple[str, Version], Candidate] = field(default_factory=dict)
+    _wanted_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Requirement, bool]] = field(
+        default_factory=dict
+    )
+    _matches_memo: dict[tuple[str, frozenset[str], frozenset[Version]], list[Candidate]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self._tag_rank = {tag: i for i, tag in enumerate(self.target.tags)}
+        self._fast_rank = {
+            (t.interpreter, t.abi, t.platform): i for i, t in enumerate(self.target.tags)
+        }
 
     # -- identity ------------------------------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -156,7 +176,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             not pinned,
             name not in causes,
             not direct,
-            "[" in identifier,  # a name's extras after the name itself
+            "[" not in identifier,  # a name with extras before the plain name it pins
             identifier,
         )
 
@@ -194,15 +214,40 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         name, extras = reqs[0].name, reqs[0].extras
         bad = {c.version for c in incompatibilities[identifier]}
         specifiers = [r.specifier for r in reqs]
+        if extras:  # the plain name's requirements bound its extras too
+            specifiers += [r.specifier for r in requirements.get(name, ())]
+            bad |= {c.version for c in incompatibilities.get(name, ())}
         specifiers += [c.specifier for c in self.constraints.get(name, ())]
-        found = self._order(name, self._versions(name, specifiers, bad))
-        index = self.used_indexes.get(name)
-        result = [
-            Candidate(key=identifier, name=name, version=v, extras=extras, artifact=a, index=index)
-            for v, a in found
-        ]
-        self.source.prefetch_metadata(c.artifact for c in result[:PREFETCH_AHEAD] if c.artifact)
-        return result
+        memo_key = (identifier, frozenset(map(str, specifiers)), frozenset(bad))
+        if memo_key not in self._matches_memo:
+            found = self._order(name, self._versions(name, specifiers, bad))
+            result = [self._candidate(identifier, name, extras, v, a) for v, a in found]
+            self._matches_memo[memo_key] = result
+            self.source.prefetch_metadata(
+                c.artifact for c in result[:PREFETCH_AHEAD] if c.artifact
+            )
+        return self._matches_memo[memo_key]
+
+    def _candidate(
+        self,
+        key: str,
+        name: NormalizedName,
+        extras: frozenset[NormalizedName],
+        version: Version,
+        artifact: Artifact,
+    ) -> Candidate:
+        """One object per (identifier, version): resolvelib compares candidates often."""
+        memo_key = (key, version)
+        if memo_key not in self._candidates:
+            self._candidates[memo_key] = Candidate(
+                key=key,
+                name=name,
+                version=version,
+                extras=extras,
+                artifact=artifact,
+                index=self.used_indexes.get(name),
+            )
+        return self._candidates[memo_key]
 
     def _order(
         self, name: NormalizedName, found: list[tuple[Version, Artifact]]
@@ -230,13 +275,25 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             for s in spec
             if s.operator in ("==", "===") and "*" not in s.version and _is_version(s.version)
         }
+        allowed = set(best)
+        for spec in specifiers:
+            allowed &= self._matching(name, spec)
         pool = {
-            v: a
-            for v, a in best.items()
-            if v not in bad and (a.yanked is None or _matches_exact(v, exact))
-            and all(s.contains(v, prereleases=True) for s in specifiers)
+            v: best[v]
+            for v in allowed - bad
+            if best[v].yanked is None or _matches_exact(v, exact)
         }
         return list(self._apply_prereleases(pool, specifiers).items())
+
+    def _matching(self, name: NormalizedName, spec: SpecifierSet) -> frozenset[Version]:
+        """The versions of `name` a specifier admits (memoized: resolvelib asks again and
+        again while it backtracks)."""
+        key = (name, str(spec))
+        if key not in self._match_memo:
+            self._match_memo[key] = frozenset(
+                v for v in self._best_files(name) if spec.contains(v, prereleases=True)
+            )
+        return self._match_memo[key]
 
     def _apply_prereleases(
         self, pool: dict[Version, Artifact], specifiers: Sequence[SpecifierSet]
@@ -267,9 +324,9 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         no_binary = _listed(name, self.settings.no_binary)
         ranked: dict[Version, tuple[int, Artifact]] = {}
         for artifact in self.source.files(name, index):
-            if not self._allowed(artifact, python):
-                continue
             rank_version = self._rank(artifact, name, no_build=no_build, no_binary=no_binary)
+            if rank_version is None or not self._allowed(artifact, python):
+                continue
             if rank_version is None:
                 continue
             version, rank = rank_version
@@ -281,29 +338,43 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         cutoff = self.settings.exclude_newer
         if cutoff and artifact.upload_time and artifact.upload_time > cutoff:
             return False
-        if artifact.requires_python:
+        hint = artifact.requires_python
+        if hint and hint not in self._python_ok:
             try:
-                return SpecifierSet(artifact.requires_python).contains(python, prereleases=True)
+                self._python_ok[hint] = SpecifierSet(hint).contains(python, prereleases=True)
             except InvalidSpecifier:
-                return True  # an unreadable index hint: the metadata's Requires-Python decides
-        return True
+                self._python_ok[hint] = True  # unreadable: the metadata's Requires-Python decides
+        return not hint or self._python_ok[hint]
 
     def _rank(
         self, artifact: Artifact, name: NormalizedName, *, no_build: bool, no_binary: bool
     ) -> tuple[Version, int] | None:
         try:
             if artifact.kind == "wheel":
-                if no_binary:
+                rank = None if no_binary else self._wheel_rank(artifact.filename)
+                if rank is None:
                     return None
-                wname, version, _, tags = parse_wheel_filename(artifact.filename)
-                ranks = [self._tag_rank[t] for t in tags if t in self._tag_rank]
-                return (version, min(ranks)) if wname == name and ranks else None
+                wname, version, _, _ = _parse_wheel(artifact.filename)
+                return (version, rank) if wname == name else None
             if no_build:
                 return None
             sname, version = parse_sdist_filename(artifact.filename)
         except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
             return None
         return (version, len(self._tag_rank)) if sname == name else None
+
+    def _wheel_rank(self, filename: str) -> int | None:
+        """The best rank of a wheel's tags on the target, read from the filename's last three
+        fields without a full parse (most files on a big page fit no target)."""
+        parts = filename[:-4].lower().split("-")
+        if len(parts) < 5:
+            return None
+        ranks = [
+            self._fast_rank[key]
+            for key in itertools.product(*(p.split(".") for p in parts[-3:]))
+            if key in self._fast_rank
+        ]
+        return min(ranks) if ranks else None
 
     # -- dependencies --------------------------------------------------------------------
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
@@ -312,6 +383,19 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def get_dependencies(self, candidate: Candidate) -> Iterable[Req]:
         if candidate.key == PYTHON:
             return []
+        key = (candidate.key, candidate.version)
+        if key not in self._deps_memo:
+            deps = self._dependencies(candidate)
+            self._deps_memo[key] = deps
+            self.prefetch(d.name for d in deps)
+        return self._deps_memo[key]
+
+    def prefetch(self, names: Iterable[NormalizedName]) -> None:
+        """Start fetching the pages of names resolution is about to need."""
+        wanted = [(n, self.routes.get(n)) for n in names if n != PYTHON]
+        self.source.prefetch_files(n for n in wanted if n[0] not in self.used_indexes)
+
+    def _dependencies(self, candidate: Candidate) -> list[Req]:
         meta = self.metadata(candidate)
         phase = self.phase_of.get(candidate.key) or self.phase_of.get(candidate.name)
         origin = Origin(phase=phase, parent=f"{candidate.name} {candidate.version}")
@@ -330,6 +414,15 @@ class Provider(AbstractProvider[Req, Candidate, str]):
 
     def _wanted(self, requirement: Requirement, extras: frozenset[NormalizedName]) -> bool:
         """A dependency of the plain name, or one only the requested extras bring."""
+        # Keyed by identity: metadata parsing hands out one object per distinct line.
+        key = (id(requirement), extras)
+        if key not in self._wanted_memo:
+            self._wanted_memo[key] = (requirement, self._evaluate_wanted(requirement, extras))
+        return self._wanted_memo[key][1]
+
+    def _evaluate_wanted(
+        self, requirement: Requirement, extras: frozenset[NormalizedName]
+    ) -> bool:
         if requirement.marker is None:
             return not extras
         plain = self.target.evaluate(requirement.marker)
@@ -348,7 +441,43 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 provides_extra=declared.provides_extra,
             )
         assert candidate.artifact is not None
-        return self.source.metadata(candidate.artifact)
+        try:
+            return self.source.metadata(candidate.artifact)
+        except BuildNeeded:
+            siblings = self._sibling_wheels(candidate)
+            if candidate.artifact.kind != "sdist" or not siblings:
+                raise
+        # As uv does: a version's wheels share their metadata, so another platform's wheel
+        # stands in for a source build that cannot run while locking.
+        wheel = sorted(siblings, key=lambda a: a.filename)[0]
+        log.warning(
+            "%s %s on %s: no wheel fits, dependencies read from %s",
+            candidate.name,
+            candidate.version,
+            self.target.name,
+            wheel.filename,
+        )
+        return self.source.metadata(wheel)
+
+    def _sibling_wheels(self, candidate: Candidate) -> list[Artifact]:
+        """Wheels of the candidate's version for any platform."""
+        index = self.used_indexes.get(candidate.name)
+        found = []
+        for artifact in self.source.files(candidate.name, index) if index else ():
+            if artifact.kind != "wheel":
+                continue
+            try:
+                name, version, _, _ = _parse_wheel(artifact.filename)
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if name == candidate.name and version == candidate.version:
+                found.append(artifact)
+        return found
+
+
+@functools.cache  # the same filenames are ranked for every target
+def _parse_wheel(filename: str) -> tuple[NormalizedName, Version, Any, frozenset[Tag]]:
+    return parse_wheel_filename(filename)
 
 
 def _pin(candidate: Candidate, origin: Origin) -> Req:

@@ -111,6 +111,7 @@ def resolve_target(
         active = [p for p in phases if p.name not in skipped]
         provider = _provider(spec, target, source, active, preferred)
         roots = _roots(active, target, provider)
+        provider.prefetch(r.name for r in roots)
         try:
             result = Resolver(provider, BaseReporter()).resolve(roots, max_rounds=MAX_ROUNDS)
         except ResolutionImpossible as exc:

@@ -1,0 +1,245 @@
+"""`envspec check`: a pre-flight of an environment against its lock and the spec's `[checks]`.
+
+Four kinds, each result a `CheckResult`:
+- drift: each locked package installed at its locked version (and commit); packages of
+  optional phases that are absent are warnings, as are packages the lock does not name;
+- dependencies: every installed distribution's requirements hold, evaluated under the
+  environment's own marker environment, extras followed;
+- version: the spec's `versions = { numpy = "<2" }` rules;
+- import: each `module` or `module:attr` imported in a fresh interpreter with a timeout;
+  warnings raised or printed during the import are reported.
+
+It lives in `apply` rather than `review` because it reads a live environment and starts
+processes (import probes), which only `apply.uv` may do. All but the import probes are pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from envspec.apply import uv
+from envspec.apply.environment import Environment, load_installed
+from envspec.apply.events import Emit
+from envspec.apply.plan import Installed, phases_upto
+from envspec.model import Checks, Lock, LockedPackage
+
+Kind = Literal["drift", "dependencies", "version", "import"]
+_PROBE_WORKERS = 4
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckResult:
+    kind: Kind
+    subject: str
+    ok: bool
+    message: str
+    warnings: tuple[str, ...] = ()
+
+
+def drift(
+    lock: Lock, installed: Iterable[Installed], phase: str | None = None
+) -> list[CheckResult]:
+    """The environment against the lock (up to `phase` when given)."""
+    have = {d.name: d for d in installed}
+    phases = {p.name: p for p in phases_upto(lock, phase) if not p.skipped}
+    results, warnings, matched = [], [], 0
+    for package in lock.packages:
+        if package.phase not in phases:
+            continue
+        dist = have.get(package.name)
+        problem = _drift_problem(package, dist)
+        if problem is None:
+            matched += 1
+        elif phases[package.phase].optional and dist is None:
+            warnings.append(f"{problem} (optional phase {package.phase})")
+        else:
+            results.append(
+                CheckResult(
+                    kind="drift",
+                    subject=package.name,
+                    ok=False,
+                    message=f"{problem} (phase {package.phase})",
+                )
+            )
+    named = {p.name for p in lock.packages}
+    extra = [f"{d.name} {d.version}" for n, d in sorted(have.items()) if n not in named]
+    if extra:
+        warnings.append("not in the lock: " + ", ".join(extra))
+    summary = f"{_count(matched, 'package')} {'matches' if matched == 1 else 'match'} the lock"
+    return [
+        CheckResult(
+            kind="drift", subject="lock", ok=not results, message=summary, warnings=tuple(warnings)
+        ),
+        *results,
+    ]
+
+
+def _drift_problem(package: LockedPackage, dist: Installed | None) -> str | None:
+    name, version = package.name, str(package.version)
+    if dist is None:
+        return f"{name} {version} is not installed"
+    if _parse(dist.version) != package.version:
+        return f"{name} is {dist.version}, the lock says {version}"
+    if package.vcs is not None and dist.commit != package.vcs.commit_id:
+        return (
+            f"{name} is at commit {dist.commit or 'unknown'}, the lock says {package.vcs.commit_id}"
+        )
+    return None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _parse(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def dependencies(installed: Sequence[Installed], markers: Mapping[str, str]) -> list[CheckResult]:
+    """Each installed distribution's requirements, under the environment's markers."""
+    have = {d.name: d for d in installed}
+    wanted = _requested_extras(installed, markers)
+    results = []
+    for dist in installed:
+        for req in _active(dist, wanted.get(dist.name, set()), markers):
+            problem = _unmet(req, have.get(canonicalize_name(req.name)))
+            if problem:
+                shown = str(req).split(";")[0].strip()
+                results.append(
+                    CheckResult(
+                        kind="dependencies",
+                        subject=dist.name,
+                        ok=False,
+                        message=f"{dist.name} {dist.version} requires {shown}, but {problem}",
+                    )
+                )
+    summary = f"the requirements of {_count(len(installed), 'distribution')} hold"
+    if results:
+        summary = _count(len(results), "unmet requirement")
+    return [
+        CheckResult(kind="dependencies", subject="environment", ok=not results, message=summary),
+        *results,
+    ]
+
+
+def _requested_extras(
+    installed: Sequence[Installed], markers: Mapping[str, str]
+) -> dict[str, set[str]]:
+    """Which extras of each distribution something installed asks for (to a fixed point)."""
+    wanted: dict[str, set[str]] = {}
+    changed = True
+    while changed:
+        changed = False
+        for dist in installed:
+            for req in _active(dist, wanted.get(dist.name, set()), markers):
+                target = wanted.setdefault(canonicalize_name(req.name), set())
+                new = {canonicalize_name(e) for e in req.extras} - target
+                if new:
+                    target |= new
+                    changed = True
+    return wanted
+
+
+def _active(dist: Installed, extras: set[str], markers: Mapping[str, str]) -> list[Requirement]:
+    out = []
+    for text in dist.requires:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue  # a distribution's own broken metadata is not ours to judge here
+        if req.marker is None or any(
+            req.marker.evaluate({**markers, "extra": extra}) for extra in ("", *sorted(extras))
+        ):
+            out.append(req)
+    return out
+
+
+def _unmet(req: Requirement, dist: Installed | None) -> str | None:
+    if dist is None:
+        return f"{canonicalize_name(req.name)} is not installed"
+    if req.specifier and not req.specifier.contains(dist.version, prereleases=True):
+        return f"{dist.name} {dist.version} is installed"
+    return None
+
+
+def version_rules(
+    rules: Iterable[tuple[str, str]], installed: Iterable[Installed]
+) -> list[CheckResult]:
+    """The spec's `[checks] versions` rules."""
+    have = {d.name: d for d in installed}
+    results = []
+    for name, spec in rules:
+        dist = have.get(canonicalize_name(name))
+        if dist is None:
+            ok, message = False, f"{name} is not installed (rule {name}{spec})"
+        elif SpecifierSet(spec).contains(dist.version, prereleases=True):
+            ok, message = True, f"{name} {dist.version} satisfies {name}{spec}"
+        else:
+            ok, message = False, f"{name} {dist.version} does not satisfy {name}{spec}"
+        results.append(CheckResult(kind="version", subject=name, ok=ok, message=message))
+    return results
+
+
+def import_probes(env: Environment, imports: Sequence[str], timeout: float) -> list[CheckResult]:
+    """Each import check in its own interpreter, a few at a time."""
+
+    def one(check: str) -> CheckResult:
+        probe = uv.probe_import(env.python, check, timeout)
+        if probe.error is None:
+            message = f"import {check} ok ({probe.seconds:.2f}s)"
+        else:
+            message = f"import {check} failed: {probe.error}"
+        return CheckResult(
+            kind="import",
+            subject=check,
+            ok=probe.error is None,
+            message=message,
+            warnings=probe.warnings,
+        )
+
+    if not imports:
+        return []
+    with ThreadPoolExecutor(max_workers=min(_PROBE_WORKERS, len(imports))) as pool:
+        return list(pool.map(one, imports))
+
+
+def run_checks(
+    env: Environment,
+    lock: Lock,
+    checks: Checks,
+    *,
+    phase: str | None = None,
+    import_timeout: float = 120.0,
+    emit: Emit,
+) -> bool:
+    """Every check; each result is emitted as a `check` event. True when all passed.
+
+    With `phase` (a partial sync) only drift up to it and dependencies are checked: the
+    spec's rules and imports may need later phases."""
+    installed = load_installed(env, requires=True)
+    results = drift(lock, installed, phase)
+    results += dependencies(installed, env.marker_environment())
+    if phase is None:
+        results += version_rules(checks.versions, installed)
+        results += import_probes(env, checks.imports, import_timeout)
+    for result in results:
+        emit(
+            "check",
+            check=result.kind,
+            subject=result.subject,
+            ok=result.ok,
+            message=result.message,
+            warnings=list(result.warnings),
+        )
+    return all(r.ok for r in results)

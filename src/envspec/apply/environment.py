@@ -1,0 +1,279 @@
+"""The target environment: where it is, what its interpreter is, and what is installed in it.
+
+Which environment: `--python` (an interpreter or an environment folder), else `$VIRTUAL_ENV`,
+else the project's `.venv`, which `envspec sync` creates with `uv venv` at the spec's Python.
+The interpreter's marker environment and site-packages folders cost a subprocess to learn, so
+they are kept in `<env>/.envspec/interpreter.json` keyed by the interpreter's path and mtime
+(a sync with nothing to do starts no process at all), and, for virtual environments, once per
+base interpreter in the envspec cache folder (a new environment needs no probe either).
+Installed distributions are read from their `.dist-info` folders by hand rather than with
+`importlib.metadata`: importing that costs about as much as the rest of a no-op sync, and a
+folder name already holds name and version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from envspec.apply import uv
+from envspec.apply.plan import Installed
+from envspec.errors import ApplyError, UsageError
+
+STATE_DIR = ".envspec"
+_CACHE_FILE = "interpreter.json"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Environment:
+    """A Python environment envspec may read and change."""
+
+    root: Path
+    python: Path
+    markers: tuple[tuple[str, str], ...]
+    site_packages: tuple[Path, ...]
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def python_version(self) -> str:
+        return dict(self.markers)["python_full_version"]
+
+    def marker_environment(self) -> dict[str, str]:
+        return dict(self.markers)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Location:
+    """Where the environment is expected, and whether envspec may create it there."""
+
+    root: Path
+    python: Path
+    creatable: bool
+    source: str  # "--python", "$VIRTUAL_ENV" or "project"
+
+
+def interpreter_in(root: Path) -> Path:
+    """The interpreter of the environment at `root` (POSIX `bin/`, Windows `Scripts/`)."""
+    for candidate in (root / "bin" / "python", root / "Scripts" / "python.exe"):
+        if candidate.exists():
+            return candidate
+    return root / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def locate(project: Path, python: Path | None, environ: Mapping[str, str]) -> Location:
+    """Pick the environment as DESIGN.md §2 orders it."""
+    if python is not None:
+        python = Path(os.path.abspath(python))
+        if python.is_dir():
+            return Location(
+                root=python, python=interpreter_in(python), creatable=False, source="--python"
+            )
+        parent = python.parent
+        root = parent.parent if parent.name in ("bin", "Scripts") else parent
+        return Location(root=root, python=python, creatable=False, source="--python")
+    if environ.get("VIRTUAL_ENV"):
+        root = Path(environ["VIRTUAL_ENV"])
+        return Location(
+            root=root, python=interpreter_in(root), creatable=False, source="$VIRTUAL_ENV"
+        )
+    root = Path(os.path.abspath(project)) / ".venv"
+    return Location(root=root, python=interpreter_in(root), creatable=True, source="project")
+
+
+def ensure_environment(location: Location, python: str, options: uv.UvOptions) -> bool:
+    """Create the project's `.venv` when absent; True when it was created."""
+    if location.python.exists():
+        return False
+    if not location.creatable:
+        raise UsageError(
+            f"no Python interpreter at {location.python}",
+            context=location.source,
+            hint="pass --python with an existing interpreter or environment folder",
+        )
+    uv.create_venv(location.root, python, options)
+    return True
+
+
+def open_environment(location: Location, shared: Path | None = None) -> Environment:
+    """The environment at `location`, its interpreter facts from a cache when still valid:
+    its own, else (a new virtual environment) the one in the `shared` cache folder kept for
+    every environment made from the same base interpreter, else a probe."""
+    if not location.python.exists():
+        raise UsageError(
+            f"no Python interpreter at {location.python}",
+            context=location.source,
+            hint="run 'envspec sync' to create the environment, or pass --python",
+        )
+    key = _interpreter_key(location.python)
+    own = location.root / STATE_DIR / _CACHE_FILE
+    facts = load_interpreter_cache(own, key)
+    if facts is None:
+        facts = _venv_facts(location, shared) or uv.probe_interpreter(location.python)
+        write_interpreter_cache(own, key, facts)
+    return Environment(
+        root=location.root,
+        python=location.python,
+        markers=tuple(sorted((str(k), str(v)) for k, v in facts["markers"].items())),
+        site_packages=tuple(dict.fromkeys(Path(p) for p in facts["site_packages"])),
+    )
+
+
+def _venv_facts(location: Location, shared: Path | None) -> dict[str, Any] | None:
+    """A virtual environment has its base interpreter's markers and its site-packages at the
+    same place below its root as any other of that base: probe once per base interpreter."""
+    if shared is None or not (location.root / "pyvenv.cfg").exists():
+        return None
+    real = os.path.realpath(location.python)
+    key = {**_interpreter_key(location.python), "python": real}
+    digest = hashlib.sha256(real.encode()).hexdigest()[:20]
+    path = shared / "interpreters" / f"{digest}.json"
+    known = load_interpreter_cache(path, key)
+    if known is not None and "site_relative" in known:
+        site = [str(location.root / rel) for rel in known["site_relative"]]
+        return {"markers": known["markers"], "site_packages": site}
+    facts = uv.probe_interpreter(location.python)
+    prefix = Path(facts["prefix"])
+    relative = [os.path.relpath(p, prefix) for p in facts["site_packages"]]
+    if not any(rel.startswith("..") for rel in relative):
+        entry = {"markers": facts["markers"], "site_packages": [], "site_relative": relative}
+        write_interpreter_cache(path, key, entry)
+    return facts
+
+
+def _interpreter_key(python: Path) -> dict[str, Any]:
+    stat = python.stat()  # follows a venv's symlink: a replaced base interpreter invalidates
+    return {"python": str(python), "mtime_ns": stat.st_mtime_ns, "size": stat.st_size}
+
+
+def load_interpreter_cache(path: Path, key: Mapping[str, Any]) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("key") != dict(key):
+        return None
+    facts = data.get("facts")
+    if not isinstance(facts, dict) or not {"markers", "site_packages"} <= facts.keys():
+        return None
+    return facts
+
+
+def write_interpreter_cache(path: Path, key: Mapping[str, Any], facts: Mapping[str, Any]) -> None:
+    """Best effort: an environment or cache we may not write to is still usable."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": dict(key), "facts": dict(facts)}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def load_installed(env: Environment, *, requires: bool = False) -> tuple[Installed, ...]:
+    """Every distribution in the environment's site-packages, by name (first found wins).
+
+    Name and version come from the `.dist-info` folder name (PEP 427: both escaped, so the
+    last `-` separates them) unless it is ambiguous; `METADATA` is read only then, or when
+    `requires` asks for the requirements too."""
+    found: dict[str, Installed] = {}
+    for folder in env.site_packages:
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for entry in names:
+            if entry.endswith((".dist-info", ".egg-info")):
+                dist = _read_dist(folder / entry, requires)
+                if dist is not None and dist.name not in found:
+                    found[dist.name] = dist
+    return tuple(found[name] for name in sorted(found))
+
+
+def has_distributions(env: Environment) -> bool:
+    """Whether any distribution metadata (`.dist-info`, `.egg-info` folder or file, a legacy
+    editable's `.egg-link`) is in site-packages: what `pip freeze` would list anything from."""
+    suffixes = (".dist-info", ".egg-info", ".egg-link")
+    for folder in env.site_packages:
+        try:
+            if any(name.endswith(suffixes) for name in os.listdir(folder)):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _read_dist(path: Path, requires: bool) -> Installed | None:
+    egg = path.name.endswith(".egg-info")
+    name, sep, version = path.name.rsplit(".", 1)[0].partition("-")
+    reqs: tuple[str, ...] = ()
+    if egg or not sep or "-" in version or "_" in version or requires:
+        headers = _headers(path / ("PKG-INFO" if egg else "METADATA"))
+        if headers is None:
+            return None
+        name = headers.get("name", [name])[0]
+        version = headers.get("version", [version])[0]
+        reqs = tuple(headers.get("requires-dist", ()))
+    if not name or not version:
+        return None
+    url, commit = _direct_url(_read_text(path / "direct_url.json"))
+    return Installed(
+        name=canonicalize_name(name), version=version, requires=reqs, url=url, commit=commit
+    )
+
+
+def _headers(path: Path) -> dict[str, list[str]] | None:
+    """The header fields of a core metadata file (the part before the first blank line)."""
+    text = _read_text(path)
+    if text is None:
+        return None
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        key, sep, value = line.partition(":")
+        if sep and not line[0].isspace():
+            out.setdefault(key.strip().lower(), []).append(value.strip())
+    return out
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _direct_url(text: str | None) -> tuple[str | None, str | None]:
+    if not text:
+        return None, None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    vcs = data.get("vcs_info")
+    commit = vcs.get("commit_id") if isinstance(vcs, dict) else None
+    url = data.get("url")
+    return (url if isinstance(url, str) else None), (commit if isinstance(commit, str) else None)
+
+
+def require_state_dir(env: Environment) -> Path:
+    """The environment's `.envspec` folder, created; an unwritable one is an error."""
+    try:
+        env.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ApplyError(
+            f"cannot create {env.state_dir}: {exc.strerror}", context=str(env.root)
+        ) from exc
+    return env.state_dir

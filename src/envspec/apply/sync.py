@@ -1,0 +1,188 @@
+"""`envspec sync`: bring an environment to its lock, phase by phase, as one transaction.
+
+Order (DESIGN.md §7): plan (nothing to do → return before any process starts); take the
+environment's lock and plan again (another sync may have done the work while we waited);
+snapshot; write the journal; with `exact`, remove what the lock does not name (first, so a
+package that moved to another distribution is not deleted after it was installed); install
+each phase with `uv pip install --no-deps` from exact URLs and hashes, recording provenance
+and marking the phase done in the journal. A required phase that fails restores the
+snapshot and raises; an optional one is reported and the sync goes on. The journal is
+removed only when the sync ends one way or the other, so a kill leaves it behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import NoReturn
+
+from envspec.apply import uv
+from envspec.apply.environment import Environment, load_installed, require_state_dir
+from envspec.apply.events import Emit
+from envspec.apply.journal import Journal, environment_lock, remove_journal, write_journal
+from envspec.apply.plan import PhasePlan, Plan, all_hashed, describe, make_plan, requirements_text
+from envspec.apply.rollback import RestoreFailed, restore
+from envspec.apply.snapshot import (
+    Snapshot,
+    load_provenance,
+    provenance_of,
+    take_snapshot,
+    write_provenance,
+    write_requirements,
+)
+from envspec.errors import ApplyError
+from envspec.model import Lock
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SyncSettings:
+    """What the user asked of this sync."""
+
+    phase: str | None = None
+    exact: bool = False
+    dry_run: bool = False
+    no_build_isolation: Collection[str] = ()
+    lock_timeout: float = 60.0
+    command: str = "sync"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SyncOutcome:
+    plan: Plan
+    snapshot: int | None = None
+    failed_optional: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.snapshot is not None
+
+
+def plan_for(env: Environment, lock: Lock, settings: SyncSettings) -> Plan:
+    return make_plan(
+        lock,
+        load_installed(env),
+        phase=settings.phase,
+        exact=settings.exact,
+        no_build_isolation=settings.no_build_isolation,
+    )
+
+
+def sync(
+    env: Environment, lock: Lock, settings: SyncSettings, options: uv.UvOptions, emit: Emit
+) -> SyncOutcome:
+    """Apply `lock` to `env`; see the module docstring."""
+    plan = plan_for(env, lock, settings)
+    emit("plan", phases=describe(plan), remove=_removals(plan), dry_run=settings.dry_run)
+    if plan.empty or settings.dry_run:
+        return SyncOutcome(plan=plan)
+    state = require_state_dir(env)
+    with environment_lock(state, settings.lock_timeout):
+        plan = plan_for(env, lock, settings)
+        if plan.empty:
+            emit("plan", phases=describe(plan), remove=[], dry_run=False)
+            return SyncOutcome(plan=plan)
+        snapshot = take_snapshot(env, settings.command, options)
+        emit("snapshot", id=snapshot.id, packages=len(snapshot.packages), command=snapshot.command)
+        journal = Journal(
+            command=settings.command,
+            snapshot=snapshot.id,
+            phases=tuple(p.phase.name for p in plan.phases),
+        )
+        write_journal(state, journal)
+        run = _Transaction(env=env, snapshot=snapshot, options=options, emit=emit)
+        failed = run.apply(plan, journal)
+        remove_journal(state)
+    return SyncOutcome(plan=plan, snapshot=snapshot.id, failed_optional=failed)
+
+
+def _removals(plan: Plan) -> list[dict[str, str]]:
+    return [{"name": d.name, "version": d.version} for d in plan.remove]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Transaction:
+    """One sync after its snapshot: installs phases, restores the snapshot on failure."""
+
+    env: Environment
+    snapshot: Snapshot
+    options: uv.UvOptions
+    emit: Emit
+
+    def apply(self, plan: Plan, journal: Journal) -> tuple[str, ...]:
+        """Removals, then every phase; the names of optional phases that failed."""
+        if plan.remove:
+            self.remove(plan)
+        failed = []
+        for phase_plan in plan.phases:
+            if not phase_plan.steps:
+                continue
+            journal = journal.begin(phase_plan.phase.name)
+            write_journal(self.env.state_dir, journal)
+            if not self.install(phase_plan):
+                failed.append(phase_plan.phase.name)
+            journal = journal.finish(phase_plan.phase.name)
+            write_journal(self.env.state_dir, journal)
+        return tuple(failed)
+
+    def remove(self, plan: Plan) -> None:
+        names = [d.name for d in plan.remove]
+        ran = uv.pip_uninstall(self.env.python, names, self.options)
+        if not ran.ok:
+            self.fail("remove", ran)
+        self.emit("removed", packages=_removals(plan), seconds=round(ran.seconds, 3))
+        provenance = load_provenance(self.env.state_dir)
+        kept = {k: v for k, v in provenance.items() if k not in names}
+        write_provenance(self.env.state_dir, kept)
+
+    def install(self, phase_plan: PhasePlan) -> bool:
+        """Install one phase; False when an optional phase failed (a required one raises)."""
+        env, name, steps = self.env, phase_plan.phase.name, phase_plan.steps
+        self.emit(
+            "phase_started",
+            phase=name,
+            packages=[f"{s.package.name}=={s.package.version}" for s in steps],
+        )
+        start = time.perf_counter()
+        path = write_requirements(env.state_dir, f"phase-{name}.txt", requirements_text(steps))
+        ran = uv.pip_install(
+            env.python,
+            path,
+            self.options,
+            require_hashes=all_hashed(steps),
+            no_build_isolation=phase_plan.no_build_isolation,
+        )
+        path.unlink(missing_ok=True)
+        if not ran.ok:
+            if not phase_plan.phase.optional:
+                self.fail(name, ran)
+            self.emit("phase_failed", phase=name, optional=True, error=ran.tail())
+            return False
+        provenance = load_provenance(env.state_dir)
+        provenance.update({s.package.name: provenance_of(s.package) for s in steps})
+        write_provenance(env.state_dir, provenance)
+        seconds = round(time.perf_counter() - start, 3)
+        self.emit("phase_finished", phase=name, installed=len(steps), seconds=seconds)
+        return True
+
+    def fail(self, phase: str, ran: uv.Ran) -> NoReturn:
+        """Restore the pre-sync snapshot after a required step failed, then raise."""
+        snapshot, env = self.snapshot, self.env
+        self.emit("phase_failed", phase=phase, optional=False, error=ran.tail())
+        what = "removing packages" if phase == "remove" else f"required phase '{phase}'"
+        try:
+            changed = restore(env, snapshot, self.options)
+        except RestoreFailed as exc:
+            self.emit("rollback", snapshot=snapshot.id, ok=False, error=exc.message, tail=exc.tail)
+            raise ApplyError(
+                f"{what} failed, and restoring snapshot {snapshot.id} failed too",
+                context=str(env.root),
+                hint=f"fix the cause, then run 'envspec rollback {snapshot.id}'",
+            ) from exc
+        remove_journal(env.state_dir)
+        self.emit("rollback", snapshot=snapshot.id, ok=True, changes=changed)
+        raise ApplyError(
+            f"{what} failed; the environment was restored to snapshot {snapshot.id}",
+            context=str(env.root),
+            hint="uv's error is shown above",
+        )

@@ -1,0 +1,215 @@
+"""Renderings of a `LockDiff` for people: plain text (ANSI-coloured when the caller says the
+output is a terminal) and Markdown to paste as a pull-request comment (a summary line first,
+then one table per changed target, then the divergence across targets).
+
+ANSI codes are written by hand: eight SGR sequences are less than `rich`'s markup escaping
+would take, and the text stays byte-exact for tests without a terminal.
+"""
+
+from __future__ import annotations
+
+from envspec.review.diff import (
+    Divergence,
+    LockDiff,
+    PackageChange,
+    PhaseChange,
+    SourceChange,
+    TargetDiff,
+)
+
+_SGR = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "bold": "1", "alarm": "1;31"}
+_MARK = {"added": "+", "removed": "-", "upgraded": "↑", "downgraded": "↓", "changed": "~"}
+_TEXT_COLOUR = {
+    "added": "green",
+    "removed": "red",
+    "upgraded": "cyan",
+    "downgraded": "yellow",
+    "changed": "yellow",
+}
+
+
+def summary_line(diff: LockDiff) -> str:
+    """One line: how many targets changed and what happened to their packages."""
+    counts = diff.summary()
+    if not diff.has_changes:
+        parts = ["no changes"]
+    else:
+        n = counts["targets-changed"]
+        parts = [f"{n} target{'s' if n != 1 else ''} changed"]
+        for kind in ("added", "removed", "upgraded", "downgraded", "changed"):
+            if counts[kind]:
+                parts.append(f"{counts[kind]} {kind}")
+        if counts["major"]:
+            parts.append(f"{counts['major']} major")
+        if counts["flagged"]:
+            parts.append(f"{counts['flagged']} flagged source change{_s(counts['flagged'])}")
+    if counts["diverging"]:
+        parts.append(f"{counts['diverging']} diverging across targets")
+    return ", ".join(parts)
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+# --- text ----------------------------------------------------------------------------------
+
+
+def render_text(diff: LockDiff, *, color: bool = False) -> str:
+    """The diff for a terminal or a log."""
+
+    def paint(text: str, style: str) -> str:
+        return f"\x1b[{_SGR[style]}m{text}\x1b[0m" if color else text
+
+    lines = [
+        f"{paint(diff.old_label, 'bold')} → {paint(diff.new_label, 'bold')}: " + summary_line(diff)
+    ]
+    for target in diff.targets:
+        lines.append(paint(f"{target.target}: {_target_headline(target)}", "bold"))
+        for change in target.packages:
+            colour = "alarm" if change.flagged else _TEXT_COLOUR[change.kind]
+            lines.append("  " + paint(_package_text(change), colour))
+            for source in change.sources:
+                style = "alarm" if source.flagged else "yellow"
+                lines.append("      " + paint(_source_text(source), style))
+        lines += ["  " + _phase_text(change) for change in target.phases]
+    if diff.divergences:
+        lines.append(paint("across targets:", "bold"))
+        lines += ["  " + _divergence_text(d) for d in diff.divergences]
+    return "\n".join(lines) + "\n"
+
+
+def _source_text(source: SourceChange) -> str:
+    flag = "  FLAGGED" if source.flagged else ""
+    return f"{source.field}: {source.old} → {source.new}{flag}"
+
+
+def _target_headline(target: TargetDiff) -> str:
+    if target.status in ("added", "removed"):
+        n = len(target.packages)
+        return f"target {target.status} ({n} package{_s(n)})"
+    if target.status == "unchanged":
+        return "unchanged"
+    parts = [
+        f"{target.count(kind)} {kind}"
+        for kind in ("added", "removed", "upgraded", "downgraded", "changed")
+        if target.count(kind)
+    ]
+    return ", ".join(parts) or "phases changed"
+
+
+def _package_text(change: PackageChange) -> str:
+    mark = _MARK[change.kind]
+    if change.kind == "added":
+        text = f"{mark} {change.name} {change.new}"
+    elif change.kind == "removed":
+        text = f"{mark} {change.name} {change.old}"
+    elif change.kind == "changed":
+        text = f"{mark} {change.name} {change.new} (same version)"
+    else:
+        text = f"{mark} {change.name} {change.old} → {change.new}"
+    if change.phase and change.kind != "removed":
+        text += f"  [phase {change.phase}]"
+    if change.major:
+        text += "  MAJOR"
+    if change.flagged:
+        text += "  SOURCE CHANGED"
+    return text
+
+
+def _phase_text(change: PhaseChange) -> str:
+    if change.status in ("added", "removed"):
+        text = f"phase {change.name}: {change.status}"
+    else:
+        text = f"phase {change.name}:"
+    members = [f"+{n}" for n in change.added] + [f"-{n}" for n in change.removed]
+    if members:
+        text += " " + " ".join(members)
+    if change.skipped_old != change.skipped_new:
+        text += " " + _skip_note(change)
+    return text
+
+
+def _skip_note(change: PhaseChange) -> str:
+    if change.skipped_new is not None:
+        return f"(now skipped: {change.skipped_new})"
+    return "(no longer skipped)" if change.status == "changed" else ""
+
+
+def _divergence_text(divergence: Divergence) -> str:
+    groups: dict[str, list[str]] = {}
+    for target, version in divergence.versions:
+        groups.setdefault(version, []).append(target)
+    text = "; ".join(f"{v} on {', '.join(ts)}" for v, ts in groups.items())
+    return f"{divergence.name}: {text}" + ("  (new)" if divergence.introduced else "")
+
+
+# --- markdown ------------------------------------------------------------------------------
+
+
+def render_markdown(diff: LockDiff) -> str:
+    """The diff as a pull-request comment."""
+    lines = [
+        f"**envspec lock diff** `{_code(diff.old_label)}` → `{_code(diff.new_label)}`: "
+        f"{summary_line(diff)}",
+        "",
+    ]
+    for target in diff.targets:
+        if not target.has_changes:
+            continue
+        lines += [f"### {target.target} — {_target_headline(target)}", ""]
+        if target.packages:
+            lines += ["| | package | old | new | phase | notes |", "|---|---|---|---|---|---|"]
+            lines += [_package_row(change) for change in target.packages]
+            lines.append("")
+        if target.phases:
+            lines += [f"- {_cell(_phase_text(change))}" for change in target.phases]
+            lines.append("")
+    unchanged = [t.target for t in diff.targets if not t.has_changes]
+    if unchanged:
+        lines += ["Unchanged: " + ", ".join(unchanged), ""]
+    if diff.divergences:
+        lines += _divergence_table(diff)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _package_row(change: PackageChange) -> str:
+    notes = []
+    if change.major:
+        notes.append("**major**")
+    for source in change.sources:
+        flag = "🚩 " if source.flagged else ""
+        notes.append(f"{flag}{source.field}: `{_code(source.old)}` → `{_code(source.new)}`")
+    cells = [
+        _MARK[change.kind] if change.kind != "changed" else "🚩" if change.flagged else "~",
+        f"**{change.name}**" if change.flagged else change.name,
+        change.old or "",
+        change.new or "",
+        change.phase if change.kind != "removed" else "",
+        "<br>".join(notes),
+    ]
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _divergence_table(diff: LockDiff) -> list[str]:
+    targets = sorted({t for d in diff.divergences for t, _ in d.versions})
+    lines = [
+        "### Versions that differ across targets",
+        "",
+        "| package | " + " | ".join(targets) + " | |",
+        "|---|" + "---|" * len(targets) + "---|",
+    ]
+    for divergence in diff.divergences:
+        versions = dict(divergence.versions)
+        cells = [divergence.name, *(versions.get(t, "—") for t in targets)]
+        cells.append("new" if divergence.introduced else "")
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return [*lines, ""]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    return text.replace("`", "'")

@@ -1,0 +1,91 @@
+"""Lock files as they were at a git revision, read with ``git`` (read-only).
+
+`envspec diff REV` compares the working tree's locks with those committed at REV. git's object
+store has no stable library interface in the standard library (and pulling in a git library
+for two read-only commands is not worth it), so this module runs the ``git`` binary: that is
+the one process spawn of the review package, kept in `_git` here. It never writes to the
+repository: ``rev-parse``, ``ls-tree`` and ``show`` only. (`apply.uv` is the designated
+spawner for installs; reviewing needs nothing of it.)
+
+Errors (`UsageError`, exit 2), with the project folder as context:
+``not a git repository`` · ``unknown revision 'nope'`` · ``git is not installed``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from envspec.errors import EnvspecError, UsageError
+
+LOCKS = "locks"
+_TIMEOUT = 60
+
+
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run one read-only git command in `cwd`; the only process this package starts."""
+    try:
+        return subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            timeout=_TIMEOUT,
+            check=False,
+            # No pager, and messages in one language whatever the user's locale.
+            env={**os.environ, "GIT_PAGER": "cat", "LC_ALL": "C"},
+        )
+    except FileNotFoundError as exc:
+        raise UsageError(
+            "git is not installed", context=str(cwd), hint="install git, or compare lock folders"
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise EnvspecError(f"git {args[0]} took longer than {_TIMEOUT}s", context=str(cwd)) from exc
+
+
+def resolve_revision(project: Path, rev: str) -> str:
+    """The commit id `rev` names in the repository holding `project`."""
+    if not project.is_dir():
+        raise UsageError("not a git repository", context=str(project))
+    inside = _git(project, "rev-parse", "--is-inside-work-tree")
+    if inside.returncode != 0 or inside.stdout.strip() != b"true":
+        raise UsageError(
+            "not a git repository",
+            context=str(project),
+            hint="compare two lock folders or files instead: envspec diff OLD NEW",
+        )
+    found = _git(
+        project, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"
+    )
+    if found.returncode != 0:
+        raise UsageError(
+            f"unknown revision '{rev}'",
+            context=str(project),
+            hint="give a commit, branch or tag, e.g. HEAD~1 or main",
+        )
+    return found.stdout.decode().strip()
+
+
+def lock_texts_at(project: Path, rev: str) -> tuple[str, dict[str, str]]:
+    """The commit `rev` names, and the text of each ``locks/pylock.*.toml`` of `project` at it
+    by file name. A revision without a ``locks/`` folder has no locks (every target is then
+    added)."""
+    commit = resolve_revision(project, rev)
+    listed = _git(project, "ls-tree", "--name-only", commit, f"{LOCKS}/")
+    if listed.returncode != 0:
+        raise EnvspecError(f"git ls-tree failed: {_tail(listed.stderr)}", context=str(project))
+    out: dict[str, str] = {}
+    for line in listed.stdout.decode().splitlines():
+        name = line.rsplit("/", 1)[-1]
+        if not (name.startswith("pylock.") and name.endswith(".toml")):
+            continue
+        shown = _git(project, "show", f"{commit}:./{LOCKS}/{name}")
+        if shown.returncode != 0:
+            raise EnvspecError(f"git show failed: {_tail(shown.stderr)}", context=str(project))
+        out[name] = shown.stdout.decode("utf-8")
+    return commit, out
+
+
+def _tail(stderr: bytes) -> str:
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,178 @@
+"""Why a package is in the environment (``envspec why NAME``): on each target, the chains of
+requirements from the spec down to it, the phase it lands in, and its pinned version, source
+and index.
+
+Pure: it reads the locks' own records (each package's ``required-by`` and the spec inputs the
+lock was made from), so it explains the lock as it is, even when the spec has changed since.
+Chains are walked upward from the package through ``required-by`` to the spec, shortest first,
+at most `MAX_CHAINS` per target (dependency graphs can hold exponentially many paths).
+
+Errors (`UsageError`, exit 2): ``package 'nump' is not in any lock`` (or ``... is not in the
+lock for linux-x86_64`` when one target was asked), with a "did you mean".
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from envspec.errors import UsageError, did_you_mean
+from envspec.model import SPEC_ROOT, Lock, LockedPackage
+
+MAX_CHAINS = 10
+_MAX_STEPS = 10_000  # partial paths explored per target before giving up on more chains
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Chain:
+    """A spec requirement and the packages it leads through, ending at the asked package."""
+
+    phase: str
+    requirement: str
+    path: tuple[tuple[str, str], ...]  # (name, version), from the spec's package to the asked one
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TargetWhy:
+    target: str
+    package: LockedPackage | None  # None: not locked on this target
+    chains: tuple[Chain, ...] = ()
+    more: int = 0  # chains found beyond MAX_CHAINS (a lower bound when the search was cut)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WhyReport:
+    name: str
+    targets: tuple[TargetWhy, ...]
+
+
+def why(locks: Mapping[str, Lock], name: str, *, where: str = "locks") -> WhyReport:
+    """Explain `name` on every target of `locks`; `where` names the locks in errors."""
+    wanted = canonicalize_name(name)
+    if not any(lock.package(wanted) for lock in locks.values()):
+        names = sorted({p.name for lock in locks.values() for p in lock.packages})
+        hint = did_you_mean(wanted, names) or "see the locks' [[packages]] for the locked names"
+        scope = f"the lock for {next(iter(locks))}" if len(locks) == 1 else "any lock"
+        raise UsageError(f"package '{name}' is not in {scope}", context=where, hint=hint)
+    return WhyReport(
+        name=wanted, targets=tuple(_target_why(locks[t], wanted) for t in sorted(locks))
+    )
+
+
+def _target_why(lock: Lock, name: str) -> TargetWhy:
+    package = lock.package(name)
+    if package is None:
+        return TargetWhy(target=lock.target, package=None)
+    paths = _upward_paths(lock, name)
+    roots = _spec_requirements(lock.inputs)
+    versions: dict[str, str] = {p.name: str(p.version) for p in lock.packages}
+    chains = []
+    for path in paths:
+        top = path[-1]
+        steps = tuple((n, versions.get(n, "?")) for n in reversed(path))
+        fallback = [((lock.package(top) or package).phase, top)]
+        for phase, requirement in roots.get(top, fallback):
+            chains.append(Chain(phase=phase, requirement=requirement, path=steps))
+    return TargetWhy(
+        target=lock.target,
+        package=package,
+        chains=tuple(chains[:MAX_CHAINS]),
+        more=max(0, len(chains) - MAX_CHAINS),
+    )
+
+
+def _upward_paths(lock: Lock, name: str) -> list[tuple[str, ...]]:
+    """Paths from `name` up to a package the spec asks for, shortest first (breadth-first)."""
+    parents: dict[str, tuple[str, ...]] = {p.name: p.required_by for p in lock.packages}
+    found: list[tuple[str, ...]] = []
+    queue: deque[tuple[str, ...]] = deque([(name,)])
+    steps = 0
+    while queue and len(found) <= MAX_CHAINS and steps < _MAX_STEPS:
+        path = queue.popleft()
+        steps += 1
+        for parent in parents.get(path[-1], ()):
+            if parent == SPEC_ROOT:
+                found.append(path)
+            elif parent not in path:
+                queue.append((*path, parent))
+    return found
+
+
+def _spec_requirements(inputs: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """(phase, requirement text) for each name the lock's recorded spec phases ask for."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for phase in inputs.get("phases", []):
+        if not isinstance(phase, Mapping):
+            continue
+        for text in phase.get("requirements", []):
+            try:
+                requirement = Requirement(str(text))
+            except InvalidRequirement:
+                continue
+            key = canonicalize_name(requirement.name)
+            out.setdefault(key, []).append((str(phase.get("name", "")), str(text)))
+    return out
+
+
+def source_text(package: LockedPackage) -> str:
+    """Where a pin comes from, in one phrase."""
+    if package.vcs is not None:
+        return f"git {package.vcs.url} at {package.vcs.commit_id}"
+    artifact = package.artifact
+    if package.index:
+        return f"index {package.index}" + (f", file {artifact.filename}" if artifact else "")
+    return f"URL {artifact.url}" if artifact else "unknown source"
+
+
+def render_text(report: WhyReport) -> str:
+    """The report for a terminal: per target, the pin and its chains."""
+    lines: list[str] = []
+    for entry in report.targets:
+        package = entry.package
+        if package is None:
+            lines.append(f"{entry.target}: {report.name} is not locked on this target")
+            continue
+        lines.append(f"{entry.target}: {package.name} {package.version}, phase {package.phase}")
+        lines.append(f"  from {source_text(package)}")
+        lines += [f"  {chain_text(chain)}" for chain in entry.chains]
+        if entry.more:
+            lines.append(f"  … and {entry.more} more chain{'s' if entry.more != 1 else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def chain_text(chain: Chain) -> str:
+    """``phase app: app>=1 → app 1.0 → numpy 1.26.4``"""
+    steps = " → ".join(f"{name} {version}" for name, version in chain.path)
+    return f"phase {chain.phase}: {chain.requirement} → {steps}"
+
+
+def to_json(report: WhyReport) -> dict[str, Any]:
+    """The report as plain data (``--json``)."""
+    return {
+        "name": report.name,
+        "targets": [
+            {
+                "target": e.target,
+                "locked": e.package is not None,
+                "version": str(e.package.version) if e.package else None,
+                "phase": e.package.phase if e.package else None,
+                "index": e.package.index if e.package else None,
+                "source": source_text(e.package) if e.package else None,
+                "chains": [
+                    {
+                        "phase": c.phase,
+                        "requirement": c.requirement,
+                        "path": [list(s) for s in c.path],
+                    }
+                    for c in e.chains
+                ],
+                "more-chains": e.more,
+            }
+            for e in report.targets
+        ],
+    }

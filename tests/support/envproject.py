@@ -1,0 +1,142 @@
+"""A project with a real virtual environment for sync/check/rollback tests: writes an
+`envspec.toml` routed to a loopback `IndexServer`, locks it through the CLI, makes the
+environment with `uv venv`, and reads it back with `uv pip freeze`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from uv import find_uv_bin
+
+from envspec.cli import main
+from envspec.targets import host_target
+
+from .index_server import IndexServer
+
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+TARGET = host_target() or "linux-x86_64"
+
+
+def clean_environ() -> dict[str, str]:
+    """The test process's environment without anything that would steer uv, pip or envspec."""
+    drop = ("UV_", "PIP_", "VIRTUAL_ENV", "CONDA_PREFIX", "ENVSPEC_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+
+
+class EnvProject:
+    """`root/project` (the spec and locks), `root/env` (the environment), `root/cache`."""
+
+    def __init__(self, root: Path, server: IndexServer) -> None:
+        self.server = server
+        self.project = root / "project"
+        self.env = root / "env"
+        self.cache = root / "cache"
+        self.project.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def python(self) -> Path:
+        return self.env / "bin" / "python"
+
+    @property
+    def state(self) -> Path:
+        return self.env / ".envspec"
+
+    def write_spec(
+        self,
+        phases: Sequence[Mapping[str, Any]],
+        *,
+        checks: Mapping[str, Any] | None = None,
+        targets: Sequence[str] = (TARGET,),
+    ) -> None:
+        doc: dict[str, Any] = {
+            "environment": {"name": "t", "python": PYTHON, "targets": list(targets)},
+            "indexes": {"local": self.server.url},
+            "phases": [dict(p) for p in phases],
+        }
+        if checks:
+            doc["checks"] = dict(checks)
+        (self.project / "envspec.toml").write_text(tomlkit.dumps(doc))
+
+    def lock(self, *args: str) -> None:
+        code = main(["lock", "--project", str(self.project), "--cache-dir", str(self.cache), *args])
+        assert code == 0, "lock failed"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.project / "locks" / f"pylock.{TARGET}.toml"
+
+    def make_env(self) -> None:
+        self.uv("venv", "-q", "--python", sys.executable, str(self.env))
+
+    def uv(self, *args: str) -> str:
+        proc = subprocess.run(
+            [find_uv_bin(), *args, "--no-config"],
+            capture_output=True,
+            text=True,
+            env=clean_environ(),
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    def freeze(self) -> str:
+        return self.uv("pip", "freeze", "--python", str(self.python))
+
+    def pip_install(self, *requirements: str) -> None:
+        self.uv(
+            "pip", "install", "--python", str(self.python), "--no-deps",
+            "--cache-dir", str(self.cache / "uv"), *requirements,
+        )  # fmt: skip
+
+    def args(self, command: str, *rest: str) -> list[str]:
+        return [
+            command, "--project", str(self.project), "--python", str(self.env),
+            "--cache-dir", str(self.cache), *rest,
+        ]  # fmt: skip
+
+    def run(self, command: str, *rest: str) -> int:
+        """Run an envspec command in this process (capture its output with capsys)."""
+        return main(self.args(command, *rest))
+
+    def spawn(self, command: str, *rest: str) -> subprocess.Popen[str]:
+        """Run an envspec command as its own process, in its own process group."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "envspec", *self.args(command, *rest)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_environ(),
+            start_new_session=True,
+        )
+
+    def snapshot_ids(self) -> list[int]:
+        folder = self.state / "snapshots"
+        return sorted(int(p.stem) for p in folder.glob("*.json")) if folder.exists() else []
+
+    def url_line(self, filename: str) -> str:
+        name = filename.split("-", 1)[0].replace("_", "-")
+        return f"{name} @ {self.server.file_url(filename)}"
+
+
+def corrupt(server: IndexServer, filename: str) -> None:
+    """Make a served wheel unreadable as a zip while the index still lists it, with the hash
+    of its new bytes and its old `.metadata`: it locks fine and then fails to install."""
+    entry = server.entry(filename)
+    data = b"PK\x03\x04" + b"this is not a zip archive" * 40
+    entry.path.write_bytes(data)
+    entry.sha256 = hashlib.sha256(data).hexdigest()
+    entry.size = len(data)
+
+
+def events(stdout: str) -> list[dict[str, Any]]:
+    """The JSON events of a `--json` run."""
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]

@@ -1,0 +1,138 @@
+"""`envspec why NAME`: chains from the spec to a package on each target, from locks made in the
+test by `envspec lock` against an index on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from envspec.cli import main
+from envspec.lockfile import lock_path
+from support.index_server import IndexServer
+from support.lockproject import lock, spec_text
+
+
+@pytest.fixture
+def project(tmp_path: Path, index_server: IndexServer) -> Path:
+    index_server.add_wheel("numpy", "1.26.4")
+    index_server.add_wheel(
+        "app", "1.0", requires_dist=["numpy>=1.20", "helper", "winonly; sys_platform == 'win32'"]
+    )
+    index_server.add_wheel("helper", "2.0", requires_dist=["six"])
+    index_server.add_wheel("six", "1.16.0")
+    index_server.add_wheel("winonly", "0.5")
+    root = tmp_path / "project"
+    root.mkdir()
+    phases = [
+        {"name": "numpy", "requirements": ["numpy<2"]},
+        {"name": "app", "requirements": ["app"]},
+    ]
+    (root / "envspec.toml").write_text(spec_text({"pypi": index_server.url}, phases))
+    assert lock(root) == 0
+    return root
+
+
+def why(project: Path, *args: str) -> int:
+    return main(["why", "--project", str(project), *args])
+
+
+def test_chains_on_every_target(
+    project: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert why(project, "NumPy") == 0
+    block = (
+        "numpy 1.26.4, phase numpy\n"
+        f"  from index {index_server.url}, file numpy-1.26.4-py3-none-any.whl\n"
+        "  phase numpy: numpy<2 → numpy 1.26.4\n"
+        "  phase app: app → app 1.0 → numpy 1.26.4\n"
+    )
+    assert capsys.readouterr().err == f"linux-x86_64: {block}windows-x86_64: {block}"
+
+
+def test_a_deep_chain_on_one_target(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert why(project, "six", "--target", "windows-x86_64") == 0
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == "windows-x86_64: six 1.16.0, phase app"
+    assert err.splitlines()[2:] == ["  phase app: app → app 1.0 → helper 2.0 → six 1.16.0"]
+
+
+def test_a_package_on_one_target_only(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert why(project, "winonly") == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "linux-x86_64: winonly is not locked on this target"
+    assert lines[1] == "windows-x86_64: winonly 0.5, phase app"
+    assert lines[3] == "  phase app: app → app 1.0 → winonly 0.5"
+
+
+def test_json_event(
+    project: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert why(project, "helper", "--target", "linux-x86_64", "--json") == 0
+    event = json.loads(capsys.readouterr().out)
+    assert event == {
+        "event": "why",
+        "name": "helper",
+        "targets": [
+            {
+                "target": "linux-x86_64",
+                "locked": True,
+                "version": "2.0",
+                "phase": "app",
+                "index": index_server.url,
+                "source": f"index {index_server.url}, file helper-2.0-py3-none-any.whl",
+                "chains": [
+                    {
+                        "phase": "app",
+                        "requirement": "app",
+                        "path": [["app", "1.0"], ["helper", "2.0"]],
+                    }
+                ],
+                "more-chains": 0,
+            }
+        ],
+    }
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+def test_name_not_in_any_lock(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert why(project, "nump") == 2
+    assert capsys.readouterr().err == (
+        "error: locks: package 'nump' is not in any lock\nhint: did you mean 'numpy'?\n"
+    )
+
+
+def test_name_not_in_the_targets_lock(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert why(project, "winonly", "--target", "linux-x86_64") == 2
+    assert capsys.readouterr().err == (
+        "error: locks/pylock.linux-x86_64.toml: package 'winonly' is not in the lock for "
+        "linux-x86_64\nhint: see the locks' [[packages]] for the locked names\n"
+    )
+
+
+def test_unknown_target(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert why(project, "numpy", "--target", "macos-arm64") == 2
+    assert capsys.readouterr().err == (
+        "error: --target: target 'macos-arm64' is not in the spec\n"
+        "hint: spec targets: linux-x86_64, windows-x86_64\n"
+    )
+
+
+def test_missing_lock(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = lock_path(project, "linux-x86_64")
+    path.unlink()
+    capsys.readouterr()
+    assert why(project, "numpy") == 3
+    assert capsys.readouterr().err == (
+        f"error: {path}: no lock file\nhint: run 'envspec lock' to write it\n"
+    )

@@ -1,0 +1,130 @@
+"""Bad input to `envspec sync`: each refused with its exact message, exit code, and the
+environment left exactly as it was."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import pytest
+
+from support.envproject import PYTHON, TARGET, EnvProject
+from support.index_server import IndexServer
+
+PHASES = [{"name": "one", "requirements": ["alpha"]}]
+
+
+@pytest.fixture
+def proj(tmp_path: Path, index_server: IndexServer, monkeypatch: pytest.MonkeyPatch) -> EnvProject:
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    index_server.add_wheel("alpha", "1.0")
+    project = EnvProject(tmp_path, index_server)
+    project.make_env()
+    return project
+
+
+def _unchanged(proj: EnvProject) -> None:
+    assert proj.freeze() == ""
+    assert not (proj.state / "snapshots").exists()
+
+
+def test_no_lock_for_this_platform_names_the_locks_that_exist(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = "windows-x86_64" if TARGET != "windows-x86_64" else "linux-x86_64"
+    proj.write_spec(PHASES, targets=[other])
+    proj.lock()
+    capsys.readouterr()
+    assert proj.run("sync") == 3
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {proj.project / 'locks'}: no lock for this environment's platform ({TARGET})",
+        f"hint: locks that exist: pylock.{other}.toml; add '{TARGET}' to [environment] "
+        "targets, then run 'envspec lock'",
+    ]
+    _unchanged(proj)
+
+
+def test_no_lock_at_all(proj: EnvProject, capsys: pytest.CaptureFixture[str]) -> None:
+    proj.write_spec(PHASES)
+    assert proj.run("sync") == 3
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hint: no locks exist yet; add '{TARGET}' to [environment] targets, then run "
+        "'envspec lock'"
+    )
+    _unchanged(proj)
+
+
+def test_a_stale_lock_is_refused_with_locked(
+    proj: EnvProject, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_server.add_wheel("beta", "1.0")
+    proj.write_spec(PHASES)
+    proj.lock()
+    proj.write_spec([*PHASES, {"name": "two", "requirements": ["beta"]}])
+    capsys.readouterr()
+    assert proj.run("sync", "--locked") == 3
+    assert capsys.readouterr().err.splitlines()[1:] == [
+        f"error: {proj.lock_file}: the lock for {TARGET} is out of date with envspec.toml",
+        "hint: run 'envspec lock' and commit locks/, or sync without --locked",
+    ]
+    _unchanged(proj)
+    assert proj.run("sync") == 0  # without --locked the lock as it stands is applied
+    assert "alpha" in proj.freeze()
+
+
+def test_a_fresh_lock_passes_locked(proj: EnvProject) -> None:
+    proj.write_spec(PHASES)
+    proj.lock()
+    assert proj.run("sync", "--locked") == 0
+
+
+def test_a_lock_for_another_python_is_refused(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proj.write_spec(PHASES)
+    proj.lock()
+    text = proj.lock_file.read_text()
+    proj.lock_file.write_text(
+        text.replace(f'requires-python = "=={PYTHON}.*"', 'requires-python = "==3.99.*"')
+    )
+    capsys.readouterr()
+    assert proj.run("sync") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {proj.lock_file}: the lock is for Python ==3.99.*, the environment has Python "
+        f"{platform.python_version()}",
+        "hint: pass --python with a matching interpreter, or change [environment] python and "
+        "run 'envspec lock'",
+    ]
+    _unchanged(proj)
+
+
+def test_a_missing_interpreter_is_refused(
+    proj: EnvProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from envspec.cli import main
+
+    proj.write_spec(PHASES)
+    proj.lock()
+    capsys.readouterr()
+    missing = tmp_path / "nowhere"
+    assert main(["sync", "--project", str(proj.project), "--python", str(missing)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --python: no Python interpreter at {missing}",
+        "hint: pass --python with an existing interpreter or environment folder",
+    ]
+
+
+def test_check_without_an_environment_says_how_to_make_one(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from envspec.cli import main
+
+    proj.write_spec(PHASES)
+    proj.lock()
+    capsys.readouterr()
+    assert main(["check", "--project", str(proj.project)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: project: no Python interpreter at {proj.project / '.venv' / 'bin' / 'python'}",
+        "hint: run 'envspec sync' to create the environment, or pass --python",
+    ]
+    assert not (proj.project / ".venv").exists()
