@@ -14,7 +14,7 @@ from packaging.utils import NormalizedName
 from resolvelib.structs import RequirementInformation
 
 from envspec.model import Target
-from envspec.resolve.provider import PYTHON, Candidate, Req
+from envspec.resolve.values import PYTHON, Candidate, Req
 
 Causes = Collection[RequirementInformation[Req, Candidate]]
 

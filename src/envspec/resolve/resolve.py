@@ -30,7 +30,9 @@ from envspec.model import (
     strip_credentials,
 )
 from envspec.resolve.explain import explain, phases_in_conflict
-from envspec.resolve.provider import PYTHON, Candidate, Origin, Provider, Req, Source, to_req
+from envspec.resolve.files import FileChoice
+from envspec.resolve.provider import Provider, Source
+from envspec.resolve.values import PYTHON, Candidate, Origin, Req, to_req
 
 log = logging.getLogger("envspec")
 MAX_ROUNDS = 20_000
@@ -169,11 +171,10 @@ def _provider(
             constraints.setdefault(req.name, []).append(req)
     overrides = {canonicalize_name(r.name): r for r in spec.resolution.overrides}
     declared = {d.name: d for d in spec.resolution.dependency_metadata}
+    files = FileChoice(target=target, listing=source, settings=spec.resolution, routes=routes)
     return Provider(
-        target=target,
+        files=files,
         source=source,
-        settings=spec.resolution,
-        routes=routes,
         preferred=preferred,
         direct=frozenset(direct),
         constraints=constraints,
@@ -215,7 +216,7 @@ def _lock(
         artifact = candidate.artifact
         if artifact is not None and (artifact.sha256 is None or artifact.size is None):
             artifact = source.ensure_hash(artifact)
-        index = provider.used_indexes.get(candidate.name)
+        index = provider.files.used_indexes.get(candidate.name)
         packages.append(
             LockedPackage(
                 name=candidate.name,
@@ -278,4 +279,4 @@ def _parents(result: Result[Req, Candidate, str]) -> dict[str, set[str]]:
 
 
 def _missing(provider: Provider) -> set[str]:
-    return {name for name, index in provider.used_indexes.items() if index is None}
+    return {name for name, index in provider.files.used_indexes.items() if index is None}

@@ -1,0 +1,204 @@
+"""Which file stands for each version of a name on one target.
+
+Per version the best file for the target: a wheel by the rank of its best tag, else an
+sdist; filtered by requires-python, exclude-newer, no-build/no-binary, yanked status (only
+an exact pin takes a yanked file, PEP 592) and the prerelease policy.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from envspec.model import Artifact, Index, Resolution, Target
+
+
+class Listing(Protocol):
+    """Where files come from (the index finder)."""
+
+    def route(self, name: NormalizedName, routed: str | None) -> Index | None: ...
+    def files(self, name: NormalizedName, index: Index) -> list[Artifact]: ...
+
+
+@dataclass(kw_only=True, slots=True)
+class FileChoice:
+    """The candidate files of every name for one target (memoized per name)."""
+
+    target: Target
+    listing: Listing
+    settings: Resolution
+    routes: Mapping[NormalizedName, str] = field(default_factory=dict)
+    used_indexes: dict[NormalizedName, Index | None] = field(default_factory=dict)
+    _tag_rank: dict[Tag, int] = field(default_factory=dict)
+    _fast_rank: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    _best: dict[NormalizedName, dict[Version, Artifact]] = field(default_factory=dict)
+    _python_ok: dict[str, bool] = field(default_factory=dict)
+    _match_memo: dict[tuple[NormalizedName, str], frozenset[Version]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._tag_rank = {tag: i for i, tag in enumerate(self.target.tags)}
+        self._fast_rank = {
+            (t.interpreter, t.abi, t.platform): i for i, t in enumerate(self.target.tags)
+        }
+
+    def versions(
+        self, name: NormalizedName, specifiers: Sequence[SpecifierSet], bad: set[Version]
+    ) -> list[tuple[Version, Artifact]]:
+        """Every acceptable version of `name` with the best file for the target."""
+        best = self.best_files(name)
+        exact = {
+            Version(s.version)
+            for spec in specifiers
+            for s in spec
+            if s.operator in ("==", "===") and "*" not in s.version and _is_version(s.version)
+        }
+        allowed = set(best)
+        for spec in specifiers:
+            allowed &= self._matching(name, spec)
+        pool = {
+            v: best[v]
+            for v in allowed - bad
+            if best[v].yanked is None or _matches_exact(v, exact)
+        }
+        return list(self._apply_prereleases(pool, specifiers).items())
+
+    def _matching(self, name: NormalizedName, spec: SpecifierSet) -> frozenset[Version]:
+        """The versions of `name` a specifier admits (memoized: resolvelib asks again and
+        again while it backtracks)."""
+        key = (name, str(spec))
+        if key not in self._match_memo:
+            self._match_memo[key] = frozenset(
+                v for v in self.best_files(name) if spec.contains(v, prereleases=True)
+            )
+        return self._match_memo[key]
+
+    def _apply_prereleases(
+        self, pool: dict[Version, Artifact], specifiers: Sequence[SpecifierSet]
+    ) -> dict[Version, Artifact]:
+        policy = self.settings.prereleases
+        if policy == "allow":
+            return pool
+        finals = {v: a for v, a in pool.items() if not v.is_prerelease}
+        if policy == "disallow":
+            return finals
+        explicit = any(spec.prereleases for spec in specifiers)
+        return pool if explicit or not finals else finals
+
+    def best_files(self, name: NormalizedName) -> dict[Version, Artifact]:
+        """Per version, the file that fits the target best: a wheel by tag rank, else an sdist."""
+        if name not in self._best:
+            self._best[name] = self._rank_files(name)
+        return self._best[name]
+
+    def _rank_files(self, name: NormalizedName) -> dict[Version, Artifact]:
+        if name not in self.used_indexes:
+            self.used_indexes[name] = self.listing.route(name, self.routes.get(name))
+        index = self.used_indexes[name]
+        if index is None:
+            return {}
+        python = Version(self.target.python_full_version)
+        no_build = _listed(name, self.settings.no_build)
+        no_binary = _listed(name, self.settings.no_binary)
+        ranked: dict[Version, tuple[int, Artifact]] = {}
+        for artifact in self.listing.files(name, index):
+            rank_version = self._rank(artifact, name, no_build=no_build, no_binary=no_binary)
+            if rank_version is None or not self._allowed(artifact, python):
+                continue
+            version, rank = rank_version
+            if version not in ranked or rank < ranked[version][0]:
+                ranked[version] = (rank, artifact)
+        return {v: a for v, (_, a) in ranked.items()}
+
+    def _allowed(self, artifact: Artifact, python: Version) -> bool:
+        cutoff = self.settings.exclude_newer
+        if cutoff and artifact.upload_time and artifact.upload_time > cutoff:
+            return False
+        hint = artifact.requires_python
+        if hint and hint not in self._python_ok:
+            try:
+                self._python_ok[hint] = SpecifierSet(hint).contains(python, prereleases=True)
+            except InvalidSpecifier:
+                self._python_ok[hint] = True  # unreadable: the metadata's Requires-Python decides
+        return not hint or self._python_ok[hint]
+
+    def _rank(
+        self, artifact: Artifact, name: NormalizedName, *, no_build: bool, no_binary: bool
+    ) -> tuple[Version, int] | None:
+        try:
+            if artifact.kind == "wheel":
+                rank = None if no_binary else self._wheel_rank(artifact.filename)
+                if rank is None:
+                    return None
+                wname, version, _, _ = _parse_wheel(artifact.filename)
+                return (version, rank) if wname == name else None
+            if no_build:
+                return None
+            sname, version = parse_sdist_filename(artifact.filename)
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            return None
+        return (version, len(self._tag_rank)) if sname == name else None
+
+    def _wheel_rank(self, filename: str) -> int | None:
+        """The best rank of a wheel's tags on the target, read from the filename's last three
+        fields without a full parse (most files on a big page fit no target)."""
+        parts = filename[:-4].lower().split("-")
+        if len(parts) < 5:
+            return None
+        ranks = [
+            self._fast_rank[key]
+            for key in itertools.product(*(p.split(".") for p in parts[-3:]))
+            if key in self._fast_rank
+        ]
+        return min(ranks) if ranks else None
+
+    def sibling_wheels(self, name: NormalizedName, version: Version) -> list[Artifact]:
+        """Wheels of a version for any platform (metadata stand-ins for an sdist)."""
+        index = self.used_indexes.get(name)
+        found = []
+        for artifact in self.listing.files(name, index) if index else ():
+            if artifact.kind != "wheel":
+                continue
+            try:
+                wname, wversion, _, _ = _parse_wheel(artifact.filename)
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if wname == name and wversion == version:
+                found.append(artifact)
+        return found
+
+
+@functools.cache  # the same filenames are ranked for every target
+def _parse_wheel(filename: str) -> tuple[NormalizedName, Version, Any, frozenset[Tag]]:
+    return parse_wheel_filename(filename)
+
+
+def _listed(name: NormalizedName, names: Sequence[str]) -> bool:
+    return ":all:" in names or name in {canonicalize_name(n) for n in names if n != ":all:"}
+
+
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _matches_exact(version: Version, exact: set[Version]) -> bool:
+    """A yanked file is taken only for an exact pin (PEP 592), local labels aside."""
+    return version in exact or Version(version.public) in exact

@@ -1,0 +1,107 @@
+"""What resolvelib juggles: requirements (with where they came from) and candidates.
+
+Identifiers are a canonical name, `name[extra,...]` for a name with extras (whose candidate
+depends on the plain name pinned to the same version, as pip does), and `<python>` for the
+target interpreter, so a `Requires-Python` takes part in backtracking like any requirement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from envspec.model import Artifact, Index
+
+PYTHON = "<python>"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Origin:
+    """Who asked for a requirement: a phase of the spec, a constraint, or a package."""
+
+    phase: str | None
+    parent: str | None = None  # "name version" of the requiring package; None from the spec
+
+    def describe(self) -> str:
+        where = f"phase {self.phase}" if self.phase else "the spec"
+        return f"required by {self.parent} ({where})" if self.parent else f"({where})"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Req:
+    """A requirement as the resolver sees it."""
+
+    key: str
+    name: NormalizedName
+    extras: frozenset[NormalizedName]
+    specifier: SpecifierSet
+    origin: Origin
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, eq=False)
+class Candidate:
+    """One version of a name (with the extras of its identifier) and the file chosen for it."""
+
+    key: str
+    name: NormalizedName
+    version: Version
+    extras: frozenset[NormalizedName] = frozenset()
+    artifact: Artifact | None = None
+    index: Index | None = None
+
+    def __repr__(self) -> str:
+        return f"{self.key} {self.version}"
+
+
+def make_key(name: NormalizedName, extras: Iterable[str]) -> str:
+    extras = sorted(set(extras))
+    return f"{name}[{','.join(extras)}]" if extras else name
+
+
+def to_req(requirement: Requirement, origin: Origin) -> Req:
+    name = canonicalize_name(requirement.name)
+    extras = frozenset(canonicalize_name(e) for e in requirement.extras)
+    text = str(requirement).split(";", 1)[0].strip()
+    return Req(
+        key=make_key(name, extras),
+        name=name,
+        extras=extras,
+        specifier=requirement.specifier,
+        origin=origin,
+        text=text,
+    )
+
+
+def pin(candidate: Candidate, origin: Origin) -> Req:
+    return Req(
+        key=candidate.name,
+        name=candidate.name,
+        extras=frozenset(),
+        specifier=SpecifierSet(f"=={candidate.version}"),
+        origin=origin,
+        text=f"{candidate.name}=={candidate.version}",
+    )
+
+
+def python_req(requires_python: str, origin: Origin) -> Req:
+    try:
+        specifier = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        specifier = SpecifierSet()
+    return Req(
+        key=PYTHON,
+        name=NormalizedName(PYTHON),
+        extras=frozenset(),
+        specifier=specifier,
+        origin=origin,
+        text=f"Python{specifier}",
+    )
