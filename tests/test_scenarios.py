@@ -8,9 +8,18 @@ Scenario format (see any file in tests/scenarios/ for an example):
 - `[indexes.NAME]`: `explicit`, and `[[indexes.NAME.packages]]` entries with `name`,
   `version`, optional `tag`, `requires`, `requires-python`, `extras` (extra → requirements),
   `yanked`, `sdist`/`wheel` (which files exist), `upload-time`, `later` (published only
-  before the `[then]` step);
+  before the `[then]` step), `build` (an sdist whose metadata needs a PEP 517 build by an
+  in-tree backend; with `backend`/`build-requires` naming another one, `fail` a build error);
+- `[repos.NAME]`: a local git repository (branch `main`) of a package built by an in-tree
+  backend: `name` (default NAME), `version`, `dependencies`, `optional-dependencies`,
+  `requires-python`, `static` (deps in `[project]`, else only the backend knows them),
+  `fail`, and `later` (a table of changed fields committed before the `[then]` step).
+  Strings anywhere may say `{repo.NAME}` (`git+file:///…/NAME`), `{commit.NAME}` (its
+  first commit; `{short.NAME}` its first 12 digits), `{repos}` (their folder) and `{host}`;
 - `[expect.TARGET]`: `pins` (the exact set name → version), `phases` and `required-by`
-  (subsets), `skipped` (phase → reason); or `[expect] error` with the exact message;
+  (subsets), `skipped` (phase → reason), `commits` (name → "first", "later" or a commit
+  id); or `[expect] error` with the exact message; `[expect] warnings` lists lines that
+  must be logged (as `WARNING: <line>`);
 - `[then]`: a second lock after `later` packages appear, with `add` (phase → requirements
   appended), `args` (CLI flags) and its own `[then.expect.TARGET]`.
 """
@@ -27,6 +36,8 @@ import pytest
 import tomlkit
 
 from envspec.cli import main
+from envspec.targets import host_target
+from support.gitrepo import make_backend_sdist, make_git_package
 from support.index_server import IndexServer
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.toml"))
@@ -46,6 +57,20 @@ def _publish(server: IndexServer, package: Mapping[str, Any]) -> None:
     if not package.get("index-requires-python", True):
         add["index_requires_python"] = None
     name, version = package["name"], package["version"]
+    if package.get("build"):
+        backend = {"backend": package.get("backend", "backend")}
+        server.add(
+            make_backend_sdist(
+                server.root / "built",
+                name,
+                version,
+                requires=package.get("build-requires", []),
+                dependencies=requires,
+                fail=package.get("fail"),
+                **backend,
+            )
+        )
+        return
     if package.get("wheel", True):
         tags = package.get("tags", [package.get("tag", "py3-none-any")])
         for tag in tags:
@@ -79,11 +104,59 @@ def _write_spec(project: Path, scenario: Mapping[str, Any], urls: Mapping[str, s
     (project / "envspec.toml").write_text(tomlkit.dumps(doc))
 
 
+class _Repos:
+    """The scenario's git repositories and the strings that name them."""
+
+    def __init__(self, root: Path, tables: Mapping[str, Any]) -> None:
+        self.root, self.tables = root, tables
+        self.commits: dict[str, dict[str, str]] = {}
+        for key, table in tables.items():
+            self._commit(key, "first", table)
+
+    def _commit(self, key: str, label: str, table: Mapping[str, Any]) -> None:
+        fields = {k: v for k, v in table.items() if k not in ("name", "version", "later")}
+        commit = make_git_package(
+            self.root / key,
+            table.get("name", key),
+            table["version"],
+            dependencies=fields.get("dependencies", []),
+            optional_dependencies=fields.get("optional-dependencies"),
+            requires_python=fields.get("requires-python"),
+            static=fields.get("static", False),
+            fail=fields.get("fail"),
+        )
+        self.commits.setdefault(key, {})[label] = commit
+
+    def advance(self) -> None:
+        for key, table in self.tables.items():
+            if "later" in table:
+                self._commit(key, "later", {**table, **table["later"]})
+
+    def subst(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for key, commits in self.commits.items():
+                value = value.replace(f"{{repo.{key}}}", f"git+file://{self.root / key}")
+                value = value.replace(f"{{commit.{key}}}", commits["first"])
+                value = value.replace(f"{{short.{key}}}", commits["first"][:12])
+            value = value.replace("{repos}", str(self.root))
+            return value.replace("{host}", host_target() or "an unknown platform")
+        if isinstance(value, list):
+            return [self.subst(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.subst(v) for k, v in value.items()}
+        return value
+
+
 def _lock(project: Path, cache: Path, *args: str) -> int:
     return main(["lock", "--project", str(project), "--cache-dir", str(cache), *args])
 
 
-def _check(project: Path, expect: Mapping[str, Any], code: int, err: str) -> None:
+def _check(
+    project: Path, expect: Mapping[str, Any], code: int, err: str, repos: _Repos
+) -> None:
+    expect = repos.subst(expect)
+    for line in expect.pop("warnings", []):
+        assert f"WARNING: {line}" in err.splitlines(), err
     if "error" in expect:
         assert code == expect.get("exit", 1), err
         assert f"error: {expect['error']}" in err.splitlines()
@@ -100,6 +173,9 @@ def _check(project: Path, expect: Mapping[str, Any], code: int, err: str) -> Non
             assert meta[name]["phase"] == phase, f"{target}: {name}"
         for name, parents in want.get("required-by", {}).items():
             assert meta[name]["required-by"] == parents, f"{target}: {name}"
+        for name, commit in want.get("commits", {}).items():
+            pinned = next(p for p in lock["packages"] if p["name"] == name)["vcs"]["commit-id"]
+            assert pinned == repos.commits.get(name, {}).get(commit, commit), f"{target}: {name}"
         phases = {p["name"]: p for p in lock["tool"]["envspec"]["phases"]}
         for name, reason in want.get("skipped", {}).items():
             assert phases[name].get("skipped") == reason, f"{target}: {name}"
@@ -127,6 +203,10 @@ def test_scenario(
     path: Path, tmp_path: Path, servers: _ServerPool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scenario = tomllib.loads(path.read_text())
+    repos = _Repos(tmp_path / "repos", scenario.get("repos", {}))
+    scenario["phases"] = repos.subst(scenario["phases"])
+    if "resolution" in scenario:
+        scenario["resolution"] = repos.subst(scenario["resolution"])
     for name, index in scenario["indexes"].items():
         server = servers.get_or_start(name)
         for package in index.get("packages", []):
@@ -136,7 +216,7 @@ def test_scenario(
     project.mkdir()
     _write_spec(project, scenario, {n: s.url for n, s in servers.items()})
     code = _lock(project, tmp_path / "cache")
-    _check(project, scenario["expect"], code, capsys.readouterr().err)
+    _check(project, scenario["expect"], code, capsys.readouterr().err, repos)
     then = scenario.get("then")
     if then is None:
         return
@@ -144,8 +224,9 @@ def test_scenario(
         for package in index.get("packages", []):
             if package.get("later"):
                 _publish(servers[name], package)
+    repos.advance()
     for phase in scenario["phases"]:
         phase["requirements"] += then.get("add", {}).get(phase["name"], [])
     _write_spec(project, scenario, {n: s.url for n, s in servers.items()})
     code = _lock(project, tmp_path / "cache", *then.get("args", []))
-    _check(project, then["expect"], code, capsys.readouterr().err)
+    _check(project, then["expect"], code, capsys.readouterr().err, repos)

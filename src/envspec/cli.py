@@ -129,7 +129,7 @@ def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
 def cmd_lock(args: argparse.Namespace, out: _Output) -> int:
     # Imported here: the resolver and the network stack cost a no-op `sync` more than all it does.
     from envspec.index import Finder
-    from envspec.resolve.locking import lock_status, lock_targets
+    from envspec.resolve.locking import lock_status, lock_targets, locked_files
 
     spec = _spec(args)
     statuses = lock_status(spec, args.project, _targets(spec, args.target))
@@ -150,7 +150,11 @@ def cmd_lock(args: argparse.Namespace, out: _Output) -> int:
     if not todo:
         return EXIT_OK
     finder = Finder(
-        spec.indexes, cache_dir=args.cache_dir, offline=args.offline, refresh=args.refresh
+        spec.indexes,
+        cache_dir=args.cache_dir,
+        offline=args.offline,
+        refresh=args.refresh,
+        known_files=locked_files(statuses),
     )
     try:
         results = lock_targets(

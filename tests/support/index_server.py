@@ -48,6 +48,7 @@ class Entry:
     upload_time: str | None = None
     metadata: bytes | None = None  # the wheel's METADATA, served as the `.metadata` sidecar
     serve_metadata: bool | None = None  # per-file override of the server's `metadata` switch
+    list_hash: bool | None = None  # per-file override of the server's `hashes` switch
     advertised_sha256: str | None = None  # a different (wrong) hash to advertise, for faults
 
 
@@ -69,6 +70,8 @@ class _Server(ThreadingHTTPServer):
 
 class IndexServer:
     """A PEP 503/691 index in a daemon thread. Use as a context manager (or start()/stop())."""
+
+    handler_class: type[Handler] = Handler  # a subclass may route another URL layout
 
     def __init__(self, root: Path | None = None) -> None:
         self._own_root = root is None
@@ -96,7 +99,7 @@ class IndexServer:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> IndexServer:
-        handler = type("BoundHandler", (Handler,), {"index": self})
+        handler = type("BoundHandler", (self.handler_class,), {"index": self})
         self._httpd = _Server(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
@@ -158,6 +161,7 @@ class IndexServer:
         upload_time: datetime | str | None = None,
         metadata: bool | None = None,
         advertised_sha256: str | None = None,
+        list_hash: bool | None = None,
     ) -> Entry:
         """Register a built wheel or sdist (copied into the served folder)."""
         path = Path(path)
@@ -178,6 +182,7 @@ class IndexServer:
             metadata=_wheel_metadata(path) if path.name.endswith(".whl") else None,
             serve_metadata=metadata,
             advertised_sha256=advertised_sha256,
+            list_hash=list_hash,
         )
         with self._lock:
             self.entries[entry.filename] = entry
@@ -248,6 +253,9 @@ class IndexServer:
     def _href(self, filename: str) -> str:
         return f"/files/{quote(filename)}" if self.root_relative else self.file_url(filename)
 
+    def _lists_hash(self, entry: Entry) -> bool:
+        return self.hashes if entry.list_hash is None else entry.list_hash
+
     def _serves_metadata(self, entry: Entry) -> bool:
         wanted = self.metadata if entry.serve_metadata is None else entry.serve_metadata
         return wanted and entry.metadata is not None
@@ -262,7 +270,7 @@ class IndexServer:
 
     def _html_link(self, entry: Entry) -> str:
         href = self._href(entry.filename)
-        if self.hashes:
+        if self._lists_hash(entry):
             href += f"#sha256={entry.advertised_sha256 or entry.sha256}"
         attrs = [f'href="{html.escape(href)}"']
         if entry.requires_python is not None:
@@ -289,7 +297,8 @@ class IndexServer:
         return json.dumps(body).encode()
 
     def _json_file(self, entry: Entry) -> dict[str, Any]:
-        hashes = {"sha256": entry.advertised_sha256 or entry.sha256} if self.hashes else {}
+        hashed = self._lists_hash(entry)
+        hashes = {"sha256": entry.advertised_sha256 or entry.sha256} if hashed else {}
         out: dict[str, Any] = {
             "filename": entry.filename,
             "url": self._href(entry.filename),
@@ -314,7 +323,7 @@ def _by_filename(entry: Entry) -> str:
 
 
 def _pop_add_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    keys = ("yanked", "upload_time", "metadata", "advertised_sha256")
+    keys = ("yanked", "upload_time", "metadata", "advertised_sha256", "list_hash")
     add_kw = {k: kwargs.pop(k) for k in keys if k in kwargs}
     if "requires_python" in kwargs:  # both METADATA's and the index's, as real indexes do
         add_kw["requires_python"] = kwargs["requires_python"]

@@ -81,11 +81,13 @@ def build_wheel(
     files: Mapping[str, bytes] | None = None,
     metadata_version: str = "2.3",
     pad_bytes: int = 0,
+    metadata: bytes | None = None,
 ) -> Path:
     """Build a real wheel in `out_dir` and return its path.
 
     `pad_bytes` adds an incompressible (stored) member before the dist-info, so a wheel can be
-    made large and range reads can be shown not to download it.
+    made large and range reads can be shown not to download it. `metadata` is a whole METADATA
+    file to ship instead of one made from the other arguments (a real one, from fixtures).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     filename = wheel_filename(name, version, tag)
@@ -95,7 +97,7 @@ def build_wheel(
     members.update(files or {})
     if pad_bytes:
         members[f"{pkg}/_pad.bin"] = random.Random(filename).randbytes(pad_bytes)
-    members[f"{dist_info}/METADATA"] = core_metadata(
+    members[f"{dist_info}/METADATA"] = metadata or core_metadata(
         name,
         version,
         requires_dist=requires_dist,

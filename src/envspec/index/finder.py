@@ -27,10 +27,14 @@ from packaging.utils import NormalizedName, canonicalize_name
 from envspec.errors import IndexError_
 from envspec.index import metadata as md
 from envspec.index.auth import Credentials, expand_env, redact
+from envspec.index.build import BuildSettings
 from envspec.index.cache import Cache
+from envspec.index.direct import parse_direct
 from envspec.index.http import Client
+from envspec.index.mirror import KnownFiles, Mirrors
 from envspec.index.simple import ACCEPT, for_project, parse_page
-from envspec.model import Artifact, DistMetadata, Index
+from envspec.index.sources import SourceTrees, index_environment
+from envspec.model import Artifact, DistMetadata, Index, VcsSource
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,16 +101,24 @@ class Finder:
         retries: int = 3,
         backoff: float = 0.2,
         timeout: float = 30.0,
+        known_files: KnownFiles | None = None,
     ) -> None:
+        """`known_files`: canonical file URL → (sha256, size) from the locks being replaced;
+        the hashes a mirror's files must have (see `mirror`)."""
         environ = os.environ if environ is None else environ
         pairs = [_clean_index(index, environ) for index in indexes]
         self._indexes = {clean.name: clean for _, clean in pairs}
         self._order = [clean for _, clean in pairs]
-        credentials = Credentials([full for full, _ in pairs], environ)
+        self._mirrors = Mirrors.load(self._order, environ, known_files)
+        credentials = Credentials([*(full for full, _ in pairs), *self._mirrors.logins], environ)
         self._client = Client(
             credentials, retries=retries, backoff=backoff, timeout=timeout, maxsize=workers
         )
         self._cache = Cache(cache_dir, offline=offline, refresh=refresh)
+        build = BuildSettings(
+            index_env=index_environment([full for full, _ in pairs], environ), offline=offline
+        )
+        self._trees = SourceTrees(cache=self._cache, client=self._client, settings=build)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="envspec-index")
         self._once = _Once()
         self._lock = threading.Lock()
@@ -142,27 +154,30 @@ class Finder:
         return self._once.run(("files", index.url, name), lambda: self._project(name, index))
 
     def _project(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
-        page = self._cache.page(self._client, f"{index.url}{name}/", ACCEPT)
+        page = self._cache.page(self._client, f"{self._mirrors.page_base(index)}{name}/", ACCEPT)
         if page.status in (404, 410):
             return False, ()
         found = parse_page(page.body, page.header("content-type") or "", page.url, name)
+        found = self._mirrors.canonical(index, found)
         log.debug("%s: %d files for %s", redact(page.url), len(found), name)
         return True, tuple(found)
 
     def _flat(self, index: Index) -> tuple[Artifact, ...]:
-        page = self._cache.page(self._client, index.url, "text/html")
+        url = self._mirrors.page_base(index)
+        page = self._cache.page(self._client, url, "text/html")
         if page.status != 200:
             raise IndexError_(
-                f"GET {redact(index.url)} failed: HTTP {page.status}",
+                f"GET {redact(url)} failed: HTTP {page.status}",
                 context=f"indexes.{index.name}",
             )
-        return tuple(parse_page(page.body, "text/html", page.url))
+        return tuple(self._mirrors.canonical(index, parse_page(page.body, "text/html", page.url)))
 
     # -- metadata and hashes ---------------------------------------------------------------
     def metadata(self, artifact: Artifact) -> DistMetadata:
         """The core metadata of `artifact` (memoized, persistently cached by its hash)."""
-        key = artifact.sha256 or redact(artifact.url)
-        return self._once.run(("metadata", key), lambda: self._load_metadata(artifact, key))
+        fetched = self._mirrors.via(artifact)  # the file as a mirror serves it, if mirrored
+        key = artifact.sha256 or redact(fetched.url)
+        return self._once.run(("metadata", key), lambda: self._load_metadata(fetched, key))
 
     def _load_metadata(self, artifact: Artifact, key: str) -> DistMetadata:
         source = redact(artifact.url)
@@ -185,10 +200,11 @@ class Finder:
 
     def ensure_hash(self, artifact: Artifact) -> Artifact:
         """`artifact` with sha256 and size filled in: the size by HEAD when the index gave a
-        hash, else sha256 and size by streaming the file once (remembered in the cache)."""
+        hash (left unknown when HEAD does not tell), else sha256 and size by streaming the
+        file once (remembered in the cache)."""
         if artifact.sha256 and artifact.size is not None:
             return artifact
-        url = redact(artifact.url)
+        url = redact(self._mirrors.fetch_url(artifact.url))
         sha256, size = self._once.run(("hash", url), lambda: self._hash(artifact, url))
         if artifact.sha256 and artifact.sha256 != sha256:
             raise IndexError_(
@@ -196,24 +212,53 @@ class Finder:
             )
         return artifact.with_(sha256=sha256, size=size)
 
-    def _hash(self, artifact: Artifact, url: str) -> tuple[str, int]:
+    def _hash(self, artifact: Artifact, url: str) -> tuple[str, int | None]:
         stored = self._cache.load_file_info(url)
         if stored is not None:
             return stored
         self._cache.require_online(url)
         if artifact.sha256:
+            # Only the size is missing, and PEP 751 makes it optional: ask HEAD, and when the
+            # server does not tell, leave it out rather than download a 2 GB wheel to count it.
             try:
-                length = self._client.head(url).header("content-length")
-            except IndexError_:  # some servers refuse HEAD: hash the file instead
-                length = None
-            if length is not None and length.isdigit():
-                self._cache.store_file_info(url, artifact.sha256, int(length))
-                return artifact.sha256, int(length)
+                response = self._client.head(url)
+            except IndexError_:
+                return artifact.sha256, None
+            length = response.header("content-length") or ""
+            if response.status != 200 or not length.isdigit():
+                return artifact.sha256, None
+            self._cache.store_file_info(url, artifact.sha256, int(length))
+            return artifact.sha256, int(length)
         sha256, size = self._client.stream_to(url)
         with self._lock:
             self._full_downloads += 1
         self._cache.store_file_info(url, sha256, size)
         return sha256, size
+
+    # -- source trees: direct references and builds ----------------------------------------
+    def pin_direct(self, url: str) -> Artifact | VcsSource:
+        """What a direct reference names: its archive, or the commit its git revision names
+        now (asked once per Finder; a full commit id is not asked at all)."""
+        ref = parse_direct(url)
+        if ref.kind == "archive":
+            return ref.artifact()
+        key = ("commit", ref.location, ref.revision)
+        commit = self._once.run(key, lambda: self._trees.commit(ref))
+        return VcsSource(url=ref.public_location, requested_revision=ref.revision, commit_id=commit)
+
+    def git_metadata(self, url: str, commit: str) -> tuple[DistMetadata, bool]:
+        """The metadata of git reference `url` at `commit`, and whether it was built (on this
+        machine) rather than read from static `[project]` data."""
+        ref = parse_direct(url)
+        tree = self._once.run(("git", commit), lambda: self._trees.git_metadata(ref, commit))
+        return md.parse_metadata(tree.data, f"{ref.shown} ({commit[:12]})"), tree.built
+
+    def build_metadata(self, artifact: Artifact) -> DistMetadata:
+        """The metadata of an sdist from a PEP 517 build (cached by the sdist's sha256)."""
+        fetched = self._mirrors.via(artifact)  # the file as a mirror serves it, if mirrored
+        key = artifact.sha256 or redact(fetched.url)
+        data = self._once.run(("pep517", key), lambda: self._trees.sdist_metadata(fetched))
+        return md.parse_metadata(data, redact(artifact.url), artifact)
 
     # -- prefetching -----------------------------------------------------------------------
     def prefetch_files(self, names: Iterable[tuple[NormalizedName, str | None]]) -> None:

@@ -8,7 +8,7 @@ requiring package), so the explanation names who required what and from which ph
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from packaging.utils import NormalizedName
 from resolvelib.structs import RequirementInformation
@@ -24,8 +24,12 @@ def explain(
     constraints: Mapping[NormalizedName, Sequence[Req]],
     target: Target,
     missing: Collection[str] = (),
+    *,
+    culprit: Callable[[Req], Req | None] | None = None,
+    fixed: Mapping[NormalizedName, Sequence[Req]] | None = None,
 ) -> str:
-    """One line: for each name in conflict, who required what."""
+    """One line: for each name in conflict, who required what. `culprit` finds the bottom of
+    a dead end the pruner proved (see prune.py), told against `fixed`, the spec's bounds."""
     by_name: dict[str, list[Req]] = {}
     for cause in causes:
         reqs = by_name.setdefault(cause.requirement.name, [])
@@ -40,11 +44,27 @@ def explain(
         said += [f"constraint {c.text}" for c in constraints.get(NormalizedName(name), ())]
         if len(said) == 1 and name in missing:
             parts.append(f"{said[0]} is not on any index")
+        elif len(said) == 1 and (dead := culprit and culprit(reqs[0])):
+            parts.append(_dead_end(dead, reqs[0], fixed or {}, target))
         elif len(said) == 1:
             parts.append(f"no version of {name} for {target.name} matches {said[0]}")
         else:
             parts.append(" conflicts with ".join(said))
     return "; ".join(parts)
+
+
+def _dead_end(
+    dead: Req, root: Req, fixed: Mapping[NormalizedName, Sequence[Req]], target: Target
+) -> str:
+    """The spec's own bound on a name against the dependency `root` led to that breaks it."""
+    if dead.key == PYTHON:
+        return _python(dead, target)
+    where = f"phase {root.origin.phase}" if root.origin.phase else "the spec"
+    bounds = fixed.get(dead.name, ())
+    said = [f"{r.text} {r.origin.describe()}" for r in bounds if r.origin.parent is None]
+    said.append(f"{dead.text} required by {dead.origin.parent} ({where})")
+    said += [f"constraint {r.text}" for r in bounds if r.origin.parent is not None]
+    return " conflicts with ".join(said)
 
 
 def _python(req: Req, target: Target) -> str:

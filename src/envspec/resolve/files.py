@@ -2,7 +2,8 @@
 
 Per version the best file for the target: a wheel by the rank of its best tag, else an
 sdist; filtered by requires-python, exclude-newer, no-build/no-binary, yanked status (only
-an exact pin takes a yanked file, PEP 592) and the prerelease policy.
+the spec's own exact pin takes a yanked file, PEP 592) and the prerelease policy (PEP 440,
+per specifier, unless the spec itself names a pre-release).
 """
 
 from __future__ import annotations
@@ -57,13 +58,19 @@ class FileChoice:
         }
 
     def versions(
-        self, name: NormalizedName, specifiers: Sequence[SpecifierSet], bad: set[Version]
+        self,
+        name: NormalizedName,
+        specifiers: Sequence[SpecifierSet],
+        bad: set[Version],
+        user: Sequence[SpecifierSet] = (),
     ) -> list[tuple[Version, Artifact]]:
-        """Every acceptable version of `name` with the best file for the target."""
+        """Every acceptable version of `name` with the best file for the target. `user` are
+        the specifiers the spec itself sets (phase requirements, constraints): only they opt
+        into a yanked release or into pre-releases a dependency's bounds would exclude."""
         best = self.best_files(name)
         exact = {
             Version(s.version)
-            for spec in specifiers
+            for spec in user
             for s in spec
             if s.operator in ("==", "===") and "*" not in s.version and _is_version(s.version)
         }
@@ -75,7 +82,9 @@ class FileChoice:
             for v in allowed - bad
             if best[v].yanked is None or _matches_exact(v, exact)
         }
-        return list(self._apply_prereleases(pool, specifiers).items())
+        if any(spec.prereleases for spec in user):
+            return list(pool.items())
+        return list(self._apply_prereleases(name, pool, specifiers).items())
 
     def _matching(self, name: NormalizedName, spec: SpecifierSet) -> frozenset[Version]:
         """The versions of `name` a specifier admits (memoized: resolvelib asks again and
@@ -88,7 +97,10 @@ class FileChoice:
         return self._match_memo[key]
 
     def _apply_prereleases(
-        self, pool: dict[Version, Artifact], specifiers: Sequence[SpecifierSet]
+        self,
+        name: NormalizedName,
+        pool: dict[Version, Artifact],
+        specifiers: Sequence[SpecifierSet],
     ) -> dict[Version, Artifact]:
         policy = self.settings.prereleases
         if policy == "allow":
@@ -96,8 +108,23 @@ class FileChoice:
         finals = {v: a for v, a in pool.items() if not v.is_prerelease}
         if policy == "disallow":
             return finals
-        explicit = any(spec.prereleases for spec in specifiers)
-        return pool if explicit or not finals else finals
+        # PEP 440, per specifier: each requirement that bounds the version must admit
+        # pre-releases, so a dependency's `c==2.0b1` does not override another's `c>=1,<=3`.
+        bounded = [spec for spec in specifiers if len(spec)]
+        if not bounded:
+            return finals or pool
+        admitted = all(self._admits_prereleases(name, spec) for spec in bounded)
+        return pool if admitted else finals
+
+    def _admits_prereleases(self, name: NormalizedName, spec: SpecifierSet) -> bool:
+        """A specifier takes pre-releases when it names one, or when no final release on
+        offer satisfies it (PEP 440)."""
+        if spec.prereleases:
+            return True
+        best = self.best_files(name)
+        return not any(
+            not v.is_prerelease and best[v].yanked is None for v in self._matching(name, spec)
+        )
 
     def best_files(self, name: NormalizedName) -> dict[Version, Artifact]:
         """Per version, the file that fits the target best: a wheel by tag rank, else an sdist."""

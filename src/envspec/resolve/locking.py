@@ -7,11 +7,14 @@ lock is kept without touching the network.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from packaging.utils import canonicalize_name
 
 from envspec.lockfile import load_lock, lock_path, write_lock
 from envspec.model import Lock, Spec
@@ -19,6 +22,7 @@ from envspec.resolve.resolve import LockSource, lock_inputs, resolve_target
 from envspec.targets import make_target
 
 State = Literal["fresh", "stale", "missing"]
+log = logging.getLogger("envspec")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -57,6 +61,18 @@ def lock_status(spec: Spec, project: Path, targets: Sequence[str]) -> list[Targe
     return out
 
 
+def locked_files(statuses: Sequence[TargetStatus]) -> dict[str, tuple[str, int | None]]:
+    """Every file the existing locks record: canonical URL → (sha256, size). A mirror must
+    serve these files with these hashes (see `envspec.index.mirror`)."""
+    known: dict[str, tuple[str, int | None]] = {}
+    for status in statuses:
+        for package in status.previous.packages if status.previous else ():
+            artifact = package.artifact
+            if artifact is not None and artifact.sha256:
+                known[artifact.url] = (artifact.sha256, artifact.size)
+    return known
+
+
 def lock_targets(
     spec: Spec,
     statuses: Sequence[TargetStatus],
@@ -83,8 +99,23 @@ def lock_targets(
     else:
         with ThreadPoolExecutor(max_workers=len(statuses)) as pool:
             locks = list(pool.map(one, statuses))
+    _warn_unused_overrides(spec, locks)
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
     return [
         Locked(target=s.target, path=s.path, lock=lock, written=write_lock(s.path, lock))
         for s, lock in zip(statuses, locks, strict=True)
     ]
+
+
+def _warn_unused_overrides(spec: Spec, locks: Sequence[Lock]) -> None:
+    """An override of a name no lock holds replaced nothing: most likely a misspelt name."""
+    locked = {p.name for lock in locks for p in lock.packages}
+    for i, override in enumerate(spec.resolution.overrides):
+        name = canonicalize_name(override.name)
+        if name not in locked:
+            log.warning(
+                "resolution.overrides[%d]: override '%s' names %s, which nothing requires",
+                i,
+                override,
+                name,
+            )

@@ -9,19 +9,23 @@ memos that keep resolvelib's repeated questions cheap while it backtracks.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import AbstractProvider
-from resolvelib.structs import RequirementInformation
+from resolvelib.structs import Matches, RequirementInformation
 
 from envspec.errors import BuildNeeded
 from envspec.model import Artifact, DependencyMetadata, DistMetadata
+from envspec.resolve.direct import DirectRefs, DirectSource, HostBuilds
 from envspec.resolve.files import FileChoice, Listing
+from envspec.resolve.prune import Pruner
 from envspec.resolve.values import PYTHON, Candidate, Origin, Req, pin, python_req, to_req
 
 log = logging.getLogger("envspec")
@@ -29,7 +33,7 @@ log = logging.getLogger("envspec")
 PREFETCH_AHEAD = 3
 
 
-class Source(Listing, Protocol):
+class Source(Listing, DirectSource, Protocol):
     """Where candidates and their metadata come from (the index finder)."""
 
     def metadata(self, artifact: Artifact) -> DistMetadata: ...
@@ -48,15 +52,19 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     constraints: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
     overrides: Mapping[NormalizedName, Requirement] = field(default_factory=dict)
     declared: Mapping[NormalizedName, DependencyMetadata] = field(default_factory=dict)
+    # The spec's own bounds on each name: present on this target whatever else is chosen.
+    fixed: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
+    _pruner: Pruner | None = None
     phase_of: dict[str, str] = field(default_factory=dict)
+    refs: DirectRefs | None = None  # the direct references (`name @ URL`)
+    builds: HostBuilds | None = None  # warns when metadata built here serves another target
     _deps_memo: dict[tuple[str, Version], list[Req]] = field(default_factory=dict)
     _candidates: dict[tuple[str, Version], Candidate] = field(default_factory=dict)
+    _depths: dict[str, float] = field(default_factory=dict)
     _wanted_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Requirement, bool]] = field(
         default_factory=dict
     )
-    _matches_memo: dict[tuple[str, frozenset[str], frozenset[Version]], list[Candidate]] = field(
-        default_factory=dict
-    )
+    _matches_memo: dict[tuple[object, ...], list[Candidate]] = field(default_factory=dict)
 
     # -- identity ------------------------------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -79,14 +87,29 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         direct = any(info.parent is None for info in infos)
         causes = {c.requirement.name for c in backtrack_causes}
         name = identifier.split("[", 1)[0]
+        depth = self._depth(identifier, infos)
         return (
             identifier != PYTHON,
             not pinned,
             name not in causes,
             not direct,
+            depth,
             "[" not in identifier,  # a name with extras before the plain name it pins
             identifier,
         )
+
+    def _depth(
+        self, identifier: str, infos: Sequence[RequirementInformation[Req, Candidate]]
+    ) -> float:
+        """How far from the spec a name was first asked for: names near the root are decided
+        first, so a conflict deep down backjumps to the choice that brought it in."""
+        if any(info.parent is None for info in infos):
+            depth = 1.0
+        else:
+            parents = (self._depths.get(info.parent.key, math.inf) for info in infos if info.parent)
+            depth = min(parents, default=math.inf) + 1
+        self._depths[identifier] = min(depth, self._depths.get(identifier, math.inf))
+        return self._depths[identifier]
 
     def narrow_requirement_selection(
         self,
@@ -111,7 +134,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         identifier: str,
         requirements: Mapping[str, Iterator[Req]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> Iterable[Candidate]:
+    ) -> Matches[Candidate]:
         reqs = list(requirements[identifier])
         self._note_phase(identifier, reqs)
         if identifier == PYTHON:
@@ -121,20 +144,45 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             return [python] if ok else []
         name, extras = reqs[0].name, reqs[0].extras
         bad = {c.version for c in incompatibilities[identifier]}
-        specifiers = [r.specifier for r in reqs]
         if extras:  # the plain name's requirements bound its extras too
-            specifiers += [r.specifier for r in requirements.get(name, ())]
+            reqs += requirements.get(name, ())
             bad |= {c.version for c in incompatibilities.get(name, ())}
-        specifiers += [c.specifier for c in self.constraints.get(name, ())]
-        memo_key = (identifier, frozenset(map(str, specifiers)), frozenset(bad))
+        constraints = [c.specifier for c in self.constraints.get(name, ())]
+        specifiers = [r.specifier for r in reqs] + constraints
+        user = [r.specifier for r in reqs if r.origin.parent is None] + constraints
+        url = self.refs.url_for(name, reqs) if self.refs else None
+        if self.refs and url:
+            return self.refs.matches(reqs[0], url, specifiers, bad)
+        memo_key = (identifier, *(frozenset(map(str, s)) for s in (specifiers, user, bad)))
         if memo_key not in self._matches_memo:
-            found = self._order(name, self.files.versions(name, specifiers, bad))
+            found = self._order(name, self.files.versions(name, specifiers, bad, user))
             result = [self._candidate(identifier, name, extras, v, a) for v, a in found]
             self._matches_memo[memo_key] = result
             self.source.prefetch_metadata(
                 c.artifact for c in result[:PREFETCH_AHEAD] if c.artifact
             )
-        return self._matches_memo[memo_key]
+        return self.pruner.alive(self._matches_memo[memo_key])
+
+    @property
+    def pruner(self) -> Pruner:
+        if self._pruner is None:
+            self._pruner = Pruner(
+                python=Version(self.files.target.python_full_version),
+                dependencies=self.get_dependencies,
+                versions=self._fixed_versions,
+                make=lambda name, version, artifact: self._candidate(
+                    name, name, frozenset(), version, artifact
+                ),
+                fixed=self.fixed,
+                direct=frozenset(self.refs.urls) if self.refs else frozenset(),
+            )
+        return self._pruner
+
+    def _fixed_versions(
+        self, name: NormalizedName, specifiers: Sequence[SpecifierSet]
+    ) -> list[tuple[Version, Artifact]]:
+        user = [r.specifier for r in self.fixed.get(name, ())]  # the spec's own pins opt in
+        return self._order(name, self.files.versions(name, specifiers, set(), user))
 
     def _candidate(
         self,
@@ -174,6 +222,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
 
     # -- dependencies --------------------------------------------------------------------
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        if requirement.url and candidate.url is None and candidate.key != PYTHON:
+            return False  # an index file never stands for a direct reference
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
     def get_dependencies(self, candidate: Candidate) -> Iterable[Req]:
@@ -188,7 +238,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
 
     def prefetch(self, names: Iterable[NormalizedName]) -> None:
         """Start fetching the pages of names resolution is about to need."""
-        wanted = [(n, self.files.routes.get(n)) for n in names if n != PYTHON]
+        urls = self.refs.urls if self.refs else {}
+        wanted = [(n, self.files.routes.get(n)) for n in names if n != PYTHON and n not in urls]
         self.source.prefetch_files(n for n in wanted if n[0] not in self.files.used_indexes)
 
     def _dependencies(self, candidate: Candidate) -> list[Req]:
@@ -227,6 +278,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         return not plain and self.files.target.evaluate(requirement.marker, frozenset(extras))
 
     def metadata(self, candidate: Candidate) -> DistMetadata:
+        if self.refs and candidate.url:
+            return self.refs.metadata(candidate)
         declared = self.declared.get(candidate.name)
         if declared is not None and declared.version in (None, candidate.version):
             return DistMetadata(
@@ -241,8 +294,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             return self.source.metadata(candidate.artifact)
         except BuildNeeded:
             siblings = self.files.sibling_wheels(candidate.name, candidate.version)
-            if candidate.artifact.kind != "sdist" or not siblings:
+            if candidate.artifact.kind != "sdist":
                 raise
+            if not siblings:
+                return self._built(candidate.artifact)
         # As uv does: a version's wheels share their metadata, so another platform's wheel
         # stands in for a source build that cannot run while locking.
         wheel = sorted(siblings, key=lambda a: a.filename)[0]
@@ -254,3 +309,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             wheel.filename,
         )
         return self.source.metadata(wheel)
+
+    def _built(self, artifact: Artifact) -> DistMetadata:
+        """An sdist's metadata from a PEP 517 build on this machine."""
+        meta = self.source.build_metadata(artifact)
+        if self.builds is not None:
+            self.builds.trusted(meta.name, meta.version)
+        return meta

@@ -18,6 +18,7 @@ from resolvelib import BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep, Result
 
 from envspec.errors import ResolutionError
+from envspec.index.direct import public_url
 from envspec.model import (
     SPEC_ROOT,
     Artifact,
@@ -29,10 +30,12 @@ from envspec.model import (
     Target,
     strip_credentials,
 )
+from envspec.resolve.direct import HostBuilds, kept_commits, spec_refs
 from envspec.resolve.explain import explain, phases_in_conflict
 from envspec.resolve.files import FileChoice
 from envspec.resolve.provider import Provider, Source
 from envspec.resolve.values import PYTHON, Candidate, Origin, Req, to_req
+from envspec.targets import host_target
 
 log = logging.getLogger("envspec")
 MAX_ROUNDS = 20_000
@@ -87,13 +90,20 @@ def lock_inputs(spec: Spec, target: Target) -> dict[str, Any]:
 
 
 def _phase_inputs(phase: Phase, target: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": phase.name, "requirements": [str(r) for r in phase.requirements]}
+    requirements = [_public_text(r) for r in phase.requirements]
+    out: dict[str, Any] = {"name": phase.name, "requirements": requirements}
     index = phase.index_for(target)
     if index:
         out["index"] = index
     if phase.optional:
         out["optional"] = True
     return out
+
+
+def _public_text(requirement: Requirement) -> str:
+    """A requirement as a lock records it: a direct reference's credentials left out."""
+    text = str(requirement)
+    return text.replace(requirement.url, public_url(requirement.url)) if requirement.url else text
 
 
 def resolve_target(
@@ -108,16 +118,28 @@ def resolve_target(
     """Resolve every phase applying to `target` into a `Lock`; raise `ResolutionError`."""
     phases = [p for p in spec.phases if p.applies_to(target.name)]
     preferred = {} if upgrade or previous is None else _kept_pins(previous, upgrade_packages)
+    kept = kept_commits(previous, upgrade=upgrade, upgrade_packages=upgrade_packages)
+    builds = HostBuilds(target=target, host=host_target())
     skipped: dict[str, str] = {}
     while True:
         active = [p for p in phases if p.name not in skipped]
         provider = _provider(spec, target, source, active, preferred)
+        names = {p.name for p in active}
+        provider.refs = spec_refs(spec, names, target, source, kept=kept, builds=builds)
+        provider.builds = builds
         roots = _roots(active, target, provider)
         provider.prefetch(r.name for r in roots)
         try:
             result = Resolver(provider, BaseReporter()).resolve(roots, max_rounds=MAX_ROUNDS)
         except ResolutionImpossible as exc:
-            reason = explain(exc.causes, provider.constraints, target, _missing(provider))
+            reason = explain(
+                exc.causes,
+                provider.constraints,
+                target,
+                _missing(provider),
+                culprit=provider.pruner.culprit,
+                fixed=provider.fixed,
+            )
             involved = phases_in_conflict(exc.causes) & {p.name for p in active if p.optional}
             if not involved:
                 raise ResolutionError(reason, context=f"target {target.name}") from None
@@ -171,6 +193,15 @@ def _provider(
             constraints.setdefault(req.name, []).append(req)
     overrides = {canonicalize_name(r.name): r for r in spec.resolution.overrides}
     declared = {d.name: d for d in spec.resolution.dependency_metadata}
+    fixed: dict[NormalizedName, list[Req]] = {}
+    for phase in phases:
+        for requirement in phase.requirements:
+            chosen = overrides.get(canonicalize_name(requirement.name), requirement)
+            if not chosen.url and target.evaluate(chosen.marker):
+                req = to_req(chosen, Origin(phase=phase.name))
+                fixed.setdefault(req.name, []).append(req)
+    for name, reqs in constraints.items():
+        fixed.setdefault(name, []).extend(reqs)
     files = FileChoice(target=target, listing=source, settings=spec.resolution, routes=routes)
     return Provider(
         files=files,
@@ -180,6 +211,7 @@ def _provider(
         constraints=constraints,
         overrides=overrides,
         declared=declared,
+        fixed=fixed,
     )
 
 
@@ -223,6 +255,7 @@ def _lock(
                 version=candidate.version,
                 index=strip_credentials(index.url) if index else None,
                 artifact=artifact.with_(url=strip_credentials(artifact.url)) if artifact else None,
+                vcs=candidate.vcs,
                 phase=phase_of.get(candidate.name, ""),
                 required_by=tuple(sorted(parents.get(candidate.name, ()))),
             )

@@ -1,5 +1,8 @@
 """What resolvelib juggles: requirements (with where they came from) and candidates.
 
+A requirement may be a direct reference (`url`); a candidate made from one carries that URL
+and, for git, the commit it was pinned to (`vcs`) instead of an index file.
+
 Identifiers are a canonical name, `name[extra,...]` for a name with extras (whose candidate
 depends on the plain name pinned to the same version, as pip does), and `<python>` for the
 target interpreter, so a `Requires-Python` takes part in backtracking like any requirement.
@@ -15,7 +18,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from envspec.model import Artifact, Index
+from envspec.model import Artifact, Index, VcsSource
 
 PYTHON = "<python>"
 
@@ -42,6 +45,7 @@ class Req:
     specifier: SpecifierSet
     origin: Origin
     text: str
+    url: str | None = None  # a direct reference (`name @ URL`)
 
     def __str__(self) -> str:
         return self.text
@@ -57,6 +61,8 @@ class Candidate:
     extras: frozenset[NormalizedName] = frozenset()
     artifact: Artifact | None = None
     index: Index | None = None
+    url: str | None = None  # the direct reference this candidate was made from
+    vcs: VcsSource | None = None  # a git direct reference's pinned commit
 
     def __repr__(self) -> str:
         return f"{self.key} {self.version}"
@@ -78,6 +84,7 @@ def to_req(requirement: Requirement, origin: Origin) -> Req:
         specifier=requirement.specifier,
         origin=origin,
         text=text,
+        url=requirement.url,
     )
 
 

@@ -39,14 +39,18 @@ def _phase(table: Table, targets: tuple[str, ...], indexes: tuple[str, ...]) -> 
     requirements = requirement_list(table, "requirements", required=True)
     if not requirements:
         table.fail("phase has no requirements", key="requirements")
-    first: dict[str, int] = {}
+    # A name may repeat under different markers (`a>=2; sys_platform == 'linux'` beside
+    # `a<2; sys_platform == 'darwin'`, as PEP 508 allows); the same name and marker twice is
+    # a mistake.
+    first: dict[tuple[str, str], int] = {}
     for i, req in enumerate(requirements):
-        if req.name in first:
-            hint = f"first given at {table.at('requirements')}[{first[req.name]}]; combine them"
+        key = (req.name, str(req.marker or ""))
+        if key in first:
+            hint = f"first given at {table.at('requirements')}[{first[key]}]; combine them"
             table.doc.fail(
                 f"{table.at('requirements')}[{i}]", f"duplicate requirement '{req.name}'", hint
             )
-        first[req.name] = i
+        first[key] = i
     index, by_target = _phase_index(table, targets, indexes)
     return Phase(
         name=name,

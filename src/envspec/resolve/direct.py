@@ -1,0 +1,251 @@
+"""Direct references in one target's resolution: `name @ git+URL[@rev]`, archive URLs.
+
+A name the spec requires by URL has exactly one candidate, on every path that reaches it
+(extras and plain requirements on the same name from other packages included): the
+distribution at that URL, whose version is whatever its metadata says. A URL that only a
+dependency names is used the same way until the spec names the package by URL itself.
+
+Where the candidate's metadata comes from, cheapest first:
+1. `[[resolution.dependency-metadata]]` with a version: nothing is fetched — a git reference
+   pinned by a full commit id then needs no network at all;
+2. the previous lock's commit for the same URL and revision (kept unless upgraded), then the
+   source's static `[project]` data or a PEP 517 build (the finder's work);
+3. declared metadata without a version supplies the dependencies; the source the version.
+
+Metadata built on this machine is trusted for the target with a warning when the target is
+another platform: a backend may compute dependencies from the platform it runs on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from envspec.errors import BuildNeeded, EnvspecError, MetadataError, ResolutionError
+from envspec.index.direct import parse_direct
+from envspec.model import (
+    Artifact,
+    DependencyMetadata,
+    DistMetadata,
+    Lock,
+    Spec,
+    Target,
+    VcsSource,
+)
+from envspec.resolve.values import Candidate, Req
+
+log = logging.getLogger("envspec")
+Pinned = Artifact | VcsSource
+
+
+class DirectSource(Protocol):
+    """What direct references need of the finder."""
+
+    def pin_direct(self, url: str) -> Pinned: ...
+    def git_metadata(self, url: str, commit: str) -> tuple[DistMetadata, bool]: ...
+    def metadata(self, artifact: Artifact) -> DistMetadata: ...
+    def build_metadata(self, artifact: Artifact) -> DistMetadata: ...
+
+
+@dataclass(kw_only=True, slots=True)
+class HostBuilds:
+    """Warns, once per distribution, when metadata built here is trusted for another target."""
+
+    target: Target
+    host: str | None
+    _warned: set[tuple[str, Version]] = field(default_factory=set)
+
+    def trusted(self, name: str, version: Version) -> None:
+        if self.host == self.target.name or (name, version) in self._warned:
+            return
+        self._warned.add((name, version))
+        log.warning(
+            "%s %s: metadata built on this machine (%s) is trusted for %s",
+            name,
+            version,
+            self.host or "an unknown platform",
+            self.target.name,
+        )
+
+
+@dataclass(kw_only=True, slots=True)
+class DirectRefs:
+    """The direct references of one target's resolution; `urls` are the spec's (by name),
+    `where` says where the spec gave each URL, `kept` the previous lock's git pins."""
+
+    source: DirectSource
+    target: Target
+    builds: HostBuilds
+    urls: Mapping[NormalizedName, str] = field(default_factory=dict)
+    where: Mapping[str, str] = field(default_factory=dict)
+    declared: Mapping[NormalizedName, DependencyMetadata] = field(default_factory=dict)
+    kept: Mapping[NormalizedName, VcsSource] = field(default_factory=dict)
+    _pinned: dict[str, tuple[Pinned, DistMetadata]] = field(default_factory=dict)
+    _candidates: dict[tuple[str, str], Candidate] = field(default_factory=dict)
+
+    def url_for(self, name: NormalizedName, reqs: Sequence[Req]) -> str | None:
+        """The URL `name` comes from: the spec's, else the first a dependency gives."""
+        return self.urls.get(name) or next((r.url for r in reqs if r.url), None)
+
+    def matches(
+        self, req: Req, url: str, specifiers: Sequence[SpecifierSet], bad: set[Version]
+    ) -> list[Candidate]:
+        """The one candidate of `req`'s identifier: the distribution at `url`, if it fits."""
+        key, name = req.key, req.name
+        pinned, meta = self._pin(name, url)
+        version = meta.version
+        if version in bad or not all(s.contains(version, prereleases=True) for s in specifiers):
+            return []
+        if isinstance(pinned, Artifact) and not self._fits(pinned):
+            return []
+        if (key, url) not in self._candidates:
+            self._candidates[(key, url)] = Candidate(
+                key=key,
+                name=name,
+                version=version,
+                extras=req.extras,
+                artifact=pinned if isinstance(pinned, Artifact) else None,
+                url=url,
+                vcs=pinned if isinstance(pinned, VcsSource) else None,
+            )
+        return [self._candidates[(key, url)]]
+
+    def metadata(self, candidate: Candidate) -> DistMetadata:
+        assert candidate.url is not None
+        return self._pin(candidate.name, candidate.url)[1]
+
+    def _pin(self, name: NormalizedName, url: str) -> tuple[Pinned, DistMetadata]:
+        if url not in self._pinned:
+            try:
+                self._pinned[url] = self._load(name, url)
+            except EnvspecError as exc:
+                exc.context = exc.context or self.where.get(url, "")
+                raise
+        return self._pinned[url]
+
+    def _load(self, name: NormalizedName, url: str) -> tuple[Pinned, DistMetadata]:
+        pinned = self._kept(name, url) or self.source.pin_direct(url)
+        declared = self.declared.get(name)
+        if declared is not None and declared.version is not None:
+            return pinned, _declared(declared, declared.version)
+        meta, built = self._fetch(url, pinned)
+        if meta.name != name:
+            raise MetadataError(
+                f"{parse_direct(url).shown} holds {meta.name} {meta.version}, not {name}"
+            )
+        if built:
+            self.builds.trusted(name, meta.version)
+        return pinned, _declared(declared, meta.version) if declared else meta
+
+    def _kept(self, name: NormalizedName, url: str) -> VcsSource | None:
+        kept = self.kept.get(name)
+        ref = parse_direct(url)
+        if kept is None or ref.kind != "git":
+            return None
+        same = kept.url == ref.public_location and kept.requested_revision == ref.revision
+        return kept if same else None
+
+    def _fetch(self, url: str, pinned: Pinned) -> tuple[DistMetadata, bool]:
+        if isinstance(pinned, VcsSource):
+            return self.source.git_metadata(url, pinned.commit_id)
+        try:
+            return self.source.metadata(pinned), False
+        except BuildNeeded:
+            if pinned.kind != "sdist":
+                raise
+        return self.source.build_metadata(pinned), True
+
+    def _fits(self, artifact: Artifact) -> bool:
+        """A wheel fits the target by its tags; an sdist builds anywhere."""
+        if artifact.kind != "wheel":
+            return True
+        try:
+            tags = parse_wheel_filename(artifact.filename)[3]
+        except InvalidWheelFilename as exc:
+            raise MetadataError(f"{artifact.url}: invalid wheel filename") from exc
+        return not tags.isdisjoint(self.target.tags)
+
+
+def _declared(declared: DependencyMetadata, version: Version) -> DistMetadata:
+    return DistMetadata(
+        name=declared.name,
+        version=version,
+        requires_dist=declared.requires_dist,
+        requires_python=declared.requires_python,
+        provides_extra=declared.provides_extra,
+    )
+
+
+def spec_refs(
+    spec: Spec,
+    active: Collection[str],
+    target: Target,
+    source: DirectSource,
+    *,
+    kept: Mapping[NormalizedName, VcsSource],
+    builds: HostBuilds,
+) -> DirectRefs:
+    """The direct references of the `active` phases on `target`, checked before anything is
+    fetched: each URL parses, and no name is required from two URLs."""
+    urls: dict[NormalizedName, str] = {}
+    where: dict[str, str] = {}
+    for i, phase in enumerate(spec.phases):
+        if phase.name not in active:
+            continue
+        for j, requirement in enumerate(phase.requirements):
+            if requirement.url and target.evaluate(requirement.marker):
+                name = canonicalize_name(requirement.name)
+                _add(urls, where, name, requirement.url, f"phases[{i}].requirements[{j}]")
+    return DirectRefs(
+        source=source,
+        target=target,
+        builds=builds,
+        urls=urls,
+        where=where,
+        declared={d.name: d for d in spec.resolution.dependency_metadata},
+        kept=kept,
+    )
+
+
+def _add(
+    urls: dict[NormalizedName, str],
+    where: dict[str, str],
+    name: NormalizedName,
+    url: str,
+    path: str,
+) -> None:
+    try:
+        shown = parse_direct(url).shown
+    except EnvspecError as exc:
+        exc.context = path
+        raise
+    if urls.get(name, url) != url:
+        first = urls[name]
+        raise ResolutionError(
+            f"{name} is required from two URLs: {parse_direct(first).shown} ({where[first]}) "
+            f"and {shown} ({path})",
+            hint="require it from one URL in every phase",
+        )
+    urls.setdefault(name, url)
+    where.setdefault(url, path)
+
+
+def kept_commits(
+    previous: Lock | None, *, upgrade: bool, upgrade_packages: Collection[str]
+) -> dict[NormalizedName, VcsSource]:
+    """The previous lock's git pins, minus those `--upgrade`/`--upgrade-package` lift."""
+    if previous is None or upgrade:
+        return {}
+    lifted = {canonicalize_name(n) for n in upgrade_packages}
+    return {p.name: p.vcs for p in previous.packages if p.vcs and p.name not in lifted}

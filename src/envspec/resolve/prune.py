@@ -1,0 +1,88 @@
+"""Doomed candidates: versions that can never be part of a solution on this target.
+
+A candidate is doomed when one of its dependencies has no viable version once the spec's own
+requirements on that name (always present on the target) and the constraints are applied —
+for example an opencv-python release needing numpy>=2 under a phase's numpy<2, and then every
+mlx-vlm release needing only such opencv-python releases. resolvelib learns nothing across
+backtracks, so without this it would rediscover the same dead end under every unrelated
+choice made since; skipping doomed candidates up front keeps that walk short.
+
+Sound by construction: the look-ahead is depth-limited and a cycle or the limit counts as
+viable, so a candidate is only ever skipped on a proof.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from envspec.model import Artifact
+from envspec.resolve.values import PYTHON, Candidate, Req
+
+DEPTH = 3
+
+
+@dataclass(kw_only=True, slots=True)
+class Pruner:
+    """Memoized doom checks for one target's resolution."""
+
+    python: Version
+    dependencies: Callable[[Candidate], Iterable[Req]]
+    versions: Callable[[NormalizedName, Sequence[SpecifierSet]], list[tuple[Version, Artifact]]]
+    make: Callable[[NormalizedName, Version, Artifact], Candidate]
+    fixed: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
+    direct: Collection[NormalizedName] = ()  # names the spec requires by URL: never on an index
+    # (identifier, version) → the dependency that dooms it (None: viable)
+    _memo: dict[tuple[str, Version], Req | None] = field(default_factory=dict)
+
+    def alive(self, candidates: Sequence[Candidate]) -> Callable[[], Iterator[Candidate]]:
+        """A re-iterable view of `candidates` without the doomed ones (checked lazily, as
+        resolvelib walks the list)."""
+        return lambda: (c for c in candidates if not self.doomed(c))
+
+    def doomed(self, candidate: Candidate) -> bool:
+        return self._culprit(candidate, 0) is not None
+
+    def culprit(self, requirement: Req) -> Req | None:
+        """When every version `requirement` admits is doomed: the dependency at the bottom of
+        the newest one's dead end, to explain the conflict with. Else None."""
+        found = self._matching(requirement)
+        if not found:
+            return None
+        return self._culprit(self.make(requirement.name, *found[0]), 0)
+
+    def _matching(self, dep: Req) -> list[tuple[Version, Artifact]]:
+        fixed = [r.specifier for r in self.fixed.get(dep.name, ())]
+        return self.versions(dep.name, [dep.specifier, *fixed])
+
+    def _culprit(self, candidate: Candidate, depth: int) -> Req | None:
+        key = (candidate.key, candidate.version)
+        if key in self._memo:
+            return self._memo[key]
+        if depth >= DEPTH or candidate.url is not None:
+            return None
+        self._memo[key] = None  # a cycle counts as viable
+        for dep in self.dependencies(candidate):
+            found = self._dead_end(dep, depth + 1)
+            if found is not None:
+                self._memo[key] = found
+                break
+        return self._memo[key]
+
+    def _dead_end(self, dep: Req, depth: int) -> Req | None:
+        """None when `dep` can be met; else the requirement at the bottom of its dead end."""
+        if dep.key == PYTHON:
+            return None if dep.specifier.contains(self.python, prereleases=True) else dep
+        if dep.url is not None or dep.name in self.direct:
+            return None
+        bottom: Req | None = dep
+        for version, artifact in self._matching(dep):
+            culprit = self._culprit(self.make(dep.name, version, artifact), depth)
+            if culprit is None:
+                return None
+            bottom = culprit if bottom is dep else bottom
+        return bottom
