@@ -53,7 +53,7 @@ def uv_compile(requirements: str, target: str, work: Path, macos: str = "13.0") 
             find_uv_bin(), "pip", "compile", "--no-config", "--quiet", str(src),
             "--python-version", "3.11", "--python-platform", UV_PLATFORM[target],
             "--index-url", "https://pypi.org/simple", "--no-header", "--no-annotate",
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         env=_uv_env(macos),
@@ -110,7 +110,7 @@ SEED_REQUIREMENTS = "\n".join(
         "numpy<2", "torch", "torchvision", "torchaudio", "xformers", "transformers>=4.40",
         "huggingface_hub", "bitsandbytes", "triton-windows; sys_platform == 'win32'",
         "unsloth[colab-new]", "trl", "peft", "accelerate", "datasets", "tensorboard", "",
-    ]  # fmt: skip
+    ]
 )
 
 
