@@ -25,7 +25,7 @@ test-network: install
 	$(BIN)/pytest -m network -q
 
 lint: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from envspec.errors import IndexError_
+from envspec.index import Finder
 from envspec.index.mirror import Mirror, Mirrors
 from envspec.model import Index
 from support.index_server import IndexServer
@@ -327,3 +329,18 @@ def test_the_variable_wins_over_the_config_file(tmp_path: Path) -> None:
     assert not Mirrors.load([index], {}, config=tmp_path / "absent.toml")
     with pytest.raises(IndexError_):
         Mirrors.load([index], {"ENVSPEC_INDEX_MY_INDEX_MIRROR": "mirror.example"})
+
+
+def test_a_size_the_server_does_not_give_is_left_out(
+    tmp_path: Path, canonical: PytorchIndex
+) -> None:
+    index = Index(name="pytorch-cu121", url=canonical.url, explicit=True)
+    environ = {"HOME": str(tmp_path), "ENVSPEC_CONFIG": str(tmp_path / "none.toml")}
+    with Finder([index], cache_dir=tmp_path / "cache", environ=environ, backoff=0.0) as finder:
+        [linux] = [a for a in finder.files(canonicalize_name("torch"), index) if "linux" in a.url]
+        assert linux.sha256 and linux.size is None  # an HTML page: hash, no size
+        canonical.fail(LINUX_TORCH, "404")  # HEAD: not found (the file is not there)
+        done = finder.ensure_hash(linux)
+    assert (done.sha256, done.size) == (linux.sha256, None)
+    assert canonical.file_bytes_sent(LINUX_TORCH) == 0  # not downloaded to count its bytes
+    assert [m for m, p, _ in canonical.requests if p.endswith(".whl")] == ["HEAD"]

@@ -265,6 +265,18 @@ def test_python_full_version_is_kept() -> None:
     assert parse_spec(text, environ={}).python == "3.11.4"
 
 
+def test_a_name_may_repeat_under_different_markers() -> None:
+    text = HEAD + (
+        '[[phases]]\nname = "x"\n'
+        "requirements = [\"a>=2; sys_platform == 'linux'\", \"a<2; sys_platform == 'win32'\"]\n"
+    )
+    phase = parse_spec(text, environ={}).phases[0]
+    assert [str(r) for r in phase.requirements] == [
+        'a>=2; sys_platform == "linux"',
+        'a<2; sys_platform == "win32"',
+    ]
+
+
 def test_load_spec_reads_the_file(tmp_path: Path) -> None:
     path = tmp_path / "envspec.toml"
     path.write_text(DESIGN_EXAMPLE, encoding="utf-8")

@@ -5,8 +5,8 @@ run_scenarios.py calls this script once per scenario (see tests/test_conformance
 command template). A scenario's resolver options map onto the spec:
 
 - the target Python → `[environment] python`;
-- `--platform x86_64-manylinux2014` → target linux-x86_64 with glibc 2.17; no platform → the
-  target this machine is (packse's `pip install` scenarios resolve for the host, as uv does);
+- `--platform x86_64-manylinux2014` → target linux-x86_64 with glibc 2.17; no platform →
+  linux-x86_64 (never the host: the verdict must not depend on the machine);
 - `--universal` → every known target, locked together; the resolution is the union of the
   locks and the scenario is unsatisfiable when any target is (`envspec lock` fails then);
 - `--required-env MARKER` → accepted and checked: every target is locked and must resolve, so an
@@ -14,8 +14,8 @@ command template). A scenario's resolver options map onto the spec:
 - `--prerelease allow`, `--no-binary NAME`, `--no-build NAME` → `[resolution]`;
 - a name given twice under the same marker is combined into one requirement, as the spec asks.
 
-The packse index is the only named index; its build backends (`vendor/`) are a second, flat
-one, so an sdist build can find hatchling where the build runs through envspec's indexes.
+Indexes: the packse index first, then its build backends (`vendor/`, what uv gets as
+`--find-links`) as a flat index. packse's sdists carry static metadata, so no build runs.
 """
 
 from __future__ import annotations
@@ -31,9 +31,12 @@ from packaging.utils import canonicalize_name
 
 from envspec.cli import main as envspec_main
 from envspec.lockfile import load_lock
-from envspec.targets import KNOWN, host_target, make_target
+from envspec.targets import KNOWN, make_target
 
 PLATFORMS = {"x86_64-manylinux2014": ("linux-x86_64", "2.17")}
+# packse's install scenarios resolve for the interpreter at hand, which in uv's CI is Linux
+# x86_64; a fixed target keeps the verdict independent of the machine running the test.
+DEFAULT_TARGET = "linux-x86_64"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -62,10 +65,7 @@ def targets_for(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str
             raise SystemExit(f"packse adapter: no target for platform {args.platform!r}")
         name, glibc = PLATFORMS[args.platform]
         return [name], {name: {"glibc": glibc}}
-    host = host_target()
-    if host is None:
-        raise SystemExit("packse adapter: this machine is not a known target")
-    return [host], {}
+    return [DEFAULT_TARGET], {}
 
 
 def check_required(environments: list[str], targets: list[str], python: str) -> None:

@@ -64,6 +64,8 @@ def _dead_end(
     said = [f"{r.text} {r.origin.describe()}" for r in bounds if r.origin.parent is None]
     said.append(f"{dead.text} required by {dead.origin.parent} ({where})")
     said += [f"constraint {r.text}" for r in bounds if r.origin.parent is not None]
+    if len(said) == 1:  # nothing in the spec bounds it: no file fits the target at all
+        return f"no version of {dead.name} for {target.name} matches {said[0]}"
     return " conflicts with ".join(said)
 
 

@@ -175,6 +175,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 ),
                 fixed=self.fixed,
                 direct=frozenset(self.refs.urls) if self.refs else frozenset(),
+                prefetch=self.source.prefetch_metadata,
             )
         return self._pruner
 

@@ -24,6 +24,8 @@ from envspec.model import Artifact
 from envspec.resolve.values import PYTHON, Candidate, Req
 
 DEPTH = 3
+WINDOW = 8  # candidates whose metadata is fetched ahead while a list is walked
+AHEAD = 2  # versions per dependency whose metadata is fetched ahead of the look-ahead
 
 
 @dataclass(kw_only=True, slots=True)
@@ -36,13 +38,21 @@ class Pruner:
     make: Callable[[NormalizedName, Version, Artifact], Candidate]
     fixed: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
     direct: Collection[NormalizedName] = ()  # names the spec requires by URL: never on an index
+    prefetch: Callable[[Iterable[Artifact]], None] = lambda artifacts: None
     # (identifier, version) → the dependency that dooms it (None: viable)
     _memo: dict[tuple[str, Version], Req | None] = field(default_factory=dict)
 
     def alive(self, candidates: Sequence[Candidate]) -> Callable[[], Iterator[Candidate]]:
         """A re-iterable view of `candidates` without the doomed ones (checked lazily, as
         resolvelib walks the list)."""
-        return lambda: (c for c in candidates if not self.doomed(c))
+        return lambda: self._walk(candidates)
+
+    def _walk(self, candidates: Sequence[Candidate]) -> Iterator[Candidate]:
+        for i, candidate in enumerate(candidates):
+            if i % WINDOW == 0:  # backtracking walks down a list: fetch what comes next
+                self.prefetch(_wheels(c.artifact for c in candidates[i : i + 2 * WINDOW]))
+            if not self.doomed(candidate):
+                yield candidate
 
     def doomed(self, candidate: Candidate) -> bool:
         return self._culprit(candidate, 0) is not None
@@ -66,12 +76,24 @@ class Pruner:
         if depth >= DEPTH or candidate.url is not None:
             return None
         self._memo[key] = None  # a cycle counts as viable
-        for dep in self.dependencies(candidate):
+        deps = list(self.dependencies(candidate))
+        if depth + 1 < DEPTH:
+            self._prefetch(deps)
+        for dep in deps:
             found = self._dead_end(dep, depth + 1)
             if found is not None:
                 self._memo[key] = found
                 break
         return self._memo[key]
+
+    def _prefetch(self, deps: Iterable[Req]) -> None:
+        """Start fetching the metadata the look-ahead is about to read, all at once rather
+        than one round trip at a time."""
+        wanted = []
+        for dep in deps:
+            if dep.key != PYTHON and dep.url is None and dep.name not in self.direct:
+                wanted += [artifact for _, artifact in self._matching(dep)[:AHEAD]]
+        self.prefetch(_wheels(wanted))
 
     def _dead_end(self, dep: Req, depth: int) -> Req | None:
         """None when `dep` can be met; else the requirement at the bottom of its dead end."""
@@ -86,3 +108,8 @@ class Pruner:
                 return None
             bottom = culprit if bottom is dep else bottom
         return bottom
+
+
+def _wheels(artifacts: Iterable[Artifact | None]) -> list[Artifact]:
+    """Only wheels are read ahead: an sdist's metadata costs the whole sdist."""
+    return [a for a in artifacts if a is not None and a.kind == "wheel"]

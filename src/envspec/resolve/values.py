@@ -96,6 +96,7 @@ def pin(candidate: Candidate, origin: Origin) -> Req:
         specifier=SpecifierSet(f"=={candidate.version}"),
         origin=origin,
         text=f"{candidate.name}=={candidate.version}",
+        url=candidate.url,  # a direct reference's extras pin the same source
     )
 
 

@@ -1,0 +1,129 @@
+"""The repository's own envspec.toml (the seed stack) and its committed locks/: fresh without
+network, valid PEP 751, and honest — every cu121 hash is one the recorded data holds, no size
+is made up, and unsloth's declared metadata is what its recorded pyproject.toml gives."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.pylock import Pylock
+from packaging.requirements import Requirement
+
+from envspec.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDED = REPO.parent / "shared" / "fixtures" / "pytorch-cu121"
+TARGETS = ("linux-x86_64", "macos-arm64", "windows-x86_64")
+CU121 = "https://download.pytorch.org/whl/cu121/"
+sys.path.insert(0, str(REPO / "tools"))
+
+import recorded_cu121  # noqa: E402
+import unsloth_metadata  # noqa: E402
+
+
+def lock_doc(target: str) -> dict[str, Any]:
+    return tomllib.loads((REPO / "locks" / f"pylock.{target}.toml").read_text("utf-8"))
+
+
+def wheels(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {w["name"]: w for p in doc["packages"] for w in p.get("wheels", [])}
+
+
+def recorded_hashes() -> dict[str, str | None]:
+    data = json.loads((RECORDED / "pytorch_index_cu121_hashes.json").read_text("utf-8"))
+    return {f: e["sha256"] for group, es in data.items() if group[0] != "_" for f, e in es.items()}
+
+
+def test_the_committed_locks_are_fresh_without_network(capsys: pytest.CaptureFixture[str]) -> None:
+    before = {t: (REPO / "locks" / f"pylock.{t}.toml").read_bytes() for t in TARGETS}
+    assert main(["lock", "--check", "--offline", "--project", str(REPO)]) == 0
+    assert capsys.readouterr().err == "All 3 locks are up to date.\n"
+    assert {t: (REPO / "locks" / f"pylock.{t}.toml").read_bytes() for t in TARGETS} == before
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_committed_locks_are_pep751(target: str) -> None:
+    Pylock.from_dict(lock_doc(target))
+
+
+def test_cu121_entries_carry_recorded_hashes_and_no_invented_size() -> None:
+    recorded = recorded_hashes()
+    found = 0
+    for target in TARGETS:
+        for name, wheel in wheels(lock_doc(target)).items():
+            if wheel["url"].startswith(CU121):
+                found += 1
+                assert wheel["hashes"]["sha256"] == recorded[name], name
+                assert "size" not in wheel, name  # the file's size is recorded nowhere
+    assert found == 4  # Linux torch, torchvision, torchaudio; Windows torch
+
+
+def test_pypi_entries_of_the_torch_family_match_the_recorded_pypi_data() -> None:
+    selected = json.loads((RECORDED / "pypi_wheels_selected.json").read_text("utf-8"))
+    pypi = {f["filename"]: (f["sha256"], f["size"]) for files in selected.values() for f in files}
+    checked = 0
+    for target in TARGETS:
+        for name, wheel in wheels(lock_doc(target)).items():
+            if name in pypi:
+                checked += 1
+                assert (wheel["hashes"]["sha256"], wheel["size"]) == pypi[name], name
+    assert checked >= 4  # xformers on Linux and Windows, triton, triton-windows
+    # xformers comes from PyPI: its Windows wheel is byte for byte the cu121 one
+    xformers = wheels(lock_doc("windows-x86_64"))["xformers-0.0.27.post2-cp311-cp311-win_amd64.whl"]
+    assert xformers["hashes"]["sha256"] == recorded_hashes()[
+        "xformers-0.0.27.post2-cp311-cp311-win_amd64.whl"
+    ]
+
+
+def test_windows_lacks_exactly_the_files_whose_hashes_nobody_recorded() -> None:
+    names = {t: {p["name"]: p["version"] for p in lock_doc(t)["packages"]} for t in TARGETS}
+    assert names["linux-x86_64"]["torchvision"] == "0.19.0+cu121"
+    assert names["linux-x86_64"]["torchaudio"] == "2.4.0+cu121"
+    assert names["windows-x86_64"]["torch"] == "2.4.0+cu121"
+    assert "torchvision" not in names["windows-x86_64"]
+    assert "torchaudio" not in names["windows-x86_64"]
+    recorded = recorded_hashes()
+    for missing in (
+        "torchvision-0.19.0+cu121-cp311-cp311-win_amd64.whl",
+        "torchaudio-2.4.0+cu121-cp311-cp311-win_amd64.whl",
+    ):  # when this data appears, complete the Windows lock (README.md says how)
+        assert recorded.get(missing) is None
+
+
+def test_unsloth_metadata_is_derived_from_its_recorded_pyproject() -> None:
+    recorded = RECORDED / "unsloth"
+    commit, version = unsloth_metadata.commit_and_version(recorded / "COMMIT.md")
+    derived = unsloth_metadata.derive(recorded / "pyproject.toml", version, ["colab-new"])
+    spec = tomllib.loads((REPO / "envspec.toml").read_text("utf-8"))
+    [declared] = spec["resolution"]["dependency-metadata"]
+    assert {k: v for k, v in declared.items() if k != "requires-dist"} == {
+        k: v for k, v in derived.items() if k != "requires-dist"
+    }
+    assert [str(Requirement(r)) for r in declared["requires-dist"]] == derived["requires-dist"]
+    requirements = [r for phase in spec["phases"] for r in phase["requirements"]]
+    assert f"unsloth[colab-new] @ git+https://github.com/unslothai/unsloth.git@{commit}" in (
+        requirements
+    )
+    [unsloth] = [p for p in lock_doc("linux-x86_64")["packages"] if p["name"] == "unsloth"]
+    assert unsloth["version"] == version and unsloth["vcs"]["commit-id"] == commit
+
+
+def test_the_recorded_cu121_mirror_serves_pages_and_metadata_but_no_files() -> None:
+    content = recorded_cu121.Recorded(RECORDED)
+    status, page = content.answer("/whl/cu121/torch/")
+    assert status == 200
+    href = "/whl/cu121/torch-2.4.0%2Bcu121-cp311-cp311-win_amd64.whl#sha256=bada3148"
+    assert href in page.decode()
+    status, metadata = content.answer(
+        "/whl/cu121/torch-2.4.0+cu121-cp311-cp311-linux_x86_64.whl.metadata"
+    )
+    assert status == 200 and b"\nVersion: 2.4.0+cu121\n" in metadata
+    assert content.answer("/whl/cu121/torch-2.4.0+cu121-cp311-cp311-linux_x86_64.whl")[0] == 404
+    assert "torchvision-0.19.0%2Bcu121-cp311-cp311-win_amd64" not in content.answer(
+        "/whl/cu121/torchvision/"
+    )[1].decode()
