@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envspec import __version__, cli_env
 from envspec.errors import (
@@ -27,6 +27,7 @@ from envspec.errors import (
     UsageError,
     did_you_mean,
 )
+from envspec.lockfile.status import TargetStatus
 from envspec.model import Spec
 from envspec.review import diff as review_diff
 from envspec.review import why as review_why
@@ -43,6 +44,9 @@ from envspec.review.locks import diff_sides, load_target_lock, locks_dir
 from envspec.review.reqfile import load_requirements
 from envspec.spec import load_spec
 from envspec.targets import check_name
+
+if TYPE_CHECKING:
+    from envspec.resolve.locking import Locked
 
 log = logging.getLogger("envspec")
 
@@ -127,9 +131,7 @@ def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
 
 
 def cmd_lock(args: argparse.Namespace, out: _Output) -> int:
-    # Imported here: the resolver and the network stack cost a no-op `sync` more than all it does.
-    from envspec.index import Finder
-    from envspec.resolve.locking import lock_status, lock_targets, locked_files
+    from envspec.lockfile.status import lock_status
 
     spec = _spec(args)
     statuses = lock_status(spec, args.project, _targets(spec, args.target))
@@ -147,8 +149,20 @@ def cmd_lock(args: argparse.Namespace, out: _Output) -> int:
         if status not in todo:
             out.say(f"{status.target}: up to date ({_rel(status.path, args.project)})")
             out.event("lock", target=status.target, state="fresh", path=str(status.path))
-    if not todo:
-        return EXIT_OK
+    return _lock_stale(args, out, spec, statuses, todo) if todo else EXIT_OK
+
+
+def _lock_stale(
+    args: argparse.Namespace,
+    out: _Output,
+    spec: Spec,
+    statuses: list[TargetStatus],
+    todo: list[TargetStatus],
+) -> int:
+    # Imported here: a fresh relock, `lock --check` and `sync` need neither resolver nor network.
+    from envspec.index import Finder
+    from envspec.resolve.locking import lock_targets, locked_files
+
     finder = Finder(
         spec.indexes,
         cache_dir=args.cache_dir,
@@ -174,6 +188,11 @@ def cmd_lock(args: argparse.Namespace, out: _Output) -> int:
         stats.bytes_downloaded / 1e6,
         stats.metadata_fetched,
     )
+    _report_locks(args, out, results)
+    return EXIT_OK
+
+
+def _report_locks(args: argparse.Namespace, out: _Output, results: list[Locked]) -> None:
     for result in results:
         skipped = [p for p in result.lock.phases if p.skipped]
         verb = "wrote" if result.written else "unchanged"
@@ -191,7 +210,6 @@ def cmd_lock(args: argparse.Namespace, out: _Output) -> int:
             packages=len(result.lock.packages),
             skipped=[p.name for p in skipped],
         )
-    return EXIT_OK
 
 
 def _rel(path: Path, base: Path) -> str:

@@ -228,7 +228,7 @@ def _warn_interrupted(env: Environment, out: Out) -> None:
 
 
 def _refuse_stale(spec: Spec, project: Path, lock: Lock, path: Path) -> None:
-    from envspec.resolve.locking import lock_status  # only --locked pays for the resolver
+    from envspec.lockfile.status import lock_status
 
     status = lock_status(spec, project, [lock.target])[0]
     if status.state != "fresh":

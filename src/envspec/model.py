@@ -252,3 +252,12 @@ def strip_credentials(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def public_url(url: str) -> str:
+    """`url` as locks and messages show it: without credentials, except ssh's user name
+    (`git@`), which names an account rather than holding a secret."""
+    parts = urlsplit(url.removeprefix("git+"))
+    if parts.scheme.endswith("ssh") and parts.password is None:
+        return url
+    return strip_credentials(url)

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from envspec.errors import MetadataError
 from envspec.index.auth import redact
-from envspec.model import Artifact, ArtifactKind
+from envspec.model import Artifact, ArtifactKind, public_url
 
 ARCHIVES = (".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz")
 _VCS = ("hg+", "svn+", "bzr+")
@@ -53,15 +53,6 @@ class DirectRef:
         kind: ArtifactKind = "wheel" if filename.endswith(".whl") else "sdist"
         # Credentials for a file host come from netrc, as for index files.
         return Artifact(filename=filename, url=self.public_location, kind=kind, sha256=self.sha256)
-
-
-def public_url(url: str) -> str:
-    """`url` as locks and messages show it: without credentials, except ssh's user name
-    (`git@`), which names an account rather than holding a secret."""
-    parts = urlsplit(url.removeprefix("git+"))
-    if parts.scheme.endswith("ssh") and parts.password is None:
-        return url
-    return redact(url)
 
 
 def parse_direct(url: str) -> DirectRef:

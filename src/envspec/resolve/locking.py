@@ -1,8 +1,5 @@
-"""`envspec lock` as a plan and an act: which targets are fresh, stale or missing, then
-resolve the ones that need it (concurrently, sharing one finder) and write their locks.
-
-A lock is fresh when its recorded inputs equal the spec's inputs for its target; a fresh
-lock is kept without touching the network.
+"""`envspec lock`'s act: resolve the targets whose locks are stale or missing (see
+`lockfile.status`), concurrently and sharing one finder, and write their locks.
 """
 
 from __future__ import annotations
@@ -12,27 +9,16 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from packaging.utils import canonicalize_name
 
-from envspec.lockfile import load_lock, lock_path, write_lock
+from envspec.lockfile import write_lock
+from envspec.lockfile.status import TargetStatus
 from envspec.model import Lock, Spec
-from envspec.resolve.resolve import LockSource, lock_inputs, resolve_target
+from envspec.resolve.resolve import LockSource, resolve_target
 from envspec.targets import make_target
 
-State = Literal["fresh", "stale", "missing"]
 log = logging.getLogger("envspec")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class TargetStatus:
-    """Where one target's lock stands against the spec."""
-
-    target: str
-    path: Path
-    state: State
-    previous: Lock | None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,22 +29,6 @@ class Locked:
     path: Path
     lock: Lock
     written: bool
-
-
-def lock_status(spec: Spec, project: Path, targets: Sequence[str]) -> list[TargetStatus]:
-    """Compare each target's lock on disk with the spec (reads locks, no network)."""
-    out = []
-    for name in targets:
-        path = lock_path(project, name)
-        target = make_target(name, spec.python, spec.settings_for(name))
-        if not path.exists():
-            out.append(TargetStatus(target=name, path=path, state="missing", previous=None))
-            continue
-        previous = load_lock(path)
-        fresh = previous.inputs == lock_inputs(spec, target)
-        state: State = "fresh" if fresh else "stale"
-        out.append(TargetStatus(target=name, path=path, state=state, previous=previous))
-    return out
 
 
 def locked_files(statuses: Sequence[TargetStatus]) -> dict[str, tuple[str, int | None]]:
