@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from envspec.errors import IndexError_, MetadataError, OfflineError
+from envspec.errors import BuildNeeded, IndexError_, MetadataError, OfflineError
 from envspec.index import Finder
 from envspec.index.metadata import parse_metadata
 from envspec.model import Artifact, Index
@@ -203,9 +203,10 @@ def test_sdist_dynamic_metadata_needs_a_build(
     index = index_of(index_server)
     finder = finders(index)
     [artifact] = finder.files(n("foo"), index)
-    with pytest.raises(MetadataError) as err:
+    with pytest.raises(BuildNeeded) as err:
         finder.metadata(artifact)
     assert err.value.message == message
+    assert err.value.hint == ""  # a cue for the resolver to build it, never shown as is
 
 
 def test_real_torch_metadata_parses() -> None:

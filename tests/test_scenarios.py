@@ -209,7 +209,7 @@ def test_scenario(
         scenario["resolution"] = repos.subst(scenario["resolution"])
     for name, index in scenario["indexes"].items():
         server = servers.get_or_start(name)
-        for package in index.get("packages", []):
+        for package in repos.subst(index.get("packages", [])):
             if not package.get("later"):
                 _publish(server, package)
     project = tmp_path / "project"
@@ -221,7 +221,7 @@ def test_scenario(
     if then is None:
         return
     for name, index in scenario["indexes"].items():
-        for package in index.get("packages", []):
+        for package in repos.subst(index.get("packages", [])):
             if package.get("later"):
                 _publish(servers[name], package)
     repos.advance()

@@ -162,6 +162,7 @@ def _lock_stale(
     # Imported here: a fresh relock, `lock --check` and `sync` need neither resolver nor network.
     from envspec.index import Finder
     from envspec.resolve.locking import lock_targets, locked_files
+    from envspec.targets import make_target, wheel_filter
 
     finder = Finder(
         spec.indexes,
@@ -169,6 +170,9 @@ def _lock_stale(
         offline=args.offline,
         refresh=args.refresh,
         known_files=locked_files(statuses),
+        keep_file=wheel_filter(
+            [make_target(s.target, spec.python, spec.settings_for(s.target)) for s in todo]
+        ),
     )
     try:
         results = lock_targets(

@@ -69,7 +69,8 @@ class MetadataError(EnvspecError):
 
 
 class BuildNeeded(MetadataError):
-    """An sdist's metadata cannot be trusted without a PEP 517 build."""
+    """A source's metadata cannot be trusted without a PEP 517 build: a cue for the resolver,
+    which builds it, or refuses to where `[resolution] no-build` names it."""
 
 
 class ResolutionError(EnvspecError):

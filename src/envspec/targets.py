@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from collections.abc import Callable, Sequence
 
 from packaging import tags as ptags
 
@@ -107,3 +108,22 @@ def host_target() -> str | None:
     if sys.platform == "darwin":
         return "macos-arm64" if machine == "arm64" else "macos-x86_64"
     return None
+
+
+def wheel_filter(targets: Sequence[Target]) -> Callable[[str], bool]:
+    """Whether a file can matter to any of `targets`: every sdist, and the wheels whose
+    Python and ABI tags one of them accepts, on any platform (another platform's wheel of a
+    version stands in for its metadata). Index pages list every Python ever released for;
+    dropping the rest as pages are read keeps memory down."""
+    pairs = {(tag.interpreter, tag.abi) for target in targets for tag in target.tags}
+
+    def keep(filename: str) -> bool:
+        if not filename.endswith(".whl"):
+            return True
+        parts = filename[:-4].lower().split("-")
+        if len(parts) < 5:
+            return False
+        abis = parts[-2].split(".")
+        return any((py, abi) in pairs for py in parts[-3].split(".") for abi in abis)
+
+    return keep

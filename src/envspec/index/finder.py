@@ -32,7 +32,7 @@ from envspec.index.cache import Cache
 from envspec.index.direct import parse_direct
 from envspec.index.http import Client
 from envspec.index.mirror import KnownFiles, Mirrors
-from envspec.index.simple import ACCEPT, for_project, parse_page
+from envspec.index.simple import ACCEPT, Keep, for_project, parse_page
 from envspec.index.sources import SourceTrees, index_environment
 from envspec.model import Artifact, DistMetadata, Index, VcsSource
 
@@ -102,11 +102,15 @@ class Finder:
         backoff: float = 0.2,
         timeout: float = 30.0,
         known_files: KnownFiles | None = None,
+        keep_file: Keep | None = None,
     ) -> None:
         """`known_files`: canonical file URL → (sha256, size) from the locks being replaced;
-        the hashes a mirror's files must have (see `mirror`)."""
+        the hashes a mirror's files must have (see `mirror`). `keep_file`: which filenames
+        to keep from pages (the targets' wheel filter); the rest is dropped when parsed."""
         environ = os.environ if environ is None else environ
         pairs = [_clean_index(index, environ) for index in indexes]
+        self._parse_lock = threading.Lock()
+        self._keep = keep_file
         self._indexes = {clean.name: clean for _, clean in pairs}
         self._order = [clean for _, clean in pairs]
         self._mirrors = Mirrors.load(self._order, environ, known_files)
@@ -157,7 +161,10 @@ class Finder:
         page = self._cache.page(self._client, f"{self._mirrors.page_base(index)}{name}/", ACCEPT)
         if page.status in (404, 410):
             return False, ()
-        found = parse_page(page.body, page.header("content-type") or "", page.url, name)
+        # One page parsed at a time: a big JSON page (pydantic-core's is 7 MB) becomes ~10x
+        # its size in Python objects while parsed, and the GIL serializes parsing anyway.
+        with self._parse_lock:
+            found = parse_page(page.body, page.header("content-type") or "", page.url, self._keep)
         found = self._mirrors.canonical(index, found)
         log.debug("%s: %d files for %s", redact(page.url), len(found), name)
         return True, tuple(found)
@@ -170,7 +177,8 @@ class Finder:
                 f"GET {redact(url)} failed: HTTP {page.status}",
                 context=f"indexes.{index.name}",
             )
-        return tuple(self._mirrors.canonical(index, parse_page(page.body, "text/html", page.url)))
+        found = parse_page(page.body, "text/html", page.url, self._keep)
+        return tuple(self._mirrors.canonical(index, found))
 
     # -- metadata and hashes ---------------------------------------------------------------
     def metadata(self, artifact: Artifact) -> DistMetadata:
@@ -246,11 +254,17 @@ class Finder:
         commit = self._once.run(key, lambda: self._trees.commit(ref))
         return VcsSource(url=ref.public_location, requested_revision=ref.revision, commit_id=commit)
 
-    def git_metadata(self, url: str, commit: str) -> tuple[DistMetadata, bool]:
+    def git_metadata(
+        self, url: str, commit: str, *, allow_build: bool = True
+    ) -> tuple[DistMetadata, bool]:
         """The metadata of git reference `url` at `commit`, and whether it was built (on this
-        machine) rather than read from static `[project]` data."""
+        machine) rather than read from static `[project]` data; without `allow_build`,
+        `BuildNeeded` where only a build would tell."""
         ref = parse_direct(url)
-        tree = self._once.run(("git", commit), lambda: self._trees.git_metadata(ref, commit))
+        tree = self._once.run(
+            ("git", commit, allow_build),
+            lambda: self._trees.git_metadata(ref, commit, allow_build=allow_build),
+        )
         return md.parse_metadata(tree.data, f"{ref.shown} ({commit[:12]})"), tree.built
 
     def build_metadata(self, artifact: Artifact) -> DistMetadata:

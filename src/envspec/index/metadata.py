@@ -273,10 +273,11 @@ def _pkg_info(fileobj: IO[bytes], filename: str, source: str) -> bytes | None:
 
 
 def static_or_raise(pkg_info: bytes | None, filename: str) -> bytes:
-    """An sdist's PKG-INFO when it can be trusted without a build, else `BuildNeeded`."""
-    hint = "source builds are not supported yet; use a wheel or [resolution.dependency-metadata]"
+    """An sdist's PKG-INFO when it can be trusted without a build, else `BuildNeeded`: the
+    caller's cue to build it (or, under `[resolution] no-build`, to say why it may not), so
+    the error carries no hint of its own."""
     if pkg_info is None:
-        raise BuildNeeded(f"{filename} has no PKG-INFO; it needs a PEP 517 build", hint=hint)
+        raise BuildNeeded(f"{filename} has no PKG-INFO; it needs a PEP 517 build")
     raw, _ = parse_email(pkg_info)
     version = raw.get("metadata_version", "1.0")
     try:
@@ -285,13 +286,10 @@ def static_or_raise(pkg_info: bytes | None, filename: str) -> bytes:
         static = False
     if not static:
         raise BuildNeeded(
-            f"{filename} has Metadata-Version {version} (< 2.2); it needs a PEP 517 build",
-            hint=hint,
+            f"{filename} has Metadata-Version {version} (< 2.2); it needs a PEP 517 build"
         )
     dynamic = {d.lower() for d in raw.get("dynamic", [])}
     if dynamic & {"requires-dist", "requires-python"}:
         fields = ", ".join(sorted(dynamic & {"requires-dist", "requires-python"}))
-        raise BuildNeeded(
-            f"{filename} declares {fields} dynamic; it needs a PEP 517 build", hint=hint
-        )
+        raise BuildNeeded(f"{filename} declares {fields} dynamic; it needs a PEP 517 build")
     return pkg_info

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -51,16 +51,18 @@ def parse_filename(filename: str) -> tuple[NormalizedName, Version, ArtifactKind
     return None
 
 
+Keep = Callable[[str], bool]
+
+
 def parse_page(
-    body: bytes, content_type: str, url: str, project: str | None = None
+    body: bytes, content_type: str, url: str, keep: Keep | None = None
 ) -> list[Artifact]:
-    """The artifacts of a project page (JSON or HTML by content type), or of a flat listing
-    when `project` names the project to keep."""
+    """The artifacts of a project page or flat listing (JSON or HTML by content type) whose
+    filenames `keep` accepts. A project page's files are not checked against the project's
+    name here: the resolver checks each file it considers."""
     if content_type.split(";", maxsplit=1)[0].strip().lower() == JSON_TYPE:
-        found = parse_json(body, url)
-    else:
-        found = parse_html(body, url)
-    return found if project is None else for_project(found, project)
+        return parse_json(body, url, keep)
+    return parse_html(body, url, keep)
 
 
 def for_project(artifacts: Iterable[Artifact], project: str) -> list[Artifact]:
@@ -68,7 +70,7 @@ def for_project(artifacts: Iterable[Artifact], project: str) -> list[Artifact]:
     return [a for a in artifacts if (parsed := parse_filename(a.filename)) and parsed[0] == wanted]
 
 
-def parse_json(body: bytes, url: str) -> list[Artifact]:
+def parse_json(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact]:
     """A PEP 691 project page."""
     try:
         page = json.loads(body)
@@ -77,6 +79,8 @@ def parse_json(body: bytes, url: str) -> list[Artifact]:
         raise IndexError_(f"{url}: not a PEP 691 project page ({exc.__class__.__name__})") from exc
     out = []
     for item in files:
+        if keep is not None and not keep(str(item.get("filename", ""))):
+            continue
         artifact = _json_artifact(item, url)
         if artifact is not None:
             out.append(artifact)
@@ -129,7 +133,7 @@ def _sha256(value: object) -> str | None:
     return None
 
 
-def parse_html(body: bytes, url: str) -> list[Artifact]:
+def parse_html(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact]:
     """A PEP 503 project page or a flat find-links page."""
     parser = _LinkParser()
     parser.feed(body.decode("utf-8", errors="replace"))
@@ -138,7 +142,7 @@ def parse_html(body: bytes, url: str) -> list[Artifact]:
     out = []
     for attrs in parser.links:
         artifact = _html_artifact(attrs, base)
-        if artifact is not None:
+        if artifact is not None and (keep is None or keep(artifact.filename)):
             out.append(artifact)
     return out
 

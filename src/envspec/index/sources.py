@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from envspec.errors import MetadataError, OfflineError
+from envspec.errors import BuildNeeded, MetadataError, OfflineError
 from envspec.index import build, git
 from envspec.index.auth import env_prefix, redact
 from envspec.index.cache import Cache
@@ -88,18 +88,24 @@ class SourceTrees:
             )
         return git.resolve_commit(ref.location, ref.revision, shown=ref.shown)
 
-    def git_metadata(self, ref: DirectRef, commit: str) -> Tree:
-        """The metadata of `ref` at `commit`: static `[project]` data, else a build."""
+    def git_metadata(self, ref: DirectRef, commit: str, *, allow_build: bool = True) -> Tree:
+        """The metadata of `ref` at `commit`: static `[project]` data, else a build (without
+        `allow_build`, `BuildNeeded` instead: a build made earlier and cached is not used either,
+        so the answer does not depend on what the cache holds)."""
+        shown = f"{ref.shown} ({commit[:12]})"
         for built, key in ((False, f"git-static:{commit}"), (True, f"git-built:{commit}")):
             data = self._cache.load_metadata(key)
-            if data is not None:
+            if data is not None and (allow_build or not built):
                 return Tree(data=data, built=built)
-        shown = f"{ref.shown} ({commit[:12]})"
+            if data is not None:
+                raise BuildNeeded(f"{shown}: its metadata needs a PEP 517 build")
         tree = self._checkout(ref, commit)
         static = load_static_metadata(tree, shown)
         if static is not None:
             self._cache.store_metadata(f"git-static:{commit}", static)
             return Tree(data=static, built=False)
+        if not allow_build:
+            raise BuildNeeded(f"{shown}: its metadata needs a PEP 517 build")
         log.info("building metadata of %s", shown)
         with self._scratch() as work:
             data = build.build_metadata(tree, work / "build", self._settings, shown=shown)

@@ -12,12 +12,16 @@ Where the candidate's metadata comes from, cheapest first:
    source's static `[project]` data or a PEP 517 build (the finder's work);
 3. declared metadata without a version supplies the dependencies; the source the version.
 
+A name `[resolution] no-build` lists (or all, with ":all:") is never built: its metadata must
+be static or declared, else the lock fails saying so.
+
 Metadata built on this machine is trusted for the target with a warning when the target is
 another platform: a backend may compute dependencies from the platform it runs on.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,7 +57,9 @@ class DirectSource(Protocol):
     """What direct references need of the finder."""
 
     def pin_direct(self, url: str) -> Pinned: ...
-    def git_metadata(self, url: str, commit: str) -> tuple[DistMetadata, bool]: ...
+    def git_metadata(
+        self, url: str, commit: str, *, allow_build: bool = True
+    ) -> tuple[DistMetadata, bool]: ...
     def metadata(self, artifact: Artifact) -> DistMetadata: ...
     def build_metadata(self, artifact: Artifact) -> DistMetadata: ...
 
@@ -91,6 +97,7 @@ class DirectRefs:
     where: Mapping[str, str] = field(default_factory=dict)
     declared: Mapping[NormalizedName, DependencyMetadata] = field(default_factory=dict)
     kept: Mapping[NormalizedName, VcsSource] = field(default_factory=dict)
+    no_build: Collection[str] = ()  # `[resolution] no-build`: canonical names or ":all:"
     _pinned: dict[str, tuple[Pinned, DistMetadata]] = field(default_factory=dict)
     _candidates: dict[tuple[str, str], Candidate] = field(default_factory=dict)
 
@@ -130,8 +137,13 @@ class DirectRefs:
             try:
                 self._pinned[url] = self._load(name, url)
             except EnvspecError as exc:
-                exc.context = exc.context or self.where.get(url, "")
-                raise
+                if exc.context or url not in self.where:
+                    raise
+                # The finder keeps its errors for every later caller (another target, the
+                # next attempt): each gets its own copy with its own spec path.
+                located = copy.copy(exc)
+                located.context = self.where[url]
+                raise located from exc
         return self._pinned[url]
 
     def _load(self, name: NormalizedName, url: str) -> tuple[Pinned, DistMetadata]:
@@ -139,7 +151,7 @@ class DirectRefs:
         declared = self.declared.get(name)
         if declared is not None and declared.version is not None:
             return pinned, _declared(declared, declared.version)
-        meta, built = self._fetch(url, pinned)
+        meta, built = self._fetch(name, url, pinned)
         if meta.name != name:
             raise MetadataError(
                 f"{parse_direct(url).shown} holds {meta.name} {meta.version}, not {name}"
@@ -156,15 +168,33 @@ class DirectRefs:
         same = kept.url == ref.public_location and kept.requested_revision == ref.revision
         return kept if same else None
 
-    def _fetch(self, url: str, pinned: Pinned) -> tuple[DistMetadata, bool]:
-        if isinstance(pinned, VcsSource):
-            return self.source.git_metadata(url, pinned.commit_id)
+    def _fetch(self, name: NormalizedName, url: str, pinned: Pinned) -> tuple[DistMetadata, bool]:
+        build = not (":all:" in self.no_build or name in self.no_build)
         try:
+            if isinstance(pinned, VcsSource):
+                return self.source.git_metadata(url, pinned.commit_id, allow_build=build)
             return self.source.metadata(pinned), False
         except BuildNeeded:
-            if pinned.kind != "sdist":
+            if not build:
+                raise self._no_build(name, url) from None
+            if isinstance(pinned, VcsSource) or pinned.kind != "sdist":
                 raise
+        assert isinstance(pinned, Artifact)
         return self.source.build_metadata(pinned), True
+
+    def _no_build(self, name: NormalizedName, url: str) -> MetadataError:
+        """`[resolution] no-build` forbids the build `name`'s metadata needs."""
+        listed = ":all:" if ":all:" in self.no_build else name
+        if name in self.declared:
+            hint = f"add its version to the [[resolution.dependency-metadata]] entry for {name}"
+        else:
+            hint = "declare its metadata in [[resolution.dependency-metadata]] (name, version, "
+            hint += "requires-dist)"
+        return MetadataError(
+            f"{name} ({parse_direct(url).shown}): its metadata needs a PEP 517 build, but "
+            f"[resolution] no-build lists '{listed}'",
+            hint=hint + ", so nothing is built",
+        )
 
     def _fits(self, artifact: Artifact) -> bool:
         """A wheel fits the target by its tags; an sdist builds anywhere."""
@@ -215,6 +245,7 @@ def spec_refs(
         where=where,
         declared={d.name: d for d in spec.resolution.dependency_metadata},
         kept=kept,
+        no_build=frozenset(spec.resolution.no_build),
     )
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from packaging.version import Version
 from resolvelib import AbstractProvider
 from resolvelib.structs import Matches, RequirementInformation
 
-from envspec.errors import BuildNeeded
+from envspec.errors import BuildNeeded, EnvspecError
 from envspec.model import Artifact, DependencyMetadata, DistMetadata
 from envspec.resolve.direct import DirectRefs, DirectSource, HostBuilds
 from envspec.resolve.files import FileChoice, Listing
@@ -65,6 +66,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         default_factory=dict
     )
     _matches_memo: dict[tuple[object, ...], list[Candidate]] = field(default_factory=dict)
+    # The identifier resolvelib asked about when an `EnvspecError` escaped (a source failed).
+    failed_at: str | None = None
 
     # -- identity ------------------------------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -130,6 +133,41 @@ class Provider(AbstractProvider[Req, Candidate, str]):
 
     # -- candidates ----------------------------------------------------------------------
     def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> Matches[Candidate]:
+        with self._working_on(identifier):
+            found = self._find_matches(identifier, requirements, incompatibilities)
+        if not callable(found):
+            return found
+        # The pruner's view is walked later, by resolvelib: metadata read (or built) while it
+        # is walked still belongs to this identifier.
+        return lambda: self._walk(identifier, found)
+
+    def _walk(
+        self, identifier: str, view: Callable[[], Iterable[Candidate]]
+    ) -> Iterator[Candidate]:
+        candidates = iter(view())
+        while True:
+            with self._working_on(identifier):
+                candidate = next(candidates, None)
+            if candidate is None:
+                return
+            yield candidate
+
+    @contextmanager
+    def _working_on(self, identifier: str) -> Iterator[None]:
+        """Note `identifier` as `failed_at` when an error escapes; calls nest (the pruner reads
+        other names' metadata), and the outermost call, the one resolvelib made, is noted last."""
+        try:
+            yield
+        except EnvspecError:
+            self.failed_at = identifier
+            raise
+
+    def _find_matches(
         self,
         identifier: str,
         requirements: Mapping[str, Iterator[Req]],
@@ -232,7 +270,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             return []
         key = (candidate.key, candidate.version)
         if key not in self._deps_memo:
-            deps = self._dependencies(candidate)
+            with self._working_on(candidate.key):
+                deps = self._dependencies(candidate)
             self._deps_memo[key] = deps
             self.prefetch(d.name for d in deps)
         return self._deps_memo[key]

@@ -2,22 +2,24 @@
 
 All phases land in one environment, so their requirements are resolved together; a
 package's phase is the earliest phase whose requirements reach it. An optional phase that
-takes part in a conflict is dropped and recorded as skipped, and resolution runs again.
+takes part in a conflict, or is alone in needing a source that fails (a git repository that
+cannot be read, an sdist whose build fails), is dropped and recorded as skipped with the reason, and
+resolution runs again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
-from resolvelib import BaseReporter, Resolver
+from resolvelib import Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep, Result
 
-from envspec.errors import ResolutionError
+from envspec.errors import EnvspecError, OfflineError, ResolutionError
 from envspec.inputs import lock_inputs
 from envspec.model import (
     SPEC_ROOT,
@@ -34,6 +36,7 @@ from envspec.resolve.direct import HostBuilds, kept_commits, spec_refs
 from envspec.resolve.explain import explain, phases_in_conflict
 from envspec.resolve.files import FileChoice
 from envspec.resolve.provider import Provider, Source
+from envspec.resolve.reach import Reach
 from envspec.resolve.values import PYTHON, Candidate, Origin, Req, to_req
 from envspec.targets import host_target
 
@@ -70,23 +73,11 @@ def resolve_target(
         provider.builds = builds
         roots = _roots(active, target, provider)
         provider.prefetch(r.name for r in roots)
+        reach = Reach()
         try:
-            result = Resolver(provider, BaseReporter()).resolve(roots, max_rounds=MAX_ROUNDS)
+            result = Resolver(provider, reach).resolve(roots, max_rounds=MAX_ROUNDS)
         except ResolutionImpossible as exc:
-            reason = explain(
-                exc.causes,
-                provider.constraints,
-                target,
-                _missing(provider),
-                culprit=provider.pruner.culprit,
-                fixed=provider.fixed,
-            )
-            involved = phases_in_conflict(exc.causes) & {p.name for p in active if p.optional}
-            if not involved:
-                raise ResolutionError(reason, context=f"target {target.name}") from None
-            for name in involved:
-                log.warning("optional phase '%s' skipped on %s: %s", name, target.name, reason)
-                skipped[name] = reason
+            skipped.update(_conflict(exc, provider, target, active))
             continue
         except ResolutionTooDeep as exc:
             raise ResolutionError(
@@ -94,6 +85,9 @@ def resolve_target(
                 context=f"target {target.name}",
                 hint="add constraints to narrow the search",
             ) from None
+        except EnvspecError as exc:
+            skipped.update(_source_failure(exc, provider, reach, target, active))
+            continue
         return _lock(
             spec=spec,
             target=target,
@@ -104,6 +98,47 @@ def resolve_target(
             result=result,
             provider=provider,
         )
+
+
+def _conflict(
+    exc: ResolutionImpossible[Req, Candidate],
+    provider: Provider,
+    target: Target,
+    active: Sequence[Phase],
+) -> dict[str, str]:
+    """The optional phases to skip for a conflict; raise when no optional phase is in it."""
+    reason = explain(
+        exc.causes,
+        provider.constraints,
+        target,
+        _missing(provider),
+        culprit=provider.pruner.culprit,
+        fixed=provider.fixed,
+    )
+    involved = phases_in_conflict(exc.causes) & {p.name for p in active if p.optional}
+    if not involved:
+        raise ResolutionError(reason, context=f"target {target.name}") from None
+    return _skip(involved, reason, target)
+
+
+def _source_failure(
+    exc: EnvspecError, provider: Provider, reach: Reach, target: Target, active: Sequence[Phase]
+) -> dict[str, str]:
+    """The optional phases to skip when a source failed (a git repository, an sdist build, a
+    direct reference) for a name only they reach; re-raise `exc` when a required phase
+    reaches it too, when nothing says who does, or when `--offline` is the cause (a lock must
+    not record a phase as skipped for what the cache happened to hold)."""
+    reaching = reach.phases(provider.failed_at) if provider.failed_at else set()
+    optional = {p.name for p in active if p.optional}
+    if not reaching or not reaching <= optional or isinstance(exc, OfflineError):
+        raise exc
+    return _skip(reaching, str(exc), target)
+
+
+def _skip(names: Collection[str], reason: str, target: Target) -> dict[str, str]:
+    for name in sorted(names):
+        log.warning("optional phase '%s' skipped on %s: %s", name, target.name, reason)
+    return dict.fromkeys(names, reason)
 
 
 def _kept_pins(previous: Lock, upgrade_packages: Collection[str]) -> dict[NormalizedName, Version]:
