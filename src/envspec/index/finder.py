@@ -71,6 +71,10 @@ class _Once:
                 future.set_exception(exc)
         return cast(T, future.result())
 
+    def started(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._futures
+
 
 def _clean_index(index: Index, environ: Mapping[str, str]) -> tuple[Index, Index]:
     """(index with `${VAR}`s expanded, for credentials; the same without credentials, with a
@@ -288,7 +292,9 @@ class Finder:
     def prefetch_metadata(self, artifacts: Iterable[Artifact]) -> None:
         """Start fetching the metadata of `artifacts`."""
         for artifact in artifacts:
-            self._pool.submit(self._quietly, self.metadata, artifact)
+            # Read-ahead names the same files again and again: skip those already under way.
+            if not self._once.started(("metadata", artifact.sha256 or redact(artifact.url))):
+                self._pool.submit(self._quietly, self.metadata, artifact)
 
     @staticmethod
     def _quietly(work: Callable[..., object], *args: Any) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -138,8 +137,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         requirements: Mapping[str, Iterator[Req]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
     ) -> Matches[Candidate]:
-        with self._working_on(identifier):
+        # Where a source fails, the identifier resolvelib asked about is noted as `failed_at`.
+        # Calls nest (the pruner reads other names' metadata): the outermost, the one
+        # resolvelib made, is noted last. Plain try blocks: these run for every candidate.
+        try:
             found = self._find_matches(identifier, requirements, incompatibilities)
+        except EnvspecError:
+            self.failed_at = identifier
+            raise
         if not callable(found):
             return found
         # The pruner's view is walked later, by resolvelib: metadata read (or built) while it
@@ -151,21 +156,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     ) -> Iterator[Candidate]:
         candidates = iter(view())
         while True:
-            with self._working_on(identifier):
-                candidate = next(candidates, None)
-            if candidate is None:
+            try:
+                candidate = next(candidates)
+            except StopIteration:
                 return
+            except EnvspecError:
+                self.failed_at = identifier
+                raise
             yield candidate
-
-    @contextmanager
-    def _working_on(self, identifier: str) -> Iterator[None]:
-        """Note `identifier` as `failed_at` when an error escapes; calls nest (the pruner reads
-        other names' metadata), and the outermost call, the one resolvelib made, is noted last."""
-        try:
-            yield
-        except EnvspecError:
-            self.failed_at = identifier
-            raise
 
     def _find_matches(
         self,
@@ -270,8 +268,11 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             return []
         key = (candidate.key, candidate.version)
         if key not in self._deps_memo:
-            with self._working_on(candidate.key):
+            try:
                 deps = self._dependencies(candidate)
+            except EnvspecError:
+                self.failed_at = candidate.key  # see find_matches
+                raise
             self._deps_memo[key] = deps
             self.prefetch(d.name for d in deps)
         return self._deps_memo[key]

@@ -41,6 +41,9 @@ class Pruner:
     prefetch: Callable[[Iterable[Artifact]], None] = lambda artifacts: None
     # (identifier, version) → the dependency that dooms it (None: viable)
     _memo: dict[tuple[str, Version], Req | None] = field(default_factory=dict)
+    _versions_memo: dict[tuple[str, str], list[tuple[Version, Artifact]]] = field(
+        default_factory=dict
+    )
 
     def alive(self, candidates: Sequence[Candidate]) -> Callable[[], Iterator[Candidate]]:
         """A re-iterable view of `candidates` without the doomed ones (checked lazily, as
@@ -66,8 +69,11 @@ class Pruner:
         return self._culprit(self.make(requirement.name, *found[0]), 0)
 
     def _matching(self, dep: Req) -> list[tuple[Version, Artifact]]:
-        fixed = [r.specifier for r in self.fixed.get(dep.name, ())]
-        return self.versions(dep.name, [dep.specifier, *fixed])
+        key = (dep.name, str(dep.specifier))
+        if key not in self._versions_memo:
+            fixed = [r.specifier for r in self.fixed.get(dep.name, ())]
+            self._versions_memo[key] = self.versions(dep.name, [dep.specifier, *fixed])
+        return self._versions_memo[key]
 
     def _culprit(self, candidate: Candidate, depth: int) -> Req | None:
         key = (candidate.key, candidate.version)
