@@ -24,8 +24,8 @@ from envspec.model import Artifact
 from envspec.resolve.values import PYTHON, Candidate, Req
 
 DEPTH = 3
-WINDOW = 8  # candidates whose metadata is fetched ahead while a list is walked
-AHEAD = 2  # versions per dependency whose metadata is fetched ahead of the look-ahead
+WINDOW = 4  # candidates whose metadata is fetched ahead while a list is walked
+AHEAD = 1  # versions per dependency whose metadata is fetched ahead of the look-ahead
 
 
 @dataclass(kw_only=True, slots=True)
