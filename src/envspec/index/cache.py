@@ -171,6 +171,19 @@ class Cache:
     def store_metadata(self, key: str, data: bytes) -> None:
         write_atomic(self._metadata_path(key), data)
 
+    def has_metadata(self, key: str) -> bool:
+        return self._metadata_path(key).exists()
+
+    def load_parsed(self, key: str) -> bytes | None:
+        """The parsed form of the metadata under `key` (see `Finder`), if stored."""
+        try:
+            return self._metadata_path(key).with_suffix(".json").read_bytes()
+        except OSError:
+            return None
+
+    def store_parsed(self, key: str, data: bytes) -> None:
+        write_atomic(self._metadata_path(key).with_suffix(".json"), data)
+
     # -- file hashes -----------------------------------------------------------------------
     def _file_path(self, url: str) -> Path:
         return self.root / "files" / f"{_key(redact(url))}.json"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import json
 import logging
 import re
 import tarfile
@@ -293,3 +294,28 @@ def static_or_raise(pkg_info: bytes | None, filename: str) -> bytes:
         fields = ", ".join(sorted(dynamic & {"requires-dist", "requires-python"}))
         raise BuildNeeded(f"{filename} declares {fields} dynamic; it needs a PEP 517 build")
     return pkg_info
+
+
+def to_json(meta: DistMetadata) -> bytes:
+    """The parsed metadata as the cache keeps it."""
+    return json.dumps(
+        {
+            "name": meta.name,
+            "version": str(meta.version),
+            "requires-dist": [str(r) for r in meta.requires_dist],
+            "requires-python": meta.requires_python,
+            "provides-extra": list(meta.provides_extra),
+        }
+    ).encode()
+
+
+def from_json(data: bytes) -> DistMetadata:
+    """`to_json`'s output back (written by us after validation, so trusted)."""
+    raw = json.loads(data)
+    return DistMetadata(
+        name=canonicalize_name(raw["name"]),
+        version=Version(raw["version"]),
+        requires_dist=tuple(_requirement(line) for line in raw["requires-dist"]),
+        requires_python=raw["requires-python"],
+        provides_extra=tuple(canonicalize_name(e) for e in raw["provides-extra"]),
+    )
