@@ -8,7 +8,7 @@ export PIP_CONFIG_FILE := /dev/null
 export UV_NO_CONFIG := 1
 unexport PIP_FIND_LINKS PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_CONSTRAINT UV_INDEX_URL UV_EXTRA_INDEX_URL
 
-.PHONY: install test test-network lint bench demo clean
+.PHONY: install test test-hermetic test-network lint bench demo clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: install
+	$(BIN)/pytest -m "network or not network" -q
+
+test-hermetic: install
 	$(BIN)/pytest -m "not network" -q
 
 test-network: install
