@@ -80,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="JSON events on stdout")
     common.add_argument("--offline", action="store_true", help="use only the cache")
     common.add_argument("--cache-dir", type=Path, default=None)
-    parser = _Parser(prog="envspec", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(
+        prog="envspec",
+        description="Declared, locked, reviewable and reversible Python environments.",
+    )
     parser.add_argument("--version", action="version", version=f"envspec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     lock = sub.add_parser("lock", parents=[common], help="resolve every target, write locks/")
