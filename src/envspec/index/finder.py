@@ -101,7 +101,7 @@ class Finder:
         offline: bool = False,
         refresh: bool = False,
         environ: Mapping[str, str] | None = None,
-        workers: int = 16,
+        workers: int = 10,
         retries: int = 3,
         backoff: float = 0.2,
         timeout: float = 30.0,
