@@ -175,7 +175,7 @@ class FileChoice:
                 return (version, rank) if wname == name else None
             if no_build:
                 return None
-            sname, version = parse_sdist_filename(artifact.filename)
+            sname, version = _parse_sdist(artifact.filename)
         except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
             return None
         return (version, len(self._tag_rank)) if sname == name else None
@@ -207,6 +207,11 @@ class FileChoice:
             if wname == name and wversion == version:
                 found.append(artifact)
         return found
+
+
+@functools.cache  # the same sdists are ranked for every target
+def _parse_sdist(filename: str) -> tuple[NormalizedName, Version]:
+    return parse_sdist_filename(filename)
 
 
 @functools.cache  # the same filenames are ranked for every target

@@ -61,6 +61,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     _deps_memo: dict[tuple[str, Version], list[Req]] = field(default_factory=dict)
     _candidates: dict[tuple[str, Version], Candidate] = field(default_factory=dict)
     _depths: dict[str, float] = field(default_factory=dict)
+    _satisfied: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = field(default_factory=dict)
     _wanted_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Requirement, bool]] = field(
         default_factory=dict
     )
@@ -261,7 +262,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         if requirement.url and candidate.url is None and candidate.key != PYTHON:
             return False  # an index file never stands for a direct reference
-        return requirement.specifier.contains(candidate.version, prereleases=True)
+        # resolvelib asks the same question for every pin it re-checks while backtracking.
+        # Keyed by identity; the entry holds the specifier, so its id is never reused.
+        key = (id(requirement.specifier), candidate.version)
+        found = self._satisfied.get(key)
+        if found is None:
+            verdict = requirement.specifier.contains(candidate.version, prereleases=True)
+            found = self._satisfied[key] = (requirement.specifier, verdict)
+        return found[1]
 
     def get_dependencies(self, candidate: Candidate) -> Iterable[Req]:
         if candidate.key == PYTHON:
