@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from uv import find_uv_bin
 
@@ -82,21 +81,13 @@ def index_urls(indexes: Sequence[Index], environ: Mapping[str, str]) -> tuple[st
     (`ENVSPEC_INDEX_<NAME>_USERNAME/_PASSWORD`) put in when the URL has none."""
     if not any(key.startswith("ENVSPEC_INDEX_") for key in environ):
         return tuple(i.url for i in indexes if not i.explicit and not i.flat)
-    from envspec.index.auth import env_prefix  # costly to import: only when it has work
+    from envspec.index.auth import with_env_login  # costly to import: only when it has work
 
-    urls = []
-    for index in indexes:
-        if index.explicit or index.flat:
-            continue
-        parts = urlsplit(index.url)
-        prefix = env_prefix(index.name)
-        user = environ.get(f"{prefix}_USERNAME")
-        password = environ.get(f"{prefix}_PASSWORD")
-        if parts.username is None and (user or password):
-            login = f"{quote(user or '', safe='')}:{quote(password or '', safe='')}"
-            parts = parts._replace(netloc=f"{login}@{parts.netloc}")
-        urls.append(urlunsplit(parts))
-    return tuple(urls)
+    return tuple(
+        with_env_login(i.url, i.name, environ)
+        for i in indexes
+        if not i.explicit and not i.flat
+    )
 
 
 def _uv_environment(options: UvOptions) -> dict[str, str]:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 from envspec.errors import IndexError_
 from envspec.model import Index
@@ -61,6 +61,18 @@ def expand_env(url: str, environ: Mapping[str, str], context: str = "") -> str:
 
 def env_prefix(index_name: str) -> str:
     return "ENVSPEC_INDEX_" + re.sub(r"[-.]", "_", index_name).upper()
+
+
+def with_env_login(url: str, index_name: str, environ: Mapping[str, str]) -> str:
+    """`url` with `ENVSPEC_INDEX_<NAME>_USERNAME/_PASSWORD` as its userinfo when it has none:
+    how uv, which knows nothing of those variables, gets an index's credentials."""
+    parts = urlsplit(url)
+    user = environ.get(f"{env_prefix(index_name)}_USERNAME")
+    password = environ.get(f"{env_prefix(index_name)}_PASSWORD")
+    if parts.username is not None or not (user or password):
+        return url
+    login = f"{quote(user or '', safe='')}:{quote(password or '', safe='')}"
+    return urlunsplit(parts._replace(netloc=f"{login}@{parts.netloc}"))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

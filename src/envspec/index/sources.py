@@ -18,11 +18,10 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from envspec.errors import BuildNeeded, MetadataError, OfflineError
 from envspec.index import build, git
-from envspec.index.auth import env_prefix, redact
+from envspec.index.auth import redact, with_env_login
 from envspec.index.cache import Cache
 from envspec.index.direct import DirectRef
 from envspec.index.http import Client
@@ -52,13 +51,7 @@ def index_environment(indexes: Sequence[Index], environ: Mapping[str, str]) -> d
         if index.flat:
             links.append(index.url)
             continue
-        parts = urlsplit(index.url)
-        user = environ.get(f"{env_prefix(index.name)}_USERNAME")
-        password = environ.get(f"{env_prefix(index.name)}_PASSWORD")
-        if parts.username is None and (user or password):
-            login = f"{quote(user or '', safe='')}:{quote(password or '', safe='')}"
-            parts = parts._replace(netloc=f"{login}@{parts.netloc}")
-        urls.append(urlunsplit(parts))
+        urls.append(with_env_login(index.url, index.name, environ))
     env = {"UV_DEFAULT_INDEX": urls[-1]} if urls else {"UV_NO_INDEX": "1"}
     if len(urls) > 1:
         env["UV_INDEX"] = " ".join(urls[:-1])
