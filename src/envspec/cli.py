@@ -20,8 +20,6 @@ from envspec import __version__, cli_env
 from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_STALE,
-    EXIT_USAGE,
     EnvspecError,
     StaleLockError,
     UsageError,
@@ -331,5 +329,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
 
-
-__all__ = ["EXIT_STALE", "EXIT_USAGE", "main"]

@@ -19,10 +19,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from envspec.errors import IndexError_
-from envspec.model import Index
+from envspec.model import Index, strip_credentials
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 def redact(url: str) -> str:
     """`url` without userinfo: the only form of a URL we ever log, cache or show."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=_hostport(parts)))
+    return strip_credentials(url)
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -144,10 +141,3 @@ def load_netrc(environ: Mapping[str, str]) -> netrc.netrc | None:
                 log.warning("ignoring unreadable netrc %s: %s", path, exc.__class__.__name__)
                 return None
     return None
-
-
-def _hostport(parts: SplitResult) -> str:
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    return f"{host}:{parts.port}" if parts.port else host

@@ -48,7 +48,6 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     files: FileChoice
     source: Source
     preferred: Mapping[NormalizedName, Version] = field(default_factory=dict)
-    direct: frozenset[NormalizedName] = frozenset()
     constraints: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
     overrides: Mapping[NormalizedName, Requirement] = field(default_factory=dict)
     declared: Mapping[NormalizedName, DependencyMetadata] = field(default_factory=dict)

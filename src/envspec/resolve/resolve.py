@@ -154,14 +154,11 @@ def _provider(
     preferred: Mapping[NormalizedName, Version],
 ) -> Provider:
     routes: dict[NormalizedName, str] = {}
-    direct: set[NormalizedName] = set()
     for phase in phases:
         index = phase.index_for(target.name)
         for requirement in phase.requirements:
-            name = canonicalize_name(requirement.name)
-            direct.add(name)
             if index:
-                routes.setdefault(name, index)
+                routes.setdefault(canonicalize_name(requirement.name), index)
     constraints: dict[NormalizedName, list[Req]] = {}
     for requirement in spec.resolution.constraints:
         if target.evaluate(requirement.marker):
@@ -183,7 +180,6 @@ def _provider(
         files=files,
         source=source,
         preferred=preferred,
-        direct=frozenset(direct),
         constraints=constraints,
         overrides=overrides,
         declared=declared,
