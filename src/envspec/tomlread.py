@@ -86,7 +86,8 @@ def key_path(path: str, key: str) -> str:
 def loads(text: str, *, where: str, error: type[EnvspecError]) -> dict[str, Any]:
     """Parse TOML; a syntax error becomes `error` with context ``<where>:<line>:<col>``."""
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
+        return data
     except tomllib.TOMLDecodeError as exc:
         line, col, reason = _position(str(exc), text)
         reason = reason[:1].lower() + reason[1:]
