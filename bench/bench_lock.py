@@ -1,25 +1,49 @@
-"""`make bench`: envspec lock vs `uv pip compile --python-platform`, side by side, on the seed
-stack from PyPI for windows-x86_64, linux-x86_64 and macos-arm64, cold and warm caches.
+"""`make bench`: `envspec lock` vs `uv pip compile --python-platform`, the same work on both
+sides, on the seed stack from PyPI (bench/seed_pypi.toml) for windows-x86_64, linux-x86_64
+and macos-arm64.
 
-Prints times, ratios, what envspec fetched per target, the unchanged-inputs relock time and
-peak memory. Numbers are printed, never asserted: budgets are read by people.
+envspec locks the three targets in one run; uv runs once per target and its three times are
+summed. Every case starts from fresh output on both sides (no `locks/`, no `-o` file), except
+"existing pins", where both sides start from their previous output for the unchanged inputs
+and one requirement is added (envspec keeps its lock's pins, uv its `-o` file's). The two tools
+alternate in pairs (envspec first, then uv first, ...) so a load change on this shared
+machine hits both alike, and each case reports the median of its runs.
+
+Cases:
+- cold: both caches emptied before every run;
+- online-warm: caches warm, the network still asked (pages revalidated or refetched);
+- offline: caches warm, `--offline` on both sides: the CPU floor;
+- existing-pins: online, caches warm, previous output kept, one requirement added.
+
+Printed per case: wall seconds and CPU seconds (user + system, children included) of each
+side, the ratio envspec/uv of wall time, the aim from issue 14, and peak memory (RSS) of each
+tool. Then the unchanged-inputs relock time, whether two fresh locks are byte-identical, and
+how many pins agree with uv's per target. Numbers are printed, never asserted.
+
+`BENCH_REPEAT` (default 3) sets the runs per warm case, `BENCH_COLD_REPEAT` (default 2) the
+cold ones.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from uv import find_uv_bin
 
 HERE = Path(__file__).parent
 SPEC = HERE / "seed_pypi.toml"
+UV = find_uv_bin()
 UV_PLATFORMS = {
     "windows-x86_64": "x86_64-pc-windows-msvc",
     "linux-x86_64": "x86_64-manylinux_2_28",
@@ -31,79 +55,227 @@ REQUIREMENTS = [
     "triton-windows; sys_platform == 'win32'", "unsloth[colab-new]",
     "trl", "peft", "accelerate", "datasets", "tensorboard",
 ]
+ADDED = "einops"  # the requirement the "existing pins" case adds (phase training)
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
 ENV["PIP_CONFIG_FILE"] = os.devnull
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+COLD_REPEAT = int(os.environ.get("BENCH_COLD_REPEAT", "2"))
+AIMS = {"cold": 0.7, "online-warm": 0.3, "offline": 1.0, "existing-pins": 0.5}
 
 
-PEAK_MIB: dict[str, float] = {}
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Run:
+    wall: float
+    cpu: float
+    peak_mib: float
 
 
-def timed(cmd: list[str], label: str = "") -> tuple[float, str]:
-    """Run `cmd`; its wall time and stdout. Peak RSS per label comes from wait4's rusage."""
+def timed(cmd: Sequence[str | Path]) -> tuple[Run, str]:
+    """Run `cmd` (exit on failure): wall and CPU time, peak RSS, and its stdout."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=ENV)
+        proc = subprocess.Popen(list(map(str, cmd)), stdout=out, stderr=err, env=ENV)
         _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        elapsed = time.perf_counter() - start
+        wall = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{stderr[-3000:]}")
-    if label:
-        PEAK_MIB[label] = max(PEAK_MIB.get(label, 0.0), usage.ru_maxrss / 1024)
-    return elapsed, stdout
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{stderr[-3000:]}")
+    run = Run(wall=wall, cpu=usage.ru_utime + usage.ru_stime, peak_mib=usage.ru_maxrss / 1024)
+    return run, stdout
 
 
-def uv_compile(work: Path, target: str, cache: Path) -> float:
-    req = work / "requirements.in"
-    req.write_text("\n".join(REQUIREMENTS) + "\n")
-    cmd = [
-        find_uv_bin(), "pip", "compile", "--no-config", "--quiet", str(req),
-        "--python-version", "3.11", "--python-platform", UV_PLATFORMS[target],
-        "--cache-dir", str(cache), "--index-url", "https://pypi.org/simple",
-        "-o", str(work / f"uv.{target}.txt"),
-    ]
-    return timed(cmd, 'uv')[0]
+class Bench:
+    """The two tools' working folders and caches, and one run of each."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.project = work / "project"
+        self.project.mkdir()
+        shutil.copy(SPEC, self.project / "envspec.toml")
+        self.uv_cache, self.es_cache = work / "uv-cache", work / "es-cache"
+        self.uv_out = work / "uv-out"
+        self.uv_out.mkdir()
+        self.requirements = work / "requirements.in"
+        self.set_inputs(added=False)
+
+    def set_inputs(self, *, added: bool) -> None:
+        """The base inputs, or the base plus `ADDED`, on both sides."""
+        self.requirements.write_text("\n".join([*REQUIREMENTS, *[ADDED] * added]) + "\n")
+        spec = SPEC.read_text()
+        if added:
+            spec = spec.replace('"tensorboard"]', f'"tensorboard", "{ADDED}"]')
+            assert ADDED in spec
+        (self.project / "envspec.toml").write_text(spec)
+
+    def clear_output(self) -> None:
+        shutil.rmtree(self.project / "locks", ignore_errors=True)
+        for path in self.uv_out.glob("*.txt"):
+            path.unlink()
+
+    def envspec(self, *extra: str) -> tuple[Run, list[dict[str, object]]]:
+        cmd = [sys.executable, "-m", "envspec", "lock", "--project", self.project,
+               "--cache-dir", self.es_cache, "--json", *extra]
+        run, stdout = timed(cmd)
+        return run, [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+    def uv(self, *extra: str) -> Run:
+        """`uv pip compile` once per target; the runs summed (peak: the largest)."""
+        runs = []
+        for target, platform in UV_PLATFORMS.items():
+            cmd = [UV, "pip", "compile", "--no-config", "--quiet", self.requirements,
+                   "--python-version", "3.11", "--python-platform", platform,
+                   "--cache-dir", self.uv_cache, "--index-url", "https://pypi.org/simple",
+                   "-o", self.uv_out / f"{target}.txt", *extra]
+            runs.append(timed(cmd)[0])
+        return Run(
+            wall=sum(r.wall for r in runs),
+            cpu=sum(r.cpu for r in runs),
+            peak_mib=max(r.peak_mib for r in runs),
+        )
 
 
-def envspec_lock(project: Path, cache: Path, *extra: str) -> tuple[float, list[dict[str, object]]]:
-    cmd = [sys.executable, "-m", "envspec", "lock", "--project", str(project),
-           "--cache-dir", str(cache), "--json", *extra]
-    elapsed, stdout = timed(cmd, "envspec")
-    return elapsed, [json.loads(line) for line in stdout.splitlines() if line.strip()]
+def alternate(
+    count: int, envspec: Callable[[], Run], uv: Callable[[], Run]
+) -> tuple[list[Run], list[Run]]:
+    """`count` pairs, envspec first in even pairs and uv first in odd ones."""
+    es_runs, uv_runs = [], []
+    for i in range(count):
+        if i % 2 == 0:
+            es_runs.append(envspec())
+            uv_runs.append(uv())
+        else:
+            uv_runs.append(uv())
+            es_runs.append(envspec())
+    return es_runs, uv_runs
+
+
+def median(runs: Sequence[Run], field: str) -> float:
+    return statistics.median(getattr(r, field) for r in runs)
+
+
+def case_cold(bench: Bench) -> tuple[list[Run], list[Run]]:
+    def envspec() -> Run:
+        shutil.rmtree(bench.es_cache, ignore_errors=True)
+        bench.clear_output()
+        return bench.envspec()[0]
+
+    def uv() -> Run:
+        shutil.rmtree(bench.uv_cache, ignore_errors=True)
+        bench.clear_output()
+        return bench.uv()
+
+    return alternate(COLD_REPEAT, envspec, uv)
+
+
+def case_fresh(bench: Bench, *, offline: bool) -> tuple[list[Run], list[Run]]:
+    extra = ("--offline",) if offline else ()
+
+    def envspec() -> Run:
+        bench.clear_output()
+        return bench.envspec(*extra)[0]
+
+    def uv() -> Run:
+        bench.clear_output()
+        return bench.uv(*extra)
+
+    return alternate(REPEAT, envspec, uv)
+
+
+def case_existing_pins(bench: Bench) -> tuple[list[Run], list[Run]]:
+    """Both sides' output for the base inputs is saved, then restored before each run of the
+    inputs with `ADDED`."""
+    bench.set_inputs(added=False)
+    bench.clear_output()
+    bench.envspec()
+    bench.uv()
+    saved = bench.work / "saved"
+    shutil.copytree(bench.project / "locks", saved / "locks")
+    shutil.copytree(bench.uv_out, saved / "uv-out")
+    bench.set_inputs(added=True)
+
+    def restore() -> None:
+        bench.clear_output()
+        shutil.copytree(saved / "locks", bench.project / "locks")
+        for path in (saved / "uv-out").glob("*.txt"):
+            shutil.copy(path, bench.uv_out / path.name)
+
+    def envspec() -> Run:
+        restore()
+        return bench.envspec()[0]
+
+    def uv() -> Run:
+        restore()
+        return bench.uv()
+
+    try:
+        return alternate(REPEAT, envspec, uv)
+    finally:
+        bench.set_inputs(added=False)
+
+
+def uv_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9._-]+)==(\S+)", line)
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match[1]).lower()] = match[2]
+    return pins
+
+
+def lock_pins(path: Path) -> dict[str, str]:
+    import tomllib
+
+    data = tomllib.loads(path.read_text())
+    return {p["name"]: p["version"] for p in data["packages"]}
+
+
+def report_agreement(bench: Bench) -> None:
+    bench.clear_output()
+    _, events = bench.envspec()
+    bench.uv()
+    first = {p.name: p.read_bytes() for p in (bench.project / "locks").glob("*.toml")}
+    bench.clear_output()
+    bench.envspec()
+    second = {p.name: p.read_bytes() for p in (bench.project / "locks").glob("*.toml")}
+    print(f"deterministic: two fresh locks byte-identical: {first == second}")
+    for event in events:
+        if event.get("event") == "stats":
+            stats = {k: v for k, v in event.items() if k != "event"}
+            print(f"envspec fetch stats (online-warm): {json.dumps(stats, sort_keys=True)}")
+    for target in UV_PLATFORMS:
+        mine = lock_pins(bench.project / "locks" / f"pylock.{target}.toml")
+        theirs = uv_pins(bench.uv_out / f"{target}.txt")
+        same = sum(1 for n, v in theirs.items() if mine.get(n) == v)
+        print(f"{target}: envspec {len(mine)} packages, uv {len(theirs)} pins, "
+              f"{same} pins equal")
 
 
 def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="envspec-bench-"))
-    project = work / "project"
-    project.mkdir()
-    shutil.copy(SPEC, project / "envspec.toml")
-    uv_cache, es_cache = work / "uv-cache", work / "es-cache"
-    rows = []
-    for phase in ("cold", "warm"):
-        uv_times = {t: uv_compile(work, t, uv_cache) for t in UV_PLATFORMS}
-        shutil.rmtree(project / "locks", ignore_errors=True)
-        es_time, events = envspec_lock(project, es_cache)
-        rows.append((phase, uv_times, es_time, events))
-    relock, _ = envspec_lock(project, es_cache)
-    print(f"{'':6} {'uv (sum of 3 targets)':>22} {'envspec (3 targets)':>20} {'ratio':>7}")
-    for phase, uv_times, es_time, _ in rows:
-        uv_sum = sum(uv_times.values())
-        per = ", ".join(f"{t} {s:.1f}s" for t, s in uv_times.items())
-        print(f"{phase:6} {uv_sum:21.2f}s {es_time:19.2f}s {es_time / uv_sum:7.2f}   (uv: {per})")
-    print(f"unchanged-inputs relock: {relock:.3f}s")
-    print(f"peak memory: envspec {PEAK_MIB['envspec']:.0f} MiB, uv {PEAK_MIB['uv']:.0f} MiB")
-    for phase, _, _, events in rows:
-        for e in events:
-            if e.get("event") == "stats":
-                print(f"{phase} envspec fetch stats: {json.dumps(e, sort_keys=True)}")
-    for target in UV_PLATFORMS:
-        lock = (project / "locks" / f"pylock.{target}.toml").read_text()
-        uv_pins = (work / f"uv.{target}.txt").read_text()
-        print(f"{target}: envspec {lock.count('[[packages]]')} packages, "
-              f"uv {sum(1 for line in uv_pins.splitlines() if '==' in line)} pins")
+    work = Path(tempfile.mkdtemp(prefix="envspec-bench-lock-"))
+    bench = Bench(work)
+    print(f"seed stack from PyPI, 3 targets; envspec: one run; uv: sum of 3 runs; "
+          f"{REPEAT} pairs per warm case, {COLD_REPEAT} cold; medians; work folder {work}")
+    results = {"cold": case_cold(bench)}
+    results["online-warm"] = case_fresh(bench, offline=False)
+    results["offline"] = case_fresh(bench, offline=True)
+    results["existing-pins"] = case_existing_pins(bench)
+    print(f"{'case':14} {'envspec wall':>12} {'cpu':>7} {'uv wall':>9} {'cpu':>7} "
+          f"{'ratio':>6} {'aim':>6}  peak MiB envspec/uv")
+    for case, (es_runs, uv_runs) in results.items():
+        es_wall, uv_wall = median(es_runs, "wall"), median(uv_runs, "wall")
+        print(
+            f"{case:14} {es_wall:11.2f}s {median(es_runs, 'cpu'):6.2f}s "
+            f"{uv_wall:8.2f}s {median(uv_runs, 'cpu'):6.2f}s {es_wall / uv_wall:6.2f} "
+            f"{'≤' + format(AIMS[case], '.1f'):>6}  "
+            f"{max(r.peak_mib for r in es_runs):.0f}/{max(r.peak_mib for r in uv_runs):.0f}"
+        )
+    bench.clear_output()
+    bench.envspec()
+    relocks = [bench.envspec()[0].wall for _ in range(5)]
+    print(f"unchanged-inputs relock: {statistics.median(relocks):.3f}s (median of 5; aim ≤ 0.2s)")
+    report_agreement(bench)
     shutil.rmtree(work)
 
 

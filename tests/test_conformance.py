@@ -8,8 +8,9 @@ served on 127.0.0.1; the command is `tests/support/packse_adapter.py`, which wri
 `envspec.toml` per scenario and runs `envspec lock` (universal scenarios: every target, results
 united, unsatisfiable when any target is).
 
-uv 0.13.9 passes 141 (8 failed, 1 skipped). envspec must pass at least 142 with none skipped,
-and fail exactly the scenarios in `DIVERGENCES`, each a deliberate difference with its reason.
+uv 0.13.9 passes 141 (8 failed, 1 skipped). Each scenario is one test: envspec passes every one
+but those in `DIVERGENCES`, deliberate differences with their reasons, which pytest reports as
+expected failures (strict: a divergence that starts passing fails the run until it is dropped).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ TESTS = Path(__file__).resolve().parent
 PACKSE = TESTS.parent.parent / "shared" / "conformance" / "packse"
 ADAPTER = TESTS / "support" / "packse_adapter.py"
 MINIMUM = 142
-UV_PASSED = 141
 
 _PER_TARGET = (
     "envspec locks each target on its own, where this resolves; the scenario expects the "
@@ -130,28 +130,57 @@ def _runner_args(index: str, work: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def _scenario_names() -> list[str]:
+    try:
+        data = json.loads((PACKSE / "inspect.json").read_text())
+    except OSError:
+        return ["<packse suite missing>"]
+    return [scenario["name"] for scenario in data["scenarios"]]
+
+
+SCENARIOS = _scenario_names()
+
+
+@pytest.fixture(scope="module")
+def verdicts(
+    packse_index: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[str, str]]:
+    """packse's runner over all scenarios at once (it runs them in parallel): each
+    scenario's status (PASS, FAIL or SKIP) and reason."""
+    work = tmp_path_factory.mktemp("packse-run")
+    proc = subprocess.run(_runner_args(packse_index, work), capture_output=True, text=True,
+                          check=False)
+    try:
+        results: list[dict[str, Any]] = json.loads((work / "results.json").read_text())
+    except OSError:
+        pytest.fail(f"packse's runner wrote no results: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    found = {r["name"]: (r["status"], r["reason"]) for r in results}
+    passed = sum(1 for status, _ in found.values() if status == "PASS")
+    assert len(found) == len(SCENARIOS) == 150, proc.stdout[-4000:]
+    assert passed >= MINIMUM, f"{passed} passed, fewer than {MINIMUM}"
+    return found
+
+
 @pytest.mark.timeout(600)
-def test_packse_scenarios(
-    packse_index: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    proc = subprocess.run(
-        _runner_args(packse_index, tmp_path), capture_output=True, text=True, check=False
-    )
-    results: list[dict[str, Any]] = json.loads((tmp_path / "results.json").read_text())
-    by_status: dict[str, dict[str, str]] = {"PASS": {}, "FAIL": {}, "SKIP": {}}
-    for result in results:
-        by_status[result["status"]][result["name"]] = result["reason"]
-    passed, failed, skipped = (len(by_status[s]) for s in ("PASS", "FAIL", "SKIP"))
-    with capsys.disabled():
-        print(
-            f"\npackse conformance: {passed} passed, {failed} failed, {skipped} skipped "
-            f"of {len(results)} (uv 0.13.9: {UV_PASSED} passed)"
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.xfail(strict=True, reason=DIVERGENCES[name])
+            if name in DIVERGENCES
+            else (),
         )
-    report = proc.stdout[-4000:]
-    assert len(results) == 150, report
-    assert not by_status["SKIP"], f"skipped: {by_status['SKIP']}"
-    unexpected = {n: r for n, r in by_status["FAIL"].items() if n not in DIVERGENCES}
-    assert not unexpected, f"failed beyond the listed divergences: {unexpected}"
-    resolved = sorted(n for n in DIVERGENCES if n in by_status["PASS"])
-    assert not resolved, f"listed as divergences but now pass (drop them): {resolved}"
-    assert passed >= MINIMUM, report
+        for name in SCENARIOS
+    ],
+)
+def test_packse_scenario(name: str, verdicts: dict[str, tuple[str, str]]) -> None:
+    """Each scenario passes as uv's own tests judge it, except the listed divergences, which
+    must still fail (strict xfail: one that starts passing is to be dropped from the list)."""
+    status, reason = verdicts[name]
+    assert status != "SKIP", f"skipped: {reason}"
+    assert status == "PASS", reason
+
+
+def test_divergences_are_scenarios() -> None:
+    assert set(DIVERGENCES) <= set(SCENARIOS)
