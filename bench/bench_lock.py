@@ -235,18 +235,19 @@ def report_agreement(bench: Bench) -> None:
     bench.clear_output()
     _, events = bench.envspec()
     bench.uv()
-    first = {p.name: p.read_bytes() for p in (bench.project / "locks").glob("*.toml")}
-    bench.clear_output()
+    locks = bench.project / "locks"
+    first = {p.name: p.read_bytes() for p in locks.glob("*.toml")}
+    theirs_by_target = {t: uv_pins(bench.uv_out / f"{t}.txt") for t in UV_PLATFORMS}
+    shutil.rmtree(locks)
     bench.envspec()
-    second = {p.name: p.read_bytes() for p in (bench.project / "locks").glob("*.toml")}
+    second = {p.name: p.read_bytes() for p in locks.glob("*.toml")}
     print(f"deterministic: two fresh locks byte-identical: {first == second}")
     for event in events:
         if event.get("event") == "stats":
             stats = {k: v for k, v in event.items() if k != "event"}
             print(f"envspec fetch stats (online-warm): {json.dumps(stats, sort_keys=True)}")
-    for target in UV_PLATFORMS:
-        mine = lock_pins(bench.project / "locks" / f"pylock.{target}.toml")
-        theirs = uv_pins(bench.uv_out / f"{target}.txt")
+    for target, theirs in theirs_by_target.items():
+        mine = lock_pins(locks / f"pylock.{target}.toml")
         same = sum(1 for n, v in theirs.items() if mine.get(n) == v)
         print(f"{target}: envspec {len(mine)} packages, uv {len(theirs)} pins, "
               f"{same} pins equal")
