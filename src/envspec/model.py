@@ -20,6 +20,8 @@ from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from envspec.errors import redact_urls
+
 Prereleases = Literal["allow", "disallow", "if-necessary"]
 ArtifactKind = Literal["wheel", "sdist"]
 SPEC_ROOT = "<spec>"
@@ -149,10 +151,7 @@ class Target:
         """Whether `marker` holds on this target for any of `extras` (or none)."""
         if marker is None:
             return True
-        return any(
-            marker.evaluate(self.environment(extra))
-            for extra in extras or {""}
-        )
+        return any(marker.evaluate(self.environment(extra)) for extra in extras or {""})
 
     def environment_marker(self) -> str:
         env = dict(self.markers)
@@ -261,3 +260,9 @@ def public_url(url: str) -> str:
     if parts.scheme.endswith("ssh") and parts.password is None:
         return url
     return strip_credentials(url)
+
+
+def redact_text(text: str) -> str:
+    """`text` with the credentials of every URL in it removed (as `public_url` does): for
+    messages and log lines that quote a requirement, a constraint or a direct reference."""
+    return redact_urls(text)
