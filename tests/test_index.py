@@ -353,7 +353,8 @@ def test_unreachable_index_message(finders: Any) -> None:
     with pytest.raises(IndexError_) as err:
         finders(index, retries=1).files(n("foo"), index)
     assert str(err.value) == (
-        "GET http://127.0.0.1:9/simple/foo/ failed: connection refused by 127.0.0.1:9 after 1 attempt"
+        "GET http://127.0.0.1:9/simple/foo/ failed: "
+        "connection refused by 127.0.0.1:9 after 1 attempt"
     )
 
 

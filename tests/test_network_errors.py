@@ -5,12 +5,12 @@ plain text to a TLS client, one that answers garbage, a certificate that does no
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ def client(timeout: float = 0.5) -> Client:
     return Client(Credentials([], {}), retries=2, backoff=0.01, timeout=timeout)
 
 
-@contextmanager
+@contextlib.contextmanager
 def serve(handle: Callable[[socket.socket], None]) -> Iterator[int]:
     """A TCP server on 127.0.0.1 running `handle` per connection, for a bounded time."""
     listener = socket.create_server(("127.0.0.1", 0))
@@ -54,11 +54,8 @@ def serve(handle: Callable[[socket.socket], None]) -> Iterator[int]:
 
 
 def _run(handle: Callable[[socket.socket], None], conn: socket.socket) -> None:
-    with conn:
-        try:
-            handle(conn)
-        except OSError:
-            pass
+    with conn, contextlib.suppress(OSError):
+        handle(conn)
 
 
 def closed_port() -> int:
