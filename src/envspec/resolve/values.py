@@ -26,6 +26,7 @@ PYTHON = "<python>"
 # so resolvelib rejects that candidate and goes on (as uv does), and the pruner skips it.
 UNUSABLE = "<unusable>"
 PSEUDO = frozenset({PYTHON, UNUSABLE})
+CONSTRAINT = "[resolution] constraints"  # the `parent` of a constraint's origin
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
