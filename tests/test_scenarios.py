@@ -22,7 +22,7 @@ Scenario format (see any file in tests/scenarios/ for an example):
 - `[expect.TARGET]`: `pins` (the exact set name → version), `phases` and `required-by`
   (subsets), `skipped` (phase → reason), `commits` (name → "first", "later" or a commit
   id); or `[expect] error` with the exact message; `[expect] warnings` lists lines that
-  must be logged (as `WARNING: <line>`);
+  must be logged (as `WARNING: <line>`), `[expect] no-warnings = true` says none may be;
 - `[then]`: a second lock after `later` packages appear, with `add` (phase → requirements
   appended), `args` (CLI flags) and its own `[then.expect.TARGET]`.
 """
@@ -162,12 +162,12 @@ def _lock(project: Path, cache: Path, *args: str) -> int:
     return main(["lock", "--project", str(project), "--cache-dir", str(cache), *args])
 
 
-def _check(
-    project: Path, expect: Mapping[str, Any], code: int, err: str, repos: _Repos
-) -> None:
+def _check(project: Path, expect: Mapping[str, Any], code: int, err: str, repos: _Repos) -> None:
     expect = repos.subst(expect)
     for line in expect.pop("warnings", []):
         assert f"WARNING: {line}" in err.splitlines(), err
+    if expect.pop("no-warnings", False):
+        assert "WARNING:" not in err, err
     if "error" in expect:
         assert code == expect.get("exit", 1), err
         assert f"error: {expect['error']}" in err.splitlines()

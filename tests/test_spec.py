@@ -570,8 +570,8 @@ BAD = [
     ),
     pytest.param(
         HEAD + '[[phases]]\nname = "x"\nrequirements = ["a @ https://u:secret@h:99999/a.whl"]\n',
-        "envspec.toml: phases[0].requirements[0]: invalid requirement 'a @ https://h:99999/a.whl':"
-        " the port is not a number from 0 to 65535",
+        "envspec.toml: phases[0].requirements[0]: invalid requirement: its URL has a port that"
+        " is not a number from 0 to 65535",
         "",
         id="requirement URL port",
     ),

@@ -17,9 +17,11 @@ EXIT_USAGE = 2
 EXIT_STALE = 3
 
 
-# A URL's userinfo: `scheme://user[:password]@`. ssh's bare user name (`git@`) names an
-# account, not a secret, and is kept (as `model.public_url` keeps it).
-_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s/?#@'\"]*)@")
+# A URL's userinfo: `scheme://user[:password]@`, up to the last `@` before the host's `/`.
+# Whitespace is allowed in it: a mangled requirement (`https://tok; x:secret@host/`) must not
+# leak its secret either, and over-redacting a message is the safe side. ssh's bare user
+# name (`git@`) names an account, not a secret, and is kept (as `model.public_url` keeps it).
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/?#'\"\n]*)@")
 
 
 def redact_urls(text: str) -> str:

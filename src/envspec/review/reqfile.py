@@ -61,6 +61,7 @@ from packaging.utils import (
 
 from envspec.errors import UsageError
 from envspec.model import redact_text
+from envspec.spec.values import url_problem
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,12 @@ def _option_words(words: list[str]) -> Iterator[tuple[str, str | None, list[str]
         yield flag, inline if eq else None, words
 
 
+def _flag(word: str) -> str:
+    """An option word as shown: its name only (whatever follows may be a value, a secret)."""
+    found = re.match(r"-{1,2}[A-Za-z0-9][A-Za-z0-9-]*", word)
+    return found[0] if found else word[:2]
+
+
 def _value(flag: str, inline: str | None, words: list[str], context: str) -> str:
     value = inline if inline is not None else (words.pop(0) if words else "")
     if not value:
@@ -275,7 +282,7 @@ def _option_line(
                 parsed.options.setdefault(key, []).append(value)
         else:
             hint = f"envspec init reads {_SUPPORTED}"
-            raise UsageError(f"unsupported option '{flag}'", context=context, hint=hint)
+            raise UsageError(f"unsupported option '{_flag(flag)}'", context=context, hint=hint)
 
 
 def _include(
@@ -288,7 +295,7 @@ def _include(
             context=context,
             hint="download the file and name it by its path",
         )
-    path = file.path.parent / value
+    path = file.path.parent / _path(value, context)
     if path.resolve() in {p.resolve() for p in (*file.chain, file.path)}:
         raise UsageError(f"'{flag} {value}' includes itself", context=context)
     if read is None:
@@ -307,8 +314,12 @@ def _find_links(value: str, file: _File) -> str:
     """A relative find-links folder is relative to the file naming it, where it exists there."""
     if _URL.match(value) or Path(value).is_absolute():
         return value
-    beside = file.path.parent / value
-    return str(beside) if beside.exists() and str(file.path.parent) != "." else value
+    beside = file.path.parent / _path(value, "")
+    try:
+        found = beside.exists()
+    except OSError:
+        found = False
+    return str(beside) if found and str(file.path.parent) != "." else value
 
 
 def _editable(value: str, context: str, file: _File, parsed: _Parsed) -> None:
@@ -345,7 +356,9 @@ def _line_options(options: str, context: str) -> list[str]:
         else:
             hint = "only --hash, --index-url, --config-settings and --global-option follow one"
             raise UsageError(
-                f"unsupported option '{flag}' after a requirement", context=context, hint=hint
+                f"unsupported option '{_flag(flag)}' after a requirement",
+                context=context,
+                hint=hint,
             )
     return routes
 
@@ -357,7 +370,7 @@ def _requirement(text: str, context: str, file: _File) -> str:
     """The PEP 508 form of a requirement line's text (a bare URL or path gets its name)."""
     head, marker = _marker_split(text)
     if _URL.match(head) or _looks_like_path(head):
-        url = head if _URL.match(head) else _path_url(head, file)
+        url = head if _URL.match(head) else _path_url(str(_path(head, context)), file)
         named = _named_url(url, context)
         text = f"{named} ; {marker}" if marker else named
     try:
@@ -386,8 +399,18 @@ def _looks_like_path(text: str) -> bool:
     )
 
 
+def _path(text: str, context: str) -> Path:
+    """`text` as a path; one no file system takes (a NUL byte) is an error."""
+    if "\0" in text:
+        raise UsageError(f"invalid path '{text.replace(chr(0), '')}': a NUL byte", context=context)
+    return Path(text)
+
+
 def _path_url(text: str, file: _File) -> str:
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # `~user` of no known user: taken as written
+        path = Path(text)
     if not path.is_absolute():
         path = file.path.parent / path
     return path.resolve().as_uri()
@@ -395,6 +418,9 @@ def _path_url(text: str, file: _File) -> str:
 
 def _named_url(url: str, context: str) -> str:
     """``name[extras] @ URL`` for a bare URL: the name from ``#egg=`` or the file name."""
+    problem = url_problem(url)
+    if problem:  # not shown: a mangled URL may hold a secret where no userinfo is seen
+        raise UsageError(f"invalid URL: {problem}", context=context)
     parts = urlsplit(url)
     fragment = [f for f in parts.fragment.split("&") if f and not f.startswith("egg=")]
     egg = next((f[4:] for f in parts.fragment.split("&") if f.startswith("egg=")), "")

@@ -28,8 +28,8 @@ def requirement(doc: Doc, path: str, text: str) -> Requirement:
         doc.fail(path, f"invalid requirement '{redact_text(text)}': {redact_text(reason)}")
     if req.url:
         problem = url_problem(req.url)
-        if problem:
-            doc.fail(path, f"invalid requirement '{redact_text(text)}': {problem}")
+        if problem:  # the URL is not shown: mangled, a secret may sit where no userinfo is seen
+            doc.fail(path, f"invalid requirement: its URL has {article(problem)}")
     req.name = canonicalize_name(req.name)
     req.extras = {canonicalize_name(extra) for extra in req.extras}
     return req
@@ -45,6 +45,10 @@ def url_problem(url: str) -> str:
             return "unclosed '[' in the host"
         return "the port is not a number from 0 to 65535"
     return ""
+
+
+def article(problem: str) -> str:
+    return problem.replace("the port is", "a port that is").replace("unclosed", "an unclosed")
 
 
 def combine(reqs: tuple[Requirement, ...], table: Table, key: str) -> tuple[Requirement, ...]:
