@@ -325,3 +325,20 @@ def test_index_pages_through_lock(tmp_path: Path, capsys: pytest.CaptureFixture[
             else:
                 assert code == 1, err
                 assert not (folder / "locks").exists()
+
+
+def test_deeply_nested_toml_is_invalid_toml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = "x = " + "[" * 5000 + "]" * 5000 + "\n"
+    spec = tmp_path / "envspec.toml"
+    spec.write_text(deep)
+    assert main(["lock", "--check", "--project", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: {spec}: invalid TOML: nested too deeply\n"
+    spec.write_text(SPEC.replace("https://user:s3cr3tT0ken@", "https://"))
+    (tmp_path / "locks").mkdir()
+    lock = tmp_path / "locks" / "pylock.linux-x86_64.toml"
+    lock.write_text("a = " + "{ b = " * 5000 + "1" + " }" * 5000 + "\n")
+    assert main(["export", "--target", "linux-x86_64", "--project", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: {lock}: invalid TOML: nested too deeply\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["envspec.toml", "locks"]

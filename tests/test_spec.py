@@ -277,6 +277,20 @@ def test_a_name_may_repeat_under_different_markers() -> None:
     ]
 
 
+def test_repeated_requirements_on_one_name_are_combined() -> None:
+    text = HEAD + (
+        '[[phases]]\nname = "x"\nrequirements = ["NumPy>=1.20", "scipy", "numpy[dev]<2", '
+        '"b @ https://h/b-1.0.tar.gz", "b", "b @ https://h/b-1.0.tar.gz", "c>=1", "c==1.5"]\n'
+    )
+    phase = parse_spec(text, environ={}).phases[0]
+    assert [str(r) for r in phase.requirements] == [
+        "numpy[dev]<2,>=1.20",
+        "scipy",
+        "b @ https://h/b-1.0.tar.gz",
+        "c==1.5,>=1",
+    ]
+
+
 def test_load_spec_reads_the_file(tmp_path: Path) -> None:
     path = tmp_path / "envspec.toml"
     path.write_text(DESIGN_EXAMPLE, encoding="utf-8")
