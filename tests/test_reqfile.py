@@ -242,3 +242,25 @@ def test_repeated_names_are_combined_by_the_spec(tmp_path: Path) -> None:
 
     spec = load_spec(tmp_path / "envspec.toml")
     assert [str(r) for r in spec.phases[0].requirements] == ["numpy<2,>=1.20", "scipy"]
+
+
+def test_no_index_in_every_file_leaves_pypi_out(tmp_path: Path) -> None:
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "reqs.txt").write_text("--no-index\n--find-links ./wheels\nfoo\n")
+    project = tmp_path / "p"
+    project.mkdir()
+    assert main(["init", "--project", str(project), "--from", str(tmp_path / "reqs.txt")]) == 0
+    doc = tomllib.loads((project / "envspec.toml").read_text())
+    assert doc["indexes"] == {"wheels": {"url": str(tmp_path / "wheels"), "flat": True}}
+
+
+def test_no_index_and_nothing_else_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "reqs.txt").write_text("--no-index\nfoo\n")
+    assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'reqs.txt'}: --no-index leaves no index to search\n"
+        "hint: add -f/--find-links with the folder or page of the files\n"
+    )
+    assert not (tmp_path / "envspec.toml").exists()

@@ -20,8 +20,6 @@ from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from envspec.errors import redact_urls
-
 Prereleases = Literal["allow", "disallow", "if-necessary"]
 ArtifactKind = Literal["wheel", "sdist"]
 SPEC_ROOT = "<spec>"
@@ -260,9 +258,3 @@ def public_url(url: str) -> str:
     if parts.scheme.endswith("ssh") and parts.password is None:
         return url
     return strip_credentials(url)
-
-
-def redact_text(text: str) -> str:
-    """`text` with the credentials of every URL in it removed (as `public_url` does): for
-    messages and log lines that quote a requirement, a constraint or a direct reference."""
-    return redact_urls(text)

@@ -252,7 +252,7 @@ def _index_name(url: str) -> str:
     if host and (host[-1] in _HOSTING or ".".join(labels[-2:]) in _HOSTING_SITES):
         host, path = path[:1], path[1:]
         host = [re.sub(r"[-_.](index|wheels?|pypi|repo|simple)$", "", w) for w in host]
-    words = host[-1:] + path[-3:]
+    words = host[-1:] + (path[-3:] if host else path[-1:])  # a local folder: its own name
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(words)).strip("-._")
     return re.sub(r"-{2,}", "-", name) or "index"
 

@@ -23,7 +23,7 @@ they usually name.
 
 Hand-written, by measurement: pip's parser is internal. On the realistic files in
 tests/reqfiles/ (``-r``/``-c`` includes, bare wheel URLs, ``git+…#egg=``, per-line options,
-markers, ``--hash``, continuations), which pip 23.2 parses all of, `pip-requirements-parser`
+markers, ``--hash``, continuations), all of which pip 23.2 and 26.3 parse, `pip-requirements-parser`
 32.0.1 (pip 22's parser vendored, last released 2022) refused lines in 2 of 11 files
 (``--config-settings``; ``--index-url`` after a requirement) and `requirements-parser` 0.13.1
 failed on 3 (the same two, and ``--requirement=FILE``), kept markers inside bare URLs, lost git
@@ -59,8 +59,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from envspec.errors import UsageError
-from envspec.model import redact_text
+from envspec.errors import UsageError, redact_urls
 from envspec.spec.values import url_problem
 
 log = logging.getLogger(__name__)
@@ -291,7 +290,7 @@ def _include(
     flag = "-c" if constraint else "-r"
     if _URL.match(value):
         raise UsageError(
-            f"'{flag}' with a URL: {redact_text(value)}",
+            f"'{flag}' with a URL: {redact_urls(value)}",
             context=context,
             hint="download the file and name it by its path",
         )
@@ -377,9 +376,9 @@ def _requirement(text: str, context: str, file: _File) -> str:
         return str(Requirement(text))
     except InvalidRequirement as exc:
         reason = str(exc).split("\n", 1)[0]
-        reason = redact_text(reason[:1].lower() + reason[1:])
+        reason = redact_urls(reason[:1].lower() + reason[1:])
         raise UsageError(
-            f"invalid requirement '{redact_text(text)}': {reason}", context=context
+            f"invalid requirement '{redact_urls(text)}': {reason}", context=context
         ) from exc
 
 
@@ -429,7 +428,7 @@ def _named_url(url: str, context: str) -> str:
     if not name:
         hint = "write it as 'name @ URL' (or add #egg=name)"
         raise UsageError(
-            f"cannot tell the project name of '{redact_text(url)}'", context=context, hint=hint
+            f"cannot tell the project name of '{redact_urls(url)}'", context=context, hint=hint
         )
     return f"{name} @ {clean}"
 
@@ -447,7 +446,7 @@ def _name_from_filename(filename: str) -> str:
 
 
 def _shown(text: str) -> str:
-    return redact_text(text)
+    return redact_urls(text)
 
 
 def _binary_names(values: Sequence[str]) -> tuple[str, ...]:
