@@ -264,3 +264,23 @@ def test_no_index_and_nothing_else_is_refused(
         "hint: add -f/--find-links with the folder or page of the files\n"
     )
     assert not (tmp_path / "envspec.toml").exists()
+
+
+def test_byte_order_marks_and_options_after_an_editable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.txt").write_bytes("\ufeffnumpy<2\r\n".encode())
+    (tmp_path / "b.txt").write_bytes("scipy\n".encode("utf-16"))
+    (tmp_path / "c.txt").write_text("-e git+https://h/r.git#egg=r --config-settings=k=v\n")
+    args = [a for n in ("a.txt", "b.txt", "c.txt") for a in ("--from", str(tmp_path / n))]
+    assert main(["init", "--project", str(tmp_path), *args]) == 0
+    doc = tomllib.loads((tmp_path / "envspec.toml").read_text())
+    assert [p["requirements"] for p in doc["phases"]] == [
+        ["numpy<2"],
+        ["scipy"],
+        ["r @ git+https://h/r.git"],
+    ]
+    assert (
+        f"WARNING: {tmp_path / 'c.txt'}:1: --config-settings k=v dropped: "
+        "a spec has no per-requirement build options"
+    ) in capsys.readouterr().err.splitlines()

@@ -32,7 +32,7 @@ revisions and does not follow ``-c``. The line format is small: pip's rules are 
 line or after whitespace; a line whose first word starts with ``-`` is an option line).
 
 `load_requirements` is the file edge (it reads included files too); `parse_requirements` is
-pure given its `read` function.
+pure given its `read` function; one requirement line's conversion is `review.reqline`.
 
 Errors (`UsageError`, exit 2; context ``<file>:<line>`` or the file): ``no such requirements
 file`` · ``invalid requirement 'x': <reason>`` · ``unsupported option '--upgrade'`` ·
@@ -43,24 +43,16 @@ Shown URLs have their credentials removed.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 import shlex
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 
 from envspec.errors import UsageError, redact_urls
-from envspec.spec.values import url_problem
+from envspec.review.reqline import URL, as_path, requirement_line
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +82,6 @@ _SUPPORTED = (
     "requirements, -r, -c, -e, -i, --extra-index-url, -f, --no-index, --pre, --no-binary, "
     "--only-binary, --prefer-binary, --require-hashes, --trusted-host, --use-feature"
 )
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_ARCHIVES = (".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz")
 
 Read = Callable[[Path], str]
 
@@ -142,8 +132,12 @@ def load_requirements(path: Path) -> RequirementsFile:
 
 
 def _read(path: Path) -> str:
+    """A file's text, decoded as pip does: UTF-8, or by its byte-order mark (UTF-16, UTF-8)."""
     try:
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
     except FileNotFoundError as exc:
         raise UsageError("no such requirements file", context=str(path)) from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -187,7 +181,7 @@ def _parse_text(text: str, file: _File, parsed: _Parsed, read: Read | None) -> N
         if not args:
             _option_line(options, context, file, parsed, read)
             continue
-        requirement = _requirement(args, context, file)
+        requirement = requirement_line(args, context, file.path.parent)
         routes = _line_options(options, context)
         if file.constraint:
             parsed.constraints.append(requirement)
@@ -268,6 +262,15 @@ def _option_line(
                     "a wheel where one fits",
                     context,
                 )
+        elif flag in _LINE_DROPPED or flag == "--hash":  # after `-e URL`, as pip allows
+            value = _value(flag, inline, words, context)
+            if flag != "--hash":
+                log.warning(
+                    "%s: %s %s dropped: a spec has no per-requirement build options",
+                    context,
+                    flag,
+                    _shown(value),
+                )
         elif flag in _VALUED:
             key = _VALUED[flag]
             value = _value(flag, inline, words, context)
@@ -288,13 +291,13 @@ def _include(
     value: str, context: str, file: _File, parsed: _Parsed, read: Read | None, *, constraint: bool
 ) -> None:
     flag = "-c" if constraint else "-r"
-    if _URL.match(value):
+    if URL.match(value):
         raise UsageError(
             f"'{flag}' with a URL: {redact_urls(value)}",
             context=context,
             hint="download the file and name it by its path",
         )
-    path = file.path.parent / _path(value, context)
+    path = file.path.parent / as_path(value, context)
     if path.resolve() in {p.resolve() for p in (*file.chain, file.path)}:
         raise UsageError(f"'{flag} {value}' includes itself", context=context)
     if read is None:
@@ -311,9 +314,9 @@ def _include(
 
 def _find_links(value: str, file: _File) -> str:
     """A relative find-links folder is relative to the file naming it, where it exists there."""
-    if _URL.match(value) or Path(value).is_absolute():
+    if URL.match(value) or Path(value).is_absolute():
         return value
-    beside = file.path.parent / _path(value, "")
+    beside = file.path.parent / as_path(value, "")
     try:
         found = beside.exists()
     except OSError:
@@ -323,7 +326,7 @@ def _find_links(value: str, file: _File) -> str:
 
 def _editable(value: str, context: str, file: _File, parsed: _Parsed) -> None:
     if value.lower().startswith("git+"):
-        requirement = _requirement(value, context, file)
+        requirement = requirement_line(value, context, file.path.parent)
         log.warning("%s: -e %s is locked as a git source, not editable", context, _shown(value))
         (parsed.constraints if file.constraint else parsed.requirements).append(requirement)
         return
@@ -360,89 +363,6 @@ def _line_options(options: str, context: str) -> list[str]:
                 hint=hint,
             )
     return routes
-
-
-# --- one requirement -----------------------------------------------------------------------
-
-
-def _requirement(text: str, context: str, file: _File) -> str:
-    """The PEP 508 form of a requirement line's text (a bare URL or path gets its name)."""
-    head, marker = _marker_split(text)
-    if _URL.match(head) or _looks_like_path(head):
-        url = head if _URL.match(head) else _path_url(str(_path(head, context)), file)
-        named = _named_url(url, context)
-        text = f"{named} ; {marker}" if marker else named
-    try:
-        return str(Requirement(text))
-    except InvalidRequirement as exc:
-        reason = str(exc).split("\n", 1)[0]
-        reason = redact_urls(reason[:1].lower() + reason[1:])
-        raise UsageError(
-            f"invalid requirement '{redact_urls(text)}': {reason}", context=context
-        ) from exc
-
-
-def _marker_split(text: str) -> tuple[str, str]:
-    """(the requirement, its marker) for a bare URL or path, where pip wants ``; `` after
-    whitespace; a PEP 508 string is returned whole."""
-    if not (_URL.match(text) or _looks_like_path(text)):
-        return text, ""
-    pieces = re.split(r"\s+;|;\s+", text, maxsplit=1)
-    return (pieces[0].strip(), pieces[1].strip()) if len(pieces) == 2 else (text.strip(), "")
-
-
-def _looks_like_path(text: str) -> bool:
-    word = text.split(";", 1)[0].strip()
-    return word.startswith((".", "/", "~")) or (
-        word.lower().endswith(_ARCHIVES) and "@" not in word and " " not in word
-    )
-
-
-def _path(text: str, context: str) -> Path:
-    """`text` as a path; one no file system takes (a NUL byte) is an error."""
-    if "\0" in text:
-        raise UsageError(f"invalid path '{text.replace(chr(0), '')}': a NUL byte", context=context)
-    return Path(text)
-
-
-def _path_url(text: str, file: _File) -> str:
-    try:
-        path = Path(text).expanduser()
-    except RuntimeError:  # `~user` of no known user: taken as written
-        path = Path(text)
-    if not path.is_absolute():
-        path = file.path.parent / path
-    return path.resolve().as_uri()
-
-
-def _named_url(url: str, context: str) -> str:
-    """``name[extras] @ URL`` for a bare URL: the name from ``#egg=`` or the file name."""
-    problem = url_problem(url)
-    if problem:  # not shown: a mangled URL may hold a secret where no userinfo is seen
-        raise UsageError(f"invalid URL: {problem}", context=context)
-    parts = urlsplit(url)
-    fragment = [f for f in parts.fragment.split("&") if f and not f.startswith("egg=")]
-    egg = next((f[4:] for f in parts.fragment.split("&") if f.startswith("egg=")), "")
-    clean = urlunsplit(parts._replace(fragment="&".join(fragment)))
-    name = egg or _name_from_filename(unquote(parts.path.rsplit("/", 1)[-1]))
-    if not name:
-        hint = "write it as 'name @ URL' (or add #egg=name)"
-        raise UsageError(
-            f"cannot tell the project name of '{redact_urls(url)}'", context=context, hint=hint
-        )
-    return f"{name} @ {clean}"
-
-
-def _name_from_filename(filename: str) -> str:
-    try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[0])
-        for suffix in (".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz"):
-            if filename.endswith(suffix):
-                return str(parse_sdist_filename(filename[: -len(suffix)] + ".tar.gz")[0])
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return ""
-    return ""
 
 
 def _shown(text: str) -> str:
