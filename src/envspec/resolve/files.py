@@ -26,6 +26,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from envspec.errors import EnvspecError
 from envspec.model import Artifact, Index, Resolution, Target
 
 
@@ -204,7 +205,11 @@ class FileChoice:
         not they fit the target: what an explanation of "no file fits" looks at."""
         index = self.used_indexes.get(name)
         out: dict[Version, list[Artifact]] = {}
-        for artifact in self.listing.every_file(name, index) if index else ():
+        try:
+            every = self.listing.every_file(name, index) if index else []
+        except EnvspecError:  # offline, or the index failed since: explain with what fits
+            every = list(self.listing.files(name, index)) if index else []
+        for artifact in every:
             try:
                 if artifact.kind == "wheel":
                     wname, version, _, _ = _parse_wheel(artifact.filename)
