@@ -342,7 +342,10 @@ def test_timeout_final_message(index_server: IndexServer, finders: Any) -> None:
     index = index_of(index_server)
     with pytest.raises(IndexError_) as err:
         finders(index, retries=2, timeout=0.2).files(n("foo"), index)
-    assert str(err.value) == f"GET {index_server.url}foo/ failed: timed out after 2 attempts"
+    assert str(err.value) == (
+        f"GET {index_server.url}foo/ failed: timed out: no answer from "
+        f"127.0.0.1:{index_server.url.split(':')[2].split('/')[0]} in 0.2 s after 2 attempts"
+    )
 
 
 def test_unreachable_index_message(finders: Any) -> None:
@@ -350,7 +353,8 @@ def test_unreachable_index_message(finders: Any) -> None:
     with pytest.raises(IndexError_) as err:
         finders(index, retries=1).files(n("foo"), index)
     assert str(err.value) == (
-        "GET http://127.0.0.1:9/simple/foo/ failed: connection refused after 1 attempt"
+        "GET http://127.0.0.1:9/simple/foo/ failed: "
+        "connection refused by 127.0.0.1:9 after 1 attempt"
     )
 
 

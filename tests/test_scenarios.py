@@ -3,11 +3,12 @@ serve, and the expected pins (or error) per target. One parametrized runner lock
 scenario through the real CLI against real wheels served on 127.0.0.1.
 
 Scenario format (see any file in tests/scenarios/ for an example):
-- `[environment]`, `[[phases]]`, `[resolution]`: as in envspec.toml (`name` and `python`
-  default to "scenario" and "3.11");
+- `[environment]`, `[targets]`, `[[phases]]`, `[resolution]`: as in envspec.toml (`name` and
+  `python` default to "scenario" and "3.11");
 - `[indexes.NAME]`: `explicit`, and `[[indexes.NAME.packages]]` entries with `name`,
   `version`, optional `tag`, `requires`, `requires-python`, `extras` (extra → requirements),
-  `yanked`, `sdist`/`wheel` (which files exist), `upload-time`, `later` (published only
+  `yanked`, `sdist`/`wheel` (which files exist), `upload-time`, `metadata` (the wheel's whole
+  METADATA text instead of one made from the fields), `later` (published only
   before the `[then]` step), `build` (an sdist whose metadata needs a PEP 517 build by an
   in-tree backend; with `backend`/`build-requires` naming another one, `fail` a build error);
 - `[repos.NAME]`: a local git repository (branch `main`) of a package built by an in-tree
@@ -15,11 +16,13 @@ Scenario format (see any file in tests/scenarios/ for an example):
   `requires-python`, `static` (deps in `[project]`, else only the backend knows them),
   `fail`, and `later` (a table of changed fields committed before the `[then]` step).
   Strings anywhere may say `{repo.NAME}` (`git+file:///…/NAME`), `{commit.NAME}` (its
-  first commit; `{short.NAME}` its first 12 digits), `{repos}` (their folder) and `{host}`;
+  first commit; `{short.NAME}` its first 12 digits), `{repos}` (their folder), `{host}` and,
+  in `[expect]`, `{files.INDEX}` (the URL of that index's files folder, with its `/`) and
+  `{index.INDEX}` (that index's URL);
 - `[expect.TARGET]`: `pins` (the exact set name → version), `phases` and `required-by`
   (subsets), `skipped` (phase → reason), `commits` (name → "first", "later" or a commit
   id); or `[expect] error` with the exact message; `[expect] warnings` lists lines that
-  must be logged (as `WARNING: <line>`);
+  must be logged (as `WARNING: <line>`), `[expect] no-warnings = true` says none may be;
 - `[then]`: a second lock after `later` packages appear, with `add` (phase → requirements
   appended), `args` (CLI flags) and its own `[then.expect.TARGET]`.
 """
@@ -39,6 +42,7 @@ from envspec.cli import main
 from envspec.targets import host_target
 from support.gitrepo import make_backend_sdist, make_git_package
 from support.index_server import IndexServer
+from support.wheels import build_wheel
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.toml"))
 
@@ -74,7 +78,12 @@ def _publish(server: IndexServer, package: Mapping[str, Any]) -> None:
     if package.get("wheel", True):
         tags = package.get("tags", [package.get("tag", "py3-none-any")])
         for tag in tags:
-            server.add_wheel(name, version, tag=tag, **common, **add)
+            if "metadata" in package:  # a METADATA as written, bad or legacy
+                raw = package["metadata"].encode()
+                path = build_wheel(server.files_dir, name, version, tag=tag, metadata=raw)
+                server.add(path, **{k: v for k, v in add.items() if v is not None})
+            else:
+                server.add_wheel(name, version, tag=tag, **common, **add)
     if package.get("sdist", False):
         server.add_sdist(name, version, **common, **add)
 
@@ -92,6 +101,8 @@ def _write_spec(project: Path, scenario: Mapping[str, Any], urls: Mapping[str, s
     env.setdefault("name", "scenario")
     env.setdefault("python", "3.11")
     doc["environment"] = env
+    if "targets" in scenario:
+        doc["targets"] = scenario["targets"]
     indexes = tomlkit.table()
     for name, index in scenario["indexes"].items():
         table = tomlkit.inline_table()
@@ -151,12 +162,12 @@ def _lock(project: Path, cache: Path, *args: str) -> int:
     return main(["lock", "--project", str(project), "--cache-dir", str(cache), *args])
 
 
-def _check(
-    project: Path, expect: Mapping[str, Any], code: int, err: str, repos: _Repos
-) -> None:
+def _check(project: Path, expect: Mapping[str, Any], code: int, err: str, repos: _Repos) -> None:
     expect = repos.subst(expect)
     for line in expect.pop("warnings", []):
         assert f"WARNING: {line}" in err.splitlines(), err
+    if expect.pop("no-warnings", False):
+        assert "WARNING:" not in err, err
     if "error" in expect:
         assert code == expect.get("exit", 1), err
         assert f"error: {expect['error']}" in err.splitlines()
@@ -179,6 +190,20 @@ def _check(
         phases = {p["name"]: p for p in lock["tool"]["envspec"]["phases"]}
         for name, reason in want.get("skipped", {}).items():
             assert phases[name].get("skipped") == reason, f"{target}: {name}"
+
+
+def _files(value: Any, servers: Mapping[str, IndexServer]) -> Any:
+    """`{files.INDEX}` in expected messages: where that index serves its files."""
+    if isinstance(value, str):
+        for name, server in servers.items():
+            value = value.replace(f"{{files.{name}}}", f"{server.base}/files/")
+            value = value.replace(f"{{index.{name}}}", server.url)
+        return value
+    if isinstance(value, list):
+        return [_files(v, servers) for v in value]
+    if isinstance(value, dict):
+        return {k: _files(v, servers) for k, v in value.items()}
+    return value
 
 
 @pytest.fixture
@@ -216,7 +241,7 @@ def test_scenario(
     project.mkdir()
     _write_spec(project, scenario, {n: s.url for n, s in servers.items()})
     code = _lock(project, tmp_path / "cache")
-    _check(project, scenario["expect"], code, capsys.readouterr().err, repos)
+    _check(project, _files(scenario["expect"], servers), code, capsys.readouterr().err, repos)
     then = scenario.get("then")
     if then is None:
         return

@@ -277,6 +277,20 @@ def test_a_name_may_repeat_under_different_markers() -> None:
     ]
 
 
+def test_repeated_requirements_on_one_name_are_combined() -> None:
+    text = HEAD + (
+        '[[phases]]\nname = "x"\nrequirements = ["NumPy>=1.20", "scipy", "numpy[dev]<2", '
+        '"b @ https://h/b-1.0.tar.gz", "b", "b @ https://h/b-1.0.tar.gz", "c>=1", "c==1.5"]\n'
+    )
+    phase = parse_spec(text, environ={}).phases[0]
+    assert [str(r) for r in phase.requirements] == [
+        "numpy[dev]<2,>=1.20",
+        "scipy",
+        "b @ https://h/b-1.0.tar.gz",
+        "c==1.5,>=1",
+    ]
+
+
 def test_load_spec_reads_the_file(tmp_path: Path) -> None:
     path = tmp_path / "envspec.toml"
     path.write_text(DESIGN_EXAMPLE, encoding="utf-8")
@@ -461,6 +475,30 @@ BAD = [
         id="url scheme",
     ),
     pytest.param(
+        spec_text(HEAD, '[indexes]\np = "https://u:secret@x:99999/simple"\n', PHASE),
+        "envspec.toml: indexes.p: index URL has a port that is not a number from 0 to 65535",
+        "",
+        id="url port",
+    ),
+    pytest.param(
+        spec_text(HEAD, '[indexes]\np = { url = "https://x:port/simple" }\n', PHASE),
+        "envspec.toml: indexes.p.url: index URL has a port that is not a number from 0 to 65535",
+        "",
+        id="url port text",
+    ),
+    pytest.param(
+        spec_text(HEAD, '[indexes]\np = "http://[::1/simple"\n', PHASE),
+        "envspec.toml: indexes.p: index URL has an unclosed '[' in the host",
+        "",
+        id="url ipv6",
+    ),
+    pytest.param(
+        "a = " + "[" * 2000 + "]" * 2000 + "\n",
+        "envspec.toml: invalid TOML: nested too deeply",
+        "",
+        id="deep nesting",
+    ),
+    pytest.param(
         spec_text(HEAD, '[indexes]\n"my index" = "https://x"\n', PHASE),
         "envspec.toml: indexes.\"my index\": invalid index name 'my index'",
         "use letters, digits, '-', '_' and '.'",
@@ -537,10 +575,26 @@ BAD = [
         id="bad requirement",
     ),
     pytest.param(
-        HEAD + '[[phases]]\nname = "x"\nrequirements = ["NumPy", "scipy", "numpy<2"]\n',
-        "envspec.toml: phases[0].requirements[2]: duplicate requirement 'numpy'",
-        "first given at phases[0].requirements[0]; combine them",
-        id="duplicate requirement",
+        HEAD
+        + '[[phases]]\nname = "x"\nrequirements = '
+        + '["a @ https://u:secret@h/a-1.0.tar.gz", "b", "a @ https://h/a-2.0.tar.gz"]\n',
+        "envspec.toml: phases[0].requirements[2]: two direct references for 'a'",
+        "a name comes from one source; keep one of them",
+        id="two direct references",
+    ),
+    pytest.param(
+        HEAD + '[[phases]]\nname = "x"\nrequirements = ["a @ https://u:secret@h:99999/a.whl"]\n',
+        "envspec.toml: phases[0].requirements[0]: invalid requirement: its URL has a port that"
+        " is not a number from 0 to 65535",
+        "",
+        id="requirement URL port",
+    ),
+    pytest.param(
+        spec_text(HEAD, '[resolution]\nconstraints = ["a @ https://u:secret@h/a.whl"]\n', PHASE),
+        "envspec.toml: resolution.constraints[0]: constraint 'a @ https://h/a.whl' may not be a"
+        " direct reference",
+        "put 'name @ URL' in a phase's requirements",
+        id="constraint URL redacted",
     ),
     pytest.param(
         spec_text(

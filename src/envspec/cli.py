@@ -24,6 +24,7 @@ from envspec.errors import (
     StaleLockError,
     UsageError,
     did_you_mean,
+    redact_urls,
 )
 from envspec.lockfile.status import TargetStatus
 from envspec.model import Spec
@@ -34,6 +35,7 @@ from envspec.review.export import export_requirements, write_requirements
 from envspec.review.init import (
     DEFAULT_TARGETS,
     default_name,
+    phase_count,
     spec_from_requirements,
     starter_spec,
     write_spec,
@@ -285,8 +287,9 @@ def cmd_init(args: argparse.Namespace, out: _Output) -> int:
         text = starter_spec(name, python=args.python_version, targets=targets)
     path = args.project / "envspec.toml"
     write_spec(path, text)
-    out.say(f"wrote {path}" + (f" with {len(files)} phases" if files else ""))
-    out.event("init", path=str(path), phases=len(files) or 1)
+    count = phase_count(text)
+    out.say(f"wrote {path}" + (f" with {count} phase{'s' * (count != 1)}" if files else ""))
+    out.event("init", path=str(path), phases=count)
     return EXIT_OK
 
 
@@ -300,12 +303,19 @@ COMMANDS = {
 }
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Every log line without a URL's credentials, whatever a module quoted in it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_urls(super().format(record))
+
+
 def _configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else logging.DEBUG if verbose > 1 else (
         logging.INFO if verbose else logging.WARNING
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.setFormatter(_RedactingFormatter("%(levelname)s: %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False

@@ -8,6 +8,7 @@ CLI uses (DESIGN.md §2). Only the CLI prints errors and exits.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 EXIT_OK = 0
@@ -16,12 +17,33 @@ EXIT_USAGE = 2
 EXIT_STALE = 3
 
 
+# A URL's userinfo: `scheme://user[:password]@`, up to the last `@` before the host's `/`.
+# Whitespace is allowed in it: a mangled requirement (`https://tok; x:secret@host/`) must not
+# leak its secret either, and over-redacting a message is the safe side. ssh's bare user
+# name (`git@`) names an account, not a secret, and is kept (as `model.public_url` keeps it).
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/?#'\"\n]*)@")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the userinfo of every URL in it removed."""
+
+    def strip(found: re.Match[str]) -> str:
+        scheme, userinfo = found[1], found[2]
+        if scheme.lower().rstrip(":/").endswith("ssh") and ":" not in userinfo:
+            return found[0]
+        return scheme
+
+    return _USERINFO.sub(strip, text)
+
+
 class EnvspecError(Exception):
-    """Root of every error envspec reports to a user."""
+    """Root of every error envspec reports to a user. Its texts never hold a URL's
+    credentials: they are removed here, whatever the raiser quoted."""
 
     exit_code: int = EXIT_FAILED
 
     def __init__(self, message: str, *, context: str = "", hint: str = "") -> None:
+        message, context, hint = redact_urls(message), redact_urls(context), redact_urls(hint)
         super().__init__(message)
         self.message = message
         self.context = context
@@ -66,6 +88,12 @@ class OfflineError(IndexError_):
 
 class MetadataError(EnvspecError):
     """A distribution's metadata could not be obtained or parsed."""
+
+
+class UnreadableMetadata(MetadataError):
+    """A distribution's metadata was had but cannot be read (not a wheel, no Name, a
+    requirement no leniency makes sense of): the resolver rejects that candidate by name and
+    goes on, as uv does."""
 
 
 class BuildNeeded(MetadataError):

@@ -149,10 +149,7 @@ class Target:
         """Whether `marker` holds on this target for any of `extras` (or none)."""
         if marker is None:
             return True
-        return any(
-            marker.evaluate(self.environment(extra))
-            for extra in extras or {""}
-        )
+        return any(marker.evaluate(self.environment(extra)) for extra in extras or {""})
 
     def environment_marker(self) -> str:
         env = dict(self.markers)

@@ -12,7 +12,8 @@ Paths are 0-based for array items, as in TOML's own arrays: ``phases[0]`` is the
 
 Messages this module raises (with the caller's error class):
 
-- ``<file>:<line>:<col>: invalid TOML: <tomllib's reason>``
+- ``<file>:<line>:<col>: invalid TOML: <tomllib's reason>`` · ``<file>: invalid TOML: nested
+  too deeply`` (arrays or inline tables nested beyond what the parser can recurse into)
 - ``<file>: <path>: expected a string, got integer`` (article and TOML type names:
   string, integer, float, boolean, array, table, datetime, date, time)
 - ``<file>: <path>: missing required key 'python'``
@@ -92,6 +93,8 @@ def loads(text: str, *, where: str, error: type[EnvspecError]) -> dict[str, Any]
         line, col, reason = _position(str(exc), text)
         reason = reason[:1].lower() + reason[1:]
         raise error(f"invalid TOML: {reason}", context=f"{where}:{line}:{col}") from exc
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        raise error("invalid TOML: nested too deeply", context=where) from None
 
 
 def _position(message: str, text: str) -> tuple[int, int, str]:

@@ -122,12 +122,12 @@ def _run(argv: Sequence[str], *, env: Mapping[str, str] | None, timeout: float |
     return Ran(
         returncode=proc.returncode,
         stdout=proc.stdout,
-        stderr=_redact_text(proc.stderr),
+        stderr=_redact_urls(proc.stderr),
         seconds=time.perf_counter() - start,
     )
 
 
-def _redact_text(text: str) -> str:
+def _redact_urls(text: str) -> str:
     """uv masks credentials itself; this is the belt to its braces."""
     return _USERINFO.sub(r"\1", text)
 

@@ -138,6 +138,17 @@ class Finder:
         """The files `index` lists for `name`; [] when it does not have the name."""
         return list(self._listing(canonicalize_name(name), self._known(index))[1])
 
+    def every_file(self, name: NormalizedName, index: Index) -> list[Artifact]:
+        """Every file `index` lists for `name`, those no target can use included: for saying
+        why none fits (an error path; the page comes from the cache)."""
+        wanted, index = canonicalize_name(name), self._known(index)
+        url = self._mirrors.page_base(index) + ("" if index.flat else f"{wanted}/")
+        page = self._cache.page(self._client, url, "text/html" if index.flat else ACCEPT)
+        if page.status != 200:
+            return []
+        found = parse_page(page.body, page.header("content-type") or "", page.url)
+        return for_project(self._mirrors.canonical(index, found), wanted)
+
     def route(self, name: NormalizedName, routed: str | None) -> Index | None:
         """The index `name` comes from: the explicit one it is routed to, else the first
         non-explicit index (in spec order) that has the name at all."""

@@ -13,6 +13,13 @@ anyio and sniffio for no measured gain.
 Retries are our own short loop (not urllib3's `Retry`, not tenacity/stamina) because a
 truncated body, a timeout and a 5xx must all be retried alike and the final error must be one
 credential-free line naming the URL and what failed.
+
+Failures are named for what they are by `failure` (reusable by any caller of urllib3 here):
+``cannot resolve host H`` and TLS failures (``certificate verify failed (…)``, ``the server does
+not speak TLS``) and an answer that is not HTTP are final at once; ``connection refused by
+H:P``, ``timed out connecting to H:P in N s``, ``timed out: no answer from H:P in N s``,
+``connection reset by H:P``, ``H:P closed the connection without answering``, a truncated body
+and ``HTTP 5xx`` are retried, the final message ending ``after N attempts``.
 """
 
 from __future__ import annotations
@@ -20,18 +27,29 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http.client import BadStatusLine, RemoteDisconnected
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 from urllib.request import url2pathname
 
 import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    LocationParseError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    SSLError,
+    TimeoutError,
+)
 from urllib3.exceptions import HTTPError as _Urllib3Error
-from urllib3.exceptions import MaxRetryError, ProtocolError, TimeoutError
 
 from envspec.errors import IndexError_
 from envspec.index.auth import Credentials, redact
@@ -97,6 +115,7 @@ class Client:
         self.backoff = backoff
         self.stats = HttpStats()
         self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self._timeout_seconds = timeout
         self._pool = urllib3.PoolManager(
             num_pools=32,
             maxsize=maxsize,
@@ -170,7 +189,15 @@ class Client:
                 method, url, headers=sent, timeout=self._timeout, preload_content=preload
             )
         except _Urllib3Error as exc:
-            raise _Retryable(_reason(exc)) from exc
+            raise self._failed(method, url, exc) from exc
+
+    def _failed(self, method: str, url: str, exc: BaseException) -> Exception:
+        """A retry for a transient failure; the final error at once for the rest (a host that
+        does not resolve, a TLS failure, an answer that is not HTTP)."""
+        found = failure(exc, url, self._timeout_seconds)
+        if found.transient:
+            return _Retryable(found.reason)
+        return IndexError_(f"{method} {redact(url)} failed: {found.reason}")
 
     def _request(self, method: str, url: str, headers: Mapping[str, str]) -> Response:
         response = self._send(method, url, headers, preload=True)
@@ -215,26 +242,102 @@ class Client:
                     if sink is not None:
                         sink.write(chunk)
             except _Urllib3Error as exc:
-                raise _Retryable(_reason(exc)) from exc
+                raise self._failed("GET", url, exc) from exc
             return hasher.hexdigest(), size
         finally:
             response.release_conn()
 
 
-def _reason(exc: BaseException) -> str:
-    """A short, credential-free reason for a failed attempt (urllib3 wraps the cause)."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Failure:
+    """What went wrong with one attempt, in words (credential-free), and whether another
+    attempt may go better."""
+
+    reason: str
+    transient: bool
+
+
+def failure(exc: BaseException, url: str, timeout: float | None = None) -> Failure:
+    """Name a failed attempt at `url` for what it is: a host that does not resolve, a refused
+    connection, a TLS failure, a timeout, a broken or non-HTTP answer. urllib3 wraps the cause
+    (`MaxRetryError.reason`), and its class tree misleads: `NameResolutionError` and every
+    `NewConnectionError` subclass `ConnectTimeoutError`, so classes are tested most specific
+    first and refusal is told by the OS error under it."""
     if isinstance(exc, MaxRetryError) and exc.reason is not None:
         exc = exc.reason
-    text = str(exc).lower()
-    if "refused" in text:  # before timeouts: NewConnectionError subclasses ConnectTimeoutError
-        return "connection refused"
-    if isinstance(exc, TimeoutError) or "timed out" in text:
-        return "timed out"
-    if isinstance(exc, ProtocolError) and "incompleteread" in text.replace(" ", ""):
-        return "truncated body"
+    host, port = _host_port(url)
+    within = f" in {timeout:g} s" if timeout else ""
+    if isinstance(exc, NameResolutionError):
+        return Failure(reason=f"cannot resolve host {host}", transient=False)
+    if isinstance(exc, SSLError):
+        return Failure(
+            reason=f"TLS failure with {host}:{port}: {_tls_reason(exc)}", transient=False
+        )
+    if isinstance(exc, NewConnectionError):
+        if _caused_by(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
+            return Failure(reason=f"connection refused by {host}:{port}", transient=True)
+        if isinstance(exc, ConnectTimeoutError) and "timed out" in str(exc).lower():
+            return Failure(reason=f"timed out connecting to {host}:{port}{within}", transient=True)
+        return Failure(reason=f"cannot connect to {host}:{port}", transient=True)
+    if isinstance(exc, ConnectTimeoutError):
+        return Failure(reason=f"timed out connecting to {host}:{port}{within}", transient=True)
+    if isinstance(exc, TimeoutError):
+        return Failure(reason=f"timed out: no answer from {host}:{port}{within}", transient=True)
     if isinstance(exc, ProtocolError):
-        return "connection broken"
-    return f"cannot connect ({exc.__class__.__name__})"
+        return _protocol_failure(exc, host, port)
+    if isinstance(exc, LocationParseError):
+        return Failure(reason="the URL cannot be parsed", transient=False)
+    return Failure(reason=f"cannot connect to {host}:{port} ({type(exc).__name__})", transient=True)
+
+
+def _protocol_failure(exc: ProtocolError, host: str, port: int | None) -> Failure:
+    text = str(exc).lower().replace(" ", "")
+    if "incompleteread" in text or "incomplete" in text:
+        return Failure(reason="truncated body", transient=True)
+    if _caused_by(exc, BadStatusLine) and not _caused_by(exc, RemoteDisconnected):
+        return Failure(reason=f"{host}:{port} answered something that is not HTTP", transient=False)
+    if _caused_by(exc, RemoteDisconnected):
+        return Failure(
+            reason=f"{host}:{port} closed the connection without answering", transient=True
+        )
+    if _caused_by(exc, ConnectionResetError):
+        return Failure(reason=f"connection reset by {host}:{port}", transient=True)
+    return Failure(reason=f"connection to {host}:{port} broken", transient=True)
+
+
+def _tls_reason(exc: SSLError) -> str:
+    cause = next((e for e in _causes(exc) if isinstance(e, ssl.SSLError)), None)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"certificate verify failed ({cause.verify_message})"
+    reason = getattr(cause, "reason", None) if cause is not None else None
+    if reason == "WRONG_VERSION_NUMBER":
+        return "the server does not speak TLS (is the URL http://?)"
+    return str(reason or "handshake failed").lower().replace("_", " ")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or any(item is f for f in found) or len(found) > 20:
+            continue
+        found.append(item)
+        todo += [item.__cause__, item.__context__]
+        todo += [a for a in getattr(item, "args", ()) if isinstance(a, BaseException)]
+    return found
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(e, kind) for e in _causes(exc))
+
+
+def _host_port(url: str) -> tuple[str, int | None]:
+    try:
+        parts = urlsplit(url)
+        return parts.hostname or "", parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return "", None
 
 
 # -- file:// --------------------------------------------------------------------------------

@@ -10,6 +10,14 @@ The lazy zip reader is ours: pip's `lazy_wheel` is internal and no maintained li
 remote zip by ranges. It is a small seekable file over range requests handed to `zipfile`.
 Parsing uses `packaging.metadata.parse_email`, which tolerates the mess real METADATA holds
 (torch's included); we check and convert only the fields resolution needs.
+
+Leniency, as uv's (its `LenientRequirement`, read for the list of repairs, not its code): a
+Requires-Dist or Requires-Python that `packaging` refuses is repaired where its meaning is
+plain — ``>=1.19.*`` → ``>=1.19`` (a wildcard only ``==``/``!=`` may take), ``>=7.2.0<8.0.0``
+→ ``>=7.2.0,<8.0.0`` (a missing comma), ``!=3.0*`` → ``!=3.0.*``, ``!=~5.0`` → ``!=5.0``,
+``=>1.0`` → ``>=1.0``, ``=1.0`` → ``==1.0``, a trailing comma, stray quotes — and read with one
+warning naming the distribution and both forms. Metadata that still cannot be read is an
+`UnreadableMetadata`: the resolver rejects that one candidate and goes on.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from envspec.errors import BuildNeeded, MetadataError
+from envspec.errors import BuildNeeded, MetadataError, UnreadableMetadata
 from envspec.index.auth import redact
 from envspec.index.http import Client, Response
 from envspec.index.simple import parse_filename
@@ -58,18 +66,19 @@ def parse_metadata(data: bytes, source: str, artifact: Artifact | None = None) -
     raw, _unparsed = parse_email(data)
     name, version = raw.get("name"), raw.get("version")
     if not name or not version:
-        raise MetadataError(f"{source}: metadata has no Name or Version")
+        raise UnreadableMetadata(f"{source}: metadata has no Name or Version")
     try:
         parsed_version = Version(version)
     except InvalidVersion as exc:
-        raise MetadataError(f"{source}: invalid Version '{version}'") from exc
+        raise UnreadableMetadata(f"{source}: invalid Version '{version}'") from exc
     if artifact is not None:
         _check_identity(canonicalize_name(name), parsed_version, artifact, source)
+    who = f"{canonicalize_name(name)} {parsed_version}"
     return DistMetadata(
         name=canonicalize_name(name),
         version=parsed_version,
-        requires_dist=tuple(_requirements(raw.get("requires_dist", []), source)),
-        requires_python=_requires_python(raw.get("requires_python", ""), source),
+        requires_dist=tuple(_requirements(raw.get("requires_dist", []), source, who)),
+        requires_python=_requires_python(raw.get("requires_python", ""), source, who),
         provides_extra=tuple(canonicalize_name(e) for e in raw.get("provides_extra", [])),
     )
 
@@ -79,7 +88,7 @@ def _check_identity(name: NormalizedName, version: Version, artifact: Artifact, 
     if parsed is None:
         return
     if parsed[0] != name or parsed[1] != version:
-        raise MetadataError(
+        raise UnreadableMetadata(
             f"{src}: metadata says {name} {version} but the file is {parsed[0]} {parsed[1]}"
         )
 
@@ -91,22 +100,78 @@ def _requirement(line: str) -> Requirement:
     return Requirement(line)
 
 
-def _requirements(lines: list[str], source: str) -> list[Requirement]:
+# Repairs of specifiers `packaging` refuses but whose meaning is plain (see the docstring).
+_REPAIRS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"""["']"""), ""),  # stray quotes: `>= "1.0"`
+    (re.compile(r"=>"), ">="),
+    (re.compile(r"=<"), "<="),
+    (re.compile(r"(?<![=!<>~])=(?!=)"), "=="),  # `=1.0`
+    (re.compile(r"!=~"), "!="),
+    (re.compile(r"(<=|>=|<|>|~=)\s*(\d+(?:\.\d+)*)\.\*"), r"\1\2"),  # `>=1.19.*`
+    (re.compile(r"(\d)\*"), r"\1.*"),  # `!=3.0*`
+    (re.compile(r"(\d)\s*(?=[<>=~!])"), r"\1,"),  # `>=7.2.0<8.0.0`
+    (re.compile(r",\s*(?=,|$)"), ""),  # a trailing or doubled comma
+)
+_SPECIFIER = re.compile(r"[<>=!~][^;]*")
+
+
+def _repaired(specifiers: str) -> str:
+    for pattern, replacement in _REPAIRS:
+        specifiers = pattern.sub(replacement, specifiers)
+    return specifiers.strip()
+
+
+@functools.lru_cache(maxsize=4096)
+def lenient_requirement(line: str) -> Requirement | None:
+    """A Requires-Dist line `packaging` refuses, repaired; None when no repair makes sense."""
+    head, sep, marker = line.partition(";")
+    found = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*?)\s*", head)
+    if not found or "@" in head:
+        return None
+    name, extras, rest = found[1], found[2] or "", found[3]
+    inner = rest[1:-1] if rest.startswith("(") and rest.endswith(")") else rest.strip("()")
+    if inner and not _SPECIFIER.fullmatch(inner.strip()):
+        return None
+    text = f"{name}{extras}{_repaired(inner)}" + (f"; {marker.strip()}" if sep else "")
+    try:
+        return Requirement(text)
+    except InvalidRequirement:
+        return None
+
+
+def _requirements(lines: list[str], source: str, who: str) -> list[Requirement]:
     out = []
     for line in lines:
         try:
             out.append(_requirement(line))
-        except InvalidRequirement as exc:
-            raise MetadataError(f"{source}: invalid Requires-Dist '{line}'") from exc
+            continue
+        except InvalidRequirement:
+            repaired = lenient_requirement(line)
+        if repaired is None:
+            raise UnreadableMetadata(f"{source}: invalid Requires-Dist '{line}'")
+        _warn_once(f"{who}: invalid Requires-Dist '{line}' read as '{repaired}'")
+        out.append(repaired)
     return out
 
 
-def _requires_python(value: str, source: str) -> str:
+def _requires_python(value: str, source: str, who: str) -> str:
     try:
         return str(SpecifierSet(value)) if value else ""
     except InvalidSpecifier:
+        pass
+    try:
+        repaired = str(SpecifierSet(_repaired(value)))
+    except InvalidSpecifier:
         log.warning("%s: ignoring invalid Requires-Python %r", source, value)
         return ""
+    _warn_once(f"{who}: invalid Requires-Python '{value}' read as '{repaired}'")
+    return repaired
+
+
+@functools.lru_cache(maxsize=4096)
+def _warn_once(message: str) -> None:
+    """One warning per repaired line and distribution, however often its metadata is read."""
+    log.warning("%s", message)
 
 
 def fetch(client: Client, artifact: Artifact) -> Fetched:
@@ -178,7 +243,7 @@ def _read_metadata(fileobj: IO[bytes] | _RangeFile, artifact: Artifact) -> bytes
                 fileobj.prefetch(*_member_span(zf, member))
             return zf.read(member)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise MetadataError(f"{source}: not a readable wheel ({exc})") from exc
+        raise UnreadableMetadata(f"{source}: not a readable wheel ({exc})") from exc
 
 
 def _metadata_member(zf: zipfile.ZipFile, artifact: Artifact, source: str) -> zipfile.ZipInfo:
@@ -188,7 +253,7 @@ def _metadata_member(zf: zipfile.ZipFile, artifact: Artifact, source: str) -> zi
         wanted = parsed[0] if parsed else ""
         found = [i for i in found if canonicalize_name(i.filename.split("-")[0]) == wanted]
     if len(found) != 1:
-        raise MetadataError(f"{source}: wheel has no single .dist-info/METADATA")
+        raise UnreadableMetadata(f"{source}: wheel has no single .dist-info/METADATA")
     return found[0]
 
 
@@ -269,7 +334,7 @@ def _pkg_info(fileobj: IO[bytes], filename: str, source: str) -> bytes | None:
                     member = tf.extractfile(info)
                     return member.read() if member else None
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise MetadataError(f"{source}: not a readable sdist ({exc})") from exc
+        raise UnreadableMetadata(f"{source}: not a readable sdist ({exc})") from exc
     return None
 
 

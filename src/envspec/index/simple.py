@@ -6,15 +6,23 @@ Hand-written over `html.parser` and `json` (pip's and uv's parsers are internal)
 short — hrefs resolved with urljoin against the page URL (or a `<base>`), `%2B` unquoted in
 filenames, an optional `#sha256=` fragment, `data-yanked`, `data-requires-python` and
 `data-dist-info-metadata`/`data-core-metadata` attributes (PEP 592/503/658/714).
+
+What an index answers is input like any other: a JSON page of the wrong structure (``'files'
+is not a list``, ``files[3].url is not a string``), too deeply nested, or a link that cannot be
+a URL (an unclosed IPv6 bracket, a port out of range) is an `IndexError_` naming the page. A
+file whose listed sha256 is not 64 hex digits is left out with a warning, so such a hash never
+reaches a lock; a negative or non-integer size is taken as unknown.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from packaging.utils import (
@@ -27,10 +35,13 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from envspec.errors import IndexError_
+from envspec.errors import IndexError_, redact_urls
 from envspec.model import Artifact, ArtifactKind
 
+log = logging.getLogger(__name__)
+
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+_SHA256 = re.compile(r"[0-9A-Fa-f]{64}")
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 SDIST_SUFFIXES = (".tar.gz", ".zip")
 
@@ -74,17 +85,26 @@ def parse_json(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact
     """A PEP 691 project page."""
     try:
         page = json.loads(body)
-        files = page["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IndexError_(f"{url}: not a PEP 691 project page ({exc.__class__.__name__})") from exc
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+        raise _not_a_page(url, reason) from None
+    files = page.get("files") if isinstance(page, dict) else None
+    if not isinstance(files, list):
+        raise _not_a_page(url, "'files' is not a list")
     out = []
-    for item in files:
+    for i, item in enumerate(files):
+        if not isinstance(item, dict):
+            raise _not_a_page(url, f"files[{i}] is not a table")
         if keep is not None and not keep(str(item.get("filename", ""))):
             continue
-        artifact = _json_artifact(item, url)
+        artifact = _json_artifact(item, url, i)
         if artifact is not None:
             out.append(artifact)
     return out
+
+
+def _not_a_page(url: str, reason: str) -> IndexError_:
+    return IndexError_(f"{redact_urls(url)}: not a PEP 691 project page: {reason}")
 
 
 def _kind(filename: str) -> ArtifactKind | None:
@@ -95,29 +115,65 @@ def _kind(filename: str) -> ArtifactKind | None:
     return "sdist" if filename.endswith(SDIST_SUFFIXES) else None
 
 
-def _join(base: str, url: str) -> str:
-    return url if url.startswith(("https://", "http://")) else urljoin(base, url)
+def _join(page: str, base: str, href: str) -> str:
+    """`href` resolved against `base`, checked: a URL that cannot be fetched is an error
+    naming the page, not a traceback later."""
+    try:
+        joined = href if href.startswith(("https://", "http://")) else urljoin(base, href)
+        urlsplit(joined).port  # noqa: B018 (the property validates the port)
+    except ValueError as exc:
+        raise IndexError_(
+            f"{redact_urls(page)}: malformed link '{redact_urls(href)}' ({exc})"
+        ) from None
+    return joined
 
 
-def _json_artifact(item: Mapping[str, Any], base: str) -> Artifact | None:
+_TYPES: dict[str, tuple[type, ...]] = {
+    "filename": (str,),
+    "url": (str,),
+    "hashes": (dict,),
+    "requires-python": (str,),
+    "upload-time": (str,),
+    "yanked": (bool, str),
+    "core-metadata": (bool, dict),
+    "dist-info-metadata": (bool, dict),
+}
+
+
+def _json_artifact(item: Mapping[str, Any], base: str, i: int) -> Artifact | None:
+    for key, kinds in _TYPES.items():
+        if item.get(key) is not None and not isinstance(item[key], kinds):
+            raise _not_a_page(base, f"files[{i}].{key} is not {_TYPE_WORDS[kinds]}")
     filename = str(item.get("filename", ""))
     kind = _kind(filename)
     if kind is None or not item.get("url"):
+        return None
+    hashes = item.get("hashes") or {}
+    sha256 = _listed_sha256(hashes.get("sha256"), filename, base)
+    if sha256 is False:
         return None
     yanked = item.get("yanked", False)
     metadata = item.get("core-metadata", item.get("dist-info-metadata"))
     size = item.get("size")
     return Artifact(
         filename=filename,
-        url=urldefrag(_join(base, str(item["url"])))[0],
+        url=urldefrag(_join(base, base, str(item["url"])))[0],
         kind=kind,
-        sha256=_sha256((item.get("hashes") or {}).get("sha256")),
-        size=size if isinstance(size, int) else None,
+        sha256=sha256,
+        size=size if type(size) is int and size >= 0 else None,
         requires_python=item.get("requires-python") or None,
         yanked=None if yanked is False or yanked is None else ("" if yanked is True else yanked),
         upload_time=item.get("upload-time") or None,
         metadata=_json_metadata(metadata),
     )
+
+
+_TYPE_WORDS: dict[tuple[type, ...], str] = {
+    (str,): "a string",
+    (dict,): "a table",
+    (bool, str): "a boolean or a string",
+    (bool, dict): "a boolean or a table",
+}
 
 
 def _json_metadata(value: object) -> str | None:
@@ -128,9 +184,27 @@ def _json_metadata(value: object) -> str | None:
 
 
 def _sha256(value: object) -> str | None:
-    if isinstance(value, str) and len(value) == 64:
+    if isinstance(value, str) and _SHA256.fullmatch(value):
         return value.lower()
     return None
+
+
+def _listed_sha256(value: object, filename: str, page: str) -> str | Literal[False] | None:
+    """A file's listed sha256; None when none is listed; False when the listed one is not 64
+    hex digits: that file is left out (its hash could never be checked), with a warning."""
+    if value is None:
+        return None
+    digest = _sha256(value)
+    if digest is None:
+        shown = repr(value if not isinstance(value, str) or len(value) < 80 else value[:77] + "...")
+        log.warning(
+            "%s: %s left out: its sha256 %s is not 64 hex digits",
+            redact_urls(page),
+            filename,
+            shown,
+        )
+        return False
+    return digest
 
 
 def parse_html(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact]:
@@ -138,39 +212,38 @@ def parse_html(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact
     parser = _LinkParser()
     parser.feed(body.decode("utf-8", errors="replace"))
     parser.close()
-    base = urljoin(url, parser.base) if parser.base else url
+    base = _join(url, url, parser.base) if parser.base else url
     out = []
     for attrs in parser.links:
-        artifact = _html_artifact(attrs, base)
+        artifact = _html_artifact(attrs, base, url)
         if artifact is not None and (keep is None or keep(artifact.filename)):
             out.append(artifact)
     return out
 
 
-def _html_artifact(attrs: Mapping[str, str | None], base: str) -> Artifact | None:
+def _html_artifact(attrs: Mapping[str, str | None], base: str, page: str) -> Artifact | None:
     href = attrs.get("href")
     if not href:
         return None
-    target, fragment = urldefrag(urljoin(base, href))
+    target, fragment = urldefrag(_join(page, base, href))
     filename = unquote(urlsplit(target).path.rsplit("/", 1)[-1])
     parsed = parse_filename(filename)
     if parsed is None:
+        return None
+    name, _, value = fragment.partition("=")
+    sha256 = _listed_sha256(value, filename, page) if name.lower() == "sha256" else None
+    if sha256 is False:
         return None
     metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata", False))
     return Artifact(
         filename=filename,
         url=target,
         kind=parsed[2],
-        sha256=_fragment_sha256(fragment),
+        sha256=sha256,
         requires_python=attrs.get("data-requires-python") or None,
         yanked=None if "data-yanked" not in attrs else (attrs["data-yanked"] or ""),
         metadata=_html_metadata(metadata),
     )
-
-
-def _fragment_sha256(fragment: str) -> str | None:
-    name, _, value = fragment.partition("=")
-    return _sha256(value) if name.lower() == "sha256" else None
 
 
 def _html_metadata(value: str | bool | None) -> str | None:

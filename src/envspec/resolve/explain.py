@@ -4,17 +4,28 @@ resolvelib reports the requirements that could not be satisfied together, each w
 candidate that asked for it. Each requirement here carries its origin (phase, constraint or
 requiring package), so the explanation names who required what and from which phase:
 ``numpy<2 (phase numpy) conflicts with numpy>=2.0 required by unsloth-zoo 2026.1 (phase unsloth)``.
+
+"conflicts with" is said only of requirements no listed version satisfies together (PEP 440's
+pre-release rule included). Otherwise the explanation says what did stand in the way: no
+version matching at all on the index the name was looked up on (and why that index: its
+phase's routing, or the first index that has the name), no file of a matching version fitting
+the target (`fit.no_fit_reason`: the cause and the fix), a yanked or pre-release version, a
+candidate rejected for unreadable metadata, or a dead end the pruner proved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from packaging.utils import NormalizedName
+from packaging.version import InvalidVersion, Version
 from resolvelib.structs import RequirementInformation
 
 from envspec.model import Target
-from envspec.resolve.values import PYTHON, Candidate, Req
+from envspec.resolve.files import FileChoice
+from envspec.resolve.fit import no_fit_reason
+from envspec.resolve.values import CONSTRAINT, PYTHON, UNUSABLE, Candidate, Origin, Req
 
 Causes = Collection[RequirementInformation[Req, Candidate]]
 
@@ -27,9 +38,11 @@ def explain(
     *,
     culprit: Callable[[Req], Req | None] | None = None,
     fixed: Mapping[NormalizedName, Sequence[Req]] | None = None,
+    files: FileChoice | None = None,
 ) -> str:
-    """One line: for each name in conflict, who required what. `culprit` finds the bottom of
-    a dead end the pruner proved (see prune.py), told against `fixed`, the spec's bounds."""
+    """One line: for each name in conflict, who required what, and what really stood in the
+    way. `culprit` finds the bottom of a dead end the pruner proved (see prune.py), told
+    against `fixed`, the spec's bounds; `files` says what the index lists for a name."""
     by_name: dict[str, list[Req]] = {}
     for cause in causes:
         reqs = by_name.setdefault(cause.requirement.name, [])
@@ -40,12 +53,19 @@ def explain(
         if name == PYTHON:
             parts.extend(_python(req, target) for req in reqs)
             continue
-        said = [f"{r.text} {r.origin.describe()}" for r in reqs]
-        said += [f"constraint {c.text}" for c in constraints.get(NormalizedName(name), ())]
+        if name == UNUSABLE:
+            parts.extend(_unusable(req) for req in reqs)
+            continue
+        bounds = [*reqs, *constraints.get(NormalizedName(name), ())]
+        said = [_said(r) for r in bounds]
         if len(said) == 1 and name in missing:
             parts.append(f"{said[0]} is not on any index")
         elif len(said) == 1 and (dead := culprit and culprit(reqs[0])):
-            parts.append(_dead_end(dead, reqs[0], fixed or {}, target))
+            parts.append(_dead_end(dead, reqs[0], fixed or {}, target, files))
+        elif files is not None:
+            parts.append(
+                _unmet(NormalizedName(name), bounds, files, target, culprit=culprit, fixed=fixed)
+            )
         elif len(said) == 1:
             parts.append(f"no version of {name} for {target.name} matches {said[0]}")
         else:
@@ -53,18 +73,124 @@ def explain(
     return "; ".join(parts)
 
 
+def _said(req: Req) -> str:
+    if req.origin.parent == CONSTRAINT:
+        return f"constraint {req.text}"
+    return f"{req.text} {req.origin.describe()}"
+
+
+def _unmet(
+    name: NormalizedName,
+    bounds: Sequence[Req],
+    files: FileChoice,
+    target: Target,
+    *,
+    culprit: Callable[[Req], Req | None] | None,
+    fixed: Mapping[NormalizedName, Sequence[Req]] | None,
+) -> str:
+    """Requirements on one name nothing met: a real conflict only when no version the index
+    lists satisfies them all; else what kept each such version out."""
+    said = [_said(r) for r in bounds]
+    if any(r.url for r in bounds):  # a direct reference's one version missed another's bound
+        return " conflicts with ".join(said)
+    listed = files.listed(name)
+    probes = set(listed) | {v for r in bounds for v in _named_versions(r)}
+    if len(bounds) > 1 and not any(
+        all(r.specifier.contains(v, prereleases=True) for r in bounds) for v in probes
+    ):  # no version at all could meet them: a conflict whatever the index lists
+        return " conflicts with ".join(said)
+    for text, req in zip(said, bounds, strict=True):
+        if not any(req.specifier.contains(v, prereleases=True) for v in listed):
+            return f"no version of {name} matches {text} on {target.name}: {_where(name, files)}"
+    # PEP 440's own pre-release rule (`c<=3` takes no 2.0b1) counts as a conflict here.
+    together = sorted(
+        (
+            v
+            for v in listed
+            if all(r.specifier.contains(v, prereleases=True) for r in bounds)
+            and (
+                not v.is_prerelease or files.takes_prereleases(name, [r.specifier for r in bounds])
+            )
+        ),
+        reverse=True,
+    )
+    if not together:
+        return " conflicts with ".join(said)
+    specifiers = [r.specifier for r in bounds]
+    user = [r.specifier for r in bounds if r.origin.parent in (None, CONSTRAINT)]
+    if files.versions(name, specifiers, set(), user):
+        dead = next((d for r in bounds if culprit and (d := culprit(r))), None)
+        if dead is not None:
+            return _dead_end(dead, bounds[0], fixed or {}, target, files)
+        return (
+            f"{' and '.join(said)}: every version of {name} they admit on {target.name} "
+            "was ruled out by the other requirements"
+        )
+    fitting = files.best_files(name)
+    best = next((v for v in together if v not in fitting), None)
+    if best is not None and not any(v in fitting for v in together):
+        reason = no_fit_reason(name, best, listed[best], target, files.settings)
+        return f"{' and '.join(said)}: {reason or f'no file of {name} {best} fits {target.name}'}"
+    version = next(v for v in together if v in fitting)
+    if fitting[version].yanked is not None:
+        reason = f"{name} {version} is yanked (only the spec's own exact pin takes a yanked file)"
+    else:
+        reason = (
+            f'{name} {version} is a pre-release, and prereleases = "{files.settings.prereleases}"'
+        )
+    return f"{' and '.join(said)}: {reason}"
+
+
+def _named_versions(req: Req) -> list[Version]:
+    out = []
+    for spec in req.specifier:
+        try:
+            out.append(Version(spec.version.removesuffix(".*")))
+        except InvalidVersion:
+            continue
+    return out
+
+
+def _where(name: NormalizedName, files: FileChoice) -> str:
+    """Which index a name was looked up on, and why there."""
+    index = files.used_indexes.get(name)
+    if index is None:
+        return f"no index has {name}"
+    has = f"index {index.name} ({index.url})"
+    if name in files.routes:
+        return f"its phase's index routes it to {has}, and it is looked up nowhere else"
+    return f"it comes from {has}, the first index that has {name}"
+
+
+def _unusable(req: Req) -> str:
+    return f"{req.origin.parent} was rejected: {req.text}"
+
+
 def _dead_end(
-    dead: Req, root: Req, fixed: Mapping[NormalizedName, Sequence[Req]], target: Target
+    dead: Req,
+    root: Req,
+    fixed: Mapping[NormalizedName, Sequence[Req]],
+    target: Target,
+    files: FileChoice | None,
 ) -> str:
     """The spec's own bound on a name against the dependency `root` led to that breaks it."""
     if dead.key == PYTHON:
         return _python(dead, target)
+    if dead.key == UNUSABLE:
+        return f"{_said(root)} leads only to {dead.origin.parent}, which was rejected: {dead.text}"
     where = f"phase {root.origin.phase}" if root.origin.phase else "the spec"
     bounds = fixed.get(dead.name, ())
+    if files is not None:  # the spec's own bounds and the dependency's: what kept them apart
+        mine = [r for r in bounds if r.origin.parent is None]
+        theirs = [r for r in bounds if r.origin.parent is not None]
+        shown = dataclasses.replace(
+            dead, origin=Origin(phase=root.origin.phase, parent=dead.origin.parent)
+        )
+        return _unmet(dead.name, [*mine, shown, *theirs], files, target, culprit=None, fixed=fixed)
     said = [f"{r.text} {r.origin.describe()}" for r in bounds if r.origin.parent is None]
     said.append(f"{dead.text} required by {dead.origin.parent} ({where})")
     said += [f"constraint {r.text}" for r in bounds if r.origin.parent is not None]
-    if len(said) == 1:  # nothing in the spec bounds it: no file fits the target at all
+    if len(said) == 1:
         return f"no version of {dead.name} for {target.name} matches {said[0]}"
     return " conflicts with ".join(said)
 

@@ -26,6 +26,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from envspec.errors import EnvspecError
 from envspec.model import Artifact, Index, Resolution, Target
 
 
@@ -34,6 +35,7 @@ class Listing(Protocol):
 
     def route(self, name: NormalizedName, routed: str | None) -> Index | None: ...
     def files(self, name: NormalizedName, index: Index) -> list[Artifact]: ...
+    def every_file(self, name: NormalizedName, index: Index) -> list[Artifact]: ...
 
 
 @dataclass(kw_only=True, slots=True)
@@ -78,9 +80,7 @@ class FileChoice:
         for spec in specifiers:
             allowed &= self._matching(name, spec)
         pool = {
-            v: best[v]
-            for v in allowed - bad
-            if best[v].yanked is None or _matches_exact(v, exact)
+            v: best[v] for v in allowed - bad if best[v].yanked is None or _matches_exact(v, exact)
         }
         if any(spec.prereleases for spec in user):
             return list(pool.items())
@@ -115,6 +115,13 @@ class FileChoice:
             return finals or pool
         admitted = all(self._admits_prereleases(name, spec) for spec in bounded)
         return pool if admitted else finals
+
+    def takes_prereleases(self, name: NormalizedName, specifiers: Sequence[SpecifierSet]) -> bool:
+        """Whether the prerelease policy lets pre-releases through these specifiers."""
+        policy = self.settings.prereleases
+        if policy != "if-necessary":
+            return policy == "allow"
+        return all(self._admits_prereleases(name, spec) for spec in specifiers if len(spec))
 
     def _admits_prereleases(self, name: NormalizedName, spec: SpecifierSet) -> bool:
         """A specifier takes pre-releases when it names one, or when no final release on
@@ -192,6 +199,27 @@ class FileChoice:
             if key in self._fast_rank
         ]
         return min(ranks) if ranks else None
+
+    def listed(self, name: NormalizedName) -> dict[Version, list[Artifact]]:
+        """Every version the routed index lists for `name`, with all its files, whether or
+        not they fit the target: what an explanation of "no file fits" looks at."""
+        index = self.used_indexes.get(name)
+        out: dict[Version, list[Artifact]] = {}
+        try:
+            every = self.listing.every_file(name, index) if index else []
+        except EnvspecError:  # offline, or the index failed since: explain with what fits
+            every = list(self.listing.files(name, index)) if index else []
+        for artifact in every:
+            try:
+                if artifact.kind == "wheel":
+                    wname, version, _, _ = _parse_wheel(artifact.filename)
+                else:
+                    wname, version = _parse_sdist(artifact.filename)
+            except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+                continue
+            if wname == name:
+                out.setdefault(version, []).append(artifact)
+        return out
 
     def sibling_wheels(self, name: NormalizedName, version: Version) -> list[Artifact]:
         """Wheels of a version for any platform (metadata stand-ins for an sdist)."""

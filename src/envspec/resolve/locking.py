@@ -1,5 +1,10 @@
 """`envspec lock`'s act: resolve the targets whose locks are stale or missing (see
 `lockfile.status`), concurrently and sharing one finder, and write their locks.
+
+Before writing, a target that ends up with a much older version of a name than the other
+targets (another minor release or more) is reported with the reason, in `fit`'s words:
+``macos-arm64 locks bitsandbytes 0.42.0, much older than 0.50.2 on linux-x86_64: bitsandbytes
+0.50.2 has wheels for macOS 14.0+ only (…): set [targets.macos-arm64] macos = "14.0"``.
 """
 
 from __future__ import annotations
@@ -11,10 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
+from envspec.errors import EnvspecError
+from envspec.index.simple import parse_filename
 from envspec.lockfile import write_lock
 from envspec.lockfile.status import TargetStatus
-from envspec.model import Lock, Spec
+from envspec.model import Artifact, Lock, LockedPackage, Spec, Target, strip_credentials
+from envspec.resolve.fit import no_fit_reason
 from envspec.resolve.resolve import LockSource, resolve_target
 from envspec.targets import make_target
 
@@ -70,11 +79,70 @@ def lock_targets(
         with ThreadPoolExecutor(max_workers=len(statuses)) as pool:
             locks = list(pool.map(one, statuses))
     _warn_unused_overrides(spec, locks)
+    _warn_diverging(spec, locks, source)
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
     return [
         Locked(target=s.target, path=s.path, lock=lock, written=write_lock(s.path, lock))
         for s, lock in zip(statuses, locks, strict=True)
     ]
+
+
+def _much_older(old: Version, new: Version) -> bool:
+    """Older by a minor release or more: (0.42, 0.50), (2024.8, 2026.8), not (2.4.0, 2.4.1)."""
+    return old < new and (*old.release, 0)[:2] != (*new.release, 0)[:2]
+
+
+def _warn_diverging(spec: Spec, locks: Sequence[Lock], source: LockSource) -> None:
+    """A target holding a much older version of a name than the others did not choose it:
+    say which, and why, in the words `fit` uses for a version that fits no file."""
+    if len(locks) < 2:
+        return
+    seen: dict[str, dict[str, LockedPackage]] = {}
+    for lock in locks:
+        for package in lock.packages:
+            seen.setdefault(package.name, {})[lock.target] = package
+    for name, by_target in sorted(seen.items()):
+        newest = max(p.version for p in by_target.values())
+        ahead = sorted(t for t, p in by_target.items() if p.version == newest)
+        for target_name, package in sorted(by_target.items()):
+            if _much_older(package.version, newest):
+                target = make_target(target_name, spec.python, spec.settings_for(target_name))
+                reason = _why_older(spec, package, newest, target, source)
+                log.warning(
+                    "%s locks %s %s, much older than %s on %s: %s",
+                    target_name,
+                    name,
+                    package.version,
+                    newest,
+                    ", ".join(ahead),
+                    reason,
+                )
+
+
+def _why_older(
+    spec: Spec, package: LockedPackage, newest: Version, target: Target, source: LockSource
+) -> str:
+    index = next((i for i in spec.indexes if package.index and _same(i.url, package.index)), None)
+    files: list[Artifact] = []
+    if index is not None:
+        try:
+            files = [
+                a
+                for a in source.every_file(package.name, index)
+                if (parsed := parse_filename(a.filename)) and parsed[1] == newest
+            ]
+        except EnvspecError as exc:
+            log.debug("cannot list %s: %s", package.name, exc)
+    reason = no_fit_reason(package.name, newest, files, target, spec.resolution) if files else ""
+    return reason or (
+        f"{package.name} {newest} has a file for {target.name}, but the rest of that "
+        f"target's requirements hold it back: see 'envspec why {package.name} "
+        f"--target {target.name}'"
+    )
+
+
+def _same(a: str, b: str) -> bool:
+    return strip_credentials(a).rstrip("/") == strip_credentials(b).rstrip("/")
 
 
 def _warn_unused_overrides(spec: Spec, locks: Sequence[Lock]) -> None:

@@ -21,12 +21,23 @@ from packaging.version import Version
 from resolvelib import AbstractProvider
 from resolvelib.structs import Matches, RequirementInformation
 
-from envspec.errors import BuildNeeded, EnvspecError
+from envspec.errors import BuildNeeded, EnvspecError, UnreadableMetadata
 from envspec.model import Artifact, DependencyMetadata, DistMetadata
 from envspec.resolve.direct import DirectRefs, DirectSource, HostBuilds
 from envspec.resolve.files import FileChoice, Listing
 from envspec.resolve.prune import Pruner
-from envspec.resolve.values import PYTHON, Candidate, Origin, Req, pin, python_req, to_req
+from envspec.resolve.values import (
+    PSEUDO,
+    PYTHON,
+    UNUSABLE,
+    Candidate,
+    Origin,
+    Req,
+    pin,
+    python_req,
+    to_req,
+    unusable_req,
+)
 
 log = logging.getLogger("envspec")
 # How many of a name's best candidates get their metadata fetched ahead of need.
@@ -67,6 +78,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     _matches_memo: dict[tuple[object, ...], list[Candidate]] = field(default_factory=dict)
     # The identifier resolvelib asked about when an `EnvspecError` escaped (a source failed).
     failed_at: str | None = None
+    rejected: set[tuple[NormalizedName, Version]] = field(default_factory=set)
 
     # -- identity ------------------------------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -91,7 +103,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         name = identifier.split("[", 1)[0]
         depth = self._depth(identifier, infos)
         return (
-            identifier != PYTHON,
+            identifier not in PSEUDO,
             not pinned,
             name not in causes,
             not direct,
@@ -122,8 +134,9 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
     ) -> Iterable[str]:
         identifiers = list(identifiers)
-        if PYTHON in identifiers:
-            return [PYTHON]
+        for pseudo in (UNUSABLE, PYTHON):  # decided at once: nothing else depends on them
+            if pseudo in identifiers:
+                return [pseudo]
         causes = {c.requirement.key for c in backtrack_causes} | {
             c.parent.key for c in backtrack_causes if c.parent is not None
         }
@@ -173,6 +186,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     ) -> Matches[Candidate]:
         reqs = list(requirements[identifier])
         self._note_phase(identifier, reqs)
+        if identifier == UNUSABLE:
+            return []
         if identifier == PYTHON:
             version = Version(self.files.target.python_full_version)
             ok = all(r.specifier.contains(version, prereleases=True) for r in reqs)
@@ -194,9 +209,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             found = self._order(name, self.files.versions(name, specifiers, bad, user))
             result = [self._candidate(identifier, name, extras, v, a) for v, a in found]
             self._matches_memo[memo_key] = result
-            self.source.prefetch_metadata(
-                c.artifact for c in result[:PREFETCH_AHEAD] if c.artifact
-            )
+            self.source.prefetch_metadata(c.artifact for c in result[:PREFETCH_AHEAD] if c.artifact)
         return self.pruner.alive(self._matches_memo[memo_key])
 
     @property
@@ -287,13 +300,18 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def prefetch(self, names: Iterable[NormalizedName]) -> None:
         """Start fetching the pages of names resolution is about to need."""
         urls = self.refs.urls if self.refs else {}
-        wanted = [(n, self.files.routes.get(n)) for n in names if n != PYTHON and n not in urls]
+        wanted = [(n, self.files.routes.get(n)) for n in names if n not in PSEUDO and n not in urls]
         self.source.prefetch_files(n for n in wanted if n[0] not in self.files.used_indexes)
 
     def _dependencies(self, candidate: Candidate) -> list[Req]:
-        meta = self.metadata(candidate)
         phase = self.phase_of.get(candidate.key) or self.phase_of.get(candidate.name)
         origin = Origin(phase=phase, parent=f"{candidate.name} {candidate.version}")
+        try:
+            meta = self.metadata(candidate)
+        except UnreadableMetadata as exc:
+            if candidate.url:  # a source the spec names itself: its failure is the user's to see
+                raise
+            return [self._rejected(candidate, exc, origin)]
         deps: list[Req] = []
         if candidate.extras:
             deps.append(pin(candidate, origin))
@@ -307,6 +325,18 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 deps.append(to_req(chosen, origin))
         return deps
 
+    def _rejected(self, candidate: Candidate, exc: UnreadableMetadata, origin: Origin) -> Req:
+        if (candidate.name, candidate.version) not in self.rejected:
+            log.warning(
+                "%s %s rejected on %s: %s",
+                candidate.name,
+                candidate.version,
+                self.files.target.name,
+                exc.message,
+            )
+            self.rejected.add((candidate.name, candidate.version))
+        return unusable_req(f"its metadata cannot be read ({exc.message})", origin)
+
     def _wanted(self, requirement: Requirement, extras: frozenset[NormalizedName]) -> bool:
         """A dependency of the plain name, or one only the requested extras bring."""
         # Keyed by identity: metadata parsing hands out one object per distinct line.
@@ -315,9 +345,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             self._wanted_memo[key] = (requirement, self._evaluate_wanted(requirement, extras))
         return self._wanted_memo[key][1]
 
-    def _evaluate_wanted(
-        self, requirement: Requirement, extras: frozenset[NormalizedName]
-    ) -> bool:
+    def _evaluate_wanted(self, requirement: Requirement, extras: frozenset[NormalizedName]) -> bool:
         if requirement.marker is None:
             return not extras
         plain = self.files.target.evaluate(requirement.marker)

@@ -21,7 +21,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from envspec.model import Artifact
-from envspec.resolve.values import PYTHON, Candidate, Req
+from envspec.resolve.values import PSEUDO, PYTHON, UNUSABLE, Candidate, Req
 
 DEPTH = 3
 WINDOW = 4  # candidates whose metadata is fetched ahead while a list is walked
@@ -97,7 +97,7 @@ class Pruner:
         than one round trip at a time."""
         wanted = []
         for dep in deps:
-            if dep.key != PYTHON and dep.url is None and dep.name not in self.direct:
+            if dep.key not in PSEUDO and dep.url is None and dep.name not in self.direct:
                 wanted += [artifact for _, artifact in self._matching(dep)[:AHEAD]]
         self.prefetch(_wheels(wanted))
 
@@ -105,6 +105,8 @@ class Pruner:
         """None when `dep` can be met; else the requirement at the bottom of its dead end."""
         if dep.key == PYTHON:
             return None if dep.specifier.contains(self.python, prereleases=True) else dep
+        if dep.key == UNUSABLE:
+            return dep
         if dep.url is not None or dep.name in self.direct:
             return None
         bottom: Req | None = dep

@@ -37,7 +37,7 @@ from envspec.resolve.explain import explain, phases_in_conflict
 from envspec.resolve.files import FileChoice
 from envspec.resolve.provider import Provider, Source
 from envspec.resolve.reach import Reach
-from envspec.resolve.values import PYTHON, Candidate, Origin, Req, to_req
+from envspec.resolve.values import CONSTRAINT, PYTHON, Candidate, Origin, Req, to_req
 from envspec.targets import host_target
 
 log = logging.getLogger("envspec")
@@ -114,6 +114,7 @@ def _conflict(
         _missing(provider),
         culprit=provider.pruner.culprit,
         fixed=provider.fixed,
+        files=provider.files,
     )
     involved = phases_in_conflict(exc.causes) & {p.name for p in active if p.optional}
     if not involved:
@@ -162,7 +163,7 @@ def _provider(
     constraints: dict[NormalizedName, list[Req]] = {}
     for requirement in spec.resolution.constraints:
         if target.evaluate(requirement.marker):
-            req = to_req(requirement, Origin(phase=None, parent="[resolution] constraints"))
+            req = to_req(requirement, Origin(phase=None, parent=CONSTRAINT))
             constraints.setdefault(req.name, []).append(req)
     overrides = {canonicalize_name(r.name): r for r in spec.resolution.overrides}
     declared = {d.name: d for d in spec.resolution.dependency_metadata}

@@ -5,7 +5,8 @@ and, for git, the commit it was pinned to (`vcs`) instead of an index file.
 
 Identifiers are a canonical name, `name[extra,...]` for a name with extras (whose candidate
 depends on the plain name pinned to the same version, as pip does), and `<python>` for the
-target interpreter, so a `Requires-Python` takes part in backtracking like any requirement.
+target interpreter, so a `Requires-Python` takes part in backtracking like any requirement;
+`<unusable>` is what a candidate with unreadable metadata depends on (never satisfied).
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from packaging.version import Version
 from envspec.model import Artifact, Index, VcsSource
 
 PYTHON = "<python>"
+# The requirement a candidate whose metadata cannot be read depends on: nothing satisfies it,
+# so resolvelib rejects that candidate and goes on (as uv does), and the pruner skips it.
+UNUSABLE = "<unusable>"
+PSEUDO = frozenset({PYTHON, UNUSABLE})
+CONSTRAINT = "[resolution] constraints"  # the `parent` of a constraint's origin
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -112,4 +118,16 @@ def python_req(requires_python: str, origin: Origin) -> Req:
         specifier=specifier,
         origin=origin,
         text=f"Python{specifier}",
+    )
+
+
+def unusable_req(reason: str, origin: Origin) -> Req:
+    """The unsatisfiable requirement standing for a candidate's unreadable metadata."""
+    return Req(
+        key=UNUSABLE,
+        name=NormalizedName(UNUSABLE),
+        extras=frozenset(),
+        specifier=SpecifierSet(),
+        origin=origin,
+        text=reason,
     )

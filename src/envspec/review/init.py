@@ -8,27 +8,37 @@ Lives in `review` beside `export`, its inverse (spec ← requirements, lock → 
 Conversion rules:
 - phase name: the file's stem without a ``requirements`` prefix or a leading number
   (``requirements-torch.txt`` → ``torch``, ``02_numpy.txt`` → ``numpy``), made unique;
-- ``-i/--index-url`` and ``--extra-index-url`` with a non-PyPI URL become a named explicit index
-  (``https://download.pytorch.org/whl/cu121`` → ``pytorch-cu121``) the file's phase is routed
-  to; a URL given as ``--index-url`` by every file replaces PyPI as the default index instead;
+- ``--extra-index-url`` (not PyPI) becomes a non-explicit index searched before the default,
+  as uv means it (first-index strategy: a name the extra index has comes from it, every other
+  name from PyPI);
+- ``-i/--index-url`` with a non-PyPI URL becomes a named explicit index the file's phase is
+  routed to; a URL every file gives as ``--index-url`` replaces PyPI as the default instead;
+  ``--no-index`` in every file leaves PyPI out;
+- a requirement whose own line names an index (``torch==2.4.0+cu118 --index-url URL``) goes
+  to a phase of its own routed to that index, before the rest of its file;
+- ``-c`` files become ``[resolution] constraints``;
 - ``-f/--find-links`` becomes a flat index; ``--pre`` sets ``prereleases = "allow"``;
   ``--no-binary``/``--only-binary`` fill ``[resolution] no-binary``/``no-build``.
+- index names say what the index is: ``https://download.pytorch.org/whl/cu121`` →
+  ``pytorch-cu121``, ``https://huggingface.github.io/autogptq-index/whl/cu118`` →
+  ``autogptq-cu118`` (on a hosting site the path names the project, not the site).
 
 Reading the files is `review.reqfile`. The generated text is validated with `spec.parse_spec`
 before it is returned; `write_spec` is the file edge and never overwrites.
 
-Errors (`UsageError`, exit 2): ``a phase takes one index, but this file names 2: URL, URL``
-(context the file) · ``envspec.toml already exists`` (context its path) · and the spec's own
-messages should a requirement be one the spec refuses (a duplicate, say).
+Errors (`UsageError`, exit 2): ``--no-index leaves no index to search`` ·
+``envspec.toml already exists`` (context its path) · and the spec's own messages should a
+requirement be one the spec refuses.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import tomlkit
 
@@ -36,9 +46,13 @@ from envspec.errors import UsageError
 from envspec.review.reqfile import RequirementsFile
 from envspec.spec import PYPI, parse_spec
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TARGETS = ("linux-x86_64", "windows-x86_64", "macos-arm64")
 DEFAULT_PYTHON = "3.11"
 _PYPI_HOSTS = ("pypi.org", "pypi.python.org")
+_HOSTING = frozenset({"github", "gitlab", "githubusercontent", "amazonaws", "googleapis"})
+_HOSTING_SITES = frozenset({"pages.dev", "netlify.app", "vercel.app", "blob.core"})
 _GENERIC = frozenset(
     {"www", "download", "downloads", "files", "packages", "repo", "repository", "simple"}
     | {"whl", "index", "pypi", "api", "v1", "com", "org", "net", "io", "dev"}
@@ -83,16 +97,24 @@ def spec_from_requirements(
     doc = _document(
         name, python, targets, [f"envspec.toml, written by 'envspec init' from {sources}."]
     )
-    indexes, routes = _indexes(files)
-    doc["indexes"] = {n: _index_value(entry) for n, entry in indexes.items()}
+    indexes = _Indexes(files)
+    planned = [
+        (phase_name, file, _file_phases(file, indexes))
+        for phase_name, file in zip(_phase_names(files), files, strict=True)
+    ]
+    doc["indexes"] = {n: _index_value(entry) for n, entry in indexes.entries.items()}
     phases = tomlkit.aot()
-    for phase_name, file in zip(_phase_names(files), files, strict=True):
-        phase = tomlkit.table()
-        phase["name"] = phase_name
-        if routes.get(file.where):
-            phase["index"] = routes[file.where]
-        phase["requirements"] = _lines(file.requirements)
-        phases.append(phase)
+    taken: dict[str, None] = {}
+    for phase_name, file, groups in planned:
+        own = indexes.route(file)
+        for index, requirements in groups:
+            phase = tomlkit.table()
+            phase["name"] = _unique(phase_name if index == own else str(index), taken)
+            taken[phase["name"]] = None
+            if index:
+                phase["index"] = index
+            phase["requirements"] = _lines(requirements)
+            phases.append(phase)
     doc["phases"] = phases
     resolution = _resolution(files)
     if resolution:
@@ -100,6 +122,21 @@ def spec_from_requirements(
     text = tomlkit.dumps(doc).rstrip("\n") + "\n"
     parse_spec(text, filename="envspec.toml (generated)", environ=_AnyEnviron())
     return text
+
+
+def _file_phases(file: RequirementsFile, indexes: _Indexes) -> list[tuple[str | None, list[str]]]:
+    """The phases of one file: its requirements routed by their own lines' options first
+    (one phase per index: a phase routes all its names to one index), then the rest. pip
+    installs a file in one go, so their order among themselves changes nothing."""
+    own = indexes.route(file)
+    groups: dict[str | None, list[str]] = {}
+    for requirement, url in file.routed:
+        groups.setdefault(indexes.route_url(url), []).append(requirement)
+    rest = groups.pop(own, []) + list(file.requirements)
+    out: list[tuple[str | None, list[str]]] = list(groups.items())
+    if rest:
+        out.append((own, rest))
+    return out
 
 
 def _document(
@@ -121,41 +158,57 @@ def _document(
     return doc
 
 
-def _indexes(
-    files: Sequence[RequirementsFile],
-) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Named indexes (default first) and each file's routed index name."""
-    default_url = _replacement_index(files)
-    names: dict[str, dict[str, Any]] = {}
-    by_url: dict[str, str] = {}
+class _Indexes:
+    """The spec's named indexes, in search order, as pip's and uv's options mean them:
+    ``--extra-index-url`` URLs are searched before the default index (uv's meaning, with its
+    first-index strategy: a name comes from the first index that has it); the default is PyPI,
+    or the ``--index-url`` every file gives; then find-links; then the explicit indexes a
+    file's ``--index-url`` or a requirement line's options route names to."""
 
-    def add(url: str, **flags: bool) -> str:
-        key = url.rstrip("/")
-        if key not in by_url:
-            by_url[key] = _unique(_index_name(url) if not _is_pypi(url) else "pypi", names)
-            names[by_url[key]] = {"url": url, **flags}
-        return by_url[key]
-
-    add(default_url or PYPI)
-    for url in [u for f in files for u in f.find_links]:
-        add(url, flat=True)
-    routes: dict[str, str] = {}
-    for file in files:
-        own = [
-            u
-            for u in (file.index_url, *file.extra_index_urls)
-            if u and not _is_default(u, default_url)
-        ]
-        own = list(dict.fromkeys(own))
-        if len(own) > 1:
+    def __init__(self, files: Sequence[RequirementsFile]) -> None:
+        self.entries: dict[str, dict[str, Any]] = {}
+        self._by_url: dict[str, str] = {}
+        self.default_url = _replacement_index(files)
+        for url in dict.fromkeys(u for f in files for u in f.extra_index_urls):
+            if not self._is_default(url):
+                self.add(url)
+        if not all(f.no_index for f in files):
+            self.add(self.default_url or PYPI)
+            for file in files:
+                if file.no_index:
+                    log.warning(
+                        "%s: --no-index kept out of the spec: its indexes serve every phase",
+                        file.where,
+                    )
+        for url in dict.fromkeys(u for f in files for u in f.find_links):
+            self.add(url, flat=True)
+        if not any(not e.get("explicit") for e in self.entries.values()):
             raise UsageError(
-                f"a phase takes one index, but this file names {len(own)}: " + ", ".join(own),
-                context=file.where,
-                hint="split the file: one requirements file per index",
+                "--no-index leaves no index to search",
+                context=", ".join(f.where for f in files),
+                hint="add -f/--find-links with the folder or page of the files",
             )
-        if own:
-            routes[file.where] = add(own[0], explicit=True)
-    return names, routes
+
+    def add(self, url: str, **flags: bool) -> str:
+        key = url.rstrip("/")
+        if key not in self._by_url:
+            name = "pypi" if _is_pypi(url) else _index_name(url)
+            self._by_url[key] = _unique(name, self.entries)
+            self.entries[self._by_url[key]] = {"url": url, **flags}
+        return self._by_url[key]
+
+    def _is_default(self, url: str) -> bool:
+        return _is_default(url, self.default_url)
+
+    def route(self, file: RequirementsFile) -> str | None:
+        """The index a file's own ``--index-url`` routes its phase to (None: the default)."""
+        url = file.index_url
+        return None if not url or self._is_default(url) else self.add(url, explicit=True)
+
+    def route_url(self, url: str) -> str:
+        """The index a requirement line's ``--index-url`` routes it to."""
+        key = url.rstrip("/")
+        return self._by_url.get(key) or self.add(url, explicit=True)
 
 
 def _replacement_index(files: Sequence[RequirementsFile]) -> str | None:
@@ -170,20 +223,42 @@ def _is_default(url: str, default_url: str | None) -> bool:
 
 
 def _is_pypi(url: str) -> bool:
-    return (urlsplit(url).hostname or "") in _PYPI_HOSTS
+    return (_hostname(url) or "") in _PYPI_HOSTS
+
+
+def _hostname(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:  # an unclosed IPv6 bracket: the spec check names it
+        return None
 
 
 def _index_name(url: str) -> str:
-    """A readable index name from its URL: ``download.pytorch.org/whl/cu121`` → pytorch-cu121."""
-    parts = urlsplit(url)
-    labels = (parts.hostname or "").split(".")
+    """A name that says what an index is: the site, then what its path says that is not
+    generic (``download.pytorch.org/whl/cu121`` → pytorch-cu121). On a hosting site
+    (``huggingface.github.io/autogptq-index/whl/cu118``) the site names nobody: the path's
+    first word does (→ autogptq-cu118)."""
+    try:
+        parts = urlsplit(url)
+        labels = (parts.hostname or "").split(".")
+    except ValueError:  # an unclosed IPv6 bracket: the spec check names it
+        return "index"
     if len(labels) > 1 and not labels[-1].isdigit():
         labels = labels[:-1]  # the top-level domain
     host = [label for label in labels if label and not label.isdigit() and label not in _GENERIC]
-    path = [seg for seg in parts.path.split("/") if seg.strip(".") and seg.lower() not in _GENERIC]
-    words = host[-1:] + path[-1:]
+    path = [_word(seg) for seg in unquote(parts.path).split("/")]
+    path = [seg for seg in path if seg and seg.lower() not in _GENERIC]
+    path = [seg for seg in path if not re.fullmatch(r"v\d+", seg)]  # API versions
+    if host and (host[-1] in _HOSTING or ".".join(labels[-2:]) in _HOSTING_SITES):
+        host, path = path[:1], path[1:]
+        host = [re.sub(r"[-_.](index|wheels?|pypi|repo|simple)$", "", w) for w in host]
+    words = host[-1:] + (path[-3:] if host else path[-1:])  # a local folder: its own name
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(words)).strip("-._")
-    return name or "index"
+    return re.sub(r"-{2,}", "-", name) or "index"
+
+
+def _word(segment: str) -> str:
+    return re.sub(r"\.(html?|json)$", "", segment).strip(".")
 
 
 def _unique(name: str, taken: Mapping[str, Any]) -> str:
@@ -219,6 +294,9 @@ def _resolution(files: Sequence[RequirementsFile]) -> dict[str, Any]:
         out["prereleases"] = "allow"
     no_binary = sorted({n for f in files for n in f.no_binary})
     no_build = sorted({n for f in files for n in f.only_binary})
+    constraints = list(dict.fromkeys(c for f in files for c in f.constraints))
+    if constraints:
+        out["constraints"] = _lines(constraints)
     if no_binary:
         out["no-binary"] = [":all:"] if ":all:" in no_binary else no_binary
     if no_build:
@@ -248,6 +326,11 @@ class _AnyEnviron(Mapping[str, str]):
 
     def __len__(self) -> int:
         return 0
+
+
+def phase_count(text: str) -> int:
+    """How many phases a spec written here has."""
+    return len(tomlkit.parse(text).get("phases", []))
 
 
 def default_name(project: Path) -> str:

@@ -1,28 +1,60 @@
-"""Requirements files (pip's format) read for `envspec init`: the requirements, and the options
-that say where they come from (``-i/--index-url``, ``--extra-index-url``, ``-f/--find-links``,
-``--pre``, ``--no-binary``, ``--only-binary``). ``--trusted-host`` and per-requirement
-``--hash`` are accepted and dropped (a lock records hashes itself); any other option is an
-error rather than silently lost. Hand-written: pip's parser is internal, and the line format
-is small (comments, ``\\`` continuations, option lines, requirement lines).
+"""Requirements files (pip's format) read for `envspec init`: everything pip reads in one, mapped
+to what a spec can say.
 
-`load_requirements` is the file edge; `parse_requirements` is pure.
+- requirement lines: PEP 508 strings; bare wheel or sdist URLs and local archive paths become
+  ``name @ URL`` (the name from the file name, or ``#egg=``); ``git+URL@ref#egg=name`` becomes
+  ``name @ git+URL@ref``; environment markers are kept;
+- ``-r FILE`` (``--requirement``): that file's lines in the same phase, its path taken relative
+  to the file naming it; ``-c FILE`` (``--constraint``): its lines become constraints;
+- ``-i/--index-url``, ``--extra-index-url``, ``-f/--find-links``, ``--no-index``, ``--pre``,
+  ``--no-binary``, ``--only-binary``: where the requirements come from (see `review.init`);
+- options after a requirement: ``--index-url``/``--extra-index-url`` route that requirement
+  to the index (pip itself ignores them there, but that is what their authors meant);
+  ``--hash`` is dropped (a lock records hashes itself); ``--config-settings`` and
+  ``--global-option`` are dropped with a warning (a spec has no per-requirement build options);
+- ``-e``: a git URL is taken non-editable, with a warning; a local folder cannot be locked (its
+  content has no hash), so its line is left out with a warning saying how to install it;
+- ``--trusted-host``, ``--require-hashes`` (every lock is hashed), ``--use-feature`` are
+  dropped; ``--prefer-binary`` is dropped with a warning. Anything else is an error naming the
+  file and line, as pip's own.
+
+``${VAR}`` references are kept as written, never expanded: the spec must not hold the secrets
+they usually name.
+
+Hand-written, by measurement: pip's parser is internal. On the realistic files in
+tests/reqfiles/ (``-r``/``-c`` includes, bare wheel URLs, ``git+…#egg=``, per-line options,
+markers, ``--hash``, continuations), all of which pip 23.2 and 26.3 parse, `pip-requirements-parser`
+32.0.1 (pip 22's parser vendored, last released 2022) refused lines in 2 of 11 files
+(``--config-settings``; ``--index-url`` after a requirement) and `requirements-parser` 0.13.1
+failed on 3 (the same two, and ``--requirement=FILE``), kept markers inside bare URLs, lost git
+revisions and does not follow ``-c``. The line format is small: pip's rules are followed
+(``\\`` joins lines before comments are removed; a ``#`` starts a comment at the start of a
+line or after whitespace; a line whose first word starts with ``-`` is an option line).
+
+`load_requirements` is the file edge (it reads included files too); `parse_requirements` is
+pure given its `read` function; one requirement line's conversion is `review.reqline`.
 
 Errors (`UsageError`, exit 2; context ``<file>:<line>`` or the file): ``no such requirements
-file`` · ``invalid requirement 'x': <reason>`` · ``unsupported option '-r'`` (with a hint per
-option) · ``option '--index-url' needs a value`` · ``no requirements in the file``.
+file`` · ``invalid requirement 'x': <reason>`` · ``unsupported option '--upgrade'`` ·
+``option '--index-url' needs a value`` · ``no requirements in the file`` ·
+``cannot tell the project name of '<URL>'`` · ``'-r' includes itself`` · ``'-r' with a URL``.
+Shown URLs have their credentials removed.
 """
 
 from __future__ import annotations
 
+import codecs
+import logging
 import re
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
+from envspec.errors import UsageError, redact_urls
+from envspec.review.reqline import URL, as_path, requirement_line
 
-from envspec.errors import UsageError
+log = logging.getLogger(__name__)
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _VALUED = {
@@ -34,29 +66,39 @@ _VALUED = {
     "--no-binary": "no-binary",
     "--only-binary": "only-binary",
     "--trusted-host": "trusted-host",
+    "-r": "requirement",
+    "--requirement": "requirement",
+    "-c": "constraint",
+    "--constraint": "constraint",
+    "-e": "editable",
+    "--editable": "editable",
+    "--use-feature": "use-feature",
 }
-_UNSUPPORTED_HINTS = {
-    "-r": "pass that file with another --from; each file becomes a phase",
-    "--requirement": "pass that file with another --from; each file becomes a phase",
-    "-c": "put its lines in [resolution] constraints",
-    "--constraint": "put its lines in [resolution] constraints",
-    "-e": "envspec locks no editable installs; use 'name @ file:///path'",
-    "--editable": "envspec locks no editable installs; use 'name @ file:///path'",
-    "--no-index": "list the find-links locations with -f instead",
-}
-_SUPPORTED = "requirements, -i, --extra-index-url, -f, --pre, --no-binary, --only-binary"
+_FLAGS = {"--pre", "--no-index", "--prefer-binary", "--require-hashes"}
+_SHORT = ("-i", "-f", "-r", "-c", "-e")  # optparse also takes `-rFILE`
+_LINE_ROUTES = {"-i": "index", "--index-url": "index", "--extra-index-url": "index"}
+_LINE_DROPPED = {"--global-option", "--config-settings", "--install-option", "-C"}
+_SUPPORTED = (
+    "requirements, -r, -c, -e, -i, --extra-index-url, -f, --no-index, --pre, --no-binary, "
+    "--only-binary, --prefer-binary, --require-hashes, --trusted-host, --use-feature"
+)
+
+Read = Callable[[Path], str]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RequirementsFile:
-    """What envspec takes from one requirements file."""
+    """What envspec takes from one requirements file (its includes merged in)."""
 
     where: str
     stem: str
     requirements: tuple[str, ...]
+    routed: tuple[tuple[str, str], ...] = ()  # (requirement, index URL) from the line's options
+    constraints: tuple[str, ...] = ()
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
+    no_index: bool = False
     pre: bool = False
     no_binary: tuple[str, ...] = ()
     only_binary: tuple[str, ...] = ()
@@ -65,35 +107,53 @@ class RequirementsFile:
 @dataclass(kw_only=True, slots=True)
 class _Parsed:
     requirements: list[str] = field(default_factory=list)
+    routed: list[tuple[str, str]] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
     options: dict[str, list[str]] = field(default_factory=dict)
-    pre: bool = False
+    flags: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _File:
+    """One file being read: where it is, and whether its lines are constraints."""
+
+    path: Path
+    shown: str
+    constraint: bool
+    chain: tuple[Path, ...]
 
 
 # --- reading requirements files ------------------------------------------------------------
 
 
 def load_requirements(path: Path) -> RequirementsFile:
-    """Read and parse one requirements file."""
+    """Read and parse one requirements file and the files it includes."""
+    return parse_requirements(_read(path), where=str(path), stem=path.stem, path=path, read=_read)
+
+
+def _read(path: Path) -> str:
+    """A file's text, decoded as pip does: UTF-8, or by its byte-order mark (UTF-16, UTF-8)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
     except FileNotFoundError as exc:
         raise UsageError("no such requirements file", context=str(path)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise UsageError(f"cannot read the file: {reason}", context=str(path)) from exc
-    return parse_requirements(text, where=str(path), stem=path.stem)
 
 
-def parse_requirements(text: str, *, where: str, stem: str) -> RequirementsFile:
-    """The requirements and index options of a requirements file's text."""
+def parse_requirements(
+    text: str, *, where: str, stem: str, path: Path | None = None, read: Read | None = None
+) -> RequirementsFile:
+    """The requirements and options of a requirements file's text; `read` reads the files it
+    includes (by path; relative to `path`'s folder)."""
     parsed = _Parsed()
-    for number, line in _logical_lines(text):
-        context = f"{where}:{number}"
-        if line.startswith("-"):
-            _option_line(line, context, parsed)
-        else:
-            parsed.requirements.append(_requirement_line(line, context))
-    if not parsed.requirements:
+    top = _File(path=path or Path(where), shown=where, constraint=False, chain=())
+    _parse_text(text, top, parsed, read)
+    if not parsed.requirements and not parsed.routed:
         raise UsageError(
             "no requirements in the file", context=where, hint="each file becomes a phase"
         )
@@ -102,66 +162,211 @@ def parse_requirements(text: str, *, where: str, stem: str) -> RequirementsFile:
         where=where,
         stem=stem,
         requirements=tuple(parsed.requirements),
+        routed=tuple(parsed.routed),
+        constraints=tuple(dict.fromkeys(parsed.constraints)),
         index_url=options.get("index-url", [None])[-1],
-        extra_index_urls=tuple(options.get("extra-index-url", [])),
-        find_links=tuple(options.get("find-links", [])),
-        pre=parsed.pre,
+        extra_index_urls=tuple(dict.fromkeys(options.get("extra-index-url", []))),
+        find_links=tuple(dict.fromkeys(options.get("find-links", []))),
+        no_index="--no-index" in parsed.flags,
+        pre="--pre" in parsed.flags,
         no_binary=_binary_names(options.get("no-binary", [])),
         only_binary=_binary_names(options.get("only-binary", [])),
     )
 
 
+def _parse_text(text: str, file: _File, parsed: _Parsed, read: Read | None) -> None:
+    for number, line in _logical_lines(text):
+        context = f"{file.shown}:{number}"
+        args, options = _split_line(line)
+        if not args:
+            _option_line(options, context, file, parsed, read)
+            continue
+        requirement = requirement_line(args, context, file.path.parent)
+        routes = _line_options(options, context)
+        if file.constraint:
+            parsed.constraints.append(requirement)
+        elif routes:
+            parsed.routed.append((requirement, routes[-1]))
+        else:
+            parsed.requirements.append(requirement)
+
+
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(first line number, text) of each non-empty line, comments removed, ``\\`` joined."""
+    """(first line number, text) of each non-empty line, as pip reads them: ``\\`` joins a line
+    to the next (a comment line ends the join), then comments are removed."""
     pending: list[str] = []
     start = 0
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = _COMMENT.sub("", raw)
         if not pending:
             start = number
-        if line.endswith("\\"):
-            pending.append(line[:-1])
+        if raw.endswith("\\") and not _COMMENT.match(raw):
+            pending.append(raw[:-1])
             continue
-        joined = " ".join([*pending, line]).strip()
+        line = _COMMENT.sub("", "".join([*pending, raw])).strip()
         pending = []
-        if joined:
-            yield start, joined
-    if pending and " ".join(pending).strip():
-        yield start, " ".join(pending).strip()
+        if line:
+            yield start, line
+    tail = _COMMENT.sub("", "".join(pending)).strip()
+    if tail:
+        yield start, tail
 
 
-def _option_line(line: str, context: str, parsed: _Parsed) -> None:
-    words = shlex.split(line)
+def _split_line(line: str) -> tuple[str, str]:
+    """pip's split of a line: the words before the first one starting with ``-``, the rest."""
+    words = line.split(" ")
+    for i, word in enumerate(words):
+        if word.startswith("-"):
+            return " ".join(words[:i]).strip(), " ".join(words[i:])
+    return line.strip(), ""
+
+
+def _words(options: str, context: str) -> list[str]:
+    try:
+        return shlex.split(options)
+    except ValueError as exc:
+        raise UsageError(f"cannot read the options: {exc}", context=context) from exc
+
+
+def _option_words(words: list[str]) -> Iterator[tuple[str, str | None, list[str]]]:
+    """(flag, inline value or None, the words left) for each option word."""
     while words:
         word = words.pop(0)
-        flag, _, inline = word.partition("=")
-        if flag == "--pre":
-            parsed.pre = True
+        flag, eq, inline = word.partition("=")
+        if not eq and not word.startswith("--") and word[:2] in _SHORT and len(word) > 2:
+            flag, inline, eq = word[:2], word[2:], "="
+        yield flag, inline if eq else None, words
+
+
+def _flag(word: str) -> str:
+    """An option word as shown: its name only (whatever follows may be a value, a secret)."""
+    found = re.match(r"-{1,2}[A-Za-z0-9][A-Za-z0-9-]*", word)
+    return found[0] if found else word[:2]
+
+
+def _value(flag: str, inline: str | None, words: list[str], context: str) -> str:
+    value = inline if inline is not None else (words.pop(0) if words else "")
+    if not value:
+        raise UsageError(f"option '{flag}' needs a value", context=context)
+    return value
+
+
+def _option_line(
+    options: str, context: str, file: _File, parsed: _Parsed, read: Read | None
+) -> None:
+    for flag, inline, words in _option_words(_words(options, context)):
+        if flag in _FLAGS:
+            parsed.flags.add(flag)
+            if flag == "--prefer-binary":
+                log.warning(
+                    "%s: --prefer-binary dropped: envspec takes the highest version, "
+                    "a wheel where one fits",
+                    context,
+                )
+        elif flag in _LINE_DROPPED or flag == "--hash":  # after `-e URL`, as pip allows
+            value = _value(flag, inline, words, context)
+            if flag != "--hash":
+                log.warning(
+                    "%s: %s %s dropped: a spec has no per-requirement build options",
+                    context,
+                    flag,
+                    _shown(value),
+                )
         elif flag in _VALUED:
-            value = inline or (words.pop(0) if words else "")
-            if not value:
-                raise UsageError(f"option '{flag}' needs a value", context=context)
-            parsed.options.setdefault(_VALUED[flag], []).append(value)
+            key = _VALUED[flag]
+            value = _value(flag, inline, words, context)
+            if key in ("requirement", "constraint"):
+                _include(value, context, file, parsed, read, constraint=key == "constraint")
+            elif key == "editable":
+                _editable(value, context, file, parsed)
+            elif key == "find-links":
+                parsed.options.setdefault(key, []).append(_find_links(value, file))
+            else:
+                parsed.options.setdefault(key, []).append(value)
         else:
-            hint = _UNSUPPORTED_HINTS.get(flag, f"envspec init reads {_SUPPORTED}")
-            raise UsageError(f"unsupported option '{flag}'", context=context, hint=hint)
+            hint = f"envspec init reads {_SUPPORTED}"
+            raise UsageError(f"unsupported option '{_flag(flag)}'", context=context, hint=hint)
 
 
-def _requirement_line(line: str, context: str) -> str:
-    text, _, options = line.partition(" --")
-    for word in shlex.split("--" + options) if options else []:
-        if not word.startswith("--hash"):
-            hint = "only --hash may follow a requirement; the lock records hashes itself"
-            raise UsageError(
-                f"unsupported option '{word.split('=')[0]}'", context=context, hint=hint
-            )
-    text = text.strip()
+def _include(
+    value: str, context: str, file: _File, parsed: _Parsed, read: Read | None, *, constraint: bool
+) -> None:
+    flag = "-c" if constraint else "-r"
+    if URL.match(value):
+        raise UsageError(
+            f"'{flag}' with a URL: {redact_urls(value)}",
+            context=context,
+            hint="download the file and name it by its path",
+        )
+    path = file.path.parent / as_path(value, context)
+    if path.resolve() in {p.resolve() for p in (*file.chain, file.path)}:
+        raise UsageError(f"'{flag} {value}' includes itself", context=context)
+    if read is None:
+        raise UsageError(f"'{flag} {value}': included files are not read here", context=context)
     try:
-        return str(Requirement(text))
-    except InvalidRequirement as exc:
-        reason = str(exc).split("\n", 1)[0]
-        reason = reason[:1].lower() + reason[1:]
-        raise UsageError(f"invalid requirement '{text}': {reason}", context=context) from exc
+        text = read(path)
+    except UsageError as exc:
+        raise UsageError(f"{flag} {value}: {exc.message}", context=context) from exc
+    shown = str(Path(file.shown).parent / value) if file.shown != str(file.path) else str(path)
+    # As pip: a constraints file's `-r` lines are requirements again.
+    child = _File(path=path, shown=shown, constraint=constraint, chain=(*file.chain, file.path))
+    _parse_text(text, child, parsed, read)
+
+
+def _find_links(value: str, file: _File) -> str:
+    """A relative find-links folder is relative to the file naming it, where it exists there."""
+    if URL.match(value) or Path(value).is_absolute():
+        return value
+    beside = file.path.parent / as_path(value, "")
+    try:
+        found = beside.exists()
+    except OSError:
+        found = False
+    return str(beside) if found and str(file.path.parent) != "." else value
+
+
+def _editable(value: str, context: str, file: _File, parsed: _Parsed) -> None:
+    if value.lower().startswith("git+"):
+        requirement = requirement_line(value, context, file.path.parent)
+        log.warning("%s: -e %s is locked as a git source, not editable", context, _shown(value))
+        (parsed.constraints if file.constraint else parsed.requirements).append(requirement)
+        return
+    log.warning(
+        "%s: -e %s left out: a local folder cannot be locked (its content has no hash); "
+        "install it after 'envspec sync' with pip install -e %s",
+        context,
+        _shown(value),
+        _shown(value),
+    )
+
+
+def _line_options(options: str, context: str) -> list[str]:
+    """The index URLs a requirement line's own options route it to; other options dropped."""
+    routes: list[str] = []
+    for flag, inline, words in _option_words(_words(options, context)):
+        if flag == "--hash":
+            _value(flag, inline, words, context)
+        elif flag in _LINE_ROUTES:
+            routes.append(_value(flag, inline, words, context))
+        elif flag in _LINE_DROPPED:
+            value = _value(flag, inline, words, context)
+            log.warning(
+                "%s: %s %s dropped: a spec has no per-requirement build options",
+                context,
+                flag,
+                _shown(value),
+            )
+        else:
+            hint = "only --hash, --index-url, --config-settings and --global-option follow one"
+            raise UsageError(
+                f"unsupported option '{_flag(flag)}' after a requirement",
+                context=context,
+                hint=hint,
+            )
+    return routes
+
+
+def _shown(text: str) -> str:
+    return redact_urls(text)
 
 
 def _binary_names(values: Sequence[str]) -> tuple[str, ...]:

@@ -33,13 +33,17 @@ ones of `tomlread` (invalid TOML, ``expected a string, got integer``,
   ``undefined environment variable 'TOKEN'`` (the URL itself is never shown: it may hold
   credentials) · ``index URL is empty`` ·
   ``index URL must start with http://, https:// or file://`` ·
+  ``index URL has a port that is not a number from 0 to 65535`` ·
+  ``index URL has an unclosed '[' in the host`` ·
   ``no default index: every index is explicit``
 - ``no phases defined`` · ``expected an array of tables, got table`` (``[phases]`` written for
   ``[[phases]]``) · ``invalid phase name 'a b'`` · ``duplicate phase name 'torch'`` ·
-  ``phase has no requirements`` · ``duplicate requirement 'numpy'`` ·
+  ``phase has no requirements`` · ``two direct references for 'x'`` (requirements on one
+  name under one marker are otherwise combined: extras united, specifiers intersected) ·
   ``unknown index 'pytorch'`` (hint ``did you mean 'pytorch-cu121'?`` or
   ``defined indexes: pypi, pytorch-cu121``)
-- ``invalid requirement 'numpy<<2': <packaging's reason>``
+- ``invalid requirement 'numpy<<2': <packaging's reason>`` · ``invalid requirement: its URL
+  has a port that is not a number from 0 to 65535`` (shown texts have URL credentials removed)
 - ``constraint 'x[y]' may not have extras`` · ``constraint 'x @ url' may not be a direct
   reference`` (likewise ``override ...``) · ``invalid prereleases 'sometimes'`` ·
   ``invalid exclude-newer 'soon'`` · ``exclude-newer '2024-01-01T00:00:00' has no time zone`` ·

@@ -12,7 +12,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName
 
-from envspec.errors import did_you_mean
+from envspec.errors import did_you_mean, redact_urls
 from envspec.model import Checks, DependencyMetadata, Prereleases, Resolution
 from envspec.spec.values import name_list, package_name, read_version, requirement_list
 from envspec.tomlread import Table, check_type, parse_datetime, type_name
@@ -54,10 +54,11 @@ def _bounds(table: Table, key: str, what: str) -> tuple[Requirement, ...]:
         path = f"{table.at(key)}[{i}]"
         if req.extras:
             hint = f"{what}s only bound versions; ask for extras in a phase's requirements"
-            table.doc.fail(path, f"{what} '{text}' may not have extras", hint)
+            table.doc.fail(path, f"{what} '{redact_urls(text)}' may not have extras", hint)
         if req.url:
             hint = "put 'name @ URL' in a phase's requirements"
-            table.doc.fail(path, f"{what} '{text}' may not be a direct reference", hint)
+            shown = redact_urls(text)
+            table.doc.fail(path, f"{what} '{shown}' may not be a direct reference", hint)
     return reqs
 
 

@@ -15,7 +15,7 @@ from envspec.errors import SpecError
 from envspec.model import Index, Spec, TargetSettings
 from envspec.spec.options import checks, resolution
 from envspec.spec.phases import phases
-from envspec.spec.values import NAME, NAME_HINT, target_list
+from envspec.spec.values import NAME, NAME_HINT, article, target_list, url_problem
 from envspec.tomlread import Doc, Table, check_type, loads, type_name
 
 PYPI = "https://pypi.org/simple"
@@ -137,6 +137,9 @@ def _index(table: Table, name: str, value: Any, environ: Mapping[str, str]) -> I
     if not flat and not url.startswith(_URL_SCHEMES):
         hint = "for a local folder or page of files, set flat = true"
         table.doc.fail(path, "index URL must start with http://, https:// or file://", hint)
+    problem = url_problem(url)
+    if problem:  # the URL itself is not shown: it may hold credentials
+        table.doc.fail(path, f"index URL has {article(problem)}")
     return Index(name=name, url=url, explicit=explicit, flat=flat)
 
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from envspec.errors import did_you_mean
 from envspec.model import Phase
-from envspec.spec.values import NAME, NAME_HINT, check_target, requirement_list, target_list
+from envspec.spec.values import (
+    NAME,
+    NAME_HINT,
+    check_target,
+    combine,
+    requirement_list,
+    target_list,
+)
 from envspec.tomlread import Doc, Table, check_type, type_name
 
 _PHASE_KEYS = ("name", "requirements", "index", "targets", "optional", "no-build-isolation")
@@ -39,18 +46,7 @@ def _phase(table: Table, targets: tuple[str, ...], indexes: tuple[str, ...]) -> 
     requirements = requirement_list(table, "requirements", required=True)
     if not requirements:
         table.fail("phase has no requirements", key="requirements")
-    # A name may repeat under different markers (`a>=2; sys_platform == 'linux'` beside
-    # `a<2; sys_platform == 'darwin'`, as PEP 508 allows); the same name and marker twice is
-    # a mistake.
-    first: dict[tuple[str, str], int] = {}
-    for i, req in enumerate(requirements):
-        key = (req.name, str(req.marker or ""))
-        if key in first:
-            hint = f"first given at {table.at('requirements')}[{first[key]}]; combine them"
-            table.doc.fail(
-                f"{table.at('requirements')}[{i}]", f"duplicate requirement '{req.name}'", hint
-            )
-        first[key] = i
+    requirements = combine(requirements, table, "requirements")
     index, by_target = _phase_index(table, targets, indexes)
     return Phase(
         name=name,

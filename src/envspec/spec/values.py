@@ -5,12 +5,14 @@ names, versions, target lists; each failure names its path. Shared by `phases` a
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envspec import targets as known_targets
+from envspec.errors import redact_urls
 from envspec.tomlread import Doc, Table
 
 NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
@@ -23,10 +25,59 @@ def requirement(doc: Doc, path: str, text: str) -> Requirement:
     except InvalidRequirement as exc:
         reason = str(exc).split("\n", 1)[0]
         reason = reason[:1].lower() + reason[1:]
-        doc.fail(path, f"invalid requirement '{text}': {reason}")
+        doc.fail(path, f"invalid requirement '{redact_urls(text)}': {redact_urls(reason)}")
+    if req.url:
+        problem = url_problem(req.url)
+        if problem:  # the URL is not shown: mangled, a secret may sit where no userinfo is seen
+            doc.fail(path, f"invalid requirement: its URL has {article(problem)}")
     req.name = canonicalize_name(req.name)
     req.extras = {canonicalize_name(extra) for extra in req.extras}
     return req
+
+
+def url_problem(url: str) -> str:
+    """What makes `url` unusable (an unclosed IPv6 bracket, a port that is not one), or ""."""
+    try:
+        urlsplit(url).port  # noqa: B018 (the property validates the port)
+    except ValueError as exc:
+        text = str(exc)
+        if "IPv6" in text:
+            return "unclosed '[' in the host"
+        return "the port is not a number from 0 to 65535"
+    return ""
+
+
+def article(problem: str) -> str:
+    return problem.replace("the port is", "a port that is").replace("unclosed", "an unclosed")
+
+
+def combine(reqs: tuple[Requirement, ...], table: Table, key: str) -> tuple[Requirement, ...]:
+    """Requirements on one name under one marker combined into one, as pip and uv do: extras
+    united, specifiers intersected. A name may also repeat under different markers
+    (`a>=2; sys_platform == 'linux'` beside `a<2; sys_platform == 'darwin'`), kept apart. Two
+    different direct references for one name cannot both hold: that is an error."""
+    first: dict[tuple[str, str], int] = {}
+    out: list[Requirement] = []
+    for i, req in enumerate(reqs):
+        group = (req.name, str(req.marker or ""))
+        if group not in first:
+            first[group] = len(out)
+            out.append(req)
+            continue
+        kept = out[first[group]]
+        if req.url and kept.url and req.url != kept.url:
+            where = f"{table.at(key)}[{i}]"
+            hint = "a name comes from one source; keep one of them"
+            table.doc.fail(where, f"two direct references for '{req.name}'", hint)
+        merged = Requirement(str(kept))
+        merged.extras = kept.extras | req.extras
+        merged.url = kept.url or req.url
+        merged.specifier = kept.specifier & req.specifier
+        if merged.url and merged.specifier:
+            out.append(req)  # `name @ URL` has no room for a specifier: the resolver checks both
+            continue
+        out[first[group]] = merged
+    return tuple(out)
 
 
 def requirement_list(table: Table, key: str, *, required: bool = False) -> tuple[Requirement, ...]:

@@ -1,0 +1,110 @@
+"""One requirement line of a requirements file as a PEP 508 string: a bare wheel or sdist URL
+or local archive path becomes ``name @ URL`` (the name from ``#egg=`` or the file name, the
+``egg=`` fragment dropped), a marker after ``; `` is kept, and anything else is handed to
+`packaging`. Pure but for resolving a relative path against the file's folder.
+
+Errors (`UsageError`, context ``<file>:<line>``): ``invalid requirement 'x': <reason>`` ·
+``cannot tell the project name of '<URL>'`` · ``invalid URL: <problem>`` (the URL itself not
+shown: mangled, it may hold a secret where no userinfo is seen) · ``invalid path``. Shown texts
+have URL credentials removed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from envspec.errors import UsageError, redact_urls
+from envspec.spec.values import url_problem
+
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_ARCHIVES = (".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+def requirement_line(text: str, context: str, base: Path) -> str:
+    """The PEP 508 form of a requirement line's text (a bare URL or path gets its name)."""
+    head, marker = _marker_split(text)
+    if URL.match(head) or _looks_like_path(head):
+        url = head if URL.match(head) else _path_url(str(as_path(head, context)), base)
+        named = _named_url(url, context)
+        text = f"{named} ; {marker}" if marker else named
+    try:
+        return str(Requirement(text))
+    except InvalidRequirement as exc:
+        reason = str(exc).split("\n", 1)[0]
+        reason = redact_urls(reason[:1].lower() + reason[1:])
+        raise UsageError(
+            f"invalid requirement '{redact_urls(text)}': {reason}", context=context
+        ) from exc
+
+
+def _marker_split(text: str) -> tuple[str, str]:
+    """(the requirement, its marker) for a bare URL or path, where pip wants ``; `` after
+    whitespace; a PEP 508 string is returned whole."""
+    if not (URL.match(text) or _looks_like_path(text)):
+        return text, ""
+    pieces = re.split(r"\s+;|;\s+", text, maxsplit=1)
+    return (pieces[0].strip(), pieces[1].strip()) if len(pieces) == 2 else (text.strip(), "")
+
+
+def _looks_like_path(text: str) -> bool:
+    word = text.split(";", 1)[0].strip()
+    return word.startswith((".", "/", "~")) or (
+        word.lower().endswith(_ARCHIVES) and "@" not in word and " " not in word
+    )
+
+
+def as_path(text: str, context: str) -> Path:
+    """`text` as a path; one no file system takes (a NUL byte) is an error."""
+    if "\0" in text:
+        raise UsageError(f"invalid path '{text.replace(chr(0), '')}': a NUL byte", context=context)
+    return Path(text)
+
+
+def _path_url(text: str, base: Path) -> str:
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # `~user` of no known user: taken as written
+        path = Path(text)
+    if not path.is_absolute():
+        path = base / path
+    return path.resolve().as_uri()
+
+
+def _named_url(url: str, context: str) -> str:
+    """``name[extras] @ URL`` for a bare URL: the name from ``#egg=`` or the file name."""
+    problem = url_problem(url)
+    if problem:  # not shown: a mangled URL may hold a secret where no userinfo is seen
+        raise UsageError(f"invalid URL: {problem}", context=context)
+    parts = urlsplit(url)
+    fragment = [f for f in parts.fragment.split("&") if f and not f.startswith("egg=")]
+    egg = next((f[4:] for f in parts.fragment.split("&") if f.startswith("egg=")), "")
+    clean = urlunsplit(parts._replace(fragment="&".join(fragment)))
+    name = egg or _name_from_filename(unquote(parts.path.rsplit("/", 1)[-1]))
+    if not name:
+        hint = "write it as 'name @ URL' (or add #egg=name)"
+        raise UsageError(
+            f"cannot tell the project name of '{redact_urls(url)}'", context=context, hint=hint
+        )
+    return f"{name} @ {clean}"
+
+
+def _name_from_filename(filename: str) -> str:
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        for suffix in (".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz"):
+            if filename.endswith(suffix):
+                return str(parse_sdist_filename(filename[: -len(suffix)] + ".tar.gz")[0])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return ""
+    return ""
