@@ -22,6 +22,17 @@ def get(url: str, **headers: str) -> urllib3.BaseHTTPResponse:
     return HTTP.request("GET", url, headers=headers, redirect=False, timeout=5)
 
 
+def _read_until_cut(response: urllib3.BaseHTTPResponse) -> tuple[bytes, bool]:
+    """The body read in chunks, and whether the connection broke before its end."""
+    body = io.BytesIO()
+    try:
+        for chunk in response.stream(256):
+            body.write(chunk)
+    except urllib3.exceptions.HTTPError:
+        return body.getvalue(), True
+    return body.getvalue(), False
+
+
 def test_wheel_is_a_valid_zip_with_record(tmp_path: Path) -> None:
     path = build_wheel(
         tmp_path,
@@ -142,11 +153,28 @@ def test_truncate_fault(index_server: IndexServer) -> None:
     path = index_server.add_wheel("foo", "1.0")
     index_server.fail(path.name, "truncate")
     response = HTTP.request("GET", index_server.file_url(path.name), preload_content=False)
-    body = io.BytesIO()
-    try:
-        for chunk in response.stream(1024):
-            body.write(chunk)
-        truncated = False
-    except urllib3.exceptions.HTTPError:
-        truncated = True
-    assert truncated
+    assert _read_until_cut(response)[1]
+
+
+def test_cut_fault_sends_the_first_bytes_then_hangs_up(index_server: IndexServer) -> None:
+    path = index_server.add_wheel("foo", "1.0", pad_bytes=5000)
+    data = path.read_bytes()
+    index_server.cut_bytes = 1000
+    index_server.fail(path.name, "cut")
+    response = HTTP.request("GET", index_server.file_url(path.name), preload_content=False)
+    assert response.headers["Content-Length"] == str(len(data))
+    body, cut = _read_until_cut(response)
+    assert cut and data[:1000].startswith(body)
+    assert index_server.file_bytes_sent(path.name) == 1000
+    rest = get(index_server.file_url(path.name), Range="bytes=1000-")
+    assert (rest.status, rest.data) == (206, data[1000:])
+
+
+def test_rate_limits_file_bodies(index_server: IndexServer) -> None:
+    import time
+
+    path = index_server.add_wheel("foo", "1.0", pad_bytes=50_000)
+    index_server.rate = 100_000
+    start = time.monotonic()
+    assert get(index_server.file_url(path.name)).data == path.read_bytes()
+    assert time.monotonic() - start >= 0.4  # ~50 kB at 100 kB/s, sleeping between slices

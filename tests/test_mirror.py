@@ -315,6 +315,45 @@ def test_mirror_urls_map_back_to_canonical_ones(
     assert mirror.to_canonical(listed) == expected
 
 
+@pytest.mark.parametrize(
+    ("mirror_url", "canonical", "locked", "sources"),
+    [
+        (  # under the mirror URL, backwards
+            "https://m.example/pytorch-wheels/cu121/",
+            "https://download.pytorch.org/whl/cu121/",
+            "https://download.pytorch.org/whl/cu121/torch-2.4.0%2Bcu121-cp311-cp311-win_amd64.whl",
+            (
+                "https://m.example/pytorch-wheels/cu121/torch-2.4.0%2Bcu121-cp311-cp311-win_amd64.whl",
+                "https://download.pytorch.org/whl/cu121/torch-2.4.0%2Bcu121-cp311-cp311-win_amd64.whl",
+            ),
+        ),
+        (  # a PyPI mirror that copies the site whole: files.pythonhosted.org → the mirror's root
+            "http://m.example:8080/pypi/simple/",
+            "https://pypi.org/simple/",
+            "https://files.pythonhosted.org/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
+            (
+                "http://m.example:8080/pypi/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
+                "https://files.pythonhosted.org/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
+            ),
+        ),
+        (  # a file off the canonical site is fetched where it is
+            "https://m.example/simple/",
+            "https://pypi.org/simple/",
+            "https://cdn.example/six-1.16.0-py2.py3-none-any.whl",
+            ("https://cdn.example/six-1.16.0-py2.py3-none-any.whl",),
+        ),
+    ],
+)
+def test_sync_fetches_a_locked_file_from_the_mirror_first(
+    mirror_url: str, canonical: str, locked: str, sources: tuple[str, ...]
+) -> None:
+    mirrors = Mirrors(
+        {"i": Mirror(index="i", canonical=canonical, url=mirror_url, source="test")}, [], {}
+    )
+    assert mirrors.sources(canonical, locked) == sources
+    assert mirrors.sources("https://other.example/simple/", locked) == (locked,)
+
+
 def test_the_variable_wins_over_the_config_file(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[mirrors]\nmy-index = "https://config.example/simple"\n')

@@ -31,8 +31,9 @@ def proj(tmp_path: Path, index_server: IndexServer, monkeypatch: pytest.MonkeyPa
     return project
 
 
-def _lines(project: EnvProject, *filenames: str) -> str:
-    return "".join(project.url_line(f) + "\n" for f in sorted(filenames))
+def _pins(*pins: str) -> str:
+    """What `pip freeze` lists for registry installs: `name==version` lines."""
+    return "".join(pin + "\n" for pin in sorted(pins))
 
 
 def test_sync_into_an_empty_environment_installs_the_phases_in_order(
@@ -44,7 +45,13 @@ def test_sync_into_an_empty_environment_installs_the_phases_in_order(
     assert proj.run("sync", "--json") == 0
     got = events(capsys.readouterr().out)
     kinds = [e["event"] for e in got]
-    assert kinds[:3] == ["environment", "plan", "snapshot"]
+    assert kinds[:3] == ["environment", "plan", "fetch"]
+    files = [f"{name}-1.0-py3-none-any.whl" for name in ("alpha", "beta", "gamma")]
+    sizes = {f: proj.server.entry(f).size for f in files}
+    assert got[2] == {"event": "fetch", "files": 3, "bytes": sum(sizes.values()), "stored": 0}
+    finished = {e["name"]: e["bytes"] for e in got if e["event"] == "download_finished"}
+    assert finished == sizes  # every file is in the store before the snapshot, the first change
+    assert kinds.index("snapshot") > max(i for i, k in enumerate(kinds) if k.startswith("download"))
     started = [e["phase"] for e in got if e["event"] == "phase_started"]
     finished = [e["phase"] for e in got if e["event"] == "phase_finished"]
     assert started == finished == ["one", "two", "three"]
@@ -54,12 +61,7 @@ def test_sync_into_an_empty_environment_installs_the_phases_in_order(
         "failed_optional": [], "dry_run": False,
     }  # fmt: skip
     assert got[0]["target"] == TARGET
-    assert proj.freeze() == _lines(
-        proj,
-        "alpha-1.0-py3-none-any.whl",
-        "beta-1.0-py3-none-any.whl",
-        "gamma-1.0-py3-none-any.whl",
-    )
+    assert proj.freeze() == _pins("alpha==1.0", "beta==1.0", "gamma==1.0")
     assert not (proj.state / "journal.json").exists()
     assert proj.snapshot_ids() == [1]
 
@@ -98,12 +100,7 @@ def test_an_upgrade_of_one_package_changes_only_that_package(
     err = capsys.readouterr().err
     assert "  phase one: upgrade alpha 1.0 → 2.0" in err.splitlines()
     assert "phase two" not in err and "phase three" not in err
-    assert proj.freeze() == _lines(
-        proj,
-        "alpha-2.0-py3-none-any.whl",
-        "beta-1.0-py3-none-any.whl",
-        "gamma-1.0-py3-none-any.whl",
-    )
+    assert proj.freeze() == _pins("alpha==2.0", "beta==1.0", "gamma==1.0")
 
 
 def test_a_required_phase_failing_restores_the_pre_sync_freeze_exactly(
@@ -164,7 +161,7 @@ def test_an_optional_phase_failing_warns_and_the_sync_goes_on(
     assert "warning: optional phase extras failed:" in err
     assert "Synced (optional phases failed: extras)." in err
     assert "       warning: delta 1.0 is not installed (optional phase extras)" in err.splitlines()
-    assert proj.freeze() == _lines(proj, "alpha-1.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl")
+    assert proj.freeze() == _pins("alpha==1.0", "beta==1.0")
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(
@@ -191,7 +188,7 @@ def test_phase_limits_a_sync_to_that_phase_and_those_before_it(
     proj.write_spec(THREE)
     proj.lock()
     assert proj.run("sync", "--phase", "two") == 0
-    assert proj.freeze() == _lines(proj, "alpha-1.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl")
+    assert proj.freeze() == _pins("alpha==1.0", "beta==1.0")
     capsys.readouterr()
     assert proj.run("sync", "--phase", "tow") == 2
     assert capsys.readouterr().err.splitlines() == [
@@ -242,7 +239,7 @@ def test_index_credentials_reach_uv_and_nothing_else(
     proj.lock()
     assert proj.run("sync", "--json") == 0
     captured = capsys.readouterr()
-    assert "alpha @" in proj.freeze()
+    assert "alpha==1.0" in proj.freeze()
     assert "s3cret" not in captured.out + captured.err
     for folder in (proj.env, proj.project):
         for path in folder.rglob("*"):

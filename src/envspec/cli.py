@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envspec import __version__, cli_env
+from envspec import __version__, cli_cache, cli_env
 from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--refresh", action="store_true", help="revalidate cached index pages")
     _add_review_parsers(sub, common)
     cli_env.add_parsers(sub, common)
+    cli_cache.add_parsers(sub, common)
     return parser
 
 
@@ -300,6 +301,7 @@ COMMANDS = {
     "why": cmd_why,
     "init": cmd_init,
     **cli_env.COMMANDS,
+    **cli_cache.COMMANDS,
 }
 
 

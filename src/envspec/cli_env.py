@@ -29,6 +29,7 @@ from envspec.apply.journal import interrupted, interrupted_message
 from envspec.apply.rollback import rollback
 from envspec.apply.select import select_lock
 from envspec.apply.snapshot import changes, load_snapshot, snapshot_ids
+from envspec.apply.store import Downloader, Files, store_at
 from envspec.apply.sync import SyncSettings, sync
 from envspec.errors import EXIT_FAILED, EXIT_OK, EnvspecError, StaleLockError, UsageError
 from envspec.model import Lock, Spec
@@ -106,7 +107,7 @@ def cmd_sync(args: argparse.Namespace, out: Out) -> int:
         command=_command_line(args),
     )
     emit = emitter(out)
-    outcome = sync(env, lock, settings, options, emit)
+    outcome = sync(env, lock, settings, options, files=_files(args, spec), emit=emit)
     code = EXIT_OK
     if outcome.changed and not args.no_checks:
         ok = run_checks(
@@ -136,9 +137,17 @@ def cmd_check(args: argparse.Namespace, out: Out) -> int:
 
 def cmd_rollback(args: argparse.Namespace, out: Out) -> int:
     env = _environment(args, out)
-    options = _uv_options(args, _spec_if_valid(args.project))
+    spec = _spec_if_valid(args.project)
+    options = _uv_options(args, spec)
     emit = emitter(out)
-    restored = rollback(env, args.id, options=options, lock_timeout=args.lock_timeout, emit=emit)
+    restored = rollback(
+        env,
+        args.id,
+        options=options,
+        files=_files(args, spec),
+        lock_timeout=args.lock_timeout,
+        emit=emit,
+    )
     emit("done", command="rollback", exit_code=EXIT_OK, changed=restored is not None)
     return EXIT_OK
 
@@ -246,6 +255,18 @@ def _uv_options(args: argparse.Namespace, spec: Spec | None) -> uv.UvOptions:
         indexes=spec.indexes if spec else (),
         environ=dict(os.environ),
     )
+
+
+def _files(args: argparse.Namespace, spec: Spec | None) -> Files:
+    """The artifact store, and a downloader for the spec's indexes (and their mirrors)."""
+    indexes = spec.indexes if spec else ()
+
+    def downloader() -> Downloader:
+        from envspec.index.download import LockedFiles  # HTTP code: only when downloading
+
+        return LockedFiles(indexes, os.environ)
+
+    return Files(store=store_at(_cache_root(args)), downloader=downloader, offline=args.offline)
 
 
 def _cache_root(args: argparse.Namespace) -> Path:

@@ -122,10 +122,6 @@ class EnvProject:
         folder = self.state / "snapshots"
         return sorted(int(p.stem) for p in folder.glob("*.json")) if folder.exists() else []
 
-    def url_line(self, filename: str) -> str:
-        name = filename.split("-", 1)[0].replace("_", "-")
-        return f"{name} @ {self.server.file_url(filename)}"
-
 
 def corrupt(server: IndexServer, filename: str) -> None:
     """Make a served wheel unreadable as a zip while the index still lists it, with the hash

@@ -1,5 +1,6 @@
 """The request handler of the test index: routing, content negotiation, auth, ETags, Range
-requests and injected faults. State and switches live on the `IndexServer` it is bound to."""
+requests, a bandwidth limit and injected faults. State and switches live on the `IndexServer`
+it is bound to."""
 
 from __future__ import annotations
 
@@ -64,6 +65,9 @@ class Handler(BaseHTTPRequestHandler):
         status, body, headers = self._route(path)
         if fault == "truncate":
             self._truncated(status, body, headers, path)
+            return
+        if fault == "cut":
+            self._cut(status, body, headers, path)
             return
         self._send(status, body, path, headers)
 
@@ -142,7 +146,33 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and status != 304:
             self.index._count(path, len(body))  # before writing: the client may look at once
+            self._write(body, path)
+
+    def _write(self, body: bytes, path: str) -> None:
+        """The body, at most `rate` bytes a second for files when the server has a rate."""
+        rate = self.index.rate
+        if rate is None or not path.startswith("/files/"):
             self.wfile.write(body)
+            return
+        step = max(rate // 20, 1)
+        for start in range(0, len(body), step):
+            self.wfile.write(body[start : start + step])
+            self.wfile.flush()
+            time.sleep(step / rate)
+
+    def _cut(self, status: int, body: bytes, headers: Mapping[str, str], path: str) -> None:
+        """Announce the whole body, send its first `cut_bytes` (half by default), hang up."""
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        cut = self.index.cut_bytes
+        part = body[: len(body) // 2 if cut is None else min(cut, len(body))]
+        self.index._count(path, len(part))
+        self.wfile.write(part)
+        self.wfile.flush()
+        self.close_connection = True
 
     def _truncated(self, status: int, body: bytes, headers: Mapping[str, str], path: str) -> None:
         self.send_response(status)

@@ -1,7 +1,8 @@
 """A hermetic package index on 127.0.0.1 for tests: PEP 503 HTML and PEP 691 JSON pages, files
-with HTTP Range support, PEP 658/714 `.metadata` sidecars, basic auth, ETag/304, and faults
-(500, 404, timeouts, truncated bodies) injected per path. Every switch is an attribute that may
-be flipped at any time; counters record what was asked and what was sent.
+with HTTP Range support, PEP 658/714 `.metadata` sidecars, basic auth, ETag/304, a bandwidth
+limit for files, and faults (500, 404, timeouts, truncated bodies, connections cut after some
+bytes of the body) injected per path. Every switch is an attribute that may be flipped at any
+time; counters record what was asked and what was sent.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .wheels import build_sdist, build_wheel
 
 __all__ = ["JSON_TYPE", "Entry", "IndexServer"]
 
-FAULT_KINDS = ("500", "404", "429", "timeout", "truncate")
+FAULT_KINDS = ("500", "404", "429", "timeout", "truncate", "cut")
 
 
 @dataclass
@@ -89,6 +90,8 @@ class IndexServer:
         self.etag = True
         self.cache_control: str | None = None
         self.fault_sleep = 1.5  # seconds a "timeout" fault stalls: longer than tests' timeouts
+        self.cut_bytes: int | None = None  # body bytes a "cut" fault sends (None: half)
+        self.rate: int | None = None  # bytes per second for file bodies (None: no limit)
         # counters
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.bytes_sent: dict[str, int] = {}

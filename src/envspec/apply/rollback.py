@@ -1,11 +1,14 @@
 """Rollback: make an environment hold exactly a snapshot's set again.
 
 Restoring is one `uv pip sync` of the snapshot's freeze (URL lines carrying their recorded
-hashes): packages not in it are removed, versions and sources put back. It is tried with
-`--offline` first, so whatever uv has cached is used without asking any server; only when
-something is missing from the cache does it go to the network. uv downloads and unpacks every
-artifact before it removes or installs anything, so a restore whose artifact cannot be had
-fails with the environment untouched (checked, and said, after every failure).
+hashes): packages not in it are removed, versions and sources put back. The files envspec
+installed registry lines from are fetched into the artifact store first (and verified), and
+each such line is pinned to its stored file (`snapshot.restore_text`). It is tried with
+`--offline` first — with `--no-index` too when every registry line has its stored file — so
+the store and whatever uv has cached are used without asking any server; only when something
+is missing does it go to the network. uv downloads and unpacks every artifact before it
+removes or installs anything, so a restore whose artifact cannot be had fails with the
+environment untouched (checked, and said, after every failure).
 
 `rollback` snapshots the environment first, so a rollback can itself be rolled back.
 """
@@ -23,6 +26,7 @@ from envspec.apply.snapshot import (
     changes,
     delete_snapshot,
     load_snapshot,
+    restore_files,
     restore_text,
     snapshot_ids,
     snapshots_dir,
@@ -30,6 +34,7 @@ from envspec.apply.snapshot import (
     write_provenance,
     write_requirements,
 )
+from envspec.apply.store import Files, fetch
 from envspec.errors import ApplyError
 
 
@@ -41,14 +46,28 @@ class RestoreFailed(ApplyError):
         self.tail = tail
 
 
-def restore(env: Environment, snapshot: Snapshot, options: uv.UvOptions) -> list[str]:
+def restore(
+    env: Environment, snapshot: Snapshot, options: uv.UvOptions, files: Files, emit: Emit
+) -> list[str]:
     """Make `env` hold exactly `snapshot`'s distributions; what changed (see `changes`)."""
     before: dict[str, str] = {d.name: d.version for d in load_installed(env)}
-    path = write_requirements(env.state_dir, f"restore-{snapshot.id}.txt", restore_text(snapshot))
-    ran = uv.pip_sync(env.python, path, dataclasses.replace(options, offline=True))
-    if not ran.ok and not options.offline:
-        ran = uv.pip_sync(env.python, path, options)
-    path.unlink(missing_ok=True)
+    wanted, complete = restore_files(snapshot)
+    with files.store.reading():
+        try:
+            stored = fetch(files, wanted, emit) if wanted else {}
+        except ApplyError as exc:
+            raise RestoreFailed(
+                f"cannot restore snapshot {snapshot.id}: {exc.message}",
+                context=str(env.root),
+                hint="nothing was changed",
+            ) from exc
+        text = restore_text(snapshot, stored)
+        path = write_requirements(env.state_dir, f"restore-{snapshot.id}.txt", text)
+        offline = dataclasses.replace(options, offline=True)
+        ran = uv.pip_sync(env.python, path, offline, no_index=complete and bool(wanted))
+        if not ran.ok and not options.offline:
+            ran = uv.pip_sync(env.python, path, options)
+        path.unlink(missing_ok=True)
     after: dict[str, str] = {d.name: d.version for d in load_installed(env)}
     if not ran.ok:
         untouched = "nothing was changed" if after == before else "the environment was changed"
@@ -94,6 +113,7 @@ def rollback(
     snapshot_id: str | None,
     *,
     options: uv.UvOptions,
+    files: Files,
     lock_timeout: float,
     emit: Emit,
 ) -> Snapshot | None:
@@ -108,7 +128,7 @@ def rollback(
             emit("rollback", snapshot=target.id, ok=True, changes=[])
             return None
         try:
-            changed = restore(env, target, options)
+            changed = restore(env, target, options, files, emit)
         except RestoreFailed as exc:
             delete_snapshot(state, before.id)  # the state it holds is still the current one
             emit("rollback", snapshot=target.id, ok=False, error=exc.message, tail=exc.tail)

@@ -5,8 +5,10 @@ newest 20 are kept) holding the environment's `pip freeze` verbatim (taken with
 `uv pip freeze`, which needs no pip in the environment), the installed versions by name, and
 the provenance of what envspec installed (artifact URL and sha256, index, phase). Provenance
 lives between syncs in `<env>/.envspec/provenance.json`, written after every phase.
-Restoring gives uv the freeze with each URL line's recorded hash added. Files are written
-whole to a temporary name and renamed, so a kill never leaves half a snapshot.
+Restoring gives uv the freeze with each URL line's recorded hash added, and each registry
+line (`name==version`) whose file envspec installed from the artifact store pinned to that
+file: its hash, and its store folder as a `--find-links` location. Files are written whole to
+a temporary name and renamed, so a kill never leaves half a snapshot.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from packaging.utils import canonicalize_name
 
 from envspec.apply import uv
 from envspec.apply.environment import Environment, has_distributions, load_installed
 from envspec.apply.plan import Installed
+from envspec.apply.store import Wanted
 from envspec.errors import ApplyError, UsageError
-from envspec.model import LockedPackage, strip_credentials
+from envspec.model import Artifact, ArtifactKind, LockedPackage, strip_credentials
 
 KEEP = 20
 FORMAT = 1
@@ -94,15 +100,57 @@ def new_snapshot(
     )
 
 
-def restore_text(snapshot: Snapshot) -> str:
-    """The requirements uv installs to restore `snapshot`: its freeze, URL lines hashed."""
+def restore_text(snapshot: Snapshot, stored: Mapping[str, Path] | None = None) -> str:
+    """The requirements uv installs to restore `snapshot`: its freeze, URL lines hashed, and
+    registry lines whose file is in `stored` (sha256 → stored file) pinned to it."""
     hashes = {p.url: p.sha256 for _, p in snapshot.provenance if p.url and p.sha256}
-    lines = []
+    known = dict(snapshot.provenance)
+    folders, lines = [], []
     for line in snapshot.freeze.splitlines():
         _, sep, url = line.partition(" @ ")
         digest = hashes.get(url.strip()) if sep else None
+        pinned = _registry_provenance(line, known)
+        sha256 = pinned.sha256 if pinned is not None else None
+        if sha256 and stored and sha256 in stored:
+            folders.append(f"--find-links {stored[sha256].parent}")
+            digest = sha256
         lines.append(f"{line} --hash=sha256:{digest}" if digest else line)
-    return "".join(line + "\n" for line in lines)
+    return "".join(line + "\n" for line in [*folders, *lines])
+
+
+def restore_files(snapshot: Snapshot) -> tuple[list[Wanted], bool]:
+    """The stored files the registry lines of `snapshot` were installed from, and whether
+    every registry line has one (then uv needs no index to restore it)."""
+    known = dict(snapshot.provenance)
+    wanted, complete = [], True
+    for line in snapshot.freeze.splitlines():
+        if not _registry_line(line):
+            continue
+        found = _registry_provenance(line, known)
+        if found is None or found.url is None or found.sha256 is None:
+            complete = False
+            continue
+        filename = unquote(urlsplit(found.url).path.rsplit("/", 1)[-1])
+        kind: ArtifactKind = "wheel" if filename.endswith(".whl") else "sdist"
+        artifact = Artifact(filename=filename, url=found.url, kind=kind, sha256=found.sha256)
+        wanted.append(Wanted(artifact=artifact, index=found.index))
+    return wanted, complete
+
+
+def _registry_line(line: str) -> bool:
+    name, sep, version = line.partition("==")
+    return bool(sep and name.strip() and version.strip()) and " " not in line.strip()
+
+
+def _registry_provenance(line: str, known: Mapping[str, Provenance]) -> Provenance | None:
+    """The provenance of a `name==version` line envspec installed from an index file."""
+    if not _registry_line(line):
+        return None
+    name, _, version = line.strip().partition("==")
+    found = known.get(canonicalize_name(name))
+    if found is None or found.version != version or not found.sha256 or not found.index:
+        return None
+    return found
 
 
 def changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:

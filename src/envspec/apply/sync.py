@@ -2,26 +2,33 @@
 
 Order (DESIGN.md §7): plan (nothing to do → return before any process starts); take the
 environment's lock and plan again (another sync may have done the work while we waited);
-snapshot; write the journal; with `exact`, remove what the lock does not name (first, so a
-package that moved to another distribution is not deleted after it was installed); install
-each phase with `uv pip install --no-deps` from exact URLs and hashes, recording provenance
-and marking the phase done in the journal. A required phase that fails restores the
-snapshot and raises; an optional one is reported and the sync goes on. The journal is
-removed only when the sync ends one way or the other, so a kill leaves it behind.
+fetch every file of every phase into the artifact store and verify it (`store.fetch`: a
+network or hash failure raises here, with nothing changed and no snapshot taken); snapshot;
+write the journal; with `exact`, remove what the lock does not name (first, so a package
+that moved to another distribution is not deleted after it was installed); install each
+phase with `uv pip install --no-deps` from the stored files (`plan.install_calls`: registry
+installs for index packages), keep REQUESTED on the spec's own requirements only
+(`requested`), record provenance and mark the phase done in the journal. A required phase
+that fails restores the snapshot and raises; an optional one is reported and the sync goes
+on. The journal is removed only when the sync ends one way or the other, so a kill leaves it
+behind. The store is held shared from the fetch to the last install, so `envspec cache prune`
+cannot take a file away in between.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
 from envspec.apply import uv
 from envspec.apply.environment import Environment, load_installed, require_state_dir
 from envspec.apply.events import Emit
 from envspec.apply.journal import Journal, environment_lock, remove_journal, write_journal
-from envspec.apply.plan import PhasePlan, Plan, all_hashed, describe, make_plan, requirements_text
+from envspec.apply.plan import InstallCall, PhasePlan, Plan, describe, install_calls, make_plan
+from envspec.apply.requested import write_requested
 from envspec.apply.rollback import RestoreFailed, restore
 from envspec.apply.snapshot import (
     Snapshot,
@@ -31,6 +38,7 @@ from envspec.apply.snapshot import (
     write_provenance,
     write_requirements,
 )
+from envspec.apply.store import Files, Wanted, fetch, wanted_of
 from envspec.errors import ApplyError
 from envspec.model import Lock
 
@@ -69,7 +77,13 @@ def plan_for(env: Environment, lock: Lock, settings: SyncSettings) -> Plan:
 
 
 def sync(
-    env: Environment, lock: Lock, settings: SyncSettings, options: uv.UvOptions, emit: Emit
+    env: Environment,
+    lock: Lock,
+    settings: SyncSettings,
+    options: uv.UvOptions,
+    *,
+    files: Files,
+    emit: Emit,
 ) -> SyncOutcome:
     """Apply `lock` to `env`; see the module docstring."""
     plan = plan_for(env, lock, settings)
@@ -82,18 +96,29 @@ def sync(
         if plan.empty:
             emit("plan", phases=describe(plan), remove=[], dry_run=False)
             return SyncOutcome(plan=plan)
-        snapshot = take_snapshot(env, settings.command, options)
-        emit("snapshot", id=snapshot.id, packages=len(snapshot.packages), command=snapshot.command)
-        journal = Journal(
-            command=settings.command,
-            snapshot=snapshot.id,
-            phases=tuple(p.phase.name for p in plan.phases),
-        )
-        write_journal(state, journal)
-        run = _Transaction(env=env, snapshot=snapshot, options=options, emit=emit)
-        failed = run.apply(plan, journal)
-        remove_journal(state)
+        with files.store.reading():
+            stored = fetch(files, _wanted(plan), emit)
+            snapshot = take_snapshot(env, settings.command, options)
+            count = len(snapshot.packages)
+            emit("snapshot", id=snapshot.id, packages=count, command=snapshot.command)
+            journal = Journal(
+                command=settings.command,
+                snapshot=snapshot.id,
+                phases=tuple(p.phase.name for p in plan.phases),
+            )
+            write_journal(state, journal)
+            run = _Transaction(
+                env=env, snapshot=snapshot, options=options, files=files, stored=stored, emit=emit
+            )
+            failed = run.apply(plan, journal)
+            remove_journal(state)
     return SyncOutcome(plan=plan, snapshot=snapshot.id, failed_optional=failed)
+
+
+def _wanted(plan: Plan) -> list[Wanted]:
+    """The files the plan installs (git sources are fetched by uv)."""
+    found = (wanted_of(step.package) for phase in plan.phases for step in phase.steps)
+    return [w for w in found if w is not None]
 
 
 def _removals(plan: Plan) -> list[dict[str, str]]:
@@ -107,6 +132,8 @@ class _Transaction:
     env: Environment
     snapshot: Snapshot
     options: uv.UvOptions
+    files: Files
+    stored: Mapping[str, Path]  # sha256 → the verified file in the store
     emit: Emit
 
     def apply(self, plan: Plan, journal: Journal) -> tuple[str, ...]:
@@ -144,15 +171,11 @@ class _Transaction:
             packages=[f"{s.package.name}=={s.package.version}" for s in steps],
         )
         start = time.perf_counter()
-        path = write_requirements(env.state_dir, f"phase-{name}.txt", requirements_text(steps))
-        ran = uv.pip_install(
-            env.python,
-            path,
-            self.options,
-            require_hashes=all_hashed(steps),
-            no_build_isolation=phase_plan.no_build_isolation,
-        )
-        path.unlink(missing_ok=True)
+        for call in install_calls(steps, self.stored):
+            ran = self.run_call(call, phase_plan)
+            if not ran.ok:
+                break
+        write_requested(env.site_packages, [s.package for s in steps])
         if not ran.ok:
             if not phase_plan.phase.optional:
                 self.fail(name, ran)
@@ -165,13 +188,27 @@ class _Transaction:
         self.emit("phase_finished", phase=name, installed=len(steps), seconds=seconds)
         return True
 
+    def run_call(self, call: InstallCall, phase_plan: PhasePlan) -> uv.Ran:
+        name = "pylock.toml" if call.pylock else "requirements.txt"  # uv knows PEP 751 by name
+        path = write_requirements(self.env.state_dir, name, call.text)
+        ran = uv.pip_install(
+            self.env.python,
+            path,
+            self.options,
+            require_hashes=call.require_hashes,
+            no_build_isolation=phase_plan.no_build_isolation,
+            reinstall=call.reinstall,
+        )
+        path.unlink(missing_ok=True)
+        return ran
+
     def fail(self, phase: str, ran: uv.Ran) -> NoReturn:
         """Restore the pre-sync snapshot after a required step failed, then raise."""
         snapshot, env = self.snapshot, self.env
         self.emit("phase_failed", phase=phase, optional=False, error=ran.tail())
         what = "removing packages" if phase == "remove" else f"required phase '{phase}'"
         try:
-            changed = restore(env, snapshot, self.options)
+            changed = restore(env, snapshot, self.options, self.files, self.emit)
         except RestoreFailed as exc:
             self.emit("rollback", snapshot=snapshot.id, ok=False, error=exc.message, tail=exc.tail)
             raise ApplyError(

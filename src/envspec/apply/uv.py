@@ -149,27 +149,32 @@ def pip_install(
     *,
     require_hashes: bool,
     no_build_isolation: bool,
+    reinstall: Sequence[str] = (),
 ) -> Ran:
-    """Install exactly the artifacts listed in `requirements`, resolving nothing."""
+    """Install exactly the artifacts listed in `requirements` (a requirements file, or a PEP
+    751 file named `pylock.*toml`), resolving nothing; `reinstall` names packages to replace
+    even though their version is installed."""
     args = ["pip", "install", "--python", str(python), "--no-deps", "-r", str(requirements)]
+    if requirements.name.startswith("pylock."):
+        args += ["--preview-features", "pylock"]  # uv calls reading PEP 751 experimental
     if require_hashes:
         args.append("--require-hashes")
     if no_build_isolation:
         args.append("--no-build-isolation")
+    for name in reinstall:
+        args += ["--reinstall-package", name]
     return uv(*args, options=options)
 
 
-def pip_sync(python: Path, requirements: Path, options: UvOptions) -> Ran:
-    """Make the environment hold exactly `requirements` (extras removed)."""
-    return uv(
-        "pip",
-        "sync",
-        "--python",
-        str(python),
-        "--allow-empty-requirements",
-        str(requirements),
-        options=options,
-    )
+def pip_sync(
+    python: Path, requirements: Path, options: UvOptions, *, no_index: bool = False
+) -> Ran:
+    """Make the environment hold exactly `requirements` (extras removed); with `no_index`,
+    from its `--find-links` folders and uv's cache alone."""
+    args = ["pip", "sync", "--python", str(python), "--allow-empty-requirements"]
+    if no_index:
+        args.append("--no-index")
+    return uv(*args, str(requirements), options=options)
 
 
 def pip_uninstall(python: Path, names: Sequence[str], options: UvOptions) -> Ran:

@@ -72,6 +72,20 @@ def with_env_login(url: str, index_name: str, environ: Mapping[str, str]) -> str
     return urlunsplit(parts._replace(netloc=f"{login}@{parts.netloc}"))
 
 
+def clean_index(index: Index, environ: Mapping[str, str]) -> tuple[Index, Index]:
+    """(index with `${VAR}`s expanded, for credentials; the same without credentials, with a
+    local flat path turned into a file:// folder URL)."""
+    expanded = expand_env(index.url, environ, context=f"indexes.{index.name}")
+    full = Index(name=index.name, url=expanded, explicit=index.explicit, flat=index.flat)
+    url = redact(full.url)
+    if len(urlsplit(url).scheme) <= 1:  # a path (or a Windows drive letter)
+        url = Path(url).resolve().as_uri()
+    if index.flat and url.startswith("file:") and Path(urlsplit(url).path).is_dir():
+        url = url.rstrip("/") + "/"
+    clean = Index(name=index.name, url=url, explicit=index.explicit, flat=index.flat)
+    return full, clean
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Login:
     username: str

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
 
 from envspec.errors import IndexError_
 from envspec.index import metadata as md
-from envspec.index.auth import Credentials, expand_env, redact
+from envspec.index.auth import Credentials, clean_index, redact
 from envspec.index.build import BuildSettings
 from envspec.index.cache import Cache
 from envspec.index.direct import parse_direct
@@ -76,20 +75,6 @@ class _Once:
             return key in self._futures
 
 
-def _clean_index(index: Index, environ: Mapping[str, str]) -> tuple[Index, Index]:
-    """(index with `${VAR}`s expanded, for credentials; the same without credentials, with a
-    local flat path turned into a file:// folder URL)."""
-    expanded = expand_env(index.url, environ, context=f"indexes.{index.name}")
-    full = Index(name=index.name, url=expanded, explicit=index.explicit, flat=index.flat)
-    url = redact(full.url)
-    if len(urlsplit(url).scheme) <= 1:  # a path (or a Windows drive letter)
-        url = Path(url).resolve().as_uri()
-    if index.flat and url.startswith("file:") and Path(urlsplit(url).path).is_dir():
-        url = url.rstrip("/") + "/"
-    clean = Index(name=index.name, url=url, explicit=index.explicit, flat=index.flat)
-    return full, clean
-
-
 class Finder:
     """Files, routing, metadata and hashes from the spec's indexes; thread-safe."""
 
@@ -112,7 +97,7 @@ class Finder:
         the hashes a mirror's files must have (see `mirror`). `keep_file`: which filenames
         to keep from pages (the targets' wheel filter); the rest is dropped when parsed."""
         environ = os.environ if environ is None else environ
-        pairs = [_clean_index(index, environ) for index in indexes]
+        pairs = [clean_index(index, environ) for index in indexes]
         self._parse_lock = threading.Lock()
         self._keep = keep_file
         self._indexes = {clean.name: clean for _, clean in pairs}
@@ -163,7 +148,7 @@ class Finder:
         return None
 
     def _known(self, index: Index) -> Index:
-        return self._indexes.get(index.name) or _clean_index(index, {})[1]
+        return self._indexes.get(index.name) or clean_index(index, {})[1]
 
     def _listing(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
         if index.flat:

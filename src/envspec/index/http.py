@@ -1,6 +1,12 @@
 """All of envspec's network I/O: GETs of index pages, range reads and streamed downloads of files,
 over HTTP(S) and `file://`, with credentials, retries and byte counters.
 
+`Client.download` writes a whole file to disk for the artifact store: it resumes a partial file
+with `Range: bytes=N-` (a server that answers 200 instead gets the file written from the
+start), and on a dropped connection resumes again where it stopped. Tries that move no byte
+are limited to `retries` in a row; a try that made progress does not count against them, so a
+2.5 GB wheel over a flaky line gets there. The caller checks the sha256 it returns.
+
 Why urllib3 (one `PoolManager` shared by worker threads) and not httpx + h2: urllib3 is already
 a dependency (pip and most of the ecosystem ship it), keeps connections alive per host and is
 thread-safe. Index traffic is many small pages plus a few range reads; against real indexes it
@@ -61,6 +67,7 @@ PASS_STATUSES = frozenset({404, 410, 416})  # returned to the caller, who knows 
 CHUNK = 1 << 16
 
 T = TypeVar("T")
+Progress = Callable[[int, int | None], None]  # (bytes so far, total or None when unknown)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -155,6 +162,34 @@ class Client:
         """Stream `url` into `sink` (rewound on a retry) while hashing: (sha256 hex, size)."""
         return self._with_retries("GET", url, lambda: self._stream(url, sink))
 
+    def download(self, url: str, path: Path, progress: Progress | None = None) -> Downloaded:
+        """Download `url` into `path`, resuming what `path` already holds (see the module
+        docstring); the sha256 and size of the whole file."""
+        if url.startswith("file:"):
+            return _file_download(url, path, progress)
+        resumed = _size(path)
+        stalled, reason = 0, ""
+        while stalled < self.attempts:
+            start = _size(path)
+            try:
+                sha256, size = self._download_once(url, path, start, progress)
+                return Downloaded(sha256=sha256, size=size, resumed_from=resumed)
+            except _Restart:
+                path.unlink(missing_ok=True)
+                resumed = 0
+                continue
+            except _Retryable as exc:
+                reason = exc.reason
+            moved = _size(path) > start
+            stalled = 0 if moved else stalled + 1
+            log.debug("GET %s: %s at byte %d (%d stalled)", redact(url), reason, start, stalled)
+            if not moved and stalled < self.attempts:
+                time.sleep(self.backoff * 2 ** (stalled - 1))
+        plural = "attempt" if self.attempts == 1 else "attempts"
+        raise IndexError_(
+            f"GET {redact(url)} failed: {reason} after {self.attempts} {plural} in a row"
+        )
+
     # -- internals -------------------------------------------------------------------------
     def _with_retries(self, method: str, url: str, attempt: Callable[[], T]) -> T:
         reason = ""
@@ -246,6 +281,96 @@ class Client:
             return hasher.hexdigest(), size
         finally:
             response.release_conn()
+
+
+    def _download_once(
+        self, url: str, path: Path, start: int, progress: Progress | None
+    ) -> tuple[str, int]:
+        headers = {"Accept-Encoding": "identity"}
+        if start:
+            headers["Range"] = f"bytes={start}-"
+        response = self._send("GET", url, headers, preload=False)
+        try:
+            self._check_status("GET", url, response.status)
+            if response.status in (404, 410):
+                raise FileMissing(f"GET {redact(url)} failed: HTTP {response.status}")
+            if start and (response.status != 206 or _resumed_at(response) != start):
+                raise _Restart()  # Range ignored (200), or the partial file does not fit (416)
+            if response.status not in (200, 206):
+                raise IndexError_(f"GET {redact(url)} failed: HTTP {response.status}")
+            total = _total_size(response, start)
+            hasher = hashlib.sha256()
+            _read_prefix(path, start, hasher.update)
+            done = start
+            with path.open("r+b" if start else "wb") as out:
+                out.seek(start)
+                out.truncate()
+                try:  # read1, not stream: a cut connection loses no byte already received
+                    while chunk := response.read1(CHUNK):
+                        out.write(chunk)
+                        hasher.update(chunk)
+                        done += len(chunk)
+                        self.stats.add(nbytes=len(chunk))
+                        if progress is not None:
+                            progress(done, total)
+                except _Urllib3Error as exc:
+                    raise _Retryable(failure(exc, url).reason) from exc
+            return hasher.hexdigest(), done
+        except BaseException:
+            response.close()  # a half-read body must not go back to the pool
+            raise
+        finally:
+            response.release_conn()
+
+
+class _Restart(Exception):
+    """The partial file cannot be resumed: the download starts over."""
+
+
+class FileMissing(IndexError_):
+    """A download answered 404 or 410: the server does not have the file."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Downloaded:
+    """A file `Client.download` finished: its sha256 and size, and the size of the partial
+    file it started from (0: downloaded whole)."""
+
+    sha256: str
+    size: int
+    resumed_from: int
+
+
+def _resumed_at(response: urllib3.BaseHTTPResponse) -> int:
+    """The first byte a 206 answer holds (`Content-Range: bytes N-M/T`); -1 when unreadable."""
+    value = response.headers.get("Content-Range", "")
+    first = value.removeprefix("bytes ").split("-", 1)[0].strip()
+    return int(first) if first.isdigit() else -1
+
+
+def _total_size(response: urllib3.BaseHTTPResponse, offset: int) -> int | None:
+    if offset:
+        total = response.headers.get("Content-Range", "").rpartition("/")[2]
+        return int(total) if total.isdigit() else None
+    length = response.headers.get("Content-Length", "")
+    return offset + int(length) if length.isdigit() else None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_prefix(path: Path, size: int, feed: Callable[[bytes], object]) -> None:
+    """Feed the first `size` bytes of `path` (what an earlier try wrote) to `feed`."""
+    if not size:
+        return
+    with path.open("rb") as f:
+        while size > 0 and (chunk := f.read(min(CHUNK, size))):
+            feed(chunk)
+            size -= len(chunk)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -382,6 +507,22 @@ def _listing(folder: Path) -> bytes:
         name = entry.name + ("/" if entry.is_dir() else "")
         links.append(f'<a href="{html.escape(quote(name))}">{html.escape(name)}</a><br/>')
     return ("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n").encode()
+
+
+def _file_download(url: str, path: Path, progress: Progress | None) -> Downloaded:
+    source = _local_path(url)
+    if not source.is_file():
+        raise FileMissing(f"GET {redact(url)} failed: no such file")
+    total = source.stat().st_size
+    hasher, size = hashlib.sha256(), 0
+    with source.open("rb") as f, path.open("wb") as out:
+        while chunk := f.read(CHUNK):
+            out.write(chunk)
+            hasher.update(chunk)
+            size += len(chunk)
+            if progress is not None:
+                progress(size, total)
+    return Downloaded(sha256=hasher.hexdigest(), size=size, resumed_from=0)
 
 
 def _file_stream(url: str, sink: BinaryIO | None) -> tuple[str, int]:

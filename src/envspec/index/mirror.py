@@ -19,7 +19,10 @@ URL, and only that one reaches the lock:
    download.pytorch.org and of mirrors that copy a site whole (bandersnatch);
 3. on another host: unchanged (the mirror links to the file where it lives).
 A file the rules cannot map (a mirror with a layout of its own, such as devpi's `+f/`) is an
-error: envspec will not write a mirror-only URL into a lock.
+error: envspec will not write a mirror-only URL into a lock. `envspec sync` runs the rules
+backwards (`Mirror.to_mirror`) to fetch a locked file from the mirror. Backwards, rule 3
+cannot be told from rule 2 (a file on the canonical site may have been listed there by a
+mirror that links files where they live), so the canonical URL is the second place to try.
 
 The canonical hash of a file is the one the lock being replaced records for the same canonical
 URL — the reviewed record. The canonical index is never contacted while a mirror is set: behind
@@ -112,6 +115,20 @@ class Mirror:
         return site + rest + (f"?{parts.query}" if parts.query else "")
 
 
+    def to_mirror(self, url: str) -> str:
+        """Where the mirror serves the locked file `url`: the rules above, backwards. A file
+        outside the canonical index's site is fetched where it is (rule 3)."""
+        if url.startswith(self.canonical):
+            return self.url + url[len(self.canonical) :]
+        mirror_root, canonical_root = _site_roots(self.url, self.canonical)
+        site = urlunsplit(urlsplit(self.canonical)._replace(path=canonical_root, query=""))
+        site = _FILE_HOSTS.get(site, site)
+        if not url.startswith(site):
+            return url
+        root = urlunsplit(urlsplit(self.url)._replace(path=mirror_root, query=""))
+        return root + url[len(site) :]
+
+
 def _site_roots(mirror: str, canonical: str) -> tuple[str, str]:
     """Both URL paths without their common trailing segments, each ending with `/`."""
     ours = [s for s in urlsplit(mirror).path.split("/") if s]
@@ -172,6 +189,16 @@ class Mirrors:
         """Where `index`'s pages are fetched from."""
         mirror = self._mirrors.get(index.name)
         return mirror.url if mirror else index.url
+
+    def sources(self, index_url: str | None, url: str) -> tuple[str, ...]:
+        """Where to fetch the locked file `url` of index `index_url` (canonical URLs), in
+        order: the index's mirror, then `url` itself; only `url` when the index has none."""
+        wanted = (index_url or "").rstrip("/")
+        for mirror in self._mirrors.values():
+            if mirror.canonical.rstrip("/") == wanted:
+                there = mirror.to_mirror(url)
+                return (there, url) if there != url else (url,)
+        return (url,)
 
     def fetch_url(self, url: str) -> str:
         """The URL to fetch a listed file from (its mirror URL when it came from a mirror)."""

@@ -1,0 +1,73 @@
+"""REQUESTED markers: which installed distributions the user asked for by name.
+
+uv writes a `REQUESTED` file into every distribution it installs, dependencies too
+(astral-sh/uv#13278: its `-r pylock.toml` marks the whole lock); pip writes it only for what it
+was asked for. envspec hands uv every package of a phase (nothing is resolved at install
+time), so after each phase it keeps the marker on the spec's own requirements alone — the
+lock's packages whose `required-by` has "<spec>" — and removes it, with its line in `RECORD`,
+from the others. Tools reading it (`pip inspect`'s `requested`) then see what the user asked
+for, as after a `pip install` of the spec's requirements.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from envspec.errors import ApplyError
+from envspec.model import LockedPackage
+
+SPEC = "<spec>"
+_MARKER = "REQUESTED"
+_EMPTY_HASH = "sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0"  # RECORD's for b""
+
+
+def write_requested(site_packages: Iterable[Path], packages: Iterable[LockedPackage]) -> None:
+    """Mark each of `packages` (just installed) as requested or not, as the lock says."""
+    wanted = {p.name: (p.version, SPEC in p.required_by) for p in packages}
+    for folder in site_packages:
+        try:
+            entries = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.endswith(".dist-info"):
+                continue
+            name, _, version = entry[: -len(".dist-info")].rpartition("-")
+            locked = wanted.get(canonicalize_name(name))
+            if locked is not None and _same(version, locked[0]):
+                _mark(folder / entry, requested=locked[1])
+
+
+def _same(text: str, version: Version) -> bool:
+    try:
+        return Version(text) == version
+    except InvalidVersion:
+        return False
+
+
+def _mark(dist_info: Path, *, requested: bool) -> None:
+    marker = dist_info / _MARKER
+    if marker.exists() == requested:
+        return
+    line = f"{dist_info.name}/{_MARKER},"
+    record = dist_info / "RECORD"
+    try:
+        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [entry for entry in lines if not entry.startswith(line)]
+        if requested:
+            marker.write_bytes(b"")
+            kept.append(f"{line}{_EMPTY_HASH}\n")
+        else:
+            marker.unlink()
+        tmp = record.with_name(f".RECORD.{os.getpid()}.tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        os.replace(tmp, record)
+    except OSError as exc:
+        raise ApplyError(
+            f"cannot update {dist_info.name}/{_MARKER}: {exc.strerror}", context=str(dist_info)
+        ) from exc

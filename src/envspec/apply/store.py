@@ -1,0 +1,400 @@
+"""The artifact store: every file a sync installs, downloaded once, checked against the lock's
+sha256 and kept by that hash for every environment on the machine.
+
+It lives in `<cache>/store/`, `<cache>` being `--cache-dir` or the platform's user cache folder
+(`platformdirs.user_cache_dir("envspec")`: `~/.cache/envspec` on Linux):
+- `sha256/<h[:2]>/<h>/<filename>`: a verified file. It gets there only by a rename after its
+  sha256 matched, so a file there is whole and right. Its folder's mtime is when a sync last
+  used it; the file's own mtime is left alone, because uv keys its cache of a local wheel by
+  it (a touched file would be unpacked again).
+- `partial/<h>`: a download in progress or cut off, resumed by the next try with HTTP Range;
+  `partial/<h>.lock` lets one process download a file while the others wait for it.
+- `store.lock`: a reader/writer lock (filelock's `ReadWriteLock`, one SQLite file). Syncs and
+  rollbacks share it from their fetch to their last install; `envspec cache prune` holds it
+  alone, so it never removes a file a running sync is about to install.
+
+`fetch` downloads what is missing, in parallel threads, from the index's mirror where one is
+set, with the index's credentials: that is the `Downloader` the CLI passes in
+(`envspec.index.download.LockedFiles`; the apply layer imports no HTTP code). It reports a
+`download` event at most every `INTERVAL` seconds per file and a `download_finished` per file.
+The first failure stops the other downloads (their partial files stay, to be resumed) and
+raises before anything is installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from envspec.apply.events import Emit
+from envspec.errors import ApplyError, EnvspecError
+from envspec.model import Artifact, LockedPackage
+
+if TYPE_CHECKING:
+    import filelock
+
+STORE_DIR = "store"
+WORKERS = 6
+INTERVAL = 0.25  # seconds between two `download` events of one file
+_HINT = "nothing was changed; run the command again to retry (a partial download resumes)"
+
+
+class Downloaded(Protocol):
+    """A finished download: the whole file's sha256 and size, and the size of the partial
+    file it resumed (0: downloaded whole)."""
+
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def resumed_from(self) -> int: ...
+
+
+class Downloader(Protocol):
+    """Downloads a locked file (canonical `url`, from `index`) into `path`, resuming it."""
+
+    def download(
+        self, url: str, index: str | None, path: Path, progress: Callable[[int, int | None], None]
+    ) -> Downloaded: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Wanted:
+    """A file to have in the store: a lock's artifact (canonical, credential-free URL, with
+    its sha256), and the index it was locked from, for that index's mirror."""
+
+    artifact: Artifact
+    index: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.artifact.sha256:
+            name = self.artifact.filename
+            raise ApplyError(f"'{name}' has no sha256 in the lock: it cannot be verified")
+
+    @property
+    def sha256(self) -> str:
+        return self.artifact.sha256 or ""
+
+    @property
+    def filename(self) -> str:
+        return self.artifact.filename
+
+
+def wanted_of(package: LockedPackage) -> Wanted | None:
+    """The file `package` installs from; None for a git source (uv fetches those)."""
+    if package.artifact is None or package.vcs is not None:
+        return None
+    return Wanted(artifact=package.artifact, index=package.index)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Store:
+    """The store folder (see the module docstring)."""
+
+    root: Path
+
+    def file(self, sha256: str, filename: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256 / filename
+
+    def find(self, wanted: Wanted) -> Path | None:
+        """The stored file, if there (and of the size the lock records, when it records one)."""
+        path = self.file(wanted.sha256, wanted.filename)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return None
+        return path if wanted.artifact.size in (None, size) else None
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the store shared (a sync or rollback using it)."""
+        lock = self._lock()
+        with lock.read_lock():
+            yield
+
+    @contextmanager
+    def pruning(self) -> Iterator[None]:
+        """Hold the store alone, or fail at once when a sync is using it."""
+        import filelock
+
+        lock = self._lock()
+        try:
+            lock.acquire_write(blocking=False)
+        except filelock.Timeout as exc:
+            raise ApplyError(
+                "a running envspec command is using the artifact store",
+                context=str(self.root),
+                hint="run 'envspec cache prune' again when it has finished",
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _lock(self) -> filelock.ReadWriteLock:
+        import filelock
+
+        _make_dir(self.root)
+        return filelock.ReadWriteLock(self.root / "store.lock", is_singleton=False)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Files:
+    """How a command gets files: the store, and a downloader made when one is needed."""
+
+    store: Store
+    downloader: Callable[[], Downloader]
+    offline: bool = False
+
+
+def store_at(cache_root: Path | None) -> Store:
+    """The store under envspec's cache folder (`--cache-dir`, else the user cache folder)."""
+    if cache_root is None:
+        import platformdirs
+
+        cache_root = Path(platformdirs.user_cache_dir("envspec"))
+    return Store(root=cache_root / STORE_DIR)
+
+
+def _make_dir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ApplyError(
+            f"cannot write the artifact store: {exc.strerror}", context=str(folder)
+        ) from exc
+
+
+# -- fetching ------------------------------------------------------------------------------
+
+
+def fetch(files: Files, wanted: Sequence[Wanted], emit: Emit) -> dict[str, Path]:
+    """Have every `wanted` file in the store, verified: their paths by sha256. Call it
+    holding `files.store.reading()`."""
+    store = files.store
+    unique = list({w.sha256: w for w in wanted}.values())
+    paths: dict[str, Path] = {}
+    missing = []
+    for item in unique:
+        found = store.find(item)
+        if found is None:
+            missing.append(item)
+        else:
+            paths[item.sha256] = found
+    total = sum(item.artifact.size or 0 for item in missing)
+    emit("fetch", files=len(missing), bytes=total, stored=len(paths))
+    if missing and files.offline:
+        names = ", ".join(item.filename for item in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ApplyError(
+            f"not in the artifact store, and --offline forbids downloading: {names}{more}",
+            context=str(store.root),
+            hint="run without --offline; nothing was changed",
+        )
+    if missing:
+        downloader = files.downloader()
+        try:
+            paths.update(_Downloads(store, downloader, emit).run(missing))
+        finally:
+            downloader.close()
+    for path in paths.values():
+        _mark_used(path.parent)
+    return paths
+
+
+def _mark_used(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # a store we may not write to still serves its files
+        os.utime(folder)
+
+
+class _Stopped(Exception):
+    """Another download failed: this one stops (its partial file stays)."""
+
+
+class _Downloads:
+    """The missing files of one fetch, downloaded in parallel."""
+
+    def __init__(self, store: Store, downloader: Downloader, emit: Emit) -> None:
+        self.store = store
+        self.downloader = downloader
+        self.emit = emit
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+
+    def run(self, missing: Sequence[Wanted]) -> dict[str, Path]:
+        _make_dir(self.store.root / "partial")
+        pool = ThreadPoolExecutor(max_workers=min(WORKERS, len(missing)))
+        try:
+            futures = [pool.submit(self.one, item) for item in missing]
+            wait(futures)
+        except BaseException:  # Ctrl-C: stop the downloads at their next chunk
+            self.stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        errors = [f.exception() for f in futures]
+        first = next((e for e in errors if e is not None and not isinstance(e, _Stopped)), None)
+        if first is not None:
+            raise first
+        return {item.sha256: f.result() for item, f in zip(missing, futures, strict=True)}
+
+    def one(self, item: Wanted) -> Path:
+        """Download one file into the store, unless another process did meanwhile."""
+        import filelock
+
+        try:
+            with filelock.FileLock(self.store.root / "partial" / f"{item.sha256}.lock"):
+                found = self.store.find(item)
+                return found if found is not None else self._download(item)
+        except BaseException:
+            self.stop.set()
+            raise
+
+    def _download(self, item: Wanted) -> Path:
+        part = self.store.root / "partial" / item.sha256
+        start = time.perf_counter()
+        got = self._get(item, part)
+        if got.sha256 != item.sha256 and got.resumed_from:
+            part.unlink(missing_ok=True)  # the partial file was of another file: start over
+            got = self._get(item, part)
+        if got.sha256 != item.sha256:
+            part.unlink(missing_ok=True)
+            raise ApplyError(
+                f"{item.filename} from {item.artifact.url} has sha256 {got.sha256}, the lock "
+                f"records {item.sha256}",
+                hint="the server sent another file than the one locked; nothing was changed",
+            )
+        final = self.store.file(item.sha256, item.filename)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, final)
+        except OSError as exc:
+            raise ApplyError(
+                f"cannot write {item.filename} to the artifact store: {exc.strerror}",
+                context=str(final.parent),
+            ) from exc
+        seconds = round(time.perf_counter() - start, 3)
+        with self._lock:
+            self.emit("download_finished", name=item.filename, bytes=got.size, seconds=seconds)
+        return final
+
+    def _get(self, item: Wanted, part: Path) -> Downloaded:
+        def progress(done: int, total: int | None) -> None:
+            self._progress(item, done, total)
+
+        try:
+            return self.downloader.download(item.artifact.url, item.index, part, progress)
+        except EnvspecError as exc:
+            raise _cannot(item, exc.message) from exc
+        except OSError as exc:
+            raise _cannot(item, f"cannot write {part}: {exc.strerror}") from exc
+
+    def _progress(self, item: Wanted, done: int, total: int | None) -> None:
+        if self.stop.is_set():
+            raise _Stopped()
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(item.sha256, 0.0) < INTERVAL:
+                return
+            self._last[item.sha256] = now
+            total = total or item.artifact.size
+            self.emit("download", name=item.filename, bytes=done, total=total)
+
+
+def _cannot(item: Wanted, reason: str) -> ApplyError:
+    return ApplyError(f"cannot download {item.filename}: {reason}", hint=_HINT)
+
+
+# -- pruning -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pruned:
+    """What `prune` removed and what it kept (files, bytes)."""
+
+    removed: int
+    freed: int
+    kept: int
+    kept_bytes: int
+    partial: int  # partial downloads removed
+
+
+def prune(
+    store: Store, *, older_than: float | None, max_size: int | None, now: float
+) -> Pruned:
+    """Remove partial downloads, files unused for `older_than` seconds, then the least
+    recently used files until the rest fits in `max_size` bytes."""
+    if not store.root.is_dir():
+        return Pruned(removed=0, freed=0, kept=0, kept_bytes=0, partial=0)
+    with store.pruning():
+        partial = _remove_partials(store.root / "partial")
+        entries = sorted(_artifacts(store.root / "sha256"))  # oldest use first
+        kept_bytes = sum(size for _, size, _ in entries)
+        removed = freed = 0
+        for used, size, folder in entries:
+            too_old = older_than is not None and now - used > older_than
+            too_big = max_size is not None and kept_bytes > max_size
+            if not (too_old or too_big):
+                continue
+            _remove(folder)
+            removed, freed, kept_bytes = removed + 1, freed + size, kept_bytes - size
+    return Pruned(
+        removed=removed,
+        freed=freed,
+        kept=len(entries) - removed,
+        kept_bytes=kept_bytes,
+        partial=partial,
+    )
+
+
+def _artifacts(folder: Path) -> Iterator[tuple[float, int, Path]]:
+    """(last use, bytes, folder) of each stored file."""
+    for prefix in _listdir(folder):
+        for entry in _listdir(prefix):
+            try:
+                used = entry.stat().st_mtime
+                size = sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
+            except OSError:
+                continue
+            yield used, size, entry
+
+
+def _remove_partials(folder: Path) -> int:
+    count = 0
+    for entry in _listdir(folder):
+        if not entry.name.endswith(".lock"):
+            count += 1
+        _remove(entry)
+    return count
+
+
+def _listdir(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError as exc:
+        raise ApplyError(
+            f"cannot remove {path.name}: {exc.strerror}", context=str(path.parent)
+        ) from exc
