@@ -1,8 +1,10 @@
 """The sync plan: what an environment lacks against a lock, phase by phase (pure).
 
-A locked package is satisfied when a distribution of that name is installed at exactly the
-locked version (and, for a git source, at the locked commit). Everything else in a phase is
-installed by that phase; with `exact`, what the lock does not name at all is removed.
+A locked package is satisfied when a distribution of that name is installed, sound (see
+`Installed.problem`), at exactly the locked version (and, for a git source, at the locked
+commit). Everything else in a phase is installed by that phase, a broken one as a `repair`
+(installed afresh); a broken distribution the lock does not name is removed (`Plan.repair`);
+with `exact`, whatever else the lock does not name is removed too.
 Installs are given to uv as `name @ url --hash=sha256:…` lines, so nothing is resolved at
 install time and every byte is checked against the lock.
 """
@@ -19,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 from envspec.errors import UsageError, did_you_mean
 from envspec.model import Lock, LockedPackage, LockedPhase
 
-Action = Literal["install", "upgrade", "downgrade", "reinstall"]
+Action = Literal["install", "upgrade", "downgrade", "reinstall", "repair"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -31,6 +33,8 @@ class Installed:
     requires: tuple[str, ...] = ()
     url: str | None = None  # PEP 610 direct_url.json "url", when installed from a URL
     commit: str | None = None  # PEP 610 vcs_info.commit_id
+    problem: str | None = None  # why it is broken (unreadable, no RECORD, several copies)
+    discard: tuple[str, ...] = ()  # what uv cannot handle: deleted before a repair
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,6 +44,7 @@ class Step:
     package: LockedPackage
     action: Action
     installed: str | None  # the version there now, if any
+    problem: str | None = None  # what a repair repairs
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,14 +58,16 @@ class PhasePlan:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
-    """The whole sync: phases in lock order, then (with `exact`) removals."""
+    """The whole sync: repairs, then (with `exact`) removals, then phases in lock order."""
 
     phases: tuple[PhasePlan, ...]
     remove: tuple[Installed, ...]
+    repair: tuple[Installed, ...] = ()  # broken distributions the lock does not name
+    discard: tuple[str, ...] = ()  # what uv cannot handle, of every distribution repaired
 
     @property
     def empty(self) -> bool:
-        return not self.remove and not any(p.steps for p in self.phases)
+        return not self.remove and not self.repair and not any(p.steps for p in self.phases)
 
     @property
     def install_count(self) -> int:
@@ -92,9 +99,11 @@ def make_plan(
     for package in lock.packages:
         by_phase.setdefault(package.phase, []).append(package)
     phases = []
+    repaired: list[Installed] = []
     for locked_phase in phases_upto(lock, phase):
         packages = [] if locked_phase.skipped else by_phase.get(locked_phase.name, [])
         steps = [_step(p, have.get(p.name)) for p in sorted(packages, key=lambda p: p.name)]
+        repaired += [have[s.package.name] for s in steps if s is not None and s.problem]
         phases.append(
             PhasePlan(
                 phase=locked_phase,
@@ -103,13 +112,18 @@ def make_plan(
             )
         )
     named = {p.name for p in lock.packages}
-    remove = tuple(d for n, d in sorted(have.items()) if n not in named) if exact else ()
-    return Plan(phases=tuple(phases), remove=remove)
+    unnamed = [d for n, d in sorted(have.items()) if n not in named]
+    repair = tuple(d for d in unnamed if d.problem)
+    remove = tuple(d for d in unnamed if not d.problem) if exact else ()
+    discard = tuple(path for d in (*repair, *repaired) for path in d.discard)
+    return Plan(phases=tuple(phases), remove=remove, repair=repair, discard=discard)
 
 
 def _step(package: LockedPackage, dist: Installed | None) -> Step | None:
     if dist is None:
         return Step(package=package, action="install", installed=None)
+    if dist.problem:
+        return Step(package=package, action="repair", installed=dist.version, problem=dist.problem)
     same_version = _version(dist.version) == package.version
     if same_version and (package.vcs is None or dist.commit == package.vcs.commit_id):
         return None
@@ -143,11 +157,6 @@ def requirements_text(steps: Sequence[Step]) -> str:
     return "".join(requirement_line(step.package) + "\n" for step in steps)
 
 
-def all_hashed(steps: Sequence[Step]) -> bool:
-    """Whether uv can run in `--require-hashes` mode for these steps (git has no hash)."""
-    return all(s.package.artifact is not None and s.package.artifact.sha256 for s in steps)
-
-
 def describe(plan: Plan) -> list[dict[str, object]]:
     """The plan as plain data, for `--dry-run` output and the JSON `plan` event."""
     out: list[dict[str, object]] = []
@@ -163,12 +172,18 @@ def describe(plan: Plan) -> list[dict[str, object]]:
                         "version": str(s.package.version),
                         "action": s.action,
                         "installed": s.installed,
+                        **({"problem": s.problem} if s.problem else {}),
                     }
                     for s in phase_plan.steps
                 ],
             }
         )
     return out
+
+
+def describe_repairs(plan: Plan) -> list[dict[str, str | None]]:
+    """The broken distributions the lock does not name, which the sync removes."""
+    return [{"name": d.name, "version": d.version, "problem": d.problem} for d in plan.repair]
 
 
 def installed_versions(installed: Iterable[Installed]) -> Mapping[str, str]:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from envspec.apply import uv
-from envspec.apply.environment import Environment, has_distributions, load_installed
+from envspec.apply.environment import Environment
+from envspec.apply.installed import has_distributions, load_installed
 from envspec.apply.plan import Installed
 from envspec.errors import ApplyError, UsageError
 from envspec.model import LockedPackage, strip_credentials

@@ -1,13 +1,17 @@
 """`envspec sync`: bring an environment to its lock, phase by phase, as one transaction.
 
-Order (DESIGN.md §7): plan (nothing to do → return before any process starts); take the
-environment's lock and plan again (another sync may have done the work while we waited);
-snapshot; write the journal; with `exact`, remove what the lock does not name (first, so a
-package that moved to another distribution is not deleted after it was installed); install
-each phase with `uv pip install --no-deps` from exact URLs and hashes, recording provenance
-and marking the phase done in the journal. A required phase that fails restores the
-snapshot and raises; an optional one is reported and the sync goes on. The journal is
-removed only when the sync ends one way or the other, so a kill leaves it behind.
+Order (DESIGN.md §7): plan (nothing to do → return before any process starts, unless an
+interrupted sync's journal is left to clear); take the environment's lock and plan again
+(another sync may have done the work while we waited); snapshot; write the journal; repair
+(delete what uv cannot handle of broken distributions, uninstall the broken ones the lock
+does not name); with `exact`, remove what the lock does not name (first, so a package that
+moved to another distribution is not deleted after it was installed); install each phase
+with `uv pip install --no-deps` from exact URLs and hashes (artifacts under
+`--require-hashes`, then git sources, which have no hash; broken ones with
+`--reinstall-package`), recording provenance and marking the phase done in the journal. A
+required phase that fails restores the snapshot and raises; an optional one is reported and
+the sync goes on. The journal is removed only when the sync ends one way or the other, so a
+kill leaves it behind.
 """
 
 from __future__ import annotations
@@ -18,10 +22,25 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from envspec.apply import uv
-from envspec.apply.environment import Environment, load_installed, require_state_dir
+from envspec.apply.environment import Environment, require_state_dir
 from envspec.apply.events import Emit
-from envspec.apply.journal import Journal, environment_lock, remove_journal, write_journal
-from envspec.apply.plan import PhasePlan, Plan, all_hashed, describe, make_plan, requirements_text
+from envspec.apply.installed import discard_dist_info, load_installed
+from envspec.apply.journal import (
+    Journal,
+    environment_lock,
+    load_journal,
+    remove_journal,
+    write_journal,
+)
+from envspec.apply.plan import (
+    PhasePlan,
+    Plan,
+    Step,
+    describe,
+    describe_repairs,
+    make_plan,
+    requirements_text,
+)
 from envspec.apply.rollback import RestoreFailed, restore
 from envspec.apply.snapshot import (
     Snapshot,
@@ -73,14 +92,25 @@ def sync(
 ) -> SyncOutcome:
     """Apply `lock` to `env`; see the module docstring."""
     plan = plan_for(env, lock, settings)
-    emit("plan", phases=describe(plan), remove=_removals(plan), dry_run=settings.dry_run)
-    if plan.empty or settings.dry_run:
+    emit(
+        "plan",
+        phases=describe(plan),
+        remove=_removals(plan),
+        repair=describe_repairs(plan),
+        dry_run=settings.dry_run,
+    )
+    # an interrupted sync whose work turns out done leaves a journal to clear
+    finishing = plan.empty and settings.phase is None and load_journal(env.state_dir) is not None
+    if settings.dry_run or (plan.empty and not finishing):
         return SyncOutcome(plan=plan)
     state = require_state_dir(env)
     with environment_lock(state, settings.lock_timeout):
-        plan = plan_for(env, lock, settings)
+        was_empty, plan = plan.empty, plan_for(env, lock, settings)
         if plan.empty:
-            emit("plan", phases=describe(plan), remove=[], dry_run=False)
+            if settings.phase is None:
+                remove_journal(state)
+            if not was_empty:
+                emit("plan", phases=describe(plan), remove=[], repair=[], dry_run=False)
             return SyncOutcome(plan=plan)
         snapshot = take_snapshot(env, settings.command, options)
         emit("snapshot", id=snapshot.id, packages=len(snapshot.packages), command=snapshot.command)
@@ -110,7 +140,9 @@ class _Transaction:
     emit: Emit
 
     def apply(self, plan: Plan, journal: Journal) -> tuple[str, ...]:
-        """Removals, then every phase; the names of optional phases that failed."""
+        """Repairs, removals, then every phase; the names of optional phases that failed."""
+        if plan.discard or plan.repair:
+            self.repair(plan)
         if plan.remove:
             self.remove(plan)
         failed = []
@@ -124,6 +156,16 @@ class _Transaction:
             journal = journal.finish(phase_plan.phase.name)
             write_journal(self.env.state_dir, journal)
         return tuple(failed)
+
+    def repair(self, plan: Plan) -> None:
+        """Delete what uv cannot remove, then uninstall what is left of broken unlocked ones."""
+        discard_dist_info(self.env, plan.discard)
+        broken = {d.name for d in plan.repair}
+        left = [d.name for d in load_installed(self.env) if d.name in broken]
+        if left:
+            ran = uv.pip_uninstall(self.env.python, left, self.options)
+            if not ran.ok:
+                self.fail("repair", ran)
 
     def remove(self, plan: Plan) -> None:
         names = [d.name for d in plan.remove]
@@ -144,15 +186,7 @@ class _Transaction:
             packages=[f"{s.package.name}=={s.package.version}" for s in steps],
         )
         start = time.perf_counter()
-        path = write_requirements(env.state_dir, f"phase-{name}.txt", requirements_text(steps))
-        ran = uv.pip_install(
-            env.python,
-            path,
-            self.options,
-            require_hashes=all_hashed(steps),
-            no_build_isolation=phase_plan.no_build_isolation,
-        )
-        path.unlink(missing_ok=True)
+        ran = self.install_steps(phase_plan)
         if not ran.ok:
             if not phase_plan.phase.optional:
                 self.fail(name, ran)
@@ -165,11 +199,41 @@ class _Transaction:
         self.emit("phase_finished", phase=name, installed=len(steps), seconds=seconds)
         return True
 
+    def install_steps(self, phase_plan: PhasePlan) -> uv.Ran:
+        """Artifacts under `--require-hashes`, then git sources (unhashed): the first failure,
+        else the last run."""
+        artifacts = [s for s in phase_plan.steps if s.package.vcs is None]
+        sources = [s for s in phase_plan.steps if s.package.vcs is not None]
+        ran = None
+        for part, hashed in ((artifacts, True), (sources, False)):
+            if part:
+                ran = self.pip_install(phase_plan, part, hashed=hashed)
+                if not ran.ok:
+                    break
+        assert ran is not None  # a phase with no steps is not installed
+        return ran
+
+    def pip_install(self, phase_plan: PhasePlan, steps: list[Step], *, hashed: bool) -> uv.Ran:
+        env, name = self.env, phase_plan.phase.name
+        path = write_requirements(env.state_dir, f"phase-{name}.txt", requirements_text(steps))
+        ran = uv.pip_install(
+            env.python,
+            path,
+            self.options,
+            require_hashes=hashed,
+            no_build_isolation=phase_plan.no_build_isolation,
+            reinstall=[s.package.name for s in steps if s.action == "repair"],
+        )
+        path.unlink(missing_ok=True)
+        return ran
+
     def fail(self, phase: str, ran: uv.Ran) -> NoReturn:
         """Restore the pre-sync snapshot after a required step failed, then raise."""
         snapshot, env = self.snapshot, self.env
         self.emit("phase_failed", phase=phase, optional=False, error=ran.tail())
-        what = "removing packages" if phase == "remove" else f"required phase '{phase}'"
+        what = {"remove": "removing packages", "repair": "removing broken distributions"}.get(
+            phase, f"required phase '{phase}'"
+        )
         try:
             changed = restore(env, snapshot, self.options)
         except RestoreFailed as exc:
