@@ -29,6 +29,8 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 PYPI = "https://pypi.org/simple/"
 FILES = "https://files.pythonhosted.org/packages/ab/cd"
 NUMPY_WHEEL = "numpy-1.26.4-cp311-cp311-win_amd64.whl"
+NOT_HEX = "g" * 64
+DAMAGED = "the lock was edited or damaged: restore it, or delete it and run 'envspec lock'"
 
 
 def package(name: str, version: str, **fields: Any) -> LockedPackage:
@@ -593,6 +595,136 @@ BAD = [
         id="no required-by",
     ),
     pytest.param(
+        numpy_block('name = "numpy"', 'name = "num py"'),
+        f"{P}: packages[1].name: invalid package name 'num py'",
+        "",
+        id="name not PEP 508",
+    ),
+    pytest.param(
+        numpy_block('index = "', 'marker = "os_name =="\nindex = "'),
+        f"{P}: packages[1].marker: invalid marker 'os_name =='",
+        "",
+        id="package marker",
+    ),
+    pytest.param(
+        numpy_block('index = "', 'requires-python = ">=3.x"\nindex = "'),
+        f"{P}: packages[1].requires-python: invalid requires-python '>=3.x'",
+        "",
+        id="package requires-python",
+    ),
+    pytest.param(
+        GOOD.replace("sys_platform == 'win32'", "(" * 2000),
+        f"{P}: environments[0]: invalid marker '{'(' * 71}…'",
+        "",
+        id="marker nested too deep",
+    ),
+    pytest.param(
+        numpy_block(f'sha256 = "{SHA_A}"', 'sha256 = ""'),
+        f"{P}: packages[1].wheels[0].hashes.sha256: empty hash (expected 64 hexadecimal digits)",
+        DAMAGED,
+        id="empty sha256",
+    ),
+    pytest.param(
+        numpy_block(f'sha256 = "{SHA_A}"', 'sha256 = "abc123"'),
+        f"{P}: packages[1].wheels[0].hashes.sha256: invalid sha256 hash 'abc123' "
+        "(expected 64 hexadecimal digits)",
+        DAMAGED,
+        id="short sha256",
+    ),
+    pytest.param(
+        numpy_block(f'sha256 = "{SHA_A}"', f'sha256 = "{NOT_HEX}"'),
+        f"{P}: packages[1].wheels[0].hashes.sha256: invalid sha256 hash '{NOT_HEX}' "
+        "(expected 64 hexadecimal digits)",
+        DAMAGED,
+        id="sha256 not hex",
+    ),
+    pytest.param(
+        GOOD.replace(f'hashes = {{sha256 = "{SHA_B}"}}', f'hashes = {{sha256 = "{SHA_B}b"}}'),
+        f"{P}: packages[0].sdist.hashes.sha256: invalid sha256 hash '{SHA_B}b' "
+        "(expected 64 hexadecimal digits)",
+        DAMAGED,
+        id="sdist sha256 of 65 digits",
+    ),
+    pytest.param(
+        numpy_block(f'sha256 = "{SHA_A}"', f'sha256 = "{SHA_A}", md5 = "{SHA_A}"'),
+        f"{P}: packages[1].wheels[0].hashes.md5: invalid md5 hash '{SHA_A}' "
+        "(expected 32 hexadecimal digits)",
+        DAMAGED,
+        id="md5 of the wrong length",
+    ),
+    pytest.param(
+        numpy_block(f'sha256 = "{SHA_A}"', "sha256 = 7"),
+        f"{P}: packages[1].wheels[0].hashes.sha256: expected a string, got integer",
+        "",
+        id="sha256 type",
+    ),
+    pytest.param(
+        numpy_block(f'url = "{FILES}/', 'url = "ftp://mirror.example/'),
+        f"{P}: packages[1].wheels[0].url: URL 'ftp://mirror.example/{NUMPY_WHEEL}' has "
+        "scheme 'ftp' (expected an http, https or file URL)",
+        DAMAGED,
+        id="ftp URL",
+    ),
+    pytest.param(
+        numpy_block(f'url = "{FILES}/', 'url = "dist/'),
+        f"{P}: packages[1].wheels[0].url: URL 'dist/{NUMPY_WHEEL}' has no scheme "
+        "(expected an http, https or file URL)",
+        DAMAGED,
+        id="relative URL",
+    ),
+    pytest.param(
+        numpy_block(f'url = "{FILES}/', 'url = "https://files.example:99999/'),
+        f"{P}: packages[1].wheels[0].url: invalid URL 'https://files.example:99999/"
+        f"{NUMPY_WHEEL}'",
+        DAMAGED,
+        id="bad port",
+    ),
+    pytest.param(
+        numpy_block(f'url = "{FILES}/', 'url = "https://[::1/'),
+        f"{P}: packages[1].wheels[0].url: invalid URL 'https://[::1/{NUMPY_WHEEL}'",
+        DAMAGED,
+        id="unclosed IPv6 bracket",
+    ),
+    pytest.param(
+        numpy_block(f'url = "{FILES}/', 'url = "https:///'),
+        f"{P}: packages[1].wheels[0].url: URL 'https:///{NUMPY_WHEEL}' has no host",
+        DAMAGED,
+        id="no host",
+    ),
+    pytest.param(
+        numpy_block(f'url = "{FILES}/', 'url = "gopher://user:s3cret@host/'),
+        f"{P}: packages[1].wheels[0].url: URL 'gopher://host/{NUMPY_WHEEL}' has scheme "
+        "'gopher' (expected an http, https or file URL)",
+        DAMAGED,
+        id="credentials are not shown",
+    ),
+    pytest.param(
+        numpy_block("size = 15772810", "size = -1"),
+        f"{P}: packages[1].wheels[0].size: invalid size -1 (a file's size is 0 bytes or more)",
+        DAMAGED,
+        id="negative size",
+    ),
+    pytest.param(
+        numpy_block(f'name = "{NUMPY_WHEEL}"', 'name = "numpy-1.26.3-cp311-cp311-win_amd64.whl"'),
+        f"{P}: packages[1].wheels[0].name: wheel 'numpy-1.26.3-cp311-cp311-win_amd64.whl' is "
+        "not numpy 1.26.4",
+        DAMAGED,
+        id="wheel of another version",
+    ),
+    pytest.param(
+        numpy_block(f'name = "{NUMPY_WHEEL}"', 'name = "numpy.whl"'),
+        f"{P}: packages[1].wheels[0].name: invalid wheel file name 'numpy.whl'",
+        DAMAGED,
+        id="not a wheel file name",
+    ),
+    pytest.param(
+        GOOD.replace(f'commit-id = "{COMMIT}"', 'commit-id = "main"'),
+        f"{P}: packages[2].vcs.commit-id: invalid commit-id 'main' (expected a full commit id: "
+        "40 hexadecimal digits, or 64 for a SHA-256 repository)",
+        DAMAGED,
+        id="commit-id not a commit",
+    ),
+    pytest.param(
         numpy_block('required-by = ["<spec>", "torch"]', 'required-by = ["<spec>", 1]'),
         f"{P}: packages[1].tool.envspec.required-by[1]: expected a string, got integer",
         "",
@@ -608,6 +740,20 @@ def test_bad_lock(text: str, message: str, hint: str) -> None:
     assert str(caught.value) == message
     assert caught.value.hint == hint
     assert caught.value.exit_code == EXIT_USAGE
+
+
+def test_hashes_and_commits_are_read_in_lower_case() -> None:
+    text = GOOD.replace(SHA_A, SHA_A.upper()).replace(COMMIT, COMMIT.upper())
+    assert parse_lock(text, path=P) == parse_lock(GOOD, path=P)
+
+
+def test_a_file_url_and_a_sha256_commit_are_accepted() -> None:
+    text = numpy_block(f'url = "{FILES}/', 'url = "file:///srv/wheels/').replace(
+        COMMIT, "c" * 64
+    )
+    lock = parse_lock(text, path=P)
+    assert lock.packages[1].artifact is not None
+    assert lock.packages[1].artifact.url == f"file:///srv/wheels/{NUMPY_WHEEL}"
 
 
 def test_bad_lock_file_is_left_alone(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ listed in README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,30 @@ from envspec.apply.environment import (
     Environment,
     Location,
     ensure_environment,
-    load_installed,
     locate,
     open_environment,
 )
-from envspec.apply.journal import interrupted, interrupted_message
+from envspec.apply.installed import load_installed
+from envspec.apply.journal import (
+    creation_lock,
+    interrupted,
+    interrupted_message,
+    load_journal,
+    stopped_message,
+)
 from envspec.apply.rollback import rollback
 from envspec.apply.select import select_lock
 from envspec.apply.snapshot import changes, load_snapshot, snapshot_ids
 from envspec.apply.store import Downloader, Files, store_at
 from envspec.apply.sync import SyncSettings, sync
-from envspec.errors import EXIT_FAILED, EXIT_OK, EnvspecError, StaleLockError, UsageError
+from envspec.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EnvspecError,
+    Interrupted,
+    StaleLockError,
+    UsageError,
+)
 from envspec.model import Lock, Spec
 from envspec.render import Out, emitter, history_line
 from envspec.spec import load_spec
@@ -92,9 +106,21 @@ def cmd_sync(args: argparse.Namespace, out: Out) -> int:
             context=location.source,
             hint="'envspec sync' creates it",
         )
-    if ensure_environment(location, spec.python, options):
-        out.event("environment_created", root=str(location.root), python=spec.python)
-        out.say(f"Created {location.root} (Python {spec.python})")
+    with contextlib.ExitStack() as creating:
+        if location.creatable and not location.python.exists():
+            # held until this sync is done: a second first sync waits, then has nothing to do
+            creating.enter_context(
+                creation_lock(location.root, _cache_root(args), args.lock_timeout)
+            )
+        if ensure_environment(location, spec.python, options):
+            out.event("environment_created", root=str(location.root), python=spec.python)
+            out.say(f"Created {location.root} (Python {spec.python})")
+        return _sync(args, out, spec, options, location)
+
+
+def _sync(
+    args: argparse.Namespace, out: Out, spec: Spec, options: uv.UvOptions, location: Location
+) -> int:
     env, path, lock = _open(args, out, location)
     if args.locked:
         _refuse_stale(spec, args.project, lock, path)
@@ -107,7 +133,8 @@ def cmd_sync(args: argparse.Namespace, out: Out) -> int:
         command=_command_line(args),
     )
     emit = emitter(out)
-    outcome = sync(env, lock, settings, options, files=_files(args, spec), emit=emit)
+    with _reported(env, "sync"):
+        outcome = sync(env, lock, settings, options, files=_files(args, spec), emit=emit)
     code = EXIT_OK
     if outcome.changed and not args.no_checks:
         ok = run_checks(
@@ -140,14 +167,15 @@ def cmd_rollback(args: argparse.Namespace, out: Out) -> int:
     spec = _spec_if_valid(args.project)
     options = _uv_options(args, spec)
     emit = emitter(out)
-    restored = rollback(
-        env,
-        args.id,
-        options=options,
-        files=_files(args, spec),
-        lock_timeout=args.lock_timeout,
-        emit=emit,
-    )
+    with _reported(env, "rollback"):
+        restored = rollback(
+            env,
+            args.id,
+            options=options,
+            files=_files(args, spec),
+            lock_timeout=args.lock_timeout,
+            emit=emit,
+        )
     emit("done", command="rollback", exit_code=EXIT_OK, changed=restored is not None)
     return EXIT_OK
 
@@ -234,6 +262,18 @@ def _warn_interrupted(env: Environment, out: Out) -> None:
         hint=hint,
     )
     out.say(f"warning: {message}\nhint: {hint}")
+
+
+@contextlib.contextmanager
+def _reported(env: Environment, command: str) -> Iterator[None]:
+    """An installer stopped by SIGINT or SIGTERM, reported with what the journal says."""
+    try:
+        yield
+    except Interrupted as exc:
+        message, hint = stopped_message(load_journal(env.state_dir), command, exc.signal_name)
+        raise Interrupted(
+            message, signal_number=exc.signal_number, context=str(env.root), hint=hint
+        ) from exc
 
 
 def _refuse_stale(spec: Spec, project: Path, lock: Lock, path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import signal
 from collections.abc import Iterable
 
 EXIT_OK = 0
@@ -107,6 +108,22 @@ class ResolutionError(EnvspecError):
 
 class ApplyError(EnvspecError):
     """An environment could not be read, changed or restored (sync, rollback, check)."""
+
+
+class Interrupted(EnvspecError):
+    """SIGINT or SIGTERM stopped the command; the exit code is 128 + the signal's number
+    (130, 143), as a shell reports a process the signal ended."""
+
+    def __init__(
+        self, message: str, *, signal_number: int, context: str = "", hint: str = ""
+    ) -> None:
+        super().__init__(message, context=context, hint=hint)
+        self.signal_number = signal_number
+        self.exit_code = 128 + signal_number
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signal_number).name
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -69,13 +69,15 @@ class _Human:
             self.downloads = None
 
     def on_plan(self, data: Mapping[str, Any]) -> None:
-        lines = [_plan_line(phase) for phase in data["phases"]]
+        lines = [f"  repair: remove {r['name']} ({r['problem']})" for r in data.get("repair", ())]
+        lines += [_plan_line(phase) for phase in data["phases"]]
         lines = [line for line in lines if line]
         if data["remove"]:
             lines.append(
                 "  remove: " + ", ".join(f"{r['name']} {r['version']}" for r in data["remove"])
             )
-        if not data["remove"] and not any(phase["steps"] for phase in data["phases"]):
+        steps = any(phase["steps"] for phase in data["phases"])
+        if not data["remove"] and not data.get("repair") and not steps:
             self.out.say("Nothing to do: the environment matches the lock.")
             return
         self.out.say("Plan (dry run):" if data["dry_run"] else "Plan:")
@@ -217,7 +219,9 @@ def _plan_line(phase: Mapping[str, Any]) -> str:
         return ""
     parts = []
     for step in phase["steps"]:
-        if step["installed"]:
+        if step.get("problem"):
+            parts.append(f"repair {step['name']} {step['version']} ({step['problem']})")
+        elif step["installed"]:
             parts.append(f"{step['action']} {step['name']} {step['installed']} → {step['version']}")
         else:
             parts.append(f"install {step['name']} {step['version']}")

@@ -5,12 +5,13 @@ environment with `uv venv`, and reads it back with `uv pip freeze`.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,33 @@ class EnvProject:
         return sorted(int(p.stem) for p in folder.glob("*.json")) if folder.exists() else []
 
 
+CROSSING = [
+    {"name": "up", "requirements": ["alpha>=2"]},  # 1.0 → 2.0
+    {"name": "down", "requirements": ["beta<2"]},  # 2.0 → 1.0
+    {"name": "new", "requirements": ["gamma"]},  # installed
+]
+
+
+def crossing(
+    root: Path, server: IndexServer, wheel: Callable[[str, str], dict[str, Any]]
+) -> EnvProject:
+    """An environment holding alpha 1.0 and beta 2.0, and a lock of `CROSSING`, which
+    upgrades one, downgrades the other and adds gamma; `wheel(name, version)` gives each
+    wheel's `build_wheel` options."""
+    for name, version in (("alpha", "1.0"), ("alpha", "2.0"), ("beta", "1.0"), ("beta", "2.0"),
+                          ("gamma", "1.0")):  # fmt: skip
+        server.add_wheel(name, version, **wheel(name, version))
+    project = EnvProject(root, server)
+    project.make_env()
+    project.pip_install(
+        f"alpha @ {server.file_url('alpha-1.0-py3-none-any.whl')}",
+        f"beta @ {server.file_url('beta-2.0-py3-none-any.whl')}",
+    )
+    project.write_spec(CROSSING)
+    project.lock()
+    return project
+
+
 def corrupt(server: IndexServer, filename: str) -> None:
     """Make a served wheel unreadable as a zip while the index still lists it, with the hash
     of its new bytes and its old `.metadata`: it locks fine and then fails to install."""
@@ -136,3 +164,37 @@ def corrupt(server: IndexServer, filename: str) -> None:
 def events(stdout: str) -> list[dict[str, Any]]:
     """The JSON events of a `--json` run."""
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def site_packages(env: Path) -> Path:
+    """The environment's (only) site-packages folder."""
+    found = sorted(env.glob("lib/python*/site-packages")) + sorted(env.glob("Lib/site-packages"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def audit(env: Path) -> list[str]:
+    """What is wrong with the environment's installed metadata: a `.dist-info` without
+    METADATA or RECORD, two of one name, a temporary file left in one, a RECORD cut short, a
+    file it lists not there."""
+    site = site_packages(env)
+    problems, names = [], {}
+    for info in sorted(site.glob("*.dist-info")):
+        name = info.name.split("-", 1)[0].lower()
+        if name in names:
+            problems.append(f"{names[name]} and {info.name}: one name installed twice")
+        names[name] = info.name
+        for required in ("METADATA", "RECORD"):
+            if not (info / required).is_file():
+                problems.append(f"{info.name} has no {required}")
+        problems += [f"{info.name}: {p.name} left" for p in info.glob("*.tmp*")]
+        problems += [f"{info.name}: {p.name} left" for p in info.glob(".tmp*")]
+        if (info / "RECORD").is_file():
+            text = (info / "RECORD").read_text()
+            rows = [row for row in csv.reader(text.splitlines()) if row]
+            if not text.endswith("\n") or any(len(row) != 3 for row in rows):
+                problems.append(f"{info.name}: its RECORD is cut short")
+            for row in rows:
+                if not (site / row[0]).exists():
+                    problems.append(f"{info.name}: {row[0]} is missing")
+    return problems

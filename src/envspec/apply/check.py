@@ -1,6 +1,8 @@
 """`envspec check`: a pre-flight of an environment against its lock and the spec's `[checks]`.
 
-Four kinds, each result a `CheckResult`:
+Five kinds, each result a `CheckResult`:
+- installed: each distribution whose metadata is broken (unreadable or missing METADATA, no
+  RECORD, several copies of one name) is a failure, named; nothing is said when all are sound;
 - drift: each locked package installed at its locked version (and commit); packages of
   optional phases that are absent are warnings, as are packages the lock does not name;
 - dependencies: every installed distribution's requirements hold, evaluated under the
@@ -26,12 +28,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envspec.apply import uv
-from envspec.apply.environment import Environment, load_installed
+from envspec.apply.environment import Environment
 from envspec.apply.events import Emit
+from envspec.apply.installed import load_installed
 from envspec.apply.plan import Installed, phases_upto
 from envspec.model import Checks, Lock, LockedPackage
 
-Kind = Literal["drift", "dependencies", "version", "import"]
+Kind = Literal["installed", "drift", "dependencies", "version", "import"]
 _PROBE_WORKERS = 4
 
 
@@ -42,6 +45,21 @@ class CheckResult:
     ok: bool
     message: str
     warnings: tuple[str, ...] = ()
+
+
+def broken(installed: Iterable[Installed]) -> list[CheckResult]:
+    """A failure per broken distribution (see `installed.load_installed`)."""
+    return [
+        CheckResult(
+            kind="installed",
+            subject=d.name,
+            ok=False,
+            message=f"{d.name} is broken: {d.problem}; 'envspec sync' or 'envspec rollback' "
+            "repairs it",
+        )
+        for d in installed
+        if d.problem
+    ]
 
 
 def drift(
@@ -228,7 +246,8 @@ def run_checks(
     With `phase` (a partial sync) only drift up to it and dependencies are checked: the
     spec's rules and imports may need later phases."""
     installed = load_installed(env, requires=True)
-    results = drift(lock, installed, phase)
+    results = broken(installed)
+    results += drift(lock, installed, phase)
     results += dependencies(installed, env.marker_environment())
     if phase is None:
         results += version_rules(checks.versions, installed)

@@ -1,4 +1,5 @@
-"""The target environment: where it is, what its interpreter is, and what is installed in it.
+"""The target environment: where it is and what its interpreter is (what is installed in it
+is `installed`).
 
 Which environment: `--python` (an interpreter or an environment folder), else `$VIRTUAL_ENV`,
 else the project's `.venv`, which `envspec sync` creates with `uv venv` at the spec's Python.
@@ -6,9 +7,6 @@ The interpreter's marker environment and site-packages folders cost a subprocess
 they are kept in `<env>/.envspec/interpreter.json` keyed by the interpreter's path and mtime
 (a sync with nothing to do starts no process at all), and, for virtual environments, once per
 base interpreter in the envspec cache folder (a new environment needs no probe either).
-Installed distributions are read from their `.dist-info` folders by hand rather than with
-`importlib.metadata`: importing that costs about as much as the rest of a no-op sync, and a
-folder name already holds name and version.
 """
 
 from __future__ import annotations
@@ -21,13 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 from envspec.apply import uv
-from envspec.apply.plan import Installed
 from envspec.errors import ApplyError, UsageError
 
 STATE_DIR = ".envspec"
+JOURNAL_FILE = "journal.json"  # in STATE_DIR: see `journal`
 _CACHE_FILE = "interpreter.json"
 
 
@@ -91,7 +87,8 @@ def locate(project: Path, python: Path | None, environ: Mapping[str, str]) -> Lo
 
 
 def ensure_environment(location: Location, python: str, options: uv.UvOptions) -> bool:
-    """Create the project's `.venv` when absent; True when it was created."""
+    """Create the project's `.venv` when absent; True when it was created. The caller holds
+    the creation lock (`journal.creation_lock`) when it may create."""
     if location.python.exists():
         return False
     if not location.creatable:
@@ -99,6 +96,12 @@ def ensure_environment(location: Location, python: str, options: uv.UvOptions) -
             f"no Python interpreter at {location.python}",
             context=location.source,
             hint="pass --python with an existing interpreter or environment folder",
+        )
+    if os.path.lexists(location.root):
+        raise UsageError(
+            f"{location.root} exists but has no working Python interpreter ({location.python})",
+            context=location.source,
+            hint=f"remove {location.root} and run 'envspec sync' again, or pass --python",
         )
     uv.create_venv(location.root, python, options)
     return True
@@ -177,95 +180,6 @@ def write_interpreter_cache(path: Path, key: Mapping[str, Any], facts: Mapping[s
         os.replace(tmp, path)
     except OSError:
         pass
-
-
-def load_installed(env: Environment, *, requires: bool = False) -> tuple[Installed, ...]:
-    """Every distribution in the environment's site-packages, by name (first found wins).
-
-    Name and version come from the `.dist-info` folder name (PEP 427: both escaped, so the
-    last `-` separates them) unless it is ambiguous; `METADATA` is read only then, or when
-    `requires` asks for the requirements too."""
-    found: dict[str, Installed] = {}
-    for folder in env.site_packages:
-        try:
-            names = sorted(os.listdir(folder))
-        except OSError:
-            continue
-        for entry in names:
-            if entry.endswith((".dist-info", ".egg-info")):
-                dist = _read_dist(folder / entry, requires)
-                if dist is not None and dist.name not in found:
-                    found[dist.name] = dist
-    return tuple(found[name] for name in sorted(found))
-
-
-def has_distributions(env: Environment) -> bool:
-    """Whether any distribution metadata (`.dist-info`, `.egg-info` folder or file, a legacy
-    editable's `.egg-link`) is in site-packages: what `pip freeze` would list anything from."""
-    suffixes = (".dist-info", ".egg-info", ".egg-link")
-    for folder in env.site_packages:
-        try:
-            if any(name.endswith(suffixes) for name in os.listdir(folder)):
-                return True
-        except OSError:
-            continue
-    return False
-
-
-def _read_dist(path: Path, requires: bool) -> Installed | None:
-    egg = path.name.endswith(".egg-info")
-    name, sep, version = path.name.rsplit(".", 1)[0].partition("-")
-    reqs: tuple[str, ...] = ()
-    if egg or not sep or "-" in version or "_" in version or requires:
-        headers = _headers(path / ("PKG-INFO" if egg else "METADATA"))
-        if headers is None:
-            return None
-        name = headers.get("name", [name])[0]
-        version = headers.get("version", [version])[0]
-        reqs = tuple(headers.get("requires-dist", ()))
-    if not name or not version:
-        return None
-    url, commit = _direct_url(_read_text(path / "direct_url.json"))
-    return Installed(
-        name=canonicalize_name(name), version=version, requires=reqs, url=url, commit=commit
-    )
-
-
-def _headers(path: Path) -> dict[str, list[str]] | None:
-    """The header fields of a core metadata file (the part before the first blank line)."""
-    text = _read_text(path)
-    if text is None:
-        return None
-    out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            break
-        key, sep, value = line.partition(":")
-        if sep and not line[0].isspace():
-            out.setdefault(key.strip().lower(), []).append(value.strip())
-    return out
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-
-
-def _direct_url(text: str | None) -> tuple[str | None, str | None]:
-    if not text:
-        return None, None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    vcs = data.get("vcs_info")
-    commit = vcs.get("commit_id") if isinstance(vcs, dict) else None
-    url = data.get("url")
-    return (url if isinstance(url, str) else None), (commit if isinstance(commit, str) else None)
 
 
 def require_state_dir(env: Environment) -> Path:

@@ -1,30 +1,46 @@
-"""Transactions on an environment: its file lock and the journal of the sync in progress.
+"""Transactions on an environment: its file locks and the journal of the change in progress.
 
-The lock (`<env>/.envspec/lock`, `filelock`: an OS lock the kernel drops when its process
-dies, however it dies) lets one envspec command change an environment at a time; a second
-waits, then fails saying so. The journal (`<env>/.envspec/journal.json`) is written before a
-sync changes anything and removed when it ends: one found while nobody holds the lock is a
-sync that was killed, and names the phase it stopped in and the snapshot from before it.
+The environment lock (`<env>/.envspec/lock`, an OS lock the kernel drops when its last holder
+dies, however it dies: see `envlock`) lets one envspec command change an environment at a
+time; a second waits, then fails saying so. Every process envspec starts while it holds the
+lock holds it too, so the lock outlives envspec for as long as an installer it started runs.
+
+The creation lock guards a project's `.venv` before it exists, when the environment lock has
+nowhere to live yet: a sync that finds no `.venv` takes it, creates the environment and holds
+it until its sync is done, so a second first sync waits, then finds nothing to do. It lives
+in the envspec cache (`locks/<digest of the environment's path>.lock`) rather than in the
+project: the cache is envspec's own and always writable, where the project is the user's
+work tree (a lock file there would be one more thing to ignore or commit, and a read-only
+checkout could not hold it). Two first syncs that use different `--cache-dir` folders do not
+see each other's creation lock; everything after creation is under the environment lock.
+
+The journal (`<env>/.envspec/journal.json`) is written before a sync or rollback changes
+anything and removed when it ends: one found while nobody holds the lock is a command that
+was killed, and names where it stopped and the snapshot to go back to.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from envspec.apply import envlock
+from envspec.apply.environment import JOURNAL_FILE
 from envspec.apply.snapshot import write_json
 from envspec.errors import ApplyError
 
-_JOURNAL = "journal.json"
 _LOCK = "lock"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Journal:
-    """A sync in progress: its pre-sync snapshot and which phases are done."""
+    """A sync in progress (its pre-sync snapshot and which phases are done), or a rollback
+    in progress (`command` ``rollback N``, `snapshot` the one it restores)."""
 
     command: str
     snapshot: int | None  # None when the journal itself was found damaged
@@ -45,25 +61,44 @@ class Journal:
             return self.current
         return next((p for p in self.phases if p not in self.done), None)
 
+    @property
+    def is_rollback(self) -> bool:
+        return self.command.startswith("rollback")
+
 
 def interrupted_message(journal: Journal) -> tuple[str, str]:
-    """(message, hint) telling a user a sync was killed and what to do."""
+    """(message, hint) telling a user a sync or rollback was killed and what to do."""
+    return _stopped(f"a previous '{journal.command}' was interrupted", journal)
+
+
+def stopped_message(journal: Journal | None, command: str, signal: str) -> tuple[str, str]:
+    """(message, hint) for this `command`, stopped by `signal` (with the journal it left)."""
+    if journal is None:
+        return f"{command} interrupted by {signal}; nothing was changed", ""
+    return _stopped(f"{command} interrupted by {signal}", journal)
+
+
+def _stopped(what: str, journal: Journal) -> tuple[str, str]:
+    if journal.is_rollback:
+        return (
+            f"{what}; the environment may be only partly restored",
+            f"run 'envspec rollback' to finish restoring snapshot {journal.snapshot}",
+        )
     where = f" in phase '{journal.stopped_in}'" if journal.stopped_in else ""
     if journal.snapshot is None:
         return (
-            f"a previous '{journal.command}' was interrupted{where}",
+            f"{what}{where}",
             "see 'envspec history' and roll back with 'envspec rollback ID'",
         )
     return (
-        f"a previous '{journal.command}' was interrupted{where}; snapshot "
-        f"{journal.snapshot} holds the environment from before it",
+        f"{what}{where}; snapshot {journal.snapshot} holds the environment from before it",
         "run 'envspec rollback' to restore it, or 'envspec sync' to finish the sync",
     )
 
 
 def load_journal(state_dir: Path) -> Journal | None:
     """The journal left in `state_dir`, if any (a damaged one still counts)."""
-    path = state_dir / _JOURNAL
+    path = state_dir / JOURNAL_FILE
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -84,11 +119,11 @@ def load_journal(state_dir: Path) -> Journal | None:
 
 
 def write_journal(state_dir: Path, journal: Journal) -> None:
-    write_json(state_dir / _JOURNAL, asdict(journal))
+    write_json(state_dir / JOURNAL_FILE, asdict(journal))
 
 
 def remove_journal(state_dir: Path) -> None:
-    (state_dir / _JOURNAL).unlink(missing_ok=True)
+    (state_dir / JOURNAL_FILE).unlink(missing_ok=True)
 
 
 def interrupted(state_dir: Path) -> Journal | None:
@@ -100,41 +135,48 @@ def interrupted(state_dir: Path) -> Journal | None:
 
 
 def busy(state_dir: Path) -> bool:
-    """Whether another process holds the environment's lock right now."""
-    if not (state_dir / _LOCK).exists():
-        return False
-    import filelock  # imported when needed: a sync with nothing to do never is
-
-    probe = filelock.FileLock(state_dir / _LOCK, timeout=0)
-    try:
-        probe.acquire()
-    except filelock.Timeout:
-        return True
-    except OSError:
-        return False
-    probe.release()
-    return False
+    """Whether a process (another envspec command, or an installer it left running) holds
+    the environment's lock right now."""
+    return envlock.is_held(state_dir / _LOCK)
 
 
 @contextmanager
 def environment_lock(state_dir: Path, timeout: float) -> Iterator[None]:
     """Hold the environment's lock, waiting up to `timeout` seconds for it."""
-    import filelock
+    with _lock_or_fail(
+        state_dir / _LOCK,
+        timeout,
+        context=str(state_dir.parent),
+        busy=f"another envspec command is changing this environment; gave up after {timeout:g}s",
+    ):
+        yield
 
-    lock = filelock.FileLock(state_dir / _LOCK, timeout=timeout)
+
+@contextmanager
+def creation_lock(root: Path, cache: Path, timeout: float) -> Iterator[None]:
+    """Hold the lock on creating the environment at `root` (see the module docstring)."""
+    where = os.path.realpath(root)
+    digest = hashlib.sha256(where.encode()).hexdigest()[:24]
+    with _lock_or_fail(
+        cache / "locks" / f"{digest}.lock",
+        timeout,
+        context=str(root),
+        busy=f"another envspec command is creating this environment; gave up after {timeout:g}s",
+    ):
+        yield
+
+
+@contextmanager
+def _lock_or_fail(path: Path, timeout: float, *, context: str, busy: str) -> Iterator[None]:
     try:
-        lock.acquire()
-    except filelock.Timeout as exc:
+        fd = envlock.acquire(path, timeout)
+    except envlock.Busy as exc:
         raise ApplyError(
-            f"another envspec command is changing this environment; gave up after {timeout:g}s",
-            context=str(state_dir.parent),
+            busy,
+            context=context,
             hint="wait for it to finish, or wait longer with --lock-timeout SECONDS",
         ) from exc
     except OSError as exc:
-        raise ApplyError(
-            f"cannot lock the environment: {exc.strerror}", context=str(state_dir.parent)
-        ) from exc
-    try:
+        raise ApplyError(f"cannot lock the environment: {exc.strerror}", context=context) from exc
+    with envlock.holding(fd):
         yield
-    finally:
-        lock.release()

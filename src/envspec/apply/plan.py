@@ -1,10 +1,10 @@
 """The sync plan: what an environment lacks against a lock, phase by phase (pure).
 
-A locked package is satisfied when a distribution of that name is installed at exactly the
-locked version: for a git source at the locked commit, for an index package as a registry
-install (one installed from a URL, as earlier envspec syncs did, is reinstalled). Everything
-else in a phase is installed by that phase; with `exact`, what the lock does not name at all
-is removed.
+A locked package is satisfied when a distribution of that name is installed, sound (see
+`Installed.problem`), at exactly the locked version (and, for a git source, at the locked
+commit). Everything else in a phase is installed by that phase, a broken one as a `repair`
+(installed afresh); a broken distribution the lock does not name is removed (`Plan.repair`);
+with `exact`, whatever else the lock does not name is removed too.
 
 What uv is given (`install_calls`), so that nothing is resolved at install time, every byte is
 checked against the lock, and an index package is installed as a registry install (PEP 610
@@ -44,7 +44,7 @@ from packaging.version import InvalidVersion, Version
 from envspec.errors import UsageError, did_you_mean
 from envspec.model import Lock, LockedPackage, LockedPhase
 
-Action = Literal["install", "upgrade", "downgrade", "reinstall"]
+Action = Literal["install", "upgrade", "downgrade", "reinstall", "repair"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,6 +56,8 @@ class Installed:
     requires: tuple[str, ...] = ()
     url: str | None = None  # PEP 610 direct_url.json "url", when installed from a URL
     commit: str | None = None  # PEP 610 vcs_info.commit_id
+    problem: str | None = None  # why it is broken (unreadable, no RECORD, several copies)
+    discard: tuple[str, ...] = ()  # what uv cannot handle: deleted before a repair
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -65,6 +67,7 @@ class Step:
     package: LockedPackage
     action: Action
     installed: str | None  # the version there now, if any
+    problem: str | None = None  # what a repair repairs
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,14 +81,16 @@ class PhasePlan:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
-    """The whole sync: phases in lock order, then (with `exact`) removals."""
+    """The whole sync: repairs, then (with `exact`) removals, then phases in lock order."""
 
     phases: tuple[PhasePlan, ...]
     remove: tuple[Installed, ...]
+    repair: tuple[Installed, ...] = ()  # broken distributions the lock does not name
+    discard: tuple[str, ...] = ()  # what uv cannot handle, of every distribution repaired
 
     @property
     def empty(self) -> bool:
-        return not self.remove and not any(p.steps for p in self.phases)
+        return not self.remove and not self.repair and not any(p.steps for p in self.phases)
 
     @property
     def install_count(self) -> int:
@@ -117,9 +122,11 @@ def make_plan(
     for package in lock.packages:
         by_phase.setdefault(package.phase, []).append(package)
     phases = []
+    repaired: list[Installed] = []
     for locked_phase in phases_upto(lock, phase):
         packages = [] if locked_phase.skipped else by_phase.get(locked_phase.name, [])
         steps = [_step(p, have.get(p.name)) for p in sorted(packages, key=lambda p: p.name)]
+        repaired += [have[s.package.name] for s in steps if s is not None and s.problem]
         phases.append(
             PhasePlan(
                 phase=locked_phase,
@@ -128,13 +135,18 @@ def make_plan(
             )
         )
     named = {p.name for p in lock.packages}
-    remove = tuple(d for n, d in sorted(have.items()) if n not in named) if exact else ()
-    return Plan(phases=tuple(phases), remove=remove)
+    unnamed = [d for n, d in sorted(have.items()) if n not in named]
+    repair = tuple(d for d in unnamed if d.problem)
+    remove = tuple(d for d in unnamed if not d.problem) if exact else ()
+    discard = tuple(path for d in (*repair, *repaired) for path in d.discard)
+    return Plan(phases=tuple(phases), remove=remove, repair=repair, discard=discard)
 
 
 def _step(package: LockedPackage, dist: Installed | None) -> Step | None:
     if dist is None:
         return Step(package=package, action="install", installed=None)
+    if dist.problem:
+        return Step(package=package, action="repair", installed=dist.version, problem=dist.problem)
     same_version = _version(dist.version) == package.version
     same_source = (
         dist.commit == package.vcs.commit_id
@@ -181,6 +193,10 @@ class InstallCall:
     text: str
     require_hashes: bool
     reinstall: tuple[str, ...]  # names already installed at the locked version, to replace
+    # A repair unpacks afresh: uv hardlinks installed files from its cache, so the damage of a
+    # file changed in place is in uv's cache entry too, and `--reinstall-package` reuses the
+    # entry of a local file (measured).
+    fresh: bool = False
 
 
 def install_calls(steps: Sequence[Step], stored: Mapping[str, Path]) -> tuple[InstallCall, ...]:
@@ -206,8 +222,11 @@ def _kind(package: LockedPackage) -> Literal["index", "url", "git"]:
 
 
 def _call(steps: Sequence[Step], text: str, *, pylock: bool, hashed: bool = True) -> InstallCall:
-    again = tuple(s.package.name for s in steps if s.action == "reinstall")
-    return InstallCall(pylock=pylock, text=text, require_hashes=hashed, reinstall=again)
+    again = tuple(s.package.name for s in steps if s.action in ("reinstall", "repair"))
+    fresh = any(s.action == "repair" for s in steps)
+    return InstallCall(
+        pylock=pylock, text=text, require_hashes=hashed, reinstall=again, fresh=fresh
+    )
 
 
 def pylock_text(packages: Sequence[LockedPackage], stored: Mapping[str, Path]) -> str:
@@ -253,12 +272,18 @@ def describe(plan: Plan) -> list[dict[str, object]]:
                         "version": str(s.package.version),
                         "action": s.action,
                         "installed": s.installed,
+                        **({"problem": s.problem} if s.problem else {}),
                     }
                     for s in phase_plan.steps
                 ],
             }
         )
     return out
+
+
+def describe_repairs(plan: Plan) -> list[dict[str, str | None]]:
+    """The broken distributions the lock does not name, which the sync removes."""
+    return [{"name": d.name, "version": d.version, "problem": d.problem} for d in plan.repair]
 
 
 def installed_versions(installed: Iterable[Installed]) -> Mapping[str, str]:

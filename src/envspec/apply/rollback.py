@@ -10,17 +10,35 @@ is missing does it go to the network. uv downloads and unpacks every artifact be
 removes or installs anything, so a restore whose artifact cannot be had fails with the
 environment untouched (checked, and said, after every failure).
 
-`rollback` snapshots the environment first, so a rollback can itself be rolled back.
+A restore also repairs: broken distributions (see `installed`) are installed afresh
+(`--reinstall-package`) or, when the snapshot does not hold them, removed; their `.dist-info`
+folders without RECORD, which uv cannot remove, are deleted first. So a rollback after a
+killed sync leaves no empty or duplicate `.dist-info` behind, even where the freeze already
+matches.
+
+`rollback` snapshots the environment first, so a rollback can itself be rolled back, and
+keeps a journal while it restores, so a rollback that is killed is named by the next command
+(and `envspec rollback` finishes it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+
+from packaging.utils import canonicalize_name
 
 from envspec.apply import uv
-from envspec.apply.environment import Environment, load_installed, require_state_dir
+from envspec.apply.environment import Environment, require_state_dir
 from envspec.apply.events import Emit
-from envspec.apply.journal import environment_lock, load_journal, remove_journal
+from envspec.apply.installed import discard_dist_info, load_installed
+from envspec.apply.journal import (
+    Journal,
+    environment_lock,
+    load_journal,
+    remove_journal,
+    write_journal,
+)
 from envspec.apply.snapshot import (
     Snapshot,
     changes,
@@ -37,6 +55,8 @@ from envspec.apply.snapshot import (
 from envspec.apply.store import Files, fetch
 from envspec.errors import ApplyError
 
+_LINE_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(==\s*(\S+)|@)")
+
 
 class RestoreFailed(ApplyError):
     """uv could not restore a snapshot; `tail` is what it said."""
@@ -49,8 +69,10 @@ class RestoreFailed(ApplyError):
 def restore(
     env: Environment, snapshot: Snapshot, options: uv.UvOptions, files: Files, emit: Emit
 ) -> list[str]:
-    """Make `env` hold exactly `snapshot`'s distributions; what changed (see `changes`)."""
-    before: dict[str, str] = {d.name: d.version for d in load_installed(env)}
+    """Make `env` hold exactly `snapshot`'s distributions, repairing broken ones; what
+    changed (see `changes`)."""
+    installed = load_installed(env)
+    before: dict[str, str] = {d.name: d.version for d in installed}
     wanted, complete = restore_files(snapshot)
     with files.store.reading():
         try:
@@ -61,12 +83,16 @@ def restore(
                 context=str(env.root),
                 hint="nothing was changed",
             ) from exc
-        text = restore_text(snapshot, stored)
+        broken = [d for d in installed if d.problem]
+        discard_dist_info(env, [path for d in broken for path in d.discard])
+        reinstall = [d.name for d in broken]
+        text = one_line_per_name(restore_text(snapshot, stored), snapshot.versions())
         path = write_requirements(env.state_dir, f"restore-{snapshot.id}.txt", text)
         offline = dataclasses.replace(options, offline=True)
-        ran = uv.pip_sync(env.python, path, offline, no_index=complete and bool(wanted))
+        no_index = complete and bool(wanted)
+        ran = uv.pip_sync(env.python, path, offline, no_index=no_index, reinstall=reinstall)
         if not ran.ok and not options.offline:
-            ran = uv.pip_sync(env.python, path, options)
+            ran = uv.pip_sync(env.python, path, options, reinstall=reinstall)
         path.unlink(missing_ok=True)
     after: dict[str, str] = {d.name: d.version for d in load_installed(env)}
     if not ran.ok:
@@ -82,6 +108,34 @@ def restore(
     return changes(before, after)
 
 
+def one_line_per_name(text: str, versions: dict[str, str]) -> str:
+    """`text` (a snapshot's freeze) with one line per distribution: the freeze of a broken
+    environment lists each copy of a name, the snapshot's `versions` the sound one. Of
+    several lines, the one pinning that version is kept, else a URL line (a copy emptied by
+    a killed uninstall keeps no `direct_url.json`), else the first."""
+    lines = text.splitlines()
+    by_name: dict[str, list[int]] = {}
+    for i, line in enumerate(lines):
+        found = _LINE_NAME.match(line)
+        if found:
+            by_name.setdefault(canonicalize_name(found[1]), []).append(i)
+    dropped: set[int] = set()
+    for name, indexes in by_name.items():
+        if len(indexes) > 1:
+            keep = _best_line(lines, indexes, versions.get(name))
+            dropped |= set(indexes) - {keep}
+    return "".join(line + "\n" for i, line in enumerate(lines) if i not in dropped)
+
+
+def _best_line(lines: list[str], indexes: list[int], version: str | None) -> int:
+    for i in indexes:
+        found = _LINE_NAME.match(lines[i])
+        if found and found[3] == version:
+            return i
+    urls = [i for i in indexes if " @ " in lines[i]]
+    return urls[0] if urls else indexes[0]
+
+
 def _first_error(tail: str) -> str:
     for line in tail.splitlines():
         if line.startswith("error:"):
@@ -91,7 +145,7 @@ def _first_error(tail: str) -> str:
 
 def choose(env: Environment, snapshot_id: str | None) -> Snapshot:
     """The snapshot a rollback goes to: the one named, else the one before an interrupted
-    sync, else the newest."""
+    sync (or the one an interrupted rollback was restoring), else the newest."""
     state = env.state_dir
     if snapshot_id is not None:
         return load_snapshot(state, snapshot_id)
@@ -122,15 +176,23 @@ def rollback(
     with environment_lock(state, lock_timeout):
         target = choose(env, snapshot_id)
         before = take_snapshot(env, f"rollback {target.id}", options)
-        if before.freeze == target.freeze:
+        sound = not any(d.problem for d in load_installed(env))
+        if before.freeze == target.freeze and sound:
             delete_snapshot(state, before.id)
             remove_journal(state)
             emit("rollback", snapshot=target.id, ok=True, changes=[])
             return None
+        interrupted = load_journal(state)
+        journal = Journal(command=f"rollback {target.id}", snapshot=target.id, phases=())
+        write_journal(state, journal)
         try:
             changed = restore(env, target, options, files, emit)
         except RestoreFailed as exc:
             delete_snapshot(state, before.id)  # the state it holds is still the current one
+            if interrupted is None:
+                remove_journal(state)
+            else:  # what was unfinished before still is
+                write_journal(state, interrupted)
             emit("rollback", snapshot=target.id, ok=False, error=exc.message, tail=exc.tail)
             raise
         remove_journal(state)

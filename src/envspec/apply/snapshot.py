@@ -25,7 +25,8 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 
 from envspec.apply import uv
-from envspec.apply.environment import Environment, has_distributions, load_installed
+from envspec.apply.environment import Environment
+from envspec.apply.installed import has_distributions, load_installed
 from envspec.apply.plan import Installed
 from envspec.apply.store import Wanted
 from envspec.errors import ApplyError, UsageError

@@ -1,18 +1,21 @@
 """`envspec sync`: bring an environment to its lock, phase by phase, as one transaction.
 
-Order (DESIGN.md §7): plan (nothing to do → return before any process starts); take the
-environment's lock and plan again (another sync may have done the work while we waited);
-fetch every file of every phase into the artifact store and verify it (`store.fetch`: a
-network or hash failure raises here, with nothing changed and no snapshot taken); snapshot;
-write the journal; with `exact`, remove what the lock does not name (first, so a package
-that moved to another distribution is not deleted after it was installed); install each
-phase with `uv pip install --no-deps` from the stored files (`plan.install_calls`: registry
-installs for index packages), keep REQUESTED on the spec's own requirements only
-(`requested`), record provenance and mark the phase done in the journal. A required phase
-that fails restores the snapshot and raises; an optional one is reported and the sync goes
-on. The journal is removed only when the sync ends one way or the other, so a kill leaves it
-behind. The store is held shared from the fetch to the last install, so `envspec cache prune`
-cannot take a file away in between.
+Order (DESIGN.md §7): plan (nothing to do → return before any process starts, unless an
+interrupted sync's journal is left to clear); take the environment's lock and plan again
+(another sync may have done the work while we waited); fetch every file of every phase into
+the artifact store and verify it (`store.fetch`: a network or hash failure raises here, with
+nothing changed and no snapshot taken); snapshot; write the journal; repair (delete what uv
+cannot handle of broken distributions, uninstall the broken ones the lock does not name);
+with `exact`, remove what the lock does not name (first, so a package that moved to another
+distribution is not deleted after it was installed); install each phase with
+`uv pip install --no-deps` from the stored files (`plan.install_calls`: registry installs for
+index packages, every artifact under `--require-hashes`, git sources apart since they have no
+hash, broken ones with `--reinstall-package`), keep REQUESTED on the spec's own requirements
+only (`requested`), record provenance and mark the phase done in the journal. A required
+phase that fails restores the snapshot and raises; an optional one is reported and the sync
+goes on. The journal is removed only when the sync ends one way or the other, so a kill
+leaves it behind. The store is held shared from the fetch to the last install, so
+`envspec cache prune` cannot take a file away in between.
 """
 
 from __future__ import annotations
@@ -24,10 +27,25 @@ from pathlib import Path
 from typing import NoReturn
 
 from envspec.apply import uv
-from envspec.apply.environment import Environment, load_installed, require_state_dir
+from envspec.apply.environment import Environment, require_state_dir
 from envspec.apply.events import Emit
-from envspec.apply.journal import Journal, environment_lock, remove_journal, write_journal
-from envspec.apply.plan import InstallCall, PhasePlan, Plan, describe, install_calls, make_plan
+from envspec.apply.installed import discard_dist_info, load_installed
+from envspec.apply.journal import (
+    Journal,
+    environment_lock,
+    load_journal,
+    remove_journal,
+    write_journal,
+)
+from envspec.apply.plan import (
+    InstallCall,
+    PhasePlan,
+    Plan,
+    describe,
+    describe_repairs,
+    install_calls,
+    make_plan,
+)
 from envspec.apply.requested import write_requested
 from envspec.apply.rollback import RestoreFailed, restore
 from envspec.apply.snapshot import (
@@ -87,14 +105,25 @@ def sync(
 ) -> SyncOutcome:
     """Apply `lock` to `env`; see the module docstring."""
     plan = plan_for(env, lock, settings)
-    emit("plan", phases=describe(plan), remove=_removals(plan), dry_run=settings.dry_run)
-    if plan.empty or settings.dry_run:
+    emit(
+        "plan",
+        phases=describe(plan),
+        remove=_removals(plan),
+        repair=describe_repairs(plan),
+        dry_run=settings.dry_run,
+    )
+    # an interrupted sync whose work turns out done leaves a journal to clear
+    finishing = plan.empty and settings.phase is None and load_journal(env.state_dir) is not None
+    if settings.dry_run or (plan.empty and not finishing):
         return SyncOutcome(plan=plan)
     state = require_state_dir(env)
     with environment_lock(state, settings.lock_timeout):
-        plan = plan_for(env, lock, settings)
+        was_empty, plan = plan.empty, plan_for(env, lock, settings)
         if plan.empty:
-            emit("plan", phases=describe(plan), remove=[], dry_run=False)
+            if settings.phase is None:
+                remove_journal(state)
+            if not was_empty:
+                emit("plan", phases=describe(plan), remove=[], repair=[], dry_run=False)
             return SyncOutcome(plan=plan)
         with files.store.reading():
             stored = fetch(files, _wanted(plan), emit)
@@ -137,7 +166,9 @@ class _Transaction:
     emit: Emit
 
     def apply(self, plan: Plan, journal: Journal) -> tuple[str, ...]:
-        """Removals, then every phase; the names of optional phases that failed."""
+        """Repairs, removals, then every phase; the names of optional phases that failed."""
+        if plan.discard or plan.repair:
+            self.repair(plan)
         if plan.remove:
             self.remove(plan)
         failed = []
@@ -151,6 +182,16 @@ class _Transaction:
             journal = journal.finish(phase_plan.phase.name)
             write_journal(self.env.state_dir, journal)
         return tuple(failed)
+
+    def repair(self, plan: Plan) -> None:
+        """Delete what uv cannot remove, then uninstall what is left of broken unlocked ones."""
+        discard_dist_info(self.env, plan.discard)
+        broken = {d.name for d in plan.repair}
+        left = [d.name for d in load_installed(self.env) if d.name in broken]
+        if left:
+            ran = uv.pip_uninstall(self.env.python, left, self.options)
+            if not ran.ok:
+                self.fail("repair", ran)
 
     def remove(self, plan: Plan) -> None:
         names = [d.name for d in plan.remove]
@@ -198,6 +239,7 @@ class _Transaction:
             require_hashes=call.require_hashes,
             no_build_isolation=phase_plan.no_build_isolation,
             reinstall=call.reinstall,
+            no_cache=call.fresh,
         )
         path.unlink(missing_ok=True)
         return ran
@@ -206,7 +248,9 @@ class _Transaction:
         """Restore the pre-sync snapshot after a required step failed, then raise."""
         snapshot, env = self.snapshot, self.env
         self.emit("phase_failed", phase=phase, optional=False, error=ran.tail())
-        what = "removing packages" if phase == "remove" else f"required phase '{phase}'"
+        what = {"remove": "removing packages", "repair": "removing broken distributions"}.get(
+            phase, f"required phase '{phase}'"
+        )
         try:
             changed = restore(env, snapshot, self.options, self.files, self.emit)
         except RestoreFailed as exc:

@@ -10,6 +10,9 @@ argv (visible to every user of the machine) or a message.
 The target interpreter runs two kinds of small stdlib-only scripts: one that prints its
 marker environment and install paths, and one per import probe. Both run isolated (`-I`): no
 user site, no `PYTHON*` variables, no current directory on `sys.path`.
+
+Every child is tied to envspec as `children` describes: it inherits the environment locks,
+gets the SIGINT and SIGTERM envspec gets, and (on Linux) dies with it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -26,7 +30,8 @@ from typing import Any
 
 from uv import find_uv_bin
 
-from envspec.errors import ApplyError
+from envspec.apply import children
+from envspec.errors import ApplyError, Interrupted
 from envspec.model import Index
 
 _TAIL_LINES = 12
@@ -105,24 +110,40 @@ def _uv_environment(options: UvOptions) -> dict[str, str]:
 
 
 def _run(argv: Sequence[str], *, env: Mapping[str, str] | None, timeout: float | None) -> Ran:
+    """Run `argv` to its end, see the module docstring; `TimeoutExpired` after `timeout`
+    (the child killed), `Interrupted` after a SIGINT or SIGTERM was passed on to it."""
     start = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            list(argv),
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            env=dict(env) if env is not None else None,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
+    with children.Forwarder() as forwarder:
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                encoding="utf-8",
+                errors="replace",
+                env=dict(env) if env is not None else None,
+                pass_fds=children.inherited_fds(),
+                preexec_fn=children.dies_with_parent(),  # noqa: PLW1509 - see `children`
+            )
+        except OSError as exc:
+            raise ApplyError(f"cannot run {argv[0]}: {exc.strerror}") from exc
+        forwarder.attach(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException:  # a timeout, or a signal we do not forward
+            proc.kill()
+            proc.communicate()
+            raise
+    if forwarder.signal is not None:
+        name = signal.Signals(forwarder.signal).name
+        raise Interrupted(
+            f"interrupted by {name} while {Path(argv[0]).name} ran", signal_number=forwarder.signal
         )
-    except OSError as exc:
-        raise ApplyError(f"cannot run {argv[0]}: {exc.strerror}") from exc
     return Ran(
         returncode=proc.returncode,
-        stdout=proc.stdout,
-        stderr=_redact_urls(proc.stderr),
+        stdout=stdout,
+        stderr=_redact_urls(stderr),
         seconds=time.perf_counter() - start,
     )
 
@@ -150,10 +171,12 @@ def pip_install(
     require_hashes: bool,
     no_build_isolation: bool,
     reinstall: Sequence[str] = (),
+    no_cache: bool = False,
 ) -> Ran:
     """Install exactly the artifacts listed in `requirements` (a requirements file, or a PEP
-    751 file named `pylock.*toml`), resolving nothing; `reinstall` names packages to replace
-    even though their version is installed."""
+    751 file named `pylock.*toml`), resolving nothing; the names in `reinstall` are installed
+    afresh even where uv thinks them present (reinstalls and repairs); `no_cache` unpacks
+    every file anew instead of linking uv's cached copy."""
     args = ["pip", "install", "--python", str(python), "--no-deps", "-r", str(requirements)]
     if requirements.name.startswith("pylock."):
         args += ["--preview-features", "pylock"]  # uv calls reading PEP 751 experimental
@@ -161,20 +184,30 @@ def pip_install(
         args.append("--require-hashes")
     if no_build_isolation:
         args.append("--no-build-isolation")
-    for name in reinstall:
-        args += ["--reinstall-package", name]
+    args += _reinstall_args(reinstall)
+    if no_cache:
+        args.append("--no-cache")
     return uv(*args, options=options)
 
 
 def pip_sync(
-    python: Path, requirements: Path, options: UvOptions, *, no_index: bool = False
+    python: Path,
+    requirements: Path,
+    options: UvOptions,
+    *,
+    no_index: bool = False,
+    reinstall: Sequence[str] = (),
 ) -> Ran:
     """Make the environment hold exactly `requirements` (extras removed); with `no_index`,
-    from its `--find-links` folders and uv's cache alone."""
+    from its `--find-links` folders and uv's cache alone; `reinstall` as for `pip_install`."""
     args = ["pip", "sync", "--python", str(python), "--allow-empty-requirements"]
     if no_index:
         args.append("--no-index")
-    return uv(*args, str(requirements), options=options)
+    return uv(*args, str(requirements), *_reinstall_args(reinstall), options=options)
+
+
+def _reinstall_args(names: Sequence[str]) -> list[str]:
+    return [arg for name in names for arg in ("--reinstall-package", name)]
 
 
 def pip_uninstall(python: Path, names: Sequence[str], options: UvOptions) -> Ran:

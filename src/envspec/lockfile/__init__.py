@@ -34,6 +34,21 @@ Errors are `LockFileError` (exit 2); ``str(error)`` is ``<file>: <path>: <messag
   ``<file>: packages[3].version: invalid version '1..0'`` ·
   ``<file>: environments[0]: invalid marker 'x'`` ·
   ``<file>: requires-python: invalid requires-python 'x'``
+- ``<file>: packages[3].name: invalid package name 'foo bar'`` ·
+  ``<file>: packages[3].marker: invalid marker 'x'`` ·
+  ``<file>: packages[3].requires-python: invalid requires-python 'x'``
+- integrity (hint ``the lock was edited or damaged: restore it, or delete it and run
+  'envspec lock'``): ``<file>: packages[3].wheels[0].hashes.sha256: empty hash (expected 64
+  hexadecimal digits)`` · ``...: invalid sha256 hash 'abc' (expected 64 hexadecimal
+  digits)`` (any other listed hash: its algorithm's length) ·
+  ``<file>: packages[3].wheels[0].url: URL 'ftp://h/f.whl' has scheme 'ftp' (expected an
+  http, https or file URL)`` · ``...: URL 'f.whl' has no scheme (...)`` ·
+  ``...: URL 'https:///f.whl' has no host`` · ``...: invalid URL 'https://h:99999/f.whl'``
+  (credentials never shown) · ``<file>: packages[3].wheels[0].size: invalid size -1 (a
+  file's size is 0 bytes or more)`` · ``<file>: packages[3].wheels[0].name: wheel
+  'numpy-1.26.3-….whl' is not numpy 1.26.4`` · ``...: invalid wheel file name 'x.whl'`` ·
+  ``<file>: packages[2].vcs.commit-id: invalid commit-id 'main' (expected a full commit id:
+  40 hexadecimal digits, or 64 for a SHA-256 repository)``
 - ``<file>: packages[3]: no source: expected one of wheels, sdist, vcs`` ·
   ``<file>: packages[3]: more than one source: wheels, sdist`` ·
   ``<file>: packages[3]: unsupported source 'directory' (envspec locks hold wheels, sdist or

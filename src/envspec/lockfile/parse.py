@@ -2,26 +2,46 @@
 
 Keys this envspec does not know are ignored (a newer 1.x lock may add some); sources it
 cannot represent (``archive``, ``directory``, several wheels) are refused.
+
+Integrity is checked here, when the lock is loaded, so no command acts on an entry it could
+not verify: every file's ``hashes.sha256`` is 64 hexadecimal digits (every other listed hash
+has its algorithm's length), its URL is http(s) (with a host) or file, its size is a byte
+count, a wheel's file name is a wheel of the package it is listed under, and a git source's
+commit is a full commit id. Names must be PEP 508 names, markers (``environments``, a
+package's ``marker``) and ``requires-python`` must parse.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
+import re
 from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidName,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import LockFileError
-from envspec.model import Artifact, Lock, LockedPackage, LockedPhase, VcsSource
+from envspec.model import Artifact, Lock, LockedPackage, LockedPhase, VcsSource, public_url
 from envspec.tomlread import Doc, Table, loads
 
 READS_VERSION = "1.0"
 _SOURCES = ("wheels", "sdist", "vcs")
 _UNSUPPORTED = ("archive", "directory")
+_URL_SCHEMES = ("http", "https", "file")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_USERINFO = re.compile(r"//[^/@]*@")
+_COMMIT_LENGTHS = (40, 64)  # SHA-1 and SHA-256 git object names
+_SHOWN = 72  # a longer bad value is cut in messages
+_DAMAGED = "the lock was edited or damaged: restore it, or delete it and run 'envspec lock'"
 
 log = logging.getLogger("envspec")
 
@@ -42,7 +62,7 @@ def parse_lock(text: str, *, path: str) -> Lock:
         root.fail("missing required key 'packages'")
     return Lock(
         target=envspec.required_string("target"),
-        requires_python=_requires_python(root),
+        requires_python=_check_requires_python(root),
         environments=_environments(root),
         packages=tuple(_package(table) for table in root.tables("packages")),
         phases=tuple(_phase(table) for table in envspec.tables("phases")),
@@ -70,27 +90,43 @@ def _check_version(root: Table) -> None:
         )
 
 
-def _requires_python(root: Table) -> str:
-    text = root.string("requires-python") or ""
+def _check_requires_python(table: Table) -> str:
+    text = table.string("requires-python") or ""
     try:
         SpecifierSet(text)
     except InvalidSpecifier:
-        root.fail(f"invalid requires-python '{text}'", key="requires-python")
+        table.fail(f"invalid requires-python '{text}'", key="requires-python")
     return text
+
+
+def _check_marker(table: Table, key: str) -> None:
+    text = table.string(key)
+    if text is not None and not _is_marker(text):
+        table.fail(f"invalid marker {_shown(text)}", key=key)
+
+
+def _is_marker(text: str) -> bool:
+    try:
+        Marker(text)
+    except (InvalidMarker, RecursionError):  # packaging's parser recurses on nested brackets
+        return False
+    return True
 
 
 def _environments(root: Table) -> tuple[str, ...]:
     markers = root.strings("environments") or []
     for i, text in enumerate(markers):
-        try:
-            Marker(text)
-        except InvalidMarker:
-            root.doc.fail(f"environments[{i}]", f"invalid marker '{text}'")
+        if not _is_marker(text):
+            root.doc.fail(f"environments[{i}]", f"invalid marker {_shown(text)}")
     return tuple(markers)
 
 
 def _package(table: Table) -> LockedPackage:
     name = table.required_string("name")
+    try:
+        canonicalize_name(name, validate=True)
+    except InvalidName:
+        table.fail(f"invalid package name {_shown(name)}", key="name")
     if canonicalize_name(name) != name:
         hint = f"write '{canonicalize_name(name)}'"
         table.fail(f"package name '{name}' is not normalized", hint, key="name")
@@ -99,6 +135,8 @@ def _package(table: Table) -> LockedPackage:
         version = Version(version_text)
     except InvalidVersion:
         table.fail(f"invalid version '{version_text}'", key="version")
+    _check_marker(table, "marker")
+    _check_requires_python(table)
     source = _source_key(table)
     tool = table.table("tool")
     envspec = tool.table("envspec") if tool is not None else None
@@ -108,7 +146,7 @@ def _package(table: Table) -> LockedPackage:
         name=canonicalize_name(name),
         version=version,
         index=table.string("index"),
-        artifact=_artifact(table, source) if source != "vcs" else None,
+        artifact=_artifact(table, source, name, version) if source != "vcs" else None,
         vcs=_vcs(table) if source == "vcs" else None,
         phase=envspec.required_string("phase"),
         required_by=tuple(envspec.strings("required-by", required=True) or ()),
@@ -128,7 +166,7 @@ def _source_key(table: Table) -> str:
     return present[0]
 
 
-def _artifact(table: Table, key: str) -> Artifact:
+def _artifact(table: Table, key: str, name: str, version: Version) -> Artifact:
     if key == "sdist":
         sub = table.table("sdist", required=True)
         assert sub is not None  # required
@@ -136,12 +174,16 @@ def _artifact(table: Table, key: str) -> Artifact:
     wheels = table.tables("wheels")
     if len(wheels) != 1:
         table.fail(f"expected exactly one wheel, got {len(wheels)}", key="wheels")
-    return _file(wheels[0], "wheel")
+    artifact = _file(wheels[0], "wheel")
+    _check_wheel_name(wheels[0], artifact.filename, name, version)
+    return artifact
 
 
 def _file(table: Table, kind: str) -> Artifact:
-    url = table.required_string("url")
+    url = _url(table)
     size = table.value("size", int)
+    if size is not None and size < 0:
+        table.fail(f"invalid size {size} (a file's size is 0 bytes or more)", _DAMAGED, key="size")
     uploaded = table.value("upload-time", dt.datetime)
     hashes = table.table("hashes", required=True)
     assert hashes is not None  # required
@@ -149,10 +191,74 @@ def _file(table: Table, kind: str) -> Artifact:
         filename=table.string("name") or unquote(urlsplit(url).path.rsplit("/", 1)[-1]),
         url=url,
         kind="wheel" if kind == "wheel" else "sdist",
-        sha256=hashes.required_string("sha256"),
+        sha256=_hashes(hashes),
         size=size,
         upload_time=_utc_text(uploaded) if uploaded is not None else None,
     )
+
+
+def _url(table: Table) -> str:
+    """The file's URL: http(s) with a host, or file; nothing else can be fetched and checked."""
+    url = table.required_string("url")
+    shown = _shown(_public(url))
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked for it
+    except ValueError:
+        table.fail(f"invalid URL {shown}", _DAMAGED, key="url")
+    if parts.scheme.lower() not in _URL_SCHEMES:
+        what = f"scheme '{parts.scheme}'" if parts.scheme else "no scheme"
+        table.fail(
+            f"URL {shown} has {what} (expected an http, https or file URL)", _DAMAGED, key="url"
+        )
+    if parts.scheme.lower() != "file" and not parts.hostname:
+        table.fail(f"URL {shown} has no host", _DAMAGED, key="url")
+    return url
+
+
+def _hashes(hashes: Table) -> str:
+    """The file's sha256, lower case; every listed hash must look like its algorithm's."""
+    sha256 = hashes.required_string("sha256")
+    for algorithm, _ in hashes.items():
+        value = hashes.required_string(algorithm)
+        length = _digest_length(algorithm)
+        if not _HEX.fullmatch(value) or (length is not None and len(value) != length):
+            digits = f"{length} hexadecimal digits" if length else "hexadecimal digits"
+            what = f"invalid {algorithm} hash {_shown(value)}" if value else "empty hash"
+            hashes.fail(f"{what} (expected {digits})", _DAMAGED, key=algorithm)
+    return sha256.lower()
+
+
+def _digest_length(algorithm: str) -> int | None:
+    """Hex digits of a fixed-size hashlib algorithm's digest (None: unknown or variable)."""
+    if algorithm == "sha256":
+        return 64
+    if algorithm not in hashlib.algorithms_guaranteed or algorithm.startswith("shake_"):
+        return None
+    return hashlib.new(algorithm).digest_size * 2
+
+
+def _check_wheel_name(table: Table, filename: str, name: str, version: Version) -> None:
+    key = "name" if "name" in table else "url"
+    try:
+        found_name, found_version, _build, _tags = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, InvalidVersion):
+        table.fail(f"invalid wheel file name {_shown(filename)}", _DAMAGED, key=key)
+    if found_name != name or found_version != version:
+        table.fail(f"wheel {_shown(filename)} is not {name} {version}", _DAMAGED, key=key)
+
+
+def _public(url: str) -> str:
+    """`url` without credentials, even when it does not parse."""
+    try:
+        return public_url(url)
+    except ValueError:
+        return _USERINFO.sub("//", url)
+
+
+def _shown(value: str) -> str:
+    """`value` quoted for a message, cut when long."""
+    return f"'{value if len(value) <= _SHOWN else value[: _SHOWN - 1] + '…'}'"
 
 
 def _utc_text(moment: dt.datetime) -> str:
@@ -168,10 +274,18 @@ def _vcs(table: Table) -> VcsSource:
     kind = sub.required_string("type")
     if kind != "git":
         sub.fail(f"unsupported vcs type '{kind}'", "envspec locks git sources only", key="type")
+    commit = sub.required_string("commit-id")
+    if not _HEX.fullmatch(commit) or len(commit) not in _COMMIT_LENGTHS:
+        sub.fail(
+            f"invalid commit-id {_shown(commit)} (expected a full commit id: 40 hexadecimal "
+            "digits, or 64 for a SHA-256 repository)",
+            _DAMAGED,
+            key="commit-id",
+        )
     return VcsSource(
         url=sub.required_string("url"),
         requested_revision=sub.string("requested-revision"),
-        commit_id=sub.required_string("commit-id"),
+        commit_id=commit.lower(),
     )
 
 
