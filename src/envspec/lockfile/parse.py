@@ -151,14 +151,7 @@ def _file(table: Table, kind: str) -> Artifact:
         kind="wheel" if kind == "wheel" else "sdist",
         sha256=hashes.required_string("sha256"),
         size=size,
-        upload_time=_utc_text(uploaded) if uploaded is not None else None,
-    )
-
-
-def _utc_text(moment: dt.datetime) -> str:
-    zone = moment.tzinfo or dt.timezone.utc
-    return (
-        moment.replace(tzinfo=zone).astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        upload_time=uploaded,
     )
 
 

@@ -1,9 +1,14 @@
 """The resolvelib provider: candidates, dependencies and preferences for one target.
 
 The provider does no I/O of its own: files and metadata come through a `Source` (the
-index finder in production), so it holds only the rules of resolution — routing (through
-`FileChoice`), constraints, overrides, declared metadata, extras and kept pins — and the
-memos that keep resolvelib's repeated questions cheap while it backtracks.
+index finder in production), and every rule of resolution — routing, constraints, overrides,
+declared metadata, extras, kept pins, direct references — through one immutable `Rules`
+value. What it holds besides are the memos that keep resolvelib's repeated questions cheap
+while it backtracks.
+
+A source that fails while resolvelib asks about an identifier (a git repository that cannot
+be read, an sdist whose build fails, an index that does not answer) is raised as
+`SourceFailed`, carrying that identifier, so `resolve_target` can tell which phases reach it.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ from resolvelib import AbstractProvider
 from resolvelib.structs import Matches, RequirementInformation
 
 from envspec.errors import BuildNeeded, EnvspecError, UnreadableMetadata
-from envspec.model import Artifact, DependencyMetadata, DistMetadata
+from envspec.model import Artifact, DistMetadata
 from envspec.resolve.direct import DirectRefs, DirectSource, HostBuilds
 from envspec.resolve.files import FileChoice, Listing
 from envspec.resolve.prune import Pruner
+from envspec.resolve.rules import Rules
 from envspec.resolve.values import (
     PSEUDO,
     PYTHON,
@@ -52,33 +58,67 @@ class Source(Listing, DirectSource, Protocol):
     def prefetch_files(self, names: Iterable[tuple[NormalizedName, str | None]]) -> None: ...
 
 
+class SourceFailed(Exception):
+    """`error` (an index, a git repository or a build failing) happened while resolvelib asked
+    about `identifier`. Never reaches the CLI: `resolve_target` skips the optional phases
+    only that identifier's failure stops, or raises `error` itself."""
+
+    def __init__(self, identifier: str, error: EnvspecError) -> None:
+        super().__init__(identifier, error)
+        self.identifier = identifier
+        self.error = error
+
+
+# Roles, as pip's provider notes them for its own: resolvelib drives the search and asks the
+# provider questions; the provider answers them from `rules` (what the spec allows on this
+# target), `files` (which file stands for each version of a name, through the `Source`), `refs`
+# (the direct references' one candidate each) and `pruner` (candidates that can never be part
+# of a solution, skipped before resolvelib tries them). Requirements and candidates are plain
+# values (`values.Req`, `values.Candidate`) with no behaviour of their own, so the provider is
+# the one place a question is answered; resolvelib sees only identifiers, requirements and
+# candidates.
 @dataclass(kw_only=True, slots=True)
 class Provider(AbstractProvider[Req, Candidate, str]):
-    """Resolution rules for one target; `routes` maps a name to its phase's explicit index."""
+    """The answers to resolvelib's questions for one target, complete once constructed."""
 
-    files: FileChoice
+    rules: Rules
     source: Source
-    preferred: Mapping[NormalizedName, Version] = field(default_factory=dict)
-    constraints: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
-    overrides: Mapping[NormalizedName, Requirement] = field(default_factory=dict)
-    declared: Mapping[NormalizedName, DependencyMetadata] = field(default_factory=dict)
-    # The spec's own bounds on each name: present on this target whatever else is chosen.
-    fixed: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
-    _pruner: Pruner | None = None
-    phase_of: dict[str, str] = field(default_factory=dict)
-    refs: DirectRefs | None = None  # the direct references (`name @ URL`)
-    builds: HostBuilds | None = None  # warns when metadata built here serves another target
-    _deps_memo: dict[tuple[str, Version], list[Req]] = field(default_factory=dict)
-    _candidates: dict[tuple[str, Version], Candidate] = field(default_factory=dict)
-    _depths: dict[str, float] = field(default_factory=dict)
-    _satisfied: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = field(default_factory=dict)
-    _wanted_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Requirement, bool]] = field(
-        default_factory=dict
+    builds: HostBuilds  # warns when metadata built here serves another target
+    files: FileChoice = field(init=False)
+    refs: DirectRefs = field(init=False)
+    pruner: Pruner = field(init=False)
+    phase_of: dict[str, str] = field(default_factory=dict, init=False)
+    rejected: set[tuple[NormalizedName, Version]] = field(default_factory=set, init=False)
+    _deps_memo: dict[tuple[str, Version], list[Req]] = field(default_factory=dict, init=False)
+    _candidates: dict[tuple[str, Version], Candidate] = field(default_factory=dict, init=False)
+    _depths: dict[str, float] = field(default_factory=dict, init=False)
+    _satisfied: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = field(
+        default_factory=dict, init=False
     )
-    _matches_memo: dict[tuple[object, ...], list[Candidate]] = field(default_factory=dict)
-    # The identifier resolvelib asked about when an `EnvspecError` escaped (a source failed).
-    failed_at: str | None = None
-    rejected: set[tuple[NormalizedName, Version]] = field(default_factory=set)
+    _wanted_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Requirement, bool]] = field(
+        default_factory=dict, init=False
+    )
+    _matches_memo: dict[tuple[object, ...], list[Candidate]] = field(
+        default_factory=dict, init=False
+    )
+
+    def __post_init__(self) -> None:
+        rules = self.rules
+        self.files = FileChoice(
+            target=rules.target, listing=self.source, settings=rules.settings, routes=rules.routes
+        )
+        self.refs = DirectRefs(rules=rules, source=self.source, builds=self.builds)
+        self.pruner = Pruner(
+            python=Version(rules.target.python_full_version),
+            dependencies=self._memo_dependencies,
+            versions=self._fixed_versions,
+            make=lambda name, version, artifact: self._candidate(
+                name, name, frozenset(), version, artifact
+            ),
+            fixed=rules.fixed,
+            direct=frozenset(rules.urls),
+            prefetch=self.source.prefetch_metadata,
+        )
 
     # -- identity ------------------------------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -92,6 +132,22 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
         backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
     ) -> Any:
+        """The sort key of `identifier`: resolvelib decides the identifier with the lowest key
+        next. Its parts, in order (False sorts before True):
+
+        - `not pseudo`: `<python>` and `<unusable>` first; they have one answer and nothing
+          depends on them, so deciding them costs nothing and fails early;
+        - `not pinned`: a name some requirement pins with `==` (no wildcard) has at most one
+          candidate: deciding it early cannot close off other choices;
+        - `not cause`: a name in the conflict resolvelib is backtracking from, so the search
+          stays near the conflict rather than re-deciding unrelated names;
+        - `not direct`: a name the spec itself requires, before names only dependencies bring;
+        - `depth`: how far from the spec the name was first asked for (see `_depth`): a
+          conflict deep down then backjumps to the choice that brought it in;
+        - `not extras`: a name with extras (`x[y]`) before the plain name it pins, so the
+          extras' dependencies join the search with the version they belong to;
+        - `identifier`: a tie-break, so the order (and the lock) is the same on every run.
+        """
         infos = list(information[identifier])
         pinned = any(
             s.operator in ("==", "===") and "*" not in s.version
@@ -108,7 +164,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             name not in causes,
             not direct,
             depth,
-            "[" not in identifier,  # a name with extras before the plain name it pins
+            "[" not in identifier,
             identifier,
         )
 
@@ -150,14 +206,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         requirements: Mapping[str, Iterator[Req]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
     ) -> Matches[Candidate]:
-        # Where a source fails, the identifier resolvelib asked about is noted as `failed_at`.
-        # Calls nest (the pruner reads other names' metadata): the outermost, the one
-        # resolvelib made, is noted last. Plain try blocks: these run for every candidate.
+        # A source failing here fails `identifier`, the one resolvelib asked about, even when
+        # it failed for another name the pruner looked ahead at: only resolvelib's own calls
+        # wrap, the pruner's go through `_memo_dependencies`. Plain try blocks: these run
+        # for every candidate.
         try:
             found = self._find_matches(identifier, requirements, incompatibilities)
-        except EnvspecError:
-            self.failed_at = identifier
-            raise
+        except EnvspecError as exc:
+            raise SourceFailed(identifier, exc) from exc
         if not callable(found):
             return found
         # The pruner's view is walked later, by resolvelib: metadata read (or built) while it
@@ -173,9 +229,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 candidate = next(candidates)
             except StopIteration:
                 return
-            except EnvspecError:
-                self.failed_at = identifier
-                raise
+            except EnvspecError as exc:
+                raise SourceFailed(identifier, exc) from exc
             yield candidate
 
     def _find_matches(
@@ -189,7 +244,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if identifier == UNUSABLE:
             return []
         if identifier == PYTHON:
-            version = Version(self.files.target.python_full_version)
+            version = Version(self.rules.target.python_full_version)
             ok = all(r.specifier.contains(version, prereleases=True) for r in reqs)
             python = Candidate(key=PYTHON, name=NormalizedName(PYTHON), version=version)
             return [python] if ok else []
@@ -198,11 +253,11 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if extras:  # the plain name's requirements bound its extras too
             reqs += requirements.get(name, ())
             bad |= {c.version for c in incompatibilities.get(name, ())}
-        constraints = [c.specifier for c in self.constraints.get(name, ())]
+        constraints = [c.specifier for c in self.rules.constraints.get(name, ())]
         specifiers = [r.specifier for r in reqs] + constraints
         user = [r.specifier for r in reqs if r.origin.parent is None] + constraints
-        url = self.refs.url_for(name, reqs) if self.refs else None
-        if self.refs and url:
+        url = self.refs.url_for(name, reqs)
+        if url:
             return self.refs.matches(reqs[0], url, specifiers, bad)
         memo_key = (identifier, *(frozenset(map(str, s)) for s in (specifiers, user, bad)))
         if memo_key not in self._matches_memo:
@@ -212,26 +267,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             self.source.prefetch_metadata(c.artifact for c in result[:PREFETCH_AHEAD] if c.artifact)
         return self.pruner.alive(self._matches_memo[memo_key])
 
-    @property
-    def pruner(self) -> Pruner:
-        if self._pruner is None:
-            self._pruner = Pruner(
-                python=Version(self.files.target.python_full_version),
-                dependencies=self.get_dependencies,
-                versions=self._fixed_versions,
-                make=lambda name, version, artifact: self._candidate(
-                    name, name, frozenset(), version, artifact
-                ),
-                fixed=self.fixed,
-                direct=frozenset(self.refs.urls) if self.refs else frozenset(),
-                prefetch=self.source.prefetch_metadata,
-            )
-        return self._pruner
-
     def _fixed_versions(
         self, name: NormalizedName, specifiers: Sequence[SpecifierSet]
     ) -> list[tuple[Version, Artifact]]:
-        user = [r.specifier for r in self.fixed.get(name, ())]  # the spec's own pins opt in
+        user = [r.specifier for r in self.rules.fixed.get(name, ())]  # the spec's pins opt in
         return self._order(name, self.files.versions(name, specifiers, set(), user))
 
     def _candidate(
@@ -260,7 +299,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     ) -> list[tuple[Version, Artifact]]:
         """Highest version first, with a kept pin from the previous lock ahead of all."""
         found.sort(key=lambda item: item[0], reverse=True)
-        keep = self.preferred.get(name)
+        keep = self.rules.preferred.get(name)
         if keep is not None:
             found.sort(key=lambda item: item[0] != keep)
         return found
@@ -284,23 +323,27 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         return found[1]
 
     def get_dependencies(self, candidate: Candidate) -> Iterable[Req]:
+        try:
+            return self._memo_dependencies(candidate)
+        except EnvspecError as exc:
+            raise SourceFailed(candidate.key, exc) from exc
+
+    def _memo_dependencies(self, candidate: Candidate) -> list[Req]:
+        """`get_dependencies` for the pruner and the explanation, whose failures belong to
+        whoever asked them (see `find_matches`)."""
         if candidate.key == PYTHON:
             return []
         key = (candidate.key, candidate.version)
         if key not in self._deps_memo:
-            try:
-                deps = self._dependencies(candidate)
-            except EnvspecError:
-                self.failed_at = candidate.key  # see find_matches
-                raise
+            deps = self._dependencies(candidate)
             self._deps_memo[key] = deps
             self.prefetch(d.name for d in deps)
         return self._deps_memo[key]
 
     def prefetch(self, names: Iterable[NormalizedName]) -> None:
         """Start fetching the pages of names resolution is about to need."""
-        urls = self.refs.urls if self.refs else {}
-        wanted = [(n, self.files.routes.get(n)) for n in names if n not in PSEUDO and n not in urls]
+        urls = self.rules.urls
+        wanted = [(n, self.rules.routes.get(n)) for n in names if n not in PSEUDO and n not in urls]
         self.source.prefetch_files(n for n in wanted if n[0] not in self.files.used_indexes)
 
     def _dependencies(self, candidate: Candidate) -> list[Req]:
@@ -320,8 +363,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         for requirement in meta.requires_dist:
             if not self._wanted(requirement, candidate.extras):
                 continue
-            chosen = self.overrides.get(canonicalize_name(requirement.name), requirement)
-            if chosen is requirement or self.files.target.evaluate(chosen.marker):
+            chosen = self.rules.overrides.get(canonicalize_name(requirement.name), requirement)
+            if chosen is requirement or self.rules.target.evaluate(chosen.marker):
                 deps.append(to_req(chosen, origin))
         return deps
 
@@ -331,7 +374,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 "%s %s rejected on %s: %s",
                 candidate.name,
                 candidate.version,
-                self.files.target.name,
+                self.rules.target.name,
                 exc.message,
             )
             self.rejected.add((candidate.name, candidate.version))
@@ -348,23 +391,19 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def _evaluate_wanted(self, requirement: Requirement, extras: frozenset[NormalizedName]) -> bool:
         if requirement.marker is None:
             return not extras
-        plain = self.files.target.evaluate(requirement.marker)
+        plain = self.rules.target.evaluate(requirement.marker)
         if not extras:
             return plain
-        return not plain and self.files.target.evaluate(requirement.marker, frozenset(extras))
+        return not plain and self.rules.target.evaluate(requirement.marker, frozenset(extras))
 
     def metadata(self, candidate: Candidate) -> DistMetadata:
-        if self.refs and candidate.url:
+        """A candidate's metadata: its direct reference's, the spec's declared metadata, or
+        its file's (another platform's wheel standing in for an sdist that needs a build)."""
+        if candidate.url:
             return self.refs.metadata(candidate)
-        declared = self.declared.get(candidate.name)
-        if declared is not None and declared.version in (None, candidate.version):
-            return DistMetadata(
-                name=candidate.name,
-                version=candidate.version,
-                requires_dist=declared.requires_dist,
-                requires_python=declared.requires_python,
-                provides_extra=declared.provides_extra,
-            )
+        declared = self.rules.declared_for(candidate.name, candidate.version)
+        if declared is not None:
+            return declared
         assert candidate.artifact is not None
         try:
             return self.source.metadata(candidate.artifact)
@@ -381,7 +420,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             "%s %s on %s: no wheel fits, dependencies read from %s",
             candidate.name,
             candidate.version,
-            self.files.target.name,
+            self.rules.target.name,
             wheel.filename,
         )
         return self.source.metadata(wheel)
@@ -389,6 +428,5 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def _built(self, artifact: Artifact) -> DistMetadata:
         """An sdist's metadata from a PEP 517 build on this machine."""
         meta = self.source.build_metadata(artifact)
-        if self.builds is not None:
-            self.builds.trusted(meta.name, meta.version)
+        self.builds.trusted(meta.name, meta.version)
         return meta
