@@ -155,13 +155,14 @@ class Target:
     a resolution reads it."""
 
     name: str
-    markers: Mapping[str, str]
+    markers: Mapping[str, str] = field(hash=False)  # compared; hashed by name and tags
     tags: tuple[Tag, ...]
-    _plain: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    _plain: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "markers", MappingProxyType(dict(self.markers)))
-        object.__setattr__(self, "_plain", MappingProxyType({**self.markers, "extra": ""}))
+        # A plain dict, never handed out: `Marker.evaluate` copies it faster than a proxy.
+        object.__setattr__(self, "_plain", {**self.markers, "extra": ""})
 
     @property
     def python_version(self) -> str:

@@ -193,10 +193,11 @@ class Finder:
 
     def _listing(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
         if index.flat:
-            every = self._once.run(("flat", index.url), lambda: self._flat(index))
+            every = self._once.run(("flat", index.location.public), lambda: self._flat(index))
             found = tuple(for_project(every, name))
             return bool(found), found
-        return self._once.run(("files", index.url, name), lambda: self._project(name, index))
+        key = ("files", index.location.public, name)
+        return self._once.run(key, lambda: self._project(name, index))
 
     def _project(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
         page = self._fetch.page(f"{self._mirrors.page_base(index)}{name}/", ACCEPT)

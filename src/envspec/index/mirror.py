@@ -173,7 +173,7 @@ class Mirrors:
     def page_base(self, index: Index) -> str:
         """Where `index`'s pages are fetched from."""
         mirror = self._mirrors.get(index.name)
-        return mirror.url if mirror else index.url
+        return mirror.url if mirror else index.location.public
 
     def fetch_url(self, url: str) -> str:
         """The URL to fetch a listed file from (its mirror URL when it came from a mirror)."""

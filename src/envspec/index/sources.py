@@ -50,7 +50,7 @@ def index_environment(indexes: Sequence[Index], environ: Mapping[str, str]) -> d
         if index.explicit:
             continue
         if index.flat:
-            links.append(index.url)
+            links.append(index.location.secret)
             continue
         urls.append(uv_url(index, environ).secret)
     env = {"UV_DEFAULT_INDEX": urls[-1]} if urls else {"UV_NO_INDEX": "1"}

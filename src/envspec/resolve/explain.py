@@ -156,7 +156,7 @@ def _where(name: NormalizedName, files: FileChoice) -> str:
     index = files.used_indexes.get(name)
     if index is None:
         return f"no index has {name}"
-    has = f"index {index.name} ({index.url})"
+    has = f"index {index.name} ({index.location.public})"
     if name in files.routes:
         return f"its phase's index routes it to {has}, and it is looked up nowhere else"
     return f"it comes from {has}, the first index that has {name}"

@@ -161,7 +161,7 @@ class FileChoice:
         return {v: a for v, (_, a) in ranked.items()}
 
     def _allowed(self, artifact: Artifact, python: Version) -> bool:
-        if self.settings.too_new(artifact):
+        if self.settings.exclude_newer is not None and self.settings.too_new(artifact):
             return False
         hint = artifact.requires_python
         if hint and hint not in self._python_ok:
