@@ -8,7 +8,8 @@ while it backtracks.
 
 A source that fails while resolvelib asks about an identifier (a git repository that cannot
 be read, an sdist whose build fails, an index that does not answer) is raised as
-`SourceFailed`, carrying that identifier, so `resolve_target` can tell which phases reach it.
+`SourceFailed` (see `metadata`), carrying that identifier, so `resolve_target` can tell which
+phases reach it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -26,10 +27,11 @@ from packaging.version import Version
 from resolvelib import AbstractProvider
 from resolvelib.structs import Matches, RequirementInformation
 
-from envspec.errors import BuildNeeded, EnvspecError, UnreadableMetadata
-from envspec.model import Artifact, DistMetadata
-from envspec.resolve.direct import DirectRefs, DirectSource, HostBuilds
-from envspec.resolve.files import FileChoice, Listing
+from envspec.errors import EnvspecError, UnreadableMetadata
+from envspec.model import Artifact
+from envspec.resolve.direct import DirectRefs, HostBuilds
+from envspec.resolve.files import FileChoice
+from envspec.resolve.metadata import CandidateMetadata, Source, SourceFailed
 from envspec.resolve.prune import Pruner
 from envspec.resolve.rules import Rules
 from envspec.resolve.values import (
@@ -50,33 +52,14 @@ log = logging.getLogger("envspec")
 PREFETCH_AHEAD = 3
 
 
-class Source(Listing, DirectSource, Protocol):
-    """Where candidates and their metadata come from (the index finder)."""
-
-    def metadata(self, artifact: Artifact) -> DistMetadata: ...
-    def prefetch_metadata(self, artifacts: Iterable[Artifact]) -> None: ...
-    def prefetch_files(self, names: Iterable[tuple[NormalizedName, str | None]]) -> None: ...
-
-
-class SourceFailed(Exception):
-    """`error` (an index, a git repository or a build failing) happened while resolvelib asked
-    about `identifier`. Never reaches the CLI: `resolve_target` skips the optional phases
-    only that identifier's failure stops, or raises `error` itself."""
-
-    def __init__(self, identifier: str, error: EnvspecError) -> None:
-        super().__init__(identifier, error)
-        self.identifier = identifier
-        self.error = error
-
-
 # Roles, as pip's provider notes them for its own: resolvelib drives the search and asks the
 # provider questions; the provider answers them from `rules` (what the spec allows on this
 # target), `files` (which file stands for each version of a name, through the `Source`), `refs`
-# (the direct references' one candidate each) and `pruner` (candidates that can never be part
-# of a solution, skipped before resolvelib tries them). Requirements and candidates are plain
-# values (`values.Req`, `values.Candidate`) with no behaviour of their own, so the provider is
-# the one place a question is answered; resolvelib sees only identifiers, requirements and
-# candidates.
+# (the direct references' one candidate each), `metadata` (where each candidate's metadata
+# comes from) and `pruner` (candidates that can never be part of a solution, skipped before
+# resolvelib tries them). Requirements and candidates are plain values (`values.Req`,
+# `values.Candidate`) with no behaviour of their own, so the provider is the one place a
+# question is answered; resolvelib sees only identifiers, requirements and candidates.
 @dataclass(kw_only=True, slots=True)
 class Provider(AbstractProvider[Req, Candidate, str]):
     """The answers to resolvelib's questions for one target, complete once constructed."""
@@ -86,6 +69,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     builds: HostBuilds  # warns when metadata built here serves another target
     files: FileChoice = field(init=False)
     refs: DirectRefs = field(init=False)
+    metadata: CandidateMetadata = field(init=False)
     pruner: Pruner = field(init=False)
     phase_of: dict[str, str] = field(default_factory=dict, init=False)
     rejected: set[tuple[NormalizedName, Version]] = field(default_factory=set, init=False)
@@ -108,6 +92,9 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             target=rules.target, listing=self.source, settings=rules.settings, routes=rules.routes
         )
         self.refs = DirectRefs(rules=rules, source=self.source, builds=self.builds)
+        self.metadata = CandidateMetadata(
+            rules=rules, source=self.source, refs=self.refs, files=self.files, builds=self.builds
+        )
         self.pruner = Pruner(
             python=Version(rules.target.python_full_version),
             dependencies=self._memo_dependencies,
@@ -395,38 +382,3 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if not extras:
             return plain
         return not plain and self.rules.target.evaluate(requirement.marker, frozenset(extras))
-
-    def metadata(self, candidate: Candidate) -> DistMetadata:
-        """A candidate's metadata: its direct reference's, the spec's declared metadata, or
-        its file's (another platform's wheel standing in for an sdist that needs a build)."""
-        if candidate.url:
-            return self.refs.metadata(candidate)
-        declared = self.rules.declared_for(candidate.name, candidate.version)
-        if declared is not None:
-            return declared
-        assert candidate.artifact is not None
-        try:
-            return self.source.metadata(candidate.artifact)
-        except BuildNeeded:
-            siblings = self.files.sibling_wheels(candidate.name, candidate.version)
-            if candidate.artifact.kind != "sdist":
-                raise
-            if not siblings:
-                return self._built(candidate.artifact)
-        # As uv does: a version's wheels share their metadata, so another platform's wheel
-        # stands in for a source build that cannot run while locking.
-        wheel = sorted(siblings, key=lambda a: a.filename)[0]
-        log.warning(
-            "%s %s on %s: no wheel fits, dependencies read from %s",
-            candidate.name,
-            candidate.version,
-            self.rules.target.name,
-            wheel.filename,
-        )
-        return self.source.metadata(wheel)
-
-    def _built(self, artifact: Artifact) -> DistMetadata:
-        """An sdist's metadata from a PEP 517 build on this machine."""
-        meta = self.source.build_metadata(artifact)
-        self.builds.trusted(meta.name, meta.version)
-        return meta

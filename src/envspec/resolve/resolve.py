@@ -21,7 +21,8 @@ from envspec.inputs import lock_inputs
 from envspec.model import SPEC_ROOT, Artifact, Lock, LockedPackage, LockedPhase, Phase, Spec, Target
 from envspec.resolve.direct import HostBuilds
 from envspec.resolve.explain import explain, phases_in_conflict
-from envspec.resolve.provider import Provider, Source, SourceFailed
+from envspec.resolve.metadata import Source, SourceFailed
+from envspec.resolve.provider import Provider
 from envspec.resolve.reach import Reach
 from envspec.resolve.rules import rules_for
 from envspec.resolve.values import PYTHON, Candidate, Req

@@ -8,9 +8,10 @@ changed while resolvelib runs. The direct references are checked here, before an
 fetched: each URL parses, and no name is required from two URLs.
 
 Per-name rules are mappings by canonical name, read in one place each: `declared_for` for
-metadata that stands in for a distribution's own (`[[resolution.dependency-metadata]]`). The
-compatibility rules of issue 11 act as metadata patches; they join as one more mapping
-(name → patches) applied beside `declared_for`, with no other part of the resolver changed.
+metadata that stands in for a distribution's own (`[[resolution.dependency-metadata]]`), read
+by `metadata.CandidateMetadata`. The compatibility rules of issue 11 act as metadata patches;
+they join as one more mapping (name → patches) applied there, beside `declared_for`, with no
+other part of the resolver changed.
 """
 
 from __future__ import annotations
