@@ -123,12 +123,32 @@ def _join(page: str, base: str, href: str) -> str:
     naming the page, not a traceback later."""
     try:
         joined = href if href.startswith(("https://", "http://")) else urljoin(base, href)
-        urlsplit(joined).port  # noqa: B018 (the property validates the port)
+        _check_authority(_authority(joined))
     except ValueError as exc:
-        raise IndexError_(
-            f"{redact(page)}: malformed link '{redact(href)}' ({exc})"
-        ) from None
+        raise IndexError_(f"{redact(page)}: malformed link '{redact(href)}' ({exc})") from None
     return joined
+
+
+def _authority(url: str) -> str:
+    """`url` up to the end of its host and port: all that `urlsplit` can refuse in it."""
+    start = url.find("//")
+    if start < 0:
+        return url
+    ends = [i for i in (url.find(c, start + 2) for c in "/?#") if i >= 0]
+    return url[: min(ends)] if ends else url
+
+
+@functools.lru_cache(maxsize=1024)  # a page's thousands of links share a few hosts
+def _check_authority(authority: str) -> None:
+    urlsplit(authority).port  # noqa: B018 (the property validates the port)
+
+
+def _defrag(url: str) -> tuple[str, str]:
+    """`urldefrag`, without its parsing for the many URLs that have no fragment."""
+    if "#" not in url:
+        return url, ""
+    found = urldefrag(url)
+    return found.url, found.fragment
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -162,7 +182,7 @@ def _json_artifact(item: Mapping[str, Any], base: str, i: int) -> Artifact | Non
     size = item.get("size")
     return Artifact(
         filename=filename,
-        url=urldefrag(_join(base, base, str(item["url"])))[0],
+        url=_defrag(_join(base, base, str(item["url"])))[0],
         kind=kind,
         sha256=sha256,
         size=size if type(size) is int and size >= 0 else None,
@@ -249,7 +269,7 @@ def _html_artifact(attrs: Mapping[str, str | None], base: str, page: str) -> Art
     href = attrs.get("href")
     if not href:
         return None
-    target, fragment = urldefrag(_join(page, base, href))
+    target, fragment = _defrag(_join(page, base, href))
     filename = unquote(urlsplit(target).path.rsplit("/", 1)[-1])
     parsed = parse_filename(filename)
     if parsed is None:
