@@ -23,11 +23,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from envspec.cli import main
-from envspec.errors import EnvspecError, redact_urls
+from envspec.errors import EnvspecError
 from envspec.index.metadata import parse_metadata
 from envspec.index.simple import JSON_TYPE, parse_page
 from envspec.lockfile import load_lock
 from envspec.review.reqfile import parse_requirements
+from envspec.secret import redact as redact_urls
 from envspec.spec import parse_spec
 from support.handler import Handler
 from support.index_server import IndexServer

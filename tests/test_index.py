@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -14,9 +15,9 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from envspec.errors import BuildNeeded, IndexError_, MetadataError, OfflineError
-from envspec.index import Finder
+from envspec.index import Finder, FinderSettings, open_finder
 from envspec.index.metadata import parse_metadata
-from envspec.model import Artifact, Index
+from envspec.model import Artifact, CoreMetadata, Index, Yank
 from support.index_server import IndexServer
 from support.wheels import build_sdist, build_wheel
 
@@ -33,13 +34,13 @@ def finders(tmp_path: Path) -> Iterator[Any]:
     """A factory of Finders with fast retries, isolated HOME/cache; all closed at the end."""
     made: list[Finder] = []
 
-    def make(*indexes: Index, **kw: Any) -> Finder:
+    def make(*indexes: Index, environ: dict[str, str] | None = None, **kw: Any) -> Finder:
         kw.setdefault("cache_dir", tmp_path / "cache")
-        kw.setdefault("environ", {"HOME": str(tmp_path)})
         kw.setdefault("backoff", 0.0)
         kw.setdefault("timeout", 0.5)
         kw.setdefault("workers", 4)
-        finder = Finder(indexes, **kw)
+        environ = {"HOME": str(tmp_path)} if environ is None else environ
+        finder = open_finder(indexes, environ, FinderSettings(**kw))
         made.append(finder)
         return finder
 
@@ -81,12 +82,15 @@ def test_page_json_and_html(index_server: IndexServer, finders: Any, use_json: b
     entry = index_server.entry(whl.name)
     assert first.url == index_server.file_url(whl.name)
     assert first.sha256 == entry.sha256 and first.kind == "wheel"
-    assert first.requires_python == ">=3.8,<4" and first.yanked == "broken build"
-    assert first.metadata is not None and first.metadata.startswith("sha256=")
-    assert found["foo-1.1-py3-none-any.whl"].yanked == ""
-    assert found["foo-1.1.tar.gz"].kind == "sdist" and found["foo-1.1.tar.gz"].yanked is None
+    assert first.requires_python == ">=3.8,<4" and first.yanked is Yank.YANKED
+    assert first.yanked_reason == "broken build"
+    assert first.metadata is CoreMetadata.SERVED and first.metadata_sha256
+    yanked = found["foo-1.1-py3-none-any.whl"]
+    assert yanked.yanked is Yank.YANKED and yanked.yanked_reason == ""
+    assert found["foo-1.1.tar.gz"].kind == "sdist" and found["foo-1.1.tar.gz"].yanked is Yank.LIVE
     if use_json:
-        assert first.size == entry.size and first.upload_time == "2024-01-02T03:04:05Z"
+        assert first.size == entry.size
+        assert first.upload_time == dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
         assert index_server.requests[0][2]["Accept"].startswith(
             "application/vnd.pypi.simple.v1+json"
         )
@@ -108,7 +112,7 @@ def test_html_root_relative_local_versions_without_hashes(
         artifact.url
         == f"{index_server.base}/files/torch-2.4.0%2Bcu121-cp311-cp311-linux_x86_64.whl"
     )
-    assert artifact.sha256 is None and artifact.metadata is None
+    assert artifact.sha256 is None and artifact.metadata is CoreMetadata.ABSENT
     meta = finder.metadata(artifact)
     assert meta.version == Version("2.4.0+cu121")
     assert [str(r) for r in meta.requires_dist] == ["filelock", "sympy"]
@@ -150,7 +154,7 @@ def test_range_reads_of_a_large_wheel(index_server: IndexServer, finders: Any) -
     index = index_of(index_server)
     finder = finders(index)
     [artifact] = finder.files(n("big"), index)
-    assert artifact.metadata is None
+    assert artifact.metadata is CoreMetadata.ABSENT
     assert finder.metadata(artifact).requires_dist == (Requirement("numpy<2"),)
     size = whl.stat().st_size
     assert size > 5_000_000
@@ -527,7 +531,7 @@ def test_real_pypi(finders: Any) -> None:
     assert wheel.sha256 and wheel.size and wheel.upload_time
     # this machine's PyPI mirror may serve no core-metadata keys: then this is a range read
     meta = finder.metadata(wheel)
-    by_ranges = finder.metadata(wheel.with_(sha256=None, metadata=None))
+    by_ranges = finder.metadata(wheel.with_(sha256=None, metadata=CoreMetadata.ABSENT))
     assert meta == by_ranges and meta.requires_python == ">=3.8"
     assert finder.stats.full_downloads == 0
 
@@ -539,7 +543,7 @@ def test_real_torch_wheel_metadata_by_ranges(finders: Any) -> None:
     files = {a.filename: a for a in finder.files(n("torch"), pypi)}
     wheel = files["torch-2.4.0-cp311-cp311-manylinux1_x86_64.whl"]
     assert (wheel.size or 0) > 700_000_000
-    meta = finder.metadata(wheel.with_(metadata=None))
+    meta = finder.metadata(wheel.with_(metadata=CoreMetadata.ABSENT))
     fixture = FIXTURES / "torch-2.4.0-cp311-cp311-manylinux1_x86_64.whl.metadata"
     assert meta == parse_metadata(fixture.read_bytes(), fixture.name)
     assert finder.stats.bytes_downloaded < 5_000_000  # page + zip directory + METADATA

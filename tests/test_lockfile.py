@@ -3,6 +3,7 @@ byte determinism, atomic writes, and every bad lock with its exact message."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import stat
@@ -17,7 +18,7 @@ from packaging.version import Version
 
 from envspec.errors import EXIT_STALE, EXIT_USAGE, LockFileError, StaleLockError
 from envspec.lockfile import dump_lock, load_lock, lock_path, parse_lock, write_lock
-from envspec.model import Artifact, Lock, LockedPackage, LockedPhase, VcsSource
+from envspec.model import Artifact, Lock, LockedPackage, LockedPhase, VcsSource, utc_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,6 +38,10 @@ def package(name: str, version: str, **fields: Any) -> LockedPackage:
     return LockedPackage(name=canonicalize_name(name), version=Version(version), **fields)
 
 
+def moment(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
 def wheel(filename: str, sha256: str | None = SHA_A, **fields: Any) -> Artifact:
     url = f"{FILES}/{filename}"
     return Artifact(filename=filename, url=url, kind="wheel", sha256=sha256, **fields)
@@ -52,7 +57,9 @@ def sample_lock(**changes: Any) -> Lock:
                 "numpy",
                 "1.26.4",
                 index=PYPI,
-                artifact=wheel(NUMPY_WHEEL, size=15772810, upload_time="2024-02-05T23:48:01Z"),
+                artifact=wheel(
+                    NUMPY_WHEEL, size=15772810, upload_time=moment("2024-02-05T23:48:01Z")
+                ),
                 phase="numpy",
                 required_by=("<spec>", "torch"),
             ),
@@ -245,12 +252,14 @@ def test_upload_times_are_written_in_utc() -> None:
     numpy = package(
         "numpy",
         "1.26.4",
-        artifact=wheel(NUMPY_WHEEL, upload_time="2024-02-06T01:48:01.250+02:00"),
+        artifact=wheel(NUMPY_WHEEL, upload_time=moment("2024-02-06T01:48:01.250+02:00")),
     )
     lock = parse_lock(dump_lock(sample_lock(packages=(numpy,))), path="x")
     artifact = lock.packages[0].artifact
     assert artifact is not None
-    assert artifact.upload_time == "2024-02-05T23:48:01.250000Z"
+    utc = dt.timezone.utc
+    assert artifact.upload_time == dt.datetime(2024, 2, 5, 23, 48, 1, 250000, tzinfo=utc)
+    assert utc_text(artifact.upload_time) == "2024-02-05T23:48:01.250000Z"
 
 
 def test_credentials_never_reach_the_lock() -> None:

@@ -14,7 +14,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from envspec.errors import IndexError_
-from envspec.index import Finder
+from envspec.index import FinderSettings, open_finder
 from envspec.index.mirror import Mirror, Mirrors
 from envspec.model import Index
 from support.index_server import IndexServer
@@ -375,7 +375,8 @@ def test_a_size_the_server_does_not_give_is_left_out(
 ) -> None:
     index = Index(name="pytorch-cu121", url=canonical.url, explicit=True)
     environ = {"HOME": str(tmp_path), "ENVSPEC_CONFIG": str(tmp_path / "none.toml")}
-    with Finder([index], cache_dir=tmp_path / "cache", environ=environ, backoff=0.0) as finder:
+    settings = FinderSettings(cache_dir=tmp_path / "cache", backoff=0.0)
+    with open_finder([index], environ, settings) as finder:
         [linux] = [a for a in finder.files(canonicalize_name("torch"), index) if "linux" in a.url]
         assert linux.sha256 and linux.size is None  # an HTML page: hash, no size
         canonical.fail(LINUX_TORCH, "404")  # HEAD: not found (the file is not there)

@@ -129,7 +129,7 @@ def test_the_seed_install_script_converts(tmp_path: Path) -> None:
         "unsloth",
         "training",
     ]
-    assert spec.phases[1].index == "pytorch-cu121"
+    assert {spec.phases[1].index_for(t) for t in spec.targets} == {"pytorch-cu121"}
     assert spec.index("pytorch-cu121").explicit
 
 

@@ -25,10 +25,15 @@ Scenario format (see any file in tests/scenarios/ for an example):
   must be logged (as `WARNING: <line>`), `[expect] no-warnings = true` says none may be;
 - `[then]`: a second lock after `later` packages appear, with `add` (phase → requirements
   appended), `args` (CLI flags) and its own `[then.expect.TARGET]`.
+
+A key the runner does not read is an error (`ScenarioError`), so a misspelt expectation
+(`pin` for `pins`) fails instead of passing unchecked; `[environment]`, `[targets]`,
+`[[phases]]` and `[resolution]` go to envspec, which refuses unknown keys itself.
 """
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
@@ -45,6 +50,54 @@ from support.index_server import IndexServer
 from support.wheels import build_wheel
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.toml"))
+
+_TOP = ("description", "environment", "targets", "phases", "resolution", "indexes", "repos")
+_PACKAGE = (
+    *("name", "version", "tag", "tags", "requires", "requires-python", "index-requires-python"),
+    *("extras", "yanked", "sdist", "wheel", "upload-time", "metadata", "later"),
+    *("build", "backend", "build-requires", "fail"),
+)
+_REPO = ("name", "version", "dependencies", "optional-dependencies", "requires-python")
+_REPO_FLAGS = ("static", "fail")
+_EXPECT = ("error", "exit", "warnings", "no-warnings")
+_EXPECT_TARGET = ("pins", "phases", "required-by", "skipped", "commits")
+
+
+class ScenarioError(Exception):
+    """A scenario file with a key the runner does not read."""
+
+
+def load_scenario(path: Path) -> dict[str, Any]:
+    """A scenario file's tables, every key of the runner's own checked (see the docstring)."""
+    scenario = tomllib.loads(path.read_text())
+    _keys(scenario, (*_TOP, "expect", "then"), path.name)
+    for name, index in scenario.get("indexes", {}).items():
+        _keys(index, ("explicit", "packages"), f"{path.name}: indexes.{name}")
+        for i, package in enumerate(index.get("packages", [])):
+            _keys(package, _PACKAGE, f"{path.name}: indexes.{name}.packages[{i}]")
+    for name, repo in scenario.get("repos", {}).items():
+        _keys(repo, (*_REPO, *_REPO_FLAGS, "later"), f"{path.name}: repos.{name}")
+        _keys(repo.get("later", {}), (*_REPO, *_REPO_FLAGS), f"{path.name}: repos.{name}.later")
+    targets = tuple(scenario.get("environment", {}).get("targets", ()))
+    _expect(scenario.get("expect", {}), targets, f"{path.name}: expect")
+    if "then" in scenario:
+        _keys(scenario["then"], ("add", "args", "expect"), f"{path.name}: then")
+        _expect(scenario["then"].get("expect", {}), targets, f"{path.name}: then.expect")
+    return scenario
+
+
+def _expect(table: Mapping[str, Any], targets: tuple[str, ...], where: str) -> None:
+    _keys(table, (*_EXPECT, *targets), where)
+    for target in targets:
+        _keys(table.get(target, {}), _EXPECT_TARGET, f"{where}.{target}")
+
+
+def _keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ScenarioError(f"{where}: unknown key '{key}'{hint}")
 
 
 def _publish(server: IndexServer, package: Mapping[str, Any]) -> None:
@@ -227,7 +280,7 @@ class _ServerPool(dict[str, IndexServer]):
 def test_scenario(
     path: Path, tmp_path: Path, servers: _ServerPool, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    scenario = tomllib.loads(path.read_text())
+    scenario = load_scenario(path)
     repos = _Repos(tmp_path / "repos", scenario.get("repos", {}))
     scenario["phases"] = repos.subst(scenario["phases"])
     if "resolution" in scenario:
@@ -255,3 +308,22 @@ def test_scenario(
     _write_spec(project, scenario, {n: s.url for n, s in servers.items()})
     code = _lock(project, tmp_path / "cache", *then.get("args", []))
     _check(project, then["expect"], code, capsys.readouterr().err, repos)
+
+
+def test_a_misspelt_key_fails_the_scenario(tmp_path: Path) -> None:
+    """`pin` for `pins` would check nothing: the runner refuses it before locking."""
+    text = (Path(__file__).parent / "scenarios" / "yanked.toml").read_text()
+    assert "\npins = " in text
+    misspelt = tmp_path / "yanked.toml"
+    misspelt.write_text(text.replace("\npins = ", "\npin = "))
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(misspelt)
+    assert str(raised.value) == (
+        "yanked.toml: expect.linux-x86_64: unknown key 'pin' (did you mean 'pins'?)"
+    )
+    misspelt.write_text(text.replace("yanked = ", "yank = ", 1))
+    with pytest.raises(ScenarioError, match=r"packages\[1\]: unknown key 'yank'"):
+        load_scenario(misspelt)
+    misspelt.write_text(text.replace("[expect.linux-x86_64]", "[expect.linux-x86-64]"))
+    with pytest.raises(ScenarioError, match="expect: unknown key 'linux-x86-64'"):
+        load_scenario(misspelt)

@@ -2,6 +2,11 @@
 
 Only this module prints and exits. Human output goes to stderr; `--json` writes one JSON
 event per line on stdout. argparse (stdlib) is enough for a handful of subcommands.
+
+`main` reads the environment once, as a snapshot every lock and review command is given and
+passes down (the spec's `${VAR}`s, credentials, mirrors, build and git environments,
+`NO_COLOR`): nothing below reads `os.environ` for them. (The environment commands of
+`cli_env` read their own until issue 10 part 2.)
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +29,6 @@ from envspec.errors import (
     StaleLockError,
     UsageError,
     did_you_mean,
-    redact_urls,
 )
 from envspec.lockfile.status import TargetStatus
 from envspec.model import Spec
@@ -42,11 +46,14 @@ from envspec.review.init import (
 )
 from envspec.review.locks import diff_sides, load_target_lock, locks_dir
 from envspec.review.reqfile import load_requirements
+from envspec.secret import redact
 from envspec.spec import load_spec
 from envspec.targets import check_name
 
 if TYPE_CHECKING:
-    from envspec.resolve.locking import Locked
+    from envspec.commands.lock import Locked
+
+Environ = Mapping[str, str]
 
 log = logging.getLogger("envspec")
 
@@ -122,8 +129,8 @@ def _add_review_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     init.add_argument("--target", action="append", default=[], help="a target (repeatable)")
 
 
-def _spec(args: argparse.Namespace) -> Spec:
-    return load_spec(args.project / "envspec.toml")
+def _spec(args: argparse.Namespace, environ: Environ) -> Spec:
+    return load_spec(args.project / "envspec.toml", environ)
 
 
 def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
@@ -134,10 +141,10 @@ def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(wanted)) or list(spec.targets)
 
 
-def cmd_lock(args: argparse.Namespace, out: _Output) -> int:
+def cmd_lock(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.lockfile.status import lock_status
 
-    spec = _spec(args)
+    spec = _spec(args, environ)
     statuses = lock_status(spec, args.project, _targets(spec, args.target))
     forced = args.upgrade or args.upgrade_package or args.refresh
     todo = [s for s in statuses if forced or s.state != "fresh"]
@@ -153,7 +160,7 @@ def cmd_lock(args: argparse.Namespace, out: _Output) -> int:
         if status not in todo:
             out.say(f"{status.target}: up to date ({_rel(status.path, args.project)})")
             out.event("lock", target=status.target, state="fresh", path=str(status.path))
-    return _lock_stale(args, out, spec, statuses, todo) if todo else EXIT_OK
+    return _lock_stale(args, out, spec, statuses, todo, environ=environ) if todo else EXIT_OK
 
 
 def _lock_stale(
@@ -162,33 +169,24 @@ def _lock_stale(
     spec: Spec,
     statuses: list[TargetStatus],
     todo: list[TargetStatus],
+    *,
+    environ: Environ,
 ) -> int:
     # Imported here: a fresh relock, `lock --check` and `sync` need neither resolver nor network.
-    from envspec.index import Finder
-    from envspec.resolve.locking import lock_targets, locked_files
-    from envspec.targets import make_target, wheel_filter
+    from envspec.commands.lock import run_lock
+    from envspec.index import FinderSettings
 
-    finder = Finder(
-        spec.indexes,
-        cache_dir=args.cache_dir,
-        offline=args.offline,
-        refresh=args.refresh,
-        known_files=locked_files(statuses),
-        keep_file=wheel_filter(
-            [make_target(s.target, spec.python, spec.settings_for(s.target)) for s in todo]
-        ),
+    settings = FinderSettings(cache_dir=args.cache_dir, offline=args.offline, refresh=args.refresh)
+    run = run_lock(
+        spec,
+        statuses,
+        todo,
+        environ=environ,
+        settings=settings,
+        upgrade=args.upgrade,
+        upgrade_packages=args.upgrade_package,
     )
-    try:
-        results = lock_targets(
-            spec,
-            todo,
-            finder,
-            upgrade=args.upgrade,
-            upgrade_packages=args.upgrade_package,
-        )
-    finally:
-        stats = finder.stats
-        finder.close()
+    stats = run.stats
     out.event("stats", **dataclasses.asdict(stats))
     log.info(
         "fetched %d requests, %.1f MB, %d metadata files",
@@ -196,11 +194,11 @@ def _lock_stale(
         stats.bytes_downloaded / 1e6,
         stats.metadata_fetched,
     )
-    _report_locks(args, out, results)
+    _report_locks(args, out, run.results)
     return EXIT_OK
 
 
-def _report_locks(args: argparse.Namespace, out: _Output, results: list[Locked]) -> None:
+def _report_locks(args: argparse.Namespace, out: _Output, results: Sequence[Locked]) -> None:
     for result in results:
         skipped = [p for p in result.lock.phases if p.skipped]
         verb = "wrote" if result.written else "unchanged"
@@ -227,8 +225,8 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-def cmd_diff(args: argparse.Namespace, out: _Output) -> int:
-    before, after = diff_sides(args.project, args.old, args.new, args.target)
+def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    before, after = diff_sides(args.project, args.old, args.new, args.target, environ=environ)
     diff = review_diff.diff_locks(
         before.locks, after.locks, old_label=before.label, new_label=after.label
     )
@@ -240,13 +238,13 @@ def cmd_diff(args: argparse.Namespace, out: _Output) -> int:
         elif args.format == "markdown":
             text = render_markdown(diff)
         else:
-            text = render_text(diff, color=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+            text = render_text(diff, color=sys.stdout.isatty() and "NO_COLOR" not in environ)
         sys.stdout.write(text)
     return EXIT_FAILED if args.exit_code and diff.has_changes else EXIT_OK
 
 
-def cmd_export(args: argparse.Namespace, out: _Output) -> int:
-    spec = _spec(args)
+def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    spec = _spec(args, environ)
     targets = _targets(spec, [args.target] if args.target else [])
     if len(targets) > 1:
         hint = "targets: " + ", ".join(targets)
@@ -265,8 +263,8 @@ def cmd_export(args: argparse.Namespace, out: _Output) -> int:
     return EXIT_OK
 
 
-def cmd_why(args: argparse.Namespace, out: _Output) -> int:
-    targets = _targets(_spec(args), args.target)
+def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    targets = _targets(_spec(args, environ), args.target)
     found = [load_target_lock(args.project, t) for t in targets]
     where = found[0][0] if len(found) == 1 else locks_dir(args.project)
     locks = {t: lock for t, (_, lock) in zip(targets, found, strict=True)}
@@ -276,7 +274,7 @@ def cmd_why(args: argparse.Namespace, out: _Output) -> int:
     return EXIT_OK
 
 
-def cmd_init(args: argparse.Namespace, out: _Output) -> int:
+def cmd_init(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     for target in args.target:
         check_name(target, context="--target")
     targets = tuple(dict.fromkeys(args.target)) or DEFAULT_TARGETS
@@ -294,14 +292,12 @@ def cmd_init(args: argparse.Namespace, out: _Output) -> int:
     return EXIT_OK
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, _Output, Environ], int]] = {
     "lock": cmd_lock,
     "diff": cmd_diff,
     "export": cmd_export,
     "why": cmd_why,
     "init": cmd_init,
-    **cli_env.COMMANDS,
-    **cli_cache.COMMANDS,
 }
 
 
@@ -309,7 +305,7 @@ class _RedactingFormatter(logging.Formatter):
     """Every log line without a URL's credentials, whatever a module quoted in it."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact_urls(super().format(record))
+        return redact(super().format(record))
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
@@ -325,12 +321,15 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (DESIGN.md §2)."""
+    environ = dict(os.environ)  # the snapshot (see the module docstring)
     out = _Output(json_mode=False, quiet=False)
     try:
         args = build_parser().parse_args(argv)
         out = _Output(json_mode=args.json, quiet=args.quiet)
         _configure_logging(args.verbose, args.quiet)
-        return COMMANDS[args.command](args, out)
+        if args.command in COMMANDS:
+            return COMMANDS[args.command](args, out, environ)
+        return {**cli_env.COMMANDS, **cli_cache.COMMANDS}[args.command](args, out)
     except EnvspecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:

@@ -7,34 +7,20 @@ CLI uses (DESIGN.md §2). Only the CLI prints errors and exits.
 
 from __future__ import annotations
 
+import copy
 import difflib
-import re
 import signal
 from collections.abc import Iterable
+from typing import TypeVar
+
+from envspec.secret import redact
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_STALE = 3
 
-
-# A URL's userinfo: `scheme://user[:password]@`, up to the last `@` before the host's `/`.
-# Whitespace is allowed in it: a mangled requirement (`https://tok; x:secret@host/`) must not
-# leak its secret either, and over-redacting a message is the safe side. ssh's bare user
-# name (`git@`) names an account, not a secret, and is kept (as `model.public_url` keeps it).
-_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/?#'\"\n]*)@")
-
-
-def redact_urls(text: str) -> str:
-    """`text` with the userinfo of every URL in it removed."""
-
-    def strip(found: re.Match[str]) -> str:
-        scheme, userinfo = found[1], found[2]
-        if scheme.lower().rstrip(":/").endswith("ssh") and ":" not in userinfo:
-            return found[0]
-        return scheme
-
-    return _USERINFO.sub(strip, text)
+E = TypeVar("E", bound="EnvspecError")
 
 
 class EnvspecError(Exception):
@@ -44,11 +30,18 @@ class EnvspecError(Exception):
     exit_code: int = EXIT_FAILED
 
     def __init__(self, message: str, *, context: str = "", hint: str = "") -> None:
-        message, context, hint = redact_urls(message), redact_urls(context), redact_urls(hint)
+        message, context, hint = redact(message), redact(context), redact(hint)
         super().__init__(message)
         self.message = message
         self.context = context
         self.hint = hint
+
+    def with_context(self: E, context: str) -> E:
+        """A new error like this one, located at `context`: an error already raised (and
+        perhaps kept for later callers, as the finder keeps its errors) is never changed."""
+        located = copy.copy(self)
+        located.context = redact(context)
+        return located
 
     def __str__(self) -> str:
         where = f"{self.context}: " if self.context else ""

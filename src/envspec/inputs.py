@@ -11,7 +11,8 @@ from typing import Any
 
 from packaging.requirements import Requirement
 
-from envspec.model import Phase, Spec, Target, public_url, strip_credentials
+from envspec.model import Phase, Spec, Target, utc_text
+from envspec.secret import redact
 
 
 def lock_inputs(spec: Spec, target: Target) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def lock_inputs(spec: Spec, target: Target) -> dict[str, Any]:
         "indexes": [
             {
                 "name": i.name,
-                "url": strip_credentials(i.url),
+                "url": i.location.public,
                 "explicit": i.explicit,
                 "flat": i.flat,
             }
@@ -39,7 +40,7 @@ def lock_inputs(spec: Spec, target: Target) -> dict[str, Any]:
             "constraints": [str(r) for r in res.constraints],
             "overrides": [str(r) for r in res.overrides],
             "prereleases": res.prereleases,
-            "exclude-newer": res.exclude_newer,
+            "exclude-newer": utc_text(res.exclude_newer) if res.exclude_newer else "",
             "no-build": list(res.no_build),
             "no-binary": list(res.no_binary),
             "dependency-metadata": [
@@ -70,4 +71,4 @@ def _phase_inputs(phase: Phase, target: str) -> dict[str, Any]:
 def _public_text(requirement: Requirement) -> str:
     """A requirement as a lock records it: a direct reference's credentials left out."""
     text = str(requirement)
-    return text.replace(requirement.url, public_url(requirement.url)) if requirement.url else text
+    return text.replace(requirement.url, redact(requirement.url)) if requirement.url else text

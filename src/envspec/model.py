@@ -8,17 +8,21 @@ Values are normalized when built (names canonicalized, requirement strings re-re
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
+
+from envspec.secret import SecretURL, redact
 
 Prereleases = Literal["allow", "disallow", "if-necessary"]
 ArtifactKind = Literal["wheel", "sdist"]
@@ -27,26 +31,30 @@ SPEC_ROOT = "<spec>"
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Index:
-    """A named package index (PEP 503/691) or a flat find-links location."""
+    """A named package index (PEP 503/691) or a flat find-links location. `url` is the URL as
+    the spec gives it, which may carry credentials: everything but the edges that send them
+    reads `location` (a `SecretURL`, shown only in its public form)."""
 
     name: str
-    url: str
+    url: str = field(repr=False)
     explicit: bool = False
     flat: bool = False
+    location: SecretURL = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.flat and not self.url.endswith("/"):
             object.__setattr__(self, "url", self.url + "/")
+        object.__setattr__(self, "location", SecretURL(self.url))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Phase:
-    """One ordered install step of the spec."""
+    """One ordered install step of the spec. `routes` names, per target, the index this
+    phase's own requirement names come from (a target it does not name: default routing)."""
 
     name: str
     requirements: tuple[Requirement, ...]
-    index: str | None = None
-    index_by_target: tuple[tuple[str, str], ...] = ()
+    routes: tuple[tuple[str, str], ...] = ()
     targets: tuple[str, ...] | None = None
     optional: bool = False
     no_build_isolation: bool = False
@@ -56,9 +64,10 @@ class Phase:
 
     def index_for(self, target: str) -> str | None:
         """The index this phase's own requirement names are routed to on `target`."""
-        if self.index_by_target:
-            return dict(self.index_by_target).get(target)
-        return self.index
+        for name, index in self.routes:
+            if name == target:
+                return index
+        return None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -70,6 +79,16 @@ class DependencyMetadata:
     requires_dist: tuple[Requirement, ...] = ()
     requires_python: str = ""
     provides_extra: tuple[NormalizedName, ...] = ()
+
+    def as_metadata(self, version: Version) -> DistMetadata:
+        """The declared metadata standing for the distribution's own at `version`."""
+        return DistMetadata(
+            name=self.name,
+            version=version,
+            requires_dist=self.requires_dist,
+            requires_python=self.requires_python,
+            provides_extra=self.provides_extra,
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -87,10 +106,15 @@ class Resolution:
     constraints: tuple[Requirement, ...] = ()
     overrides: tuple[Requirement, ...] = ()
     prereleases: Prereleases = "if-necessary"
-    exclude_newer: str = ""
+    exclude_newer: dt.datetime | None = None  # aware, UTC
     no_build: tuple[str, ...] = ()
     no_binary: tuple[str, ...] = ()
     dependency_metadata: tuple[DependencyMetadata, ...] = ()
+
+    def too_new(self, artifact: Artifact) -> bool:
+        """Uploaded after `exclude-newer` (a file without an upload time never is)."""
+        cutoff, uploaded = self.exclude_newer, artifact.upload_time
+        return cutoff is not None and uploaded is not None and uploaded > cutoff
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -126,37 +150,59 @@ class Spec:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Target:
-    """A platform to lock for: a full marker environment plus wheel tags, best first."""
+    """A platform to lock for: a full marker environment plus wheel tags, best first.
+    `markers` is read-only and built once (`targets.make_target`): every marker evaluation of
+    a resolution reads it."""
 
     name: str
-    markers: tuple[tuple[str, str], ...]
+    markers: Mapping[str, str] = field(hash=False)  # compared; hashed by name and tags
     tags: tuple[Tag, ...]
+    _plain: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "markers", MappingProxyType(dict(self.markers)))
+        # A plain dict, never handed out: `Marker.evaluate` copies it faster than a proxy.
+        object.__setattr__(self, "_plain", {**self.markers, "extra": ""})
 
     @property
     def python_version(self) -> str:
-        return dict(self.markers)["python_version"]
+        return self.markers["python_version"]
 
     @property
     def python_full_version(self) -> str:
-        return dict(self.markers)["python_full_version"]
+        return self.markers["python_full_version"]
 
     def environment(self, extra: str = "") -> dict[str, str]:
-        env = dict(self.markers)
-        env["extra"] = extra
-        return env
+        """The marker environment to evaluate a marker in, for `extra` (none: "")."""
+        return {**self.markers, "extra": extra}
 
     def evaluate(self, marker: Marker | None, extras: frozenset[str] = frozenset()) -> bool:
         """Whether `marker` holds on this target for any of `extras` (or none)."""
         if marker is None:
             return True
-        return any(marker.evaluate(self.environment(extra)) for extra in extras or {""})
+        if not extras:
+            return marker.evaluate(self._plain)
+        return any(marker.evaluate(self.environment(extra)) for extra in extras)
 
     def environment_marker(self) -> str:
-        env = dict(self.markers)
         return (
-            f"sys_platform == '{env['sys_platform']}' and "
-            f"platform_machine == '{env['platform_machine']}'"
+            f"sys_platform == '{self.markers['sys_platform']}' and "
+            f"platform_machine == '{self.markers['platform_machine']}'"
         )
+
+
+class Yank(enum.Enum):
+    """PEP 592: whether the index withdrew a file (only the spec's exact pin takes one)."""
+
+    LIVE = "live"
+    YANKED = "yanked"
+
+
+class CoreMetadata(enum.Enum):
+    """PEP 658/714: whether the index serves a file's core metadata beside it."""
+
+    ABSENT = "absent"
+    SERVED = "served"  # at `<url>.metadata`; `Artifact.metadata_sha256` when the index says
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -169,9 +215,16 @@ class Artifact:
     sha256: str | None = None
     size: int | None = None
     requires_python: str | None = None
-    yanked: str | None = None  # the reason ("" when none given); None when not yanked
-    upload_time: str | None = None
-    metadata: str | None = None  # PEP 658/714: "sha256=<hex>", "true", or None when absent
+    yanked: Yank = Yank.LIVE
+    yanked_reason: str = ""  # the index's words, when it gives any
+    upload_time: dt.datetime | None = None  # aware, UTC (PEP 700)
+    metadata: CoreMetadata = CoreMetadata.ABSENT
+    metadata_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        moment = self.upload_time
+        if moment is not None and moment.tzinfo is not dt.timezone.utc:
+            object.__setattr__(self, "upload_time", as_utc(moment))
 
     def with_(self, **changes: Any) -> Artifact:
         return dataclasses.replace(self, **changes)
@@ -242,19 +295,16 @@ class Lock:
         return json.dumps(self.inputs, sort_keys=True, separators=(",", ":"))
 
 
-def strip_credentials(url: str) -> str:
-    """`url` without any user or password, for locks, logs and messages."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """`moment` in UTC; a naive one is taken to be UTC already (as PEP 700 times are)."""
+    return moment.replace(tzinfo=moment.tzinfo or dt.timezone.utc).astimezone(dt.timezone.utc)
 
 
-def public_url(url: str) -> str:
-    """`url` as locks and messages show it: without credentials, except ssh's user name
-    (`git@`), which names an account rather than holding a secret."""
-    parts = urlsplit(url.removeprefix("git+"))
-    if parts.scheme.endswith("ssh") and parts.password is None:
-        return url
-    return strip_credentials(url)
+def utc_text(moment: dt.datetime) -> str:
+    """A date-time as RFC 3339 text in UTC, ending in ``Z``."""
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+# Kept for `apply/snapshot.py` (issue 10 part 2 moves it to `SecretURL`): no second
+# implementation, the one of `envspec.secret`.
+strip_credentials = redact

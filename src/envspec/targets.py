@@ -63,7 +63,7 @@ def make_target(name: str, python: str, settings: TargetSettings | None = None) 
     }
     return Target(
         name=name,
-        markers=tuple(sorted(markers.items())),
+        markers=dict(sorted(markers.items())),
         tags=tuple(_tags(name, short, settings)),
     )
 

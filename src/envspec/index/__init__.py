@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from envspec.index.finder import Finder, FinderStats
+from envspec.index.fetch import FinderStats
+from envspec.index.finder import Finder, FinderSettings, open_finder
 
-__all__ = ["Finder", "FinderStats"]
+__all__ = ["Finder", "FinderSettings", "FinderStats", "open_finder"]

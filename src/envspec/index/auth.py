@@ -1,5 +1,5 @@
-"""Index credentials: where they come from, which host they go to, and keeping them out of
-every URL we log, cache or show.
+"""Index credentials: where they come from and which host they go to. (Keeping them out of
+every URL we log, cache or show is `envspec.secret`'s.)
 
 Sources, first found wins per index: the index URL's userinfo, then the environment
 (`ENVSPEC_INDEX_<NAME>_USERNAME` / `_PASSWORD`, NAME upper-cased with `-` and `.` as `_`), then
@@ -19,19 +19,24 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from envspec.errors import IndexError_
-from envspec.model import Index, strip_credentials
+from envspec.model import Index
+from envspec.secret import SecretURL, redact
+
+__all__ = [
+    "Credentials",
+    "env_login",
+    "env_prefix",
+    "load_netrc",
+    "origin",
+    "redact",
+    "uv_url",
+    "with_env_login",
+]
+# `redact` is re-exported for index/http.py, which issue 8 is changing: it imports it from here.
 
 log = logging.getLogger(__name__)
-
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def redact(url: str) -> str:
-    """`url` without userinfo: the only form of a URL we ever log, cache or show."""
-    return strip_credentials(url)
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -41,49 +46,41 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def expand_env(url: str, environ: Mapping[str, str], context: str = "") -> str:
-    """Replace `${VAR}` references in an index URL; a missing variable is an error."""
-
-    def value(match: re.Match[str]) -> str:
-        if match[1] not in environ:
-            raise IndexError_(
-                f"environment variable {match[1]} is not set",
-                context=context,
-                hint=f"set {match[1]} or remove ${{{match[1]}}} from the index URL",
-            )
-        return environ[match[1]]
-
-    return _ENV_REF.sub(value, url)
-
-
 def env_prefix(index_name: str) -> str:
     return "ENVSPEC_INDEX_" + re.sub(r"[-.]", "_", index_name).upper()
 
 
+def env_login(index_name: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """`ENVSPEC_INDEX_<NAME>_USERNAME/_PASSWORD` (either may be missing), or None."""
+    prefix = env_prefix(index_name)
+    if f"{prefix}_USERNAME" not in environ and f"{prefix}_PASSWORD" not in environ:
+        return None
+    return environ.get(f"{prefix}_USERNAME", ""), environ.get(f"{prefix}_PASSWORD", "")
+
+
+def uv_url(index: Index, environ: Mapping[str, str]) -> SecretURL:
+    """The index's URL with its environment login put in when it carries none: how uv, which
+    knows nothing of `ENVSPEC_INDEX_*`, gets an index's credentials."""
+    login = env_login(index.name, environ)
+    return index.location.with_login(*login) if login else index.location
+
+
 def with_env_login(url: str, index_name: str, environ: Mapping[str, str]) -> str:
-    """`url` with `ENVSPEC_INDEX_<NAME>_USERNAME/_PASSWORD` as its userinfo when it has none:
-    how uv, which knows nothing of those variables, gets an index's credentials."""
-    parts = urlsplit(url)
-    user = environ.get(f"{env_prefix(index_name)}_USERNAME")
-    password = environ.get(f"{env_prefix(index_name)}_PASSWORD")
-    if parts.username is not None or not (user or password):
-        return url
-    login = f"{quote(user or '', safe='')}:{quote(password or '', safe='')}"
-    return urlunsplit(parts._replace(netloc=f"{login}@{parts.netloc}"))
+    """`uv_url` for a URL string, as `apply/uv.py` asks until issue 10 part 2 gives it
+    `uv_url`."""
+    login = env_login(index_name, environ)
+    return SecretURL(url).with_login(*login).secret if login else url
 
 
-def clean_index(index: Index, environ: Mapping[str, str]) -> tuple[Index, Index]:
-    """(index with `${VAR}`s expanded, for credentials; the same without credentials, with a
-    local flat path turned into a file:// folder URL)."""
-    expanded = expand_env(index.url, environ, context=f"indexes.{index.name}")
-    full = Index(name=index.name, url=expanded, explicit=index.explicit, flat=index.flat)
-    url = redact(full.url)
+def public_index(index: Index) -> Index:
+    """`index` as the Finder and the downloads key and show it: its public URL, a local flat
+    path turned into a file:// URL (a folder's with its `/`)."""
+    url = index.location.public
     if len(urlsplit(url).scheme) <= 1:  # a path (or a Windows drive letter)
         url = Path(url).resolve().as_uri()
     if index.flat and url.startswith("file:") and Path(urlsplit(url).path).is_dir():
         url = url.rstrip("/") + "/"
-    clean = Index(name=index.name, url=url, explicit=index.explicit, flat=index.flat)
-    return full, clean
+    return Index(name=index.name, url=url, explicit=index.explicit, flat=index.flat)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -108,17 +105,12 @@ class Credentials:
             self._add(index, environ)
 
     def _add(self, index: Index, environ: Mapping[str, str]) -> None:
-        key = origin(index.url)
+        key = origin(index.location.public)
         self._index_of_origin.setdefault(key, index.name)
-        parts = urlsplit(index.url)
-        prefix = env_prefix(index.name)
-        if parts.username is not None or parts.password is not None:
-            user, password = unquote(parts.username or ""), unquote(parts.password or "")
-        elif f"{prefix}_USERNAME" in environ or f"{prefix}_PASSWORD" in environ:
-            user = environ.get(f"{prefix}_USERNAME", "")
-            password = environ.get(f"{prefix}_PASSWORD", "")
-        else:
+        found = index.location.login() or env_login(index.name, environ)
+        if found is None:
             return
+        user, password = found
         self._by_origin.setdefault(key, _Login(username=user, password=password, index=index.name))
 
     def authorization(self, url: str) -> str | None:

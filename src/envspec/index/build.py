@@ -45,6 +45,7 @@ _DROPPED = ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHOME", "PYTHONST
 class BuildSettings:
     """How build environments are made: where build requirements come from and limits."""
 
+    environ: Mapping[str, str]  # the CLI's snapshot: the base of every child's environment
     index_env: Mapping[str, str] = field(default_factory=dict)  # UV_DEFAULT_INDEX, ...
     offline: bool = False
     timeout: float = 900.0
@@ -88,7 +89,7 @@ def build_metadata(source: Path, work: Path, settings: BuildSettings, *, shown: 
     system = load_build_system(source, shown)
     python = _make_environment(work / "env", settings, shown)
     _install(python, system.requires, settings, shown)
-    env = {**_clean_environment(), "PYTHONNOUSERSITE": "1"}
+    env = {**_clean_environment(settings.environ), "PYTHONNOUSERSITE": "1"}
     hooks = BuildBackendHookCaller(
         str(source),
         system.backend,
@@ -140,8 +141,8 @@ def _uv_reason(finished: proc.Finished) -> str:
     return last
 
 
-def _clean_environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+def _clean_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in environ.items() if not k.startswith(("UV_", "PIP_"))}
     for key in _DROPPED:
         env.pop(key, None)
     return env
@@ -153,7 +154,7 @@ def _uv(args: Sequence[str], settings: BuildSettings) -> proc.Finished:
     argv = [find_uv_bin(), *args, "--no-config", "--quiet", "--color", "never"]
     if settings.offline:
         argv.append("--offline")
-    env = {**_clean_environment(), "UV_NO_PROGRESS": "1", **settings.index_env}
+    env = {**_clean_environment(settings.environ), "UV_NO_PROGRESS": "1", **settings.index_env}
     return proc.run(argv, env=env, timeout=settings.timeout)
 
 

@@ -9,8 +9,8 @@ metadata keyed by content hash rather than by URL. What we do take from HTTP is 
 `no-store` is not kept) and ETag/Last-Modified revalidation (a 304 reuses the stored body).
 
 Layout under the root (default `platformdirs.user_cache_dir("envspec")`): `v1/pages/<key>.json`
-+ `.body`, `v1/metadata/<k[:2]>/<k>.metadata`, `v1/files/<key>.json`. Every write is atomic (a
-temporary file then `os.replace`), so concurrent lockers never see half a file. Keys and stored
++ `.body`, `v1/metadata/<k[:2]>/<k>.metadata`, `v1/files/<key>.json`. Every write is atomic
+(`envspec.atomic`), so concurrent lockers never see half a file. Keys and stored
 URLs are always credential-free.
 """
 
@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from envspec.atomic import write_atomic
 from envspec.errors import OfflineError
-from envspec.index.auth import redact
 from envspec.index.http import Client, Response
+from envspec.secret import redact
 
 OFFLINE_HINT = "run without --offline"
 
@@ -204,16 +203,3 @@ class Cache:
 def _response(meta: _PageMeta, body: bytes) -> Response:
     headers = {"content-type": meta.content_type} if meta.content_type else {}
     return Response(url=meta.url, status=meta.status, headers=headers, body=body)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so readers see the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -18,8 +18,8 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from envspec.errors import MetadataError
-from envspec.index.auth import redact
-from envspec.model import Artifact, ArtifactKind, public_url
+from envspec.model import Artifact, ArtifactKind
+from envspec.secret import redact
 
 ARCHIVES = (".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz")
 _VCS = ("hg+", "svn+", "bzr+")
@@ -40,12 +40,12 @@ class DirectRef:
     @property
     def shown(self) -> str:
         """The URL as messages show it: credentials removed."""
-        return public_url(self.url)
+        return redact(self.url)
 
     @property
     def public_location(self) -> str:
         """The repository or file URL as locks record it: credentials removed."""
-        return public_url(self.location)
+        return redact(self.location)
 
     def artifact(self) -> Artifact:
         """The archive as an artifact (an archive reference only)."""

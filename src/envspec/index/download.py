@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from envspec.errors import IndexError_
-from envspec.index.auth import Credentials, clean_index
+from envspec.index.auth import Credentials, public_index
 from envspec.index.http import Client, Downloaded, FileMissing, Progress
 from envspec.index.mirror import Mirrors
 from envspec.model import Index
@@ -32,9 +32,8 @@ class LockedFiles:
         timeout: float = 30.0,
         workers: int = 8,
     ) -> None:
-        pairs = [clean_index(index, environ) for index in indexes]
-        self._mirrors = Mirrors.load([clean for _, clean in pairs], environ)
-        logins = [*(full for full, _ in pairs), *self._mirrors.logins]
+        self._mirrors = Mirrors.load([public_index(index) for index in indexes], environ)
+        logins = [*indexes, *self._mirrors.logins]
         self._client = Client(
             Credentials(logins, environ),
             retries=retries,

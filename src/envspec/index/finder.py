@@ -5,14 +5,19 @@ Every piece of work has a key and runs once: the first caller (a prefetch worker
 call) claims the key and runs it in its own thread, later callers wait on the same future. A
 waiter only ever waits on a thread that is already running its work, so prefetches and
 blocking calls mix without deadlock; results (and final errors) stay memoized for the
-Finder's life. Credentials are taken off index URLs here, once; everything past this point —
-artifact URLs, cache keys, logs, errors — is credential-free.
+Finder's life.
+
+The Finder does one job, answering the resolver; `open_finder` builds it and the parts it is
+made of — the credentials, the HTTP client and cache behind its `Fetcher`, the mirrors, the
+source trees and the worker pool — from the spec's indexes and the CLI's environment
+snapshot. Index URLs reach the Finder in their public form (`Index.location.public`); only the
+credentials and the build environment see their secrets, so artifact URLs, cache keys, logs
+and errors are credential-free.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,29 +30,34 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from envspec.errors import IndexError_
 from envspec.index import metadata as md
-from envspec.index.auth import Credentials, clean_index, redact
+from envspec.index.auth import Credentials, public_index
 from envspec.index.build import BuildSettings
 from envspec.index.cache import Cache
 from envspec.index.direct import parse_direct
+from envspec.index.fetch import Fetcher, FinderStats
 from envspec.index.http import Client
 from envspec.index.mirror import KnownFiles, Mirrors
 from envspec.index.simple import ACCEPT, Keep, for_project, parse_page
 from envspec.index.sources import SourceTrees, index_environment
 from envspec.model import Artifact, DistMetadata, Index, VcsSource
+from envspec.secret import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class FinderStats:
-    """What a Finder cost: requests sent, body bytes received, metadata files fetched (not
-    from cache), whole-file downloads (metadata fallbacks, sdists, hashing)."""
+class FinderSettings:
+    """How a Finder reaches its indexes: the cache, `--offline`/`--refresh`, and the HTTP
+    client's limits."""
 
-    requests: int
-    bytes_downloaded: int
-    metadata_fetched: int
-    full_downloads: int
+    cache_dir: Path | None = None
+    offline: bool = False
+    refresh: bool = False
+    workers: int = 10
+    retries: int = 3
+    backoff: float = 0.2
+    timeout: float = 30.0
 
 
 class _Once:
@@ -75,48 +85,67 @@ class _Once:
             return key in self._futures
 
 
+def open_finder(
+    indexes: Sequence[Index],
+    environ: Mapping[str, str],
+    settings: FinderSettings = FinderSettings(),
+    *,
+    known_files: KnownFiles | None = None,
+    keep_file: Keep | None = None,
+) -> Finder:
+    """A Finder for the spec's `indexes` (as parsed: `${VAR}`s expanded, credentials in), with
+    its mirrors, credentials and build environment from `environ`. `known_files`: canonical
+    file URL → (sha256, size) from the locks being replaced, the hashes a mirror's files must
+    have (see `mirror`); `keep_file`: which filenames to keep from pages (the targets' wheel
+    filter), the rest dropped as pages are parsed."""
+    public = [public_index(index) for index in indexes]
+    mirrors = Mirrors.load(public, environ, known_files)
+    credentials = Credentials([*indexes, *mirrors.logins], environ)
+    client = Client(
+        credentials,
+        retries=settings.retries,
+        backoff=settings.backoff,
+        timeout=settings.timeout,
+        maxsize=settings.workers,
+    )
+    cache = Cache(settings.cache_dir, offline=settings.offline, refresh=settings.refresh)
+    build = BuildSettings(
+        environ=environ, index_env=index_environment(indexes, environ), offline=settings.offline
+    )
+    return Finder(
+        indexes=public,
+        fetcher=Fetcher(client, cache),
+        mirrors=mirrors,
+        trees=SourceTrees(cache=cache, client=client, settings=build),
+        pool=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="envspec-index"),
+        keep_file=keep_file,
+    )
+
+
 class Finder:
     """Files, routing, metadata and hashes from the spec's indexes; thread-safe."""
 
     def __init__(
         self,
-        indexes: Sequence[Index],
         *,
-        cache_dir: Path | None = None,
-        offline: bool = False,
-        refresh: bool = False,
-        environ: Mapping[str, str] | None = None,
-        workers: int = 10,
-        retries: int = 3,
-        backoff: float = 0.2,
-        timeout: float = 30.0,
-        known_files: KnownFiles | None = None,
+        indexes: Sequence[Index],
+        fetcher: Fetcher,
+        mirrors: Mirrors,
+        trees: SourceTrees,
+        pool: ThreadPoolExecutor,
         keep_file: Keep | None = None,
     ) -> None:
-        """`known_files`: canonical file URL → (sha256, size) from the locks being replaced;
-        the hashes a mirror's files must have (see `mirror`). `keep_file`: which filenames
-        to keep from pages (the targets' wheel filter); the rest is dropped when parsed."""
-        environ = os.environ if environ is None else environ
-        pairs = [clean_index(index, environ) for index in indexes]
-        self._parse_lock = threading.Lock()
+        """`indexes` in spec order and public (see `public_index`); the Finder owns the
+        parts it is given and closes them."""
+        self._fetch = fetcher
+        self._mirrors = mirrors
+        self._trees = trees
+        self._pool = pool
         self._keep = keep_file
-        self._indexes = {clean.name: clean for _, clean in pairs}
-        self._order = [clean for _, clean in pairs]
-        self._mirrors = Mirrors.load(self._order, environ, known_files)
-        credentials = Credentials([*(full for full, _ in pairs), *self._mirrors.logins], environ)
-        self._client = Client(
-            credentials, retries=retries, backoff=backoff, timeout=timeout, maxsize=workers
-        )
-        self._cache = Cache(cache_dir, offline=offline, refresh=refresh)
-        build = BuildSettings(
-            index_env=index_environment([full for full, _ in pairs], environ), offline=offline
-        )
-        self._trees = SourceTrees(cache=self._cache, client=self._client, settings=build)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="envspec-index")
+        self._indexes = {index.name: index for index in indexes}
+        self._order = list(indexes)
+        self._parse_lock = threading.Lock()
         self._once = _Once()
-        self._lock = threading.Lock()
-        self._metadata_fetched = 0
-        self._full_downloads = 0
 
     # -- files and routing -----------------------------------------------------------------
     def files(self, name: NormalizedName, index: Index) -> list[Artifact]:
@@ -128,7 +157,7 @@ class Finder:
         why none fits (an error path; the page comes from the cache)."""
         wanted, index = canonicalize_name(name), self._known(index)
         url = self._mirrors.page_base(index) + ("" if index.flat else f"{wanted}/")
-        page = self._cache.page(self._client, url, "text/html" if index.flat else ACCEPT)
+        page = self._fetch.page(url, "text/html" if index.flat else ACCEPT)
         if page.status != 200:
             return []
         found = parse_page(page.body, page.header("content-type") or "", page.url)
@@ -148,17 +177,18 @@ class Finder:
         return None
 
     def _known(self, index: Index) -> Index:
-        return self._indexes.get(index.name) or clean_index(index, {})[1]
+        return self._indexes.get(index.name) or public_index(index)
 
     def _listing(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
         if index.flat:
-            every = self._once.run(("flat", index.url), lambda: self._flat(index))
+            every = self._once.run(("flat", index.location.public), lambda: self._flat(index))
             found = tuple(for_project(every, name))
             return bool(found), found
-        return self._once.run(("files", index.url, name), lambda: self._project(name, index))
+        key = ("files", index.location.public, name)
+        return self._once.run(key, lambda: self._project(name, index))
 
     def _project(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
-        page = self._cache.page(self._client, f"{self._mirrors.page_base(index)}{name}/", ACCEPT)
+        page = self._fetch.page(f"{self._mirrors.page_base(index)}{name}/", ACCEPT)
         if page.status in (404, 410):
             return False, ()
         # One page parsed at a time: a big JSON page (pydantic-core's is 7 MB) becomes ~10x
@@ -171,7 +201,7 @@ class Finder:
 
     def _flat(self, index: Index) -> tuple[Artifact, ...]:
         url = self._mirrors.page_base(index)
-        page = self._cache.page(self._client, url, "text/html")
+        page = self._fetch.page(url, "text/html")
         if page.status != 200:
             raise IndexError_(
                 f"GET {redact(url)} failed: HTTP {page.status}",
@@ -188,29 +218,15 @@ class Finder:
         return self._once.run(("metadata", key), lambda: self._load_metadata(fetched, key))
 
     def _load_metadata(self, artifact: Artifact, key: str) -> DistMetadata:
-        source = redact(artifact.url)
-        parsed = self._cache.load_parsed(key)
+        """Parsed once: its parsed form is cached beside the raw file, since parsing a
+        METADATA file (email headers) costs ~1 ms and a lock reads hundreds."""
+        parsed = self._fetch.parsed_metadata(key)
         if parsed is not None:
             return md.from_json(parsed)
-        data = self._cache.load_metadata(key)
-        if data is not None:
-            return self._parse_and_keep(key, data, source, artifact)
-        self._cache.require_online(artifact.url)
-        fetched = md.fetch(self._client, artifact)
-        with self._lock:
-            self._metadata_fetched += 1
-            self._full_downloads += fetched.how in ("full", "sdist")
-        self._cache.store_metadata(key, fetched.data)
-        return self._parse_and_keep(key, fetched.data, source, artifact)
-
-    def _parse_and_keep(
-        self, key: str, data: bytes, source: str, artifact: Artifact
-    ) -> DistMetadata:
-        """Parse raw metadata once; its parsed form is cached beside it, since parsing a
-        METADATA file (email headers) costs ~1 ms and a lock reads hundreds."""
-        parsed = self._parse(data, source, artifact)
-        self._cache.store_parsed(key, md.to_json(parsed))
-        return parsed
+        data = self._fetch.metadata_file(artifact, key)
+        meta = self._parse(data, redact(artifact.url), artifact)
+        self._fetch.keep_parsed(key, md.to_json(meta))
+        return meta
 
     @staticmethod
     def _parse(data: bytes, source: str, artifact: Artifact) -> DistMetadata:
@@ -225,35 +241,12 @@ class Finder:
         if artifact.sha256 and artifact.size is not None:
             return artifact
         url = redact(self._mirrors.fetch_url(artifact.url))
-        sha256, size = self._once.run(("hash", url), lambda: self._hash(artifact, url))
+        sha256, size = self._once.run(("hash", url), lambda: self._fetch.file_info(artifact, url))
         if artifact.sha256 and artifact.sha256 != sha256:
             raise IndexError_(
                 f"{url}: sha256 {sha256} does not match the index's {artifact.sha256}"
             )
         return artifact.with_(sha256=sha256, size=size)
-
-    def _hash(self, artifact: Artifact, url: str) -> tuple[str, int | None]:
-        stored = self._cache.load_file_info(url)
-        if stored is not None:
-            return stored
-        self._cache.require_online(url)
-        if artifact.sha256:
-            # Only the size is missing, and PEP 751 makes it optional: ask HEAD, and when the
-            # server does not tell, leave it out rather than download a 2 GB wheel to count it.
-            try:
-                response = self._client.head(url)
-            except IndexError_:
-                return artifact.sha256, None
-            length = response.header("content-length") or ""
-            if response.status != 200 or not length.isdigit():
-                return artifact.sha256, None
-            self._cache.store_file_info(url, artifact.sha256, int(length))
-            return artifact.sha256, int(length)
-        sha256, size = self._client.stream_to(url)
-        with self._lock:
-            self._full_downloads += 1
-        self._cache.store_file_info(url, sha256, size)
-        return sha256, size
 
     # -- source trees: direct references and builds ----------------------------------------
     def pin_direct(self, url: str) -> Artifact | VcsSource:
@@ -303,7 +296,7 @@ class Finder:
             # Read-ahead names the same files again and again: skip those already under way.
             # Files already on disk load faster on demand than the read-ahead would parse them.
             key = artifact.sha256 or redact(artifact.url)
-            if not self._once.started(("metadata", key)) and not self._cache.has_metadata(key):
+            if not self._once.started(("metadata", key)) and not self._fetch.has_metadata(key):
                 self._pool.submit(self._quietly, self.metadata, artifact)
 
     @staticmethod
@@ -317,17 +310,11 @@ class Finder:
     # -- housekeeping ----------------------------------------------------------------------
     @property
     def stats(self) -> FinderStats:
-        with self._lock:
-            return FinderStats(
-                requests=self._client.stats.requests,
-                bytes_downloaded=self._client.stats.bytes_downloaded,
-                metadata_fetched=self._metadata_fetched,
-                full_downloads=self._full_downloads,
-            )
+        return self._fetch.stats
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._client.close()
+        self._fetch.close()
 
     def __enter__(self) -> Finder:
         return self

@@ -14,13 +14,13 @@ failure reads the same everywhere and a missing password fails instead of waitin
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from envspec.atomic import place_folder
 from envspec.errors import MetadataError
 from envspec.index import proc
 
@@ -29,8 +29,8 @@ TIMEOUT = 300.0
 REF_HINT = "use a branch, a tag or a full 40-character commit id"
 
 
-def git_environment() -> dict[str, str]:
-    env = dict(os.environ)
+def git_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    env = dict(environ)
     env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "C"})
     env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     return env
@@ -45,16 +45,16 @@ def _reason(finished: proc.Finished) -> str:
     return finished.tail(1) or f"exit code {finished.returncode}"
 
 
-def resolve_commit(url: str, ref: str | None, *, shown: str) -> str:
+def resolve_commit(url: str, ref: str | None, *, shown: str, environ: Mapping[str, str]) -> str:
     """The commit `ref` (a branch or tag; None for the default branch) names in the
-    repository at `url`. `shown` is the URL as errors show it (no credentials)."""
+    repository at `url`. `shown` is the URL as errors show it (no credentials); `environ` the
+    environment git runs in (prompts are turned off in it)."""
     if ref is not None and FULL_SHA.fullmatch(ref):
         return ref.lower()
     patterns = [ref, f"{ref}^{{}}"] if ref else ["HEAD"]
     try:
-        found = proc.check(
-            ["git", "ls-remote", "--", url, *patterns], env=git_environment(), timeout=TIMEOUT
-        )
+        argv = ["git", "ls-remote", "--", url, *patterns]
+        found = proc.check(argv, env=git_environment(environ), timeout=TIMEOUT)
     except proc.ProcessFailed as failed:
         raise MetadataError(
             f"{shown}: cannot read the repository: {_reason(failed.finished)}",
@@ -83,27 +83,23 @@ def _parse_refs(output: str) -> Mapping[str, str]:
     return refs
 
 
-def checkout(url: str, commit: str, dest: Path, *, shown: str) -> Path:
+def checkout(
+    url: str, commit: str, dest: Path, *, shown: str, environ: Mapping[str, str]
+) -> Path:
     """The tree of `commit` from `url` at `dest` (reused when already there)."""
     if dest.is_dir():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{commit[:12]}-"))
     try:
-        _fetch(url, commit, tmp, shown=shown)
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            if not dest.is_dir():  # not a lost race: a real failure
-                raise
+        _fetch(url, commit, tmp, shown=shown, env=git_environment(environ))
+        place_folder(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
-def _fetch(url: str, commit: str, repo: Path, *, shown: str) -> None:
-    env = git_environment()
-
+def _fetch(url: str, commit: str, repo: Path, *, shown: str, env: Mapping[str, str]) -> None:
     def git(*args: str) -> proc.Finished:
         return proc.run(["git", "-C", str(repo), *args], env=env, timeout=TIMEOUT)
 

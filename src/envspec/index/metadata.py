@@ -41,10 +41,10 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import BuildNeeded, MetadataError, UnreadableMetadata
-from envspec.index.auth import redact
 from envspec.index.http import Client, Response
 from envspec.index.simple import parse_filename
-from envspec.model import Artifact, DistMetadata
+from envspec.model import Artifact, CoreMetadata, DistMetadata
+from envspec.secret import redact
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def _warn_once(message: str) -> None:
 
 def fetch(client: Client, artifact: Artifact) -> Fetched:
     """The raw core metadata of `artifact`, by sidecar, range reads or download."""
-    if artifact.metadata is not None:
+    if artifact.metadata is CoreMetadata.SERVED:
         data = _sidecar(client, artifact)
         if data is not None:
             return Fetched(data=data, how="sidecar")
@@ -193,7 +193,7 @@ def _sidecar(client: Client, artifact: Artifact) -> bytes | None:
             "%s advertised but HTTP %d; reading the file instead", redact(url), response.status
         )
         return None
-    expected = (artifact.metadata or "").partition("sha256=")[2]
+    expected = artifact.metadata_sha256
     if expected:
         got = hashlib.sha256(response.body).hexdigest()
         if got != expected:

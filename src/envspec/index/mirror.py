@@ -48,8 +48,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from envspec.errors import IndexError_
-from envspec.index.auth import env_prefix, expand_env, origin, redact
+from envspec.index.auth import env_prefix, origin
 from envspec.model import Artifact, Index
+from envspec.secret import UnsetVariable, expand, redact
 from envspec.tomlread import loads
 
 log = logging.getLogger(__name__)
@@ -173,11 +174,12 @@ class Mirrors:
                 if index.name not in configured:
                     continue
                 raw, source = configured[index.name], f"{path}: mirrors.{index.name}"
-            full = _mirror_url(raw, environ, source, index.flat)
-            logins.append(Index(name=index.name, url=full, flat=index.flat))
-            clean = redact(full)
+            url = _mirror_url(raw, environ, source, index.flat)
+            full = Index(name=index.name, url=url, flat=index.flat)
+            logins.append(full)
+            clean = full.location.public
             mirrors[index.name] = Mirror(
-                index=index.name, canonical=redact(index.url), url=clean, source=source
+                index=index.name, canonical=index.location.public, url=clean, source=source
             )
             log.info("index %s: fetched through mirror %s", index.name, clean)
         return cls(mirrors, logins, known or {})
@@ -188,7 +190,7 @@ class Mirrors:
     def page_base(self, index: Index) -> str:
         """Where `index`'s pages are fetched from."""
         mirror = self._mirrors.get(index.name)
-        return mirror.url if mirror else index.url
+        return mirror.url if mirror else index.location.public
 
     def sources(self, index_url: str | None, url: str) -> tuple[str, ...]:
         """Where to fetch the locked file `url` of index `index_url` (canonical URLs), in
@@ -244,7 +246,16 @@ class Mirrors:
 
 
 def _mirror_url(raw: str, environ: Mapping[str, str], source: str, flat: bool) -> str:
-    url = expand_env(raw.strip(), environ, context=source)
+    """The mirror's URL, its `${VAR}` references expanded (the one expansion: this is the
+    edge that reads it)."""
+    try:
+        url = expand(raw.strip(), environ)
+    except UnsetVariable as unset:
+        raise IndexError_(
+            f"environment variable {unset.name} is not set",
+            context=source,
+            hint=f"set {unset.name} or remove ${{{unset.name}}} from the index URL",
+        ) from None
     scheme = urlsplit(url).scheme
     if scheme not in ("http", "https", "file") or (scheme != "file" and not urlsplit(url).netloc):
         raise IndexError_(

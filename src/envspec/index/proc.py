@@ -11,16 +11,15 @@ layer's counterpart; layers do not share code sideways.)
 
 from __future__ import annotations
 
-import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from envspec.errors import MetadataError
+from envspec.secret import redact
 
 TAIL_LINES = 12
-_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -81,7 +80,7 @@ def run(
         raise MetadataError(
             f"{Path(argv[0]).name} {' '.join(argv[1:2])} timed out after {timeout:g}s"
         ) from exc
-    output = _USERINFO.sub(r"\1", done.stdout or "")
+    output = redact(done.stdout or "")
     return Finished(argv=tuple(argv), returncode=done.returncode, output=output)
 
 

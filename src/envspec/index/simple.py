@@ -16,6 +16,7 @@ reaches a lock; a negative or non-integer size is taken as unknown.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import logging
@@ -35,8 +36,10 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from envspec.errors import IndexError_, redact_urls
-from envspec.model import Artifact, ArtifactKind
+from envspec.errors import IndexError_
+from envspec.model import Artifact, ArtifactKind, CoreMetadata, Yank
+from envspec.secret import redact
+from envspec.tomlread import parse_datetime
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ def parse_json(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact
 
 
 def _not_a_page(url: str, reason: str) -> IndexError_:
-    return IndexError_(f"{redact_urls(url)}: not a PEP 691 project page: {reason}")
+    return IndexError_(f"{redact(url)}: not a PEP 691 project page: {reason}")
 
 
 def _kind(filename: str) -> ArtifactKind | None:
@@ -120,12 +123,32 @@ def _join(page: str, base: str, href: str) -> str:
     naming the page, not a traceback later."""
     try:
         joined = href if href.startswith(("https://", "http://")) else urljoin(base, href)
-        urlsplit(joined).port  # noqa: B018 (the property validates the port)
+        _check_authority(_authority(joined))
     except ValueError as exc:
-        raise IndexError_(
-            f"{redact_urls(page)}: malformed link '{redact_urls(href)}' ({exc})"
-        ) from None
+        raise IndexError_(f"{redact(page)}: malformed link '{redact(href)}' ({exc})") from None
     return joined
+
+
+def _authority(url: str) -> str:
+    """`url` up to the end of its host and port: all that `urlsplit` can refuse in it."""
+    start = url.find("//")
+    if start < 0:
+        return url
+    ends = [i for i in (url.find(c, start + 2) for c in "/?#") if i >= 0]
+    return url[: min(ends)] if ends else url
+
+
+@functools.lru_cache(maxsize=1024)  # a page's thousands of links share a few hosts
+def _check_authority(authority: str) -> None:
+    urlsplit(authority).port  # noqa: B018 (the property validates the port)
+
+
+def _defrag(url: str) -> tuple[str, str]:
+    """`urldefrag`, without its parsing for the many URLs that have no fragment."""
+    if "#" not in url:
+        return url, ""
+    found = urldefrag(url)
+    return found.url, found.fragment
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -153,19 +176,37 @@ def _json_artifact(item: Mapping[str, Any], base: str, i: int) -> Artifact | Non
     if sha256 is False:
         return None
     yanked = item.get("yanked", False)
-    metadata = item.get("core-metadata", item.get("dist-info-metadata"))
+    metadata, metadata_sha256 = _json_metadata(
+        item.get("core-metadata", item.get("dist-info-metadata"))
+    )
     size = item.get("size")
     return Artifact(
         filename=filename,
-        url=urldefrag(_join(base, base, str(item["url"])))[0],
+        url=_defrag(_join(base, base, str(item["url"])))[0],
         kind=kind,
         sha256=sha256,
         size=size if type(size) is int and size >= 0 else None,
         requires_python=item.get("requires-python") or None,
-        yanked=None if yanked is False or yanked is None else ("" if yanked is True else yanked),
-        upload_time=item.get("upload-time") or None,
-        metadata=_json_metadata(metadata),
+        yanked=Yank.LIVE if yanked is False or yanked is None else Yank.YANKED,
+        yanked_reason=yanked if isinstance(yanked, str) else "",
+        upload_time=_upload_time(item.get("upload-time")),
+        metadata=metadata,
+        metadata_sha256=metadata_sha256,
     )
+
+
+def _upload_time(text: str | None) -> dt.datetime | None:
+    """PEP 700's upload time (UTC: `Artifact` reads an offset-less one so); None when absent
+    or not a date-time to the second. `fromisoformat` first, for the date-times indexes
+    write (`2024-01-02T03:04:05.123456Z`): it is C, and pages list thousands of files; the
+    RFC 3339 parser for what it refuses (a `Z` or a one-digit fraction before Python 3.11)."""
+    if not text or len(text) < 19 or text[10] not in "Tt ":
+        return None
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        moment = parse_datetime(text)
+    return moment if isinstance(moment, dt.datetime) else None
 
 
 _TYPE_WORDS: dict[tuple[type, ...], str] = {
@@ -176,11 +217,14 @@ _TYPE_WORDS: dict[tuple[type, ...], str] = {
 }
 
 
-def _json_metadata(value: object) -> str | None:
+Sidecar = tuple[CoreMetadata, str | None]  # whether a .metadata file is served, its sha256
+_NO_SIDECAR: Sidecar = (CoreMetadata.ABSENT, None)
+
+
+def _json_metadata(value: object) -> Sidecar:
     if isinstance(value, Mapping):
-        digest = _sha256(value.get("sha256"))
-        return f"sha256={digest}" if digest else "true"
-    return "true" if value is True else None
+        return CoreMetadata.SERVED, _sha256(value.get("sha256"))
+    return (CoreMetadata.SERVED, None) if value is True else _NO_SIDECAR
 
 
 def _sha256(value: object) -> str | None:
@@ -199,7 +243,7 @@ def _listed_sha256(value: object, filename: str, page: str) -> str | Literal[Fal
         shown = repr(value if not isinstance(value, str) or len(value) < 80 else value[:77] + "...")
         log.warning(
             "%s: %s left out: its sha256 %s is not 64 hex digits",
-            redact_urls(page),
+            redact(page),
             filename,
             shown,
         )
@@ -225,7 +269,7 @@ def _html_artifact(attrs: Mapping[str, str | None], base: str, page: str) -> Art
     href = attrs.get("href")
     if not href:
         return None
-    target, fragment = urldefrag(_join(page, base, href))
+    target, fragment = _defrag(_join(page, base, href))
     filename = unquote(urlsplit(target).path.rsplit("/", 1)[-1])
     parsed = parse_filename(filename)
     if parsed is None:
@@ -234,25 +278,29 @@ def _html_artifact(attrs: Mapping[str, str | None], base: str, page: str) -> Art
     sha256 = _listed_sha256(value, filename, page) if name.lower() == "sha256" else None
     if sha256 is False:
         return None
-    metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata", False))
+    metadata, metadata_sha256 = _html_metadata(
+        attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata", False))
+    )
     return Artifact(
         filename=filename,
         url=target,
         kind=parsed[2],
         sha256=sha256,
         requires_python=attrs.get("data-requires-python") or None,
-        yanked=None if "data-yanked" not in attrs else (attrs["data-yanked"] or ""),
-        metadata=_html_metadata(metadata),
+        yanked=Yank.YANKED if "data-yanked" in attrs else Yank.LIVE,
+        yanked_reason=attrs.get("data-yanked") or "",
+        metadata=metadata,
+        metadata_sha256=metadata_sha256,
     )
 
 
-def _html_metadata(value: str | bool | None) -> str | None:
+def _html_metadata(value: str | bool | None) -> Sidecar:
     if value is False:
-        return None
+        return _NO_SIDECAR
     name, _, digest = (value if isinstance(value, str) and value else "true").partition("=")
     if name.lower() == "sha256" and _sha256(digest):
-        return f"sha256={digest.lower()}"
-    return None if name.lower() == "false" else "true"
+        return CoreMetadata.SERVED, digest.lower()
+    return _NO_SIDECAR if name.lower() == "false" else (CoreMetadata.SERVED, None)
 
 
 class _LinkParser(HTMLParser):

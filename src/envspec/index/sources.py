@@ -21,12 +21,13 @@ from pathlib import Path
 
 from envspec.errors import BuildNeeded, MetadataError, OfflineError
 from envspec.index import build, git
-from envspec.index.auth import redact, with_env_login
+from envspec.index.auth import uv_url
 from envspec.index.cache import Cache
 from envspec.index.direct import DirectRef
 from envspec.index.http import Client
 from envspec.index.project import load_static_metadata
 from envspec.model import Artifact, Index
+from envspec.secret import redact
 
 log = logging.getLogger(__name__)
 OFFLINE_HINT = "run without --offline"
@@ -49,9 +50,9 @@ def index_environment(indexes: Sequence[Index], environ: Mapping[str, str]) -> d
         if index.explicit:
             continue
         if index.flat:
-            links.append(index.url)
+            links.append(index.location.secret)
             continue
-        urls.append(with_env_login(index.url, index.name, environ))
+        urls.append(uv_url(index, environ).secret)
     env = {"UV_DEFAULT_INDEX": urls[-1]} if urls else {"UV_NO_INDEX": "1"}
     if len(urls) > 1:
         env["UV_INDEX"] = " ".join(urls[:-1])
@@ -79,7 +80,9 @@ class SourceTrees:
                 f"offline: {ref.shown} needs 'git ls-remote' to find its commit",
                 hint=OFFLINE_HINT,
             )
-        return git.resolve_commit(ref.location, ref.revision, shown=ref.shown)
+        return git.resolve_commit(
+            ref.location, ref.revision, shown=ref.shown, environ=self._settings.environ
+        )
 
     def git_metadata(self, ref: DirectRef, commit: str, *, allow_build: bool = True) -> Tree:
         """The metadata of `ref` at `commit`: static `[project]` data, else a build (without
@@ -111,7 +114,9 @@ class SourceTrees:
             raise OfflineError(
                 f"offline: {ref.shown} at {commit[:12]} is not in the cache", hint=OFFLINE_HINT
             )
-        return git.checkout(ref.location, commit, dest, shown=ref.shown)
+        return git.checkout(
+            ref.location, commit, dest, shown=ref.shown, environ=self._settings.environ
+        )
 
     # -- sdists ----------------------------------------------------------------------------
     def sdist_metadata(self, artifact: Artifact) -> bytes:

@@ -14,7 +14,7 @@ with the package's phase and who required it; ``[tool.envspec]`` with the target
 and the inputs the lock was made from. Index listing details (yanked, requires-python of the
 file, PEP 658 metadata) are not recorded. Packages are sorted by name, ``required-by`` is
 sorted, user names and passwords are removed from every URL (except an ssh account name), and
-upload times are written as UTC TOML date-times (read back as ``...Z`` strings). Inputs may
+upload times are written as UTC TOML date-times (read back as aware UTC `datetime`s). Inputs may
 hold strings, integers, floats, booleans, arrays and tables (no None: TOML has no null).
 Reading ignores keys it does not know (a newer 1.x lock may add some).
 
@@ -64,11 +64,10 @@ hash``, context ``lock for <target>``) and inputs it cannot write
 
 from __future__ import annotations
 
-import os
 import stat
-import tempfile
 from pathlib import Path
 
+from envspec.atomic import write_atomic
 from envspec.errors import LockFileError, StaleLockError
 from envspec.lockfile.dump import CREATED_BY, LOCK_VERSION, dump_lock
 from envspec.lockfile.parse import parse_lock
@@ -117,18 +116,7 @@ def write_lock(path: Path, lock: Lock) -> bool:
     except OSError as exc:
         raise LockFileError(f"cannot read the lock: {exc.strerror}", context=str(path)) from exc
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        write_atomic(path, data, mode=mode, durable=True)
     except OSError as exc:
-        raise LockFileError(f"cannot write the lock: {exc.strerror}", context=str(path)) from exc
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise LockFileError(f"cannot write the lock: {exc.strerror}", context=str(path)) from exc
     return True

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import tomlkit
 from tomlkit.items import AoT, Array, InlineTable, Item
 from tomlkit.items import Table as TomlTable
 
 from envspec.errors import LockFileError
-from envspec.model import Artifact, Lock, LockedPackage, LockedPhase, strip_credentials
-from envspec.tomlread import parse_datetime
+from envspec.model import Artifact, Lock, LockedPackage, LockedPhase
+from envspec.secret import redact
 
 LOCK_VERSION = "1.0"
 CREATED_BY = "envspec"
@@ -47,12 +45,12 @@ def _package_table(lock: Lock, package: LockedPackage) -> TomlTable:
     table["name"] = package.name
     table["version"] = str(package.version)
     if package.index:
-        table["index"] = _public(package.index)
+        table["index"] = redact(package.index)
     where = f"lock for {lock.target}"
     if package.vcs is not None and package.artifact is None:
         vcs = tomlkit.table()
         vcs["type"] = "git"
-        vcs["url"] = _public(package.vcs.url)
+        vcs["url"] = redact(package.vcs.url)
         if package.vcs.requested_revision is not None:
             vcs["requested-revision"] = package.vcs.requested_revision
         vcs["commit-id"] = package.vcs.commit_id
@@ -86,13 +84,11 @@ def _file_entry(artifact: Artifact, where: str) -> InlineTable:
         )
     entry = tomlkit.inline_table()
     entry["name"] = artifact.filename
-    entry["url"] = _public(artifact.url)
+    entry["url"] = redact(artifact.url)
     if artifact.size is not None:
         entry["size"] = artifact.size
-    uploaded = parse_datetime(artifact.upload_time or "")
-    if isinstance(uploaded, dt.datetime):  # PEP 700 times are UTC; an unreadable one is left out
-        zone = uploaded.tzinfo or dt.timezone.utc
-        entry["upload-time"] = uploaded.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+    if artifact.upload_time is not None:  # UTC, as `Artifact` keeps it
+        entry["upload-time"] = artifact.upload_time
     hashes = tomlkit.inline_table()
     hashes["sha256"] = artifact.sha256
     entry["hashes"] = hashes
@@ -109,11 +105,6 @@ def _phase_entry(phase: LockedPhase) -> InlineTable:
     if phase.skipped is not None:
         entry["skipped"] = phase.skipped
     return entry
-
-
-def _public(url: str) -> str:
-    """`url` without credentials; ssh's user ("git@") is an account name, not a secret."""
-    return url if urlsplit(url).scheme.endswith("ssh") else strip_credentials(url)
 
 
 def _super(**tables: TomlTable) -> TomlTable:

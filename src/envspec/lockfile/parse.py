@@ -30,7 +30,8 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import LockFileError
-from envspec.model import Artifact, Lock, LockedPackage, LockedPhase, VcsSource, public_url
+from envspec.model import Artifact, Lock, LockedPackage, LockedPhase, VcsSource
+from envspec.secret import redact
 from envspec.tomlread import Doc, Table, loads
 
 READS_VERSION = "1.0"
@@ -38,7 +39,6 @@ _SOURCES = ("wheels", "sdist", "vcs")
 _UNSUPPORTED = ("archive", "directory")
 _URL_SCHEMES = ("http", "https", "file")
 _HEX = re.compile(r"[0-9a-fA-F]+")
-_USERINFO = re.compile(r"//[^/@]*@")
 _COMMIT_LENGTHS = (40, 64)  # SHA-1 and SHA-256 git object names
 _SHOWN = 72  # a longer bad value is cut in messages
 _DAMAGED = "the lock was edited or damaged: restore it, or delete it and run 'envspec lock'"
@@ -193,14 +193,14 @@ def _file(table: Table, kind: str) -> Artifact:
         kind="wheel" if kind == "wheel" else "sdist",
         sha256=_hashes(hashes),
         size=size,
-        upload_time=_utc_text(uploaded) if uploaded is not None else None,
+        upload_time=uploaded,
     )
 
 
 def _url(table: Table) -> str:
     """The file's URL: http(s) with a host, or file; nothing else can be fetched and checked."""
     url = table.required_string("url")
-    shown = _shown(_public(url))
+    shown = _shown(redact(url))
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - urlsplit checks the port only when asked for it
@@ -248,24 +248,9 @@ def _check_wheel_name(table: Table, filename: str, name: str, version: Version) 
         table.fail(f"wheel {_shown(filename)} is not {name} {version}", _DAMAGED, key=key)
 
 
-def _public(url: str) -> str:
-    """`url` without credentials, even when it does not parse."""
-    try:
-        return public_url(url)
-    except ValueError:
-        return _USERINFO.sub("//", url)
-
-
 def _shown(value: str) -> str:
     """`value` quoted for a message, cut when long."""
     return f"'{value if len(value) <= _SHOWN else value[: _SHOWN - 1] + '…'}'"
-
-
-def _utc_text(moment: dt.datetime) -> str:
-    zone = moment.tzinfo or dt.timezone.utc
-    return (
-        moment.replace(tzinfo=zone).astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-    )
 
 
 def _vcs(table: Table) -> VcsSource:

@@ -21,32 +21,19 @@ another platform: a backend may compute dependencies from the platform it runs o
 
 from __future__ import annotations
 
-import copy
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from packaging.specifiers import SpecifierSet
-from packaging.utils import (
-    InvalidWheelFilename,
-    NormalizedName,
-    canonicalize_name,
-    parse_wheel_filename,
-)
+from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
 from packaging.version import Version
 
-from envspec.errors import BuildNeeded, EnvspecError, MetadataError, ResolutionError
+from envspec.errors import BuildNeeded, EnvspecError, MetadataError
 from envspec.index.direct import parse_direct
-from envspec.model import (
-    Artifact,
-    DependencyMetadata,
-    DistMetadata,
-    Lock,
-    Spec,
-    Target,
-    VcsSource,
-)
+from envspec.model import Artifact, DistMetadata, Target, VcsSource
+from envspec.resolve.rules import Rules
 from envspec.resolve.values import Candidate, Req
 
 log = logging.getLogger("envspec")
@@ -87,23 +74,18 @@ class HostBuilds:
 
 @dataclass(kw_only=True, slots=True)
 class DirectRefs:
-    """The direct references of one target's resolution; `urls` are the spec's (by name),
-    `where` says where the spec gave each URL, `kept` the previous lock's git pins."""
+    """The direct references of one target's resolution: the spec's (`rules.urls`) and those
+    a dependency names, each pinned and its metadata read once."""
 
+    rules: Rules
     source: DirectSource
-    target: Target
     builds: HostBuilds
-    urls: Mapping[NormalizedName, str] = field(default_factory=dict)
-    where: Mapping[str, str] = field(default_factory=dict)
-    declared: Mapping[NormalizedName, DependencyMetadata] = field(default_factory=dict)
-    kept: Mapping[NormalizedName, VcsSource] = field(default_factory=dict)
-    no_build: Collection[str] = ()  # `[resolution] no-build`: canonical names or ":all:"
-    _pinned: dict[str, tuple[Pinned, DistMetadata]] = field(default_factory=dict)
-    _candidates: dict[tuple[str, str], Candidate] = field(default_factory=dict)
+    _pinned: dict[str, tuple[Pinned, DistMetadata]] = field(default_factory=dict, init=False)
+    _candidates: dict[tuple[str, str], Candidate] = field(default_factory=dict, init=False)
 
     def url_for(self, name: NormalizedName, reqs: Sequence[Req]) -> str | None:
         """The URL `name` comes from: the spec's, else the first a dependency gives."""
-        return self.urls.get(name) or next((r.url for r in reqs if r.url), None)
+        return self.rules.urls.get(name) or next((r.url for r in reqs if r.url), None)
 
     def matches(
         self, req: Req, url: str, specifiers: Sequence[SpecifierSet], bad: set[Version]
@@ -137,20 +119,18 @@ class DirectRefs:
             try:
                 self._pinned[url] = self._load(name, url)
             except EnvspecError as exc:
-                if exc.context or url not in self.where:
+                if exc.context or url not in self.rules.where:
                     raise
                 # The finder keeps its errors for every later caller (another target, the
                 # next attempt): each gets its own copy with its own spec path.
-                located = copy.copy(exc)
-                located.context = self.where[url]
-                raise located from exc
+                raise exc.with_context(self.rules.where[url]) from exc
         return self._pinned[url]
 
     def _load(self, name: NormalizedName, url: str) -> tuple[Pinned, DistMetadata]:
         pinned = self._kept(name, url) or self.source.pin_direct(url)
-        declared = self.declared.get(name)
+        declared = self.rules.declared.get(name)
         if declared is not None and declared.version is not None:
-            return pinned, _declared(declared, declared.version)
+            return pinned, declared.as_metadata(declared.version)
         meta, built = self._fetch(name, url, pinned)
         if meta.name != name:
             raise MetadataError(
@@ -158,10 +138,10 @@ class DirectRefs:
             )
         if built:
             self.builds.trusted(name, meta.version)
-        return pinned, _declared(declared, meta.version) if declared else meta
+        return pinned, declared.as_metadata(meta.version) if declared else meta
 
     def _kept(self, name: NormalizedName, url: str) -> VcsSource | None:
-        kept = self.kept.get(name)
+        kept = self.rules.kept.get(name)
         ref = parse_direct(url)
         if kept is None or ref.kind != "git":
             return None
@@ -169,7 +149,7 @@ class DirectRefs:
         return kept if same else None
 
     def _fetch(self, name: NormalizedName, url: str, pinned: Pinned) -> tuple[DistMetadata, bool]:
-        build = not (":all:" in self.no_build or name in self.no_build)
+        build = self.rules.builds(name)
         try:
             if isinstance(pinned, VcsSource):
                 return self.source.git_metadata(url, pinned.commit_id, allow_build=build)
@@ -184,8 +164,8 @@ class DirectRefs:
 
     def _no_build(self, name: NormalizedName, url: str) -> MetadataError:
         """`[resolution] no-build` forbids the build `name`'s metadata needs."""
-        listed = ":all:" if ":all:" in self.no_build else name
-        if name in self.declared:
+        listed = ":all:" if ":all:" in self.rules.no_build else name
+        if name in self.rules.declared:
             hint = f"add its version to the [[resolution.dependency-metadata]] entry for {name}"
         else:
             hint = "declare its metadata in [[resolution.dependency-metadata]] (name, version, "
@@ -204,79 +184,4 @@ class DirectRefs:
             tags = parse_wheel_filename(artifact.filename)[3]
         except InvalidWheelFilename as exc:
             raise MetadataError(f"{artifact.url}: invalid wheel filename") from exc
-        return not tags.isdisjoint(self.target.tags)
-
-
-def _declared(declared: DependencyMetadata, version: Version) -> DistMetadata:
-    return DistMetadata(
-        name=declared.name,
-        version=version,
-        requires_dist=declared.requires_dist,
-        requires_python=declared.requires_python,
-        provides_extra=declared.provides_extra,
-    )
-
-
-def spec_refs(
-    spec: Spec,
-    active: Collection[str],
-    target: Target,
-    source: DirectSource,
-    *,
-    kept: Mapping[NormalizedName, VcsSource],
-    builds: HostBuilds,
-) -> DirectRefs:
-    """The direct references of the `active` phases on `target`, checked before anything is
-    fetched: each URL parses, and no name is required from two URLs."""
-    urls: dict[NormalizedName, str] = {}
-    where: dict[str, str] = {}
-    for i, phase in enumerate(spec.phases):
-        if phase.name not in active:
-            continue
-        for j, requirement in enumerate(phase.requirements):
-            if requirement.url and target.evaluate(requirement.marker):
-                name = canonicalize_name(requirement.name)
-                _add(urls, where, name, requirement.url, f"phases[{i}].requirements[{j}]")
-    return DirectRefs(
-        source=source,
-        target=target,
-        builds=builds,
-        urls=urls,
-        where=where,
-        declared={d.name: d for d in spec.resolution.dependency_metadata},
-        kept=kept,
-        no_build=frozenset(spec.resolution.no_build),
-    )
-
-
-def _add(
-    urls: dict[NormalizedName, str],
-    where: dict[str, str],
-    name: NormalizedName,
-    url: str,
-    path: str,
-) -> None:
-    try:
-        shown = parse_direct(url).shown
-    except EnvspecError as exc:
-        exc.context = path
-        raise
-    if urls.get(name, url) != url:
-        first = urls[name]
-        raise ResolutionError(
-            f"{name} is required from two URLs: {parse_direct(first).shown} ({where[first]}) "
-            f"and {shown} ({path})",
-            hint="require it from one URL in every phase",
-        )
-    urls.setdefault(name, url)
-    where.setdefault(url, path)
-
-
-def kept_commits(
-    previous: Lock | None, *, upgrade: bool, upgrade_packages: Collection[str]
-) -> dict[NormalizedName, VcsSource]:
-    """The previous lock's git pins, minus those `--upgrade`/`--upgrade-package` lift."""
-    if previous is None or upgrade:
-        return {}
-    lifted = {canonicalize_name(n) for n in upgrade_packages}
-    return {p.name: p.vcs for p in previous.packages if p.vcs and p.name not in lifted}
+        return not tags.isdisjoint(self.rules.target.tags)

@@ -22,7 +22,7 @@ from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 from resolvelib.structs import RequirementInformation
 
-from envspec.model import Target
+from envspec.model import Target, Yank
 from envspec.resolve.files import FileChoice
 from envspec.resolve.fit import no_fit_reason
 from envspec.resolve.values import CONSTRAINT, PYTHON, UNUSABLE, Candidate, Origin, Req
@@ -132,7 +132,7 @@ def _unmet(
         reason = no_fit_reason(name, best, listed[best], target, files.settings)
         return f"{' and '.join(said)}: {reason or f'no file of {name} {best} fits {target.name}'}"
     version = next(v for v in together if v in fitting)
-    if fitting[version].yanked is not None:
+    if fitting[version].yanked is Yank.YANKED:
         reason = f"{name} {version} is yanked (only the spec's own exact pin takes a yanked file)"
     else:
         reason = (
@@ -156,7 +156,7 @@ def _where(name: NormalizedName, files: FileChoice) -> str:
     index = files.used_indexes.get(name)
     if index is None:
         return f"no index has {name}"
-    has = f"index {index.name} ({index.url})"
+    has = f"index {index.name} ({index.location.public})"
     if name in files.routes:
         return f"its phase's index routes it to {has}, and it is looked up nowhere else"
     return f"it comes from {has}, the first index that has {name}"

@@ -27,7 +27,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import EnvspecError
-from envspec.model import Artifact, Index, Resolution, Target
+from envspec.model import Artifact, Index, Resolution, Target, Yank
 
 
 class Listing(Protocol):
@@ -80,7 +80,9 @@ class FileChoice:
         for spec in specifiers:
             allowed &= self._matching(name, spec)
         pool = {
-            v: best[v] for v in allowed - bad if best[v].yanked is None or _matches_exact(v, exact)
+            v: best[v]
+            for v in allowed - bad
+            if best[v].yanked is Yank.LIVE or _matches_exact(v, exact)
         }
         if any(spec.prereleases for spec in user):
             return list(pool.items())
@@ -130,7 +132,7 @@ class FileChoice:
             return True
         best = self.best_files(name)
         return not any(
-            not v.is_prerelease and best[v].yanked is None for v in self._matching(name, spec)
+            not v.is_prerelease and best[v].yanked is Yank.LIVE for v in self._matching(name, spec)
         )
 
     def best_files(self, name: NormalizedName) -> dict[Version, Artifact]:
@@ -159,8 +161,7 @@ class FileChoice:
         return {v: a for v, (_, a) in ranked.items()}
 
     def _allowed(self, artifact: Artifact, python: Version) -> bool:
-        cutoff = self.settings.exclude_newer
-        if cutoff and artifact.upload_time and artifact.upload_time > cutoff:
+        if self.settings.exclude_newer is not None and self.settings.too_new(artifact):
             return False
         hint = artifact.requires_python
         if hint and hint not in self._python_ok:

@@ -26,7 +26,7 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from envspec.model import Artifact, Resolution, Target
+from envspec.model import Artifact, Resolution, Target, Yank, utc_text
 
 _MACOS = re.compile(r"macosx_(\d+)_(\d+)_(\w+)")
 _MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
@@ -58,9 +58,7 @@ def no_fit_reason(
 
 
 def _allowed(artifact: Artifact, settings: Resolution) -> bool:
-    if artifact.yanked is not None:
-        return False
-    if settings.exclude_newer and (artifact.upload_time or "") > settings.exclude_newer:
+    if artifact.yanked is Yank.YANKED or settings.too_new(artifact):
         return False
     kind_barred = settings.no_build if artifact.kind == "sdist" else settings.no_binary
     return not kind_barred
@@ -69,12 +67,10 @@ def _allowed(artifact: Artifact, settings: Resolution) -> bool:
 def _settings_reason(what: str, files: Sequence[Artifact], settings: Resolution) -> str:
     if not files:
         return ""
-    if all(a.yanked is not None for a in files):
+    if all(a.yanked is Yank.YANKED for a in files):
         return f"{what} is yanked (only the spec's exact pin takes a yanked release)"
-    if settings.exclude_newer and all(
-        (a.upload_time or "") > settings.exclude_newer for a in files
-    ):
-        return f"{what} was uploaded after exclude-newer = {settings.exclude_newer!r}"
+    if settings.exclude_newer and all(settings.too_new(a) for a in files):
+        return f"{what} was uploaded after exclude-newer = {utc_text(settings.exclude_newer)!r}"
     if all(a.kind == "sdist" for a in files):
         return f"{what} has only an sdist, and [resolution] no-build forbids building it"
     return f"{what} has only wheels, and [resolution] no-binary forbids them"
@@ -116,8 +112,8 @@ def _wheel_reason(what: str, wheels: Sequence[frozenset[Tag]], target: Target) -
     platforms = {t.platform for tags in wheels for t in tags}
     ours = {t.platform for t in target.tags}
     arch = _arch(target)
-    darwin = dict(target.markers)["sys_platform"] == "darwin"
-    linux = dict(target.markers)["sys_platform"] == "linux"
+    darwin = target.markers["sys_platform"] == "darwin"
+    linux = target.markers["sys_platform"] == "linux"
     macos = _later(platforms, _MACOS, arch, _macos_level(ours)) if darwin else None
     if macos:
         level, tag = macos
@@ -140,7 +136,7 @@ def _wheel_reason(what: str, wheels: Sequence[frozenset[Tag]], target: Target) -
     return (
         f"{what} has no wheel for {target.name} (only {shown}) and no sdist: limit its phase "
         f"with targets = [...], or add a marker such as "
-        f"\"; sys_platform != '{dict(target.markers)['sys_platform']}'\""
+        f"\"; sys_platform != '{target.markers['sys_platform']}'\""
     )
 
 
@@ -166,10 +162,10 @@ def _legacy(platform: str) -> str:
 
 
 def _arch(target: Target) -> set[str]:
-    machine = dict(target.markers)["platform_machine"].lower()
+    machine = target.markers["platform_machine"].lower()
     if machine == "arm64":
         return {"arm64", "universal2"}
-    if dict(target.markers)["sys_platform"] == "darwin":
+    if target.markers["sys_platform"] == "darwin":
         return {"x86_64", "intel", "universal2", "universal"}
     return {{"amd64": "x86_64"}.get(machine, machine)}
 

@@ -1,9 +1,15 @@
 """The resolvelib provider: candidates, dependencies and preferences for one target.
 
 The provider does no I/O of its own: files and metadata come through a `Source` (the
-index finder in production), so it holds only the rules of resolution — routing (through
-`FileChoice`), constraints, overrides, declared metadata, extras and kept pins — and the
-memos that keep resolvelib's repeated questions cheap while it backtracks.
+index finder in production), and every rule of resolution — routing, constraints, overrides,
+declared metadata, extras, kept pins, direct references — through one immutable `Rules`
+value. What it holds besides are the memos that keep resolvelib's repeated questions cheap
+while it backtracks.
+
+A source that fails while resolvelib asks about an identifier (a git repository that cannot
+be read, an sdist whose build fails, an index that does not answer) is raised as
+`SourceFailed` (see `metadata`), carrying that identifier, so `resolve_target` can tell which
+phases reach it.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -21,11 +27,13 @@ from packaging.version import Version
 from resolvelib import AbstractProvider
 from resolvelib.structs import Matches, RequirementInformation
 
-from envspec.errors import BuildNeeded, EnvspecError, UnreadableMetadata
-from envspec.model import Artifact, DependencyMetadata, DistMetadata
-from envspec.resolve.direct import DirectRefs, DirectSource, HostBuilds
-from envspec.resolve.files import FileChoice, Listing
+from envspec.errors import EnvspecError, UnreadableMetadata
+from envspec.model import Artifact
+from envspec.resolve.direct import DirectRefs, HostBuilds
+from envspec.resolve.files import FileChoice
+from envspec.resolve.metadata import CandidateMetadata, Source, SourceFailed
 from envspec.resolve.prune import Pruner
+from envspec.resolve.rules import Rules
 from envspec.resolve.values import (
     PSEUDO,
     PYTHON,
@@ -44,41 +52,60 @@ log = logging.getLogger("envspec")
 PREFETCH_AHEAD = 3
 
 
-class Source(Listing, DirectSource, Protocol):
-    """Where candidates and their metadata come from (the index finder)."""
-
-    def metadata(self, artifact: Artifact) -> DistMetadata: ...
-    def prefetch_metadata(self, artifacts: Iterable[Artifact]) -> None: ...
-    def prefetch_files(self, names: Iterable[tuple[NormalizedName, str | None]]) -> None: ...
-
-
+# Roles, as pip's provider notes them for its own: resolvelib drives the search and asks the
+# provider questions; the provider answers them from `rules` (what the spec allows on this
+# target), `files` (which file stands for each version of a name, through the `Source`), `refs`
+# (the direct references' one candidate each), `metadata` (where each candidate's metadata
+# comes from) and `pruner` (candidates that can never be part of a solution, skipped before
+# resolvelib tries them). Requirements and candidates are plain values (`values.Req`,
+# `values.Candidate`) with no behaviour of their own, so the provider is the one place a
+# question is answered; resolvelib sees only identifiers, requirements and candidates.
 @dataclass(kw_only=True, slots=True)
 class Provider(AbstractProvider[Req, Candidate, str]):
-    """Resolution rules for one target; `routes` maps a name to its phase's explicit index."""
+    """The answers to resolvelib's questions for one target, complete once constructed."""
 
-    files: FileChoice
+    rules: Rules
     source: Source
-    preferred: Mapping[NormalizedName, Version] = field(default_factory=dict)
-    constraints: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
-    overrides: Mapping[NormalizedName, Requirement] = field(default_factory=dict)
-    declared: Mapping[NormalizedName, DependencyMetadata] = field(default_factory=dict)
-    # The spec's own bounds on each name: present on this target whatever else is chosen.
-    fixed: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
-    _pruner: Pruner | None = None
-    phase_of: dict[str, str] = field(default_factory=dict)
-    refs: DirectRefs | None = None  # the direct references (`name @ URL`)
-    builds: HostBuilds | None = None  # warns when metadata built here serves another target
-    _deps_memo: dict[tuple[str, Version], list[Req]] = field(default_factory=dict)
-    _candidates: dict[tuple[str, Version], Candidate] = field(default_factory=dict)
-    _depths: dict[str, float] = field(default_factory=dict)
-    _satisfied: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = field(default_factory=dict)
-    _wanted_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Requirement, bool]] = field(
-        default_factory=dict
+    builds: HostBuilds  # warns when metadata built here serves another target
+    files: FileChoice = field(init=False)
+    refs: DirectRefs = field(init=False)
+    metadata: CandidateMetadata = field(init=False)
+    pruner: Pruner = field(init=False)
+    phase_of: dict[str, str] = field(default_factory=dict, init=False)
+    rejected: set[tuple[NormalizedName, Version]] = field(default_factory=set, init=False)
+    _deps_memo: dict[tuple[str, Version], list[Req]] = field(default_factory=dict, init=False)
+    _candidates: dict[tuple[str, Version], Candidate] = field(default_factory=dict, init=False)
+    _depths: dict[str, float] = field(default_factory=dict, init=False)
+    _satisfied: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = field(
+        default_factory=dict, init=False
     )
-    _matches_memo: dict[tuple[object, ...], list[Candidate]] = field(default_factory=dict)
-    # The identifier resolvelib asked about when an `EnvspecError` escaped (a source failed).
-    failed_at: str | None = None
-    rejected: set[tuple[NormalizedName, Version]] = field(default_factory=set)
+    _wanted_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Requirement, bool]] = field(
+        default_factory=dict, init=False
+    )
+    _matches_memo: dict[tuple[object, ...], list[Candidate]] = field(
+        default_factory=dict, init=False
+    )
+
+    def __post_init__(self) -> None:
+        rules = self.rules
+        self.files = FileChoice(
+            target=rules.target, listing=self.source, settings=rules.settings, routes=rules.routes
+        )
+        self.refs = DirectRefs(rules=rules, source=self.source, builds=self.builds)
+        self.metadata = CandidateMetadata(
+            rules=rules, source=self.source, refs=self.refs, files=self.files, builds=self.builds
+        )
+        self.pruner = Pruner(
+            python=Version(rules.target.python_full_version),
+            dependencies=self._memo_dependencies,
+            versions=self._fixed_versions,
+            make=lambda name, version, artifact: self._candidate(
+                name, name, frozenset(), version, artifact
+            ),
+            fixed=rules.fixed,
+            direct=frozenset(rules.urls),
+            prefetch=self.source.prefetch_metadata,
+        )
 
     # -- identity ------------------------------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -92,6 +119,22 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
         backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
     ) -> Any:
+        """The sort key of `identifier`: resolvelib decides the identifier with the lowest key
+        next. Its parts, in order (False sorts before True):
+
+        - `not pseudo`: `<python>` and `<unusable>` first; they have one answer and nothing
+          depends on them, so deciding them costs nothing and fails early;
+        - `not pinned`: a name some requirement pins with `==` (no wildcard) has at most one
+          candidate: deciding it early cannot close off other choices;
+        - `not cause`: a name in the conflict resolvelib is backtracking from, so the search
+          stays near the conflict rather than re-deciding unrelated names;
+        - `not direct`: a name the spec itself requires, before names only dependencies bring;
+        - `depth`: how far from the spec the name was first asked for (see `_depth`): a
+          conflict deep down then backjumps to the choice that brought it in;
+        - `not extras`: a name with extras (`x[y]`) before the plain name it pins, so the
+          extras' dependencies join the search with the version they belong to;
+        - `identifier`: a tie-break, so the order (and the lock) is the same on every run.
+        """
         infos = list(information[identifier])
         pinned = any(
             s.operator in ("==", "===") and "*" not in s.version
@@ -108,7 +151,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             name not in causes,
             not direct,
             depth,
-            "[" not in identifier,  # a name with extras before the plain name it pins
+            "[" not in identifier,
             identifier,
         )
 
@@ -150,14 +193,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         requirements: Mapping[str, Iterator[Req]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
     ) -> Matches[Candidate]:
-        # Where a source fails, the identifier resolvelib asked about is noted as `failed_at`.
-        # Calls nest (the pruner reads other names' metadata): the outermost, the one
-        # resolvelib made, is noted last. Plain try blocks: these run for every candidate.
+        # A source failing here fails `identifier`, the one resolvelib asked about, even when
+        # it failed for another name the pruner looked ahead at: only resolvelib's own calls
+        # wrap, the pruner's go through `_memo_dependencies`. Plain try blocks: these run
+        # for every candidate.
         try:
             found = self._find_matches(identifier, requirements, incompatibilities)
-        except EnvspecError:
-            self.failed_at = identifier
-            raise
+        except EnvspecError as exc:
+            raise SourceFailed(identifier, exc) from exc
         if not callable(found):
             return found
         # The pruner's view is walked later, by resolvelib: metadata read (or built) while it
@@ -173,9 +216,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 candidate = next(candidates)
             except StopIteration:
                 return
-            except EnvspecError:
-                self.failed_at = identifier
-                raise
+            except EnvspecError as exc:
+                raise SourceFailed(identifier, exc) from exc
             yield candidate
 
     def _find_matches(
@@ -189,7 +231,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if identifier == UNUSABLE:
             return []
         if identifier == PYTHON:
-            version = Version(self.files.target.python_full_version)
+            version = Version(self.rules.target.python_full_version)
             ok = all(r.specifier.contains(version, prereleases=True) for r in reqs)
             python = Candidate(key=PYTHON, name=NormalizedName(PYTHON), version=version)
             return [python] if ok else []
@@ -198,11 +240,11 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if extras:  # the plain name's requirements bound its extras too
             reqs += requirements.get(name, ())
             bad |= {c.version for c in incompatibilities.get(name, ())}
-        constraints = [c.specifier for c in self.constraints.get(name, ())]
+        constraints = [c.specifier for c in self.rules.constraints.get(name, ())]
         specifiers = [r.specifier for r in reqs] + constraints
         user = [r.specifier for r in reqs if r.origin.parent is None] + constraints
-        url = self.refs.url_for(name, reqs) if self.refs else None
-        if self.refs and url:
+        url = self.refs.url_for(name, reqs)
+        if url:
             return self.refs.matches(reqs[0], url, specifiers, bad)
         memo_key = (identifier, *(frozenset(map(str, s)) for s in (specifiers, user, bad)))
         if memo_key not in self._matches_memo:
@@ -212,26 +254,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             self.source.prefetch_metadata(c.artifact for c in result[:PREFETCH_AHEAD] if c.artifact)
         return self.pruner.alive(self._matches_memo[memo_key])
 
-    @property
-    def pruner(self) -> Pruner:
-        if self._pruner is None:
-            self._pruner = Pruner(
-                python=Version(self.files.target.python_full_version),
-                dependencies=self.get_dependencies,
-                versions=self._fixed_versions,
-                make=lambda name, version, artifact: self._candidate(
-                    name, name, frozenset(), version, artifact
-                ),
-                fixed=self.fixed,
-                direct=frozenset(self.refs.urls) if self.refs else frozenset(),
-                prefetch=self.source.prefetch_metadata,
-            )
-        return self._pruner
-
     def _fixed_versions(
         self, name: NormalizedName, specifiers: Sequence[SpecifierSet]
     ) -> list[tuple[Version, Artifact]]:
-        user = [r.specifier for r in self.fixed.get(name, ())]  # the spec's own pins opt in
+        user = [r.specifier for r in self.rules.fixed.get(name, ())]  # the spec's pins opt in
         return self._order(name, self.files.versions(name, specifiers, set(), user))
 
     def _candidate(
@@ -260,7 +286,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     ) -> list[tuple[Version, Artifact]]:
         """Highest version first, with a kept pin from the previous lock ahead of all."""
         found.sort(key=lambda item: item[0], reverse=True)
-        keep = self.preferred.get(name)
+        keep = self.rules.preferred.get(name)
         if keep is not None:
             found.sort(key=lambda item: item[0] != keep)
         return found
@@ -284,23 +310,27 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         return found[1]
 
     def get_dependencies(self, candidate: Candidate) -> Iterable[Req]:
+        try:
+            return self._memo_dependencies(candidate)
+        except EnvspecError as exc:
+            raise SourceFailed(candidate.key, exc) from exc
+
+    def _memo_dependencies(self, candidate: Candidate) -> list[Req]:
+        """`get_dependencies` for the pruner and the explanation, whose failures belong to
+        whoever asked them (see `find_matches`)."""
         if candidate.key == PYTHON:
             return []
         key = (candidate.key, candidate.version)
         if key not in self._deps_memo:
-            try:
-                deps = self._dependencies(candidate)
-            except EnvspecError:
-                self.failed_at = candidate.key  # see find_matches
-                raise
+            deps = self._dependencies(candidate)
             self._deps_memo[key] = deps
             self.prefetch(d.name for d in deps)
         return self._deps_memo[key]
 
     def prefetch(self, names: Iterable[NormalizedName]) -> None:
         """Start fetching the pages of names resolution is about to need."""
-        urls = self.refs.urls if self.refs else {}
-        wanted = [(n, self.files.routes.get(n)) for n in names if n not in PSEUDO and n not in urls]
+        urls = self.rules.urls
+        wanted = [(n, self.rules.routes.get(n)) for n in names if n not in PSEUDO and n not in urls]
         self.source.prefetch_files(n for n in wanted if n[0] not in self.files.used_indexes)
 
     def _dependencies(self, candidate: Candidate) -> list[Req]:
@@ -320,8 +350,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         for requirement in meta.requires_dist:
             if not self._wanted(requirement, candidate.extras):
                 continue
-            chosen = self.overrides.get(canonicalize_name(requirement.name), requirement)
-            if chosen is requirement or self.files.target.evaluate(chosen.marker):
+            chosen = self.rules.overrides.get(canonicalize_name(requirement.name), requirement)
+            if chosen is requirement or self.rules.target.evaluate(chosen.marker):
                 deps.append(to_req(chosen, origin))
         return deps
 
@@ -331,7 +361,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 "%s %s rejected on %s: %s",
                 candidate.name,
                 candidate.version,
-                self.files.target.name,
+                self.rules.target.name,
                 exc.message,
             )
             self.rejected.add((candidate.name, candidate.version))
@@ -348,47 +378,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def _evaluate_wanted(self, requirement: Requirement, extras: frozenset[NormalizedName]) -> bool:
         if requirement.marker is None:
             return not extras
-        plain = self.files.target.evaluate(requirement.marker)
+        plain = self.rules.target.evaluate(requirement.marker)
         if not extras:
             return plain
-        return not plain and self.files.target.evaluate(requirement.marker, frozenset(extras))
-
-    def metadata(self, candidate: Candidate) -> DistMetadata:
-        if self.refs and candidate.url:
-            return self.refs.metadata(candidate)
-        declared = self.declared.get(candidate.name)
-        if declared is not None and declared.version in (None, candidate.version):
-            return DistMetadata(
-                name=candidate.name,
-                version=candidate.version,
-                requires_dist=declared.requires_dist,
-                requires_python=declared.requires_python,
-                provides_extra=declared.provides_extra,
-            )
-        assert candidate.artifact is not None
-        try:
-            return self.source.metadata(candidate.artifact)
-        except BuildNeeded:
-            siblings = self.files.sibling_wheels(candidate.name, candidate.version)
-            if candidate.artifact.kind != "sdist":
-                raise
-            if not siblings:
-                return self._built(candidate.artifact)
-        # As uv does: a version's wheels share their metadata, so another platform's wheel
-        # stands in for a source build that cannot run while locking.
-        wheel = sorted(siblings, key=lambda a: a.filename)[0]
-        log.warning(
-            "%s %s on %s: no wheel fits, dependencies read from %s",
-            candidate.name,
-            candidate.version,
-            self.files.target.name,
-            wheel.filename,
-        )
-        return self.source.metadata(wheel)
-
-    def _built(self, artifact: Artifact) -> DistMetadata:
-        """An sdist's metadata from a PEP 517 build on this machine."""
-        meta = self.source.build_metadata(artifact)
-        if self.builds is not None:
-            self.builds.trusted(meta.name, meta.version)
-        return meta
+        return not plain and self.rules.target.evaluate(requirement.marker, frozenset(extras))

@@ -3,42 +3,30 @@
 All phases land in one environment, so their requirements are resolved together; a
 package's phase is the earliest phase whose requirements reach it. An optional phase that
 takes part in a conflict, or is alone in needing a source that fails (a git repository that
-cannot be read, an sdist whose build fails), is dropped and recorded as skipped with the reason, and
-resolution runs again.
+cannot be read, an sdist whose build fails), is dropped and recorded as skipped with the
+reason, and resolution runs again with rules made for the phases left (`rules.rules_for`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
-from packaging.requirements import Requirement
-from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import Version
 from resolvelib import Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep, Result
 
-from envspec.errors import EnvspecError, OfflineError, ResolutionError
+from envspec.errors import OfflineError, ResolutionError
 from envspec.inputs import lock_inputs
-from envspec.model import (
-    SPEC_ROOT,
-    Artifact,
-    Lock,
-    LockedPackage,
-    LockedPhase,
-    Phase,
-    Spec,
-    Target,
-    strip_credentials,
-)
-from envspec.resolve.direct import HostBuilds, kept_commits, spec_refs
+from envspec.model import SPEC_ROOT, Artifact, Lock, LockedPackage, LockedPhase, Phase, Spec, Target
+from envspec.resolve.direct import HostBuilds
 from envspec.resolve.explain import explain, phases_in_conflict
-from envspec.resolve.files import FileChoice
-from envspec.resolve.provider import Provider, Source
+from envspec.resolve.metadata import Source, SourceFailed
+from envspec.resolve.provider import Provider
 from envspec.resolve.reach import Reach
-from envspec.resolve.values import CONSTRAINT, PYTHON, Candidate, Origin, Req, to_req
-from envspec.targets import host_target
+from envspec.resolve.rules import rules_for
+from envspec.resolve.values import PYTHON, Candidate, Req
+from envspec.secret import redact
 
 log = logging.getLogger("envspec")
 MAX_ROUNDS = 20_000
@@ -55,27 +43,27 @@ def resolve_target(
     target: Target,
     source: LockSource,
     *,
+    host: str | None,
     previous: Lock | None = None,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
 ) -> Lock:
-    """Resolve every phase applying to `target` into a `Lock`; raise `ResolutionError`."""
+    """Resolve every phase applying to `target` into a `Lock`; raise `ResolutionError`.
+    `host` is the known target this machine is (`targets.host_target()`), or None: metadata
+    built here is trusted for another target with a warning."""
     phases = [p for p in spec.phases if p.applies_to(target.name)]
-    preferred = {} if upgrade or previous is None else _kept_pins(previous, upgrade_packages)
-    kept = kept_commits(previous, upgrade=upgrade, upgrade_packages=upgrade_packages)
-    builds = HostBuilds(target=target, host=host_target())
+    builds = HostBuilds(target=target, host=host)
     skipped: dict[str, str] = {}
     while True:
         active = [p for p in phases if p.name not in skipped]
-        provider = _provider(spec, target, source, active, preferred)
-        names = {p.name for p in active}
-        provider.refs = spec_refs(spec, names, target, source, kept=kept, builds=builds)
-        provider.builds = builds
-        roots = _roots(active, target, provider)
-        provider.prefetch(r.name for r in roots)
+        rules = rules_for(
+            spec, target, active, previous, upgrade=upgrade, upgrade_packages=upgrade_packages
+        )
+        provider = Provider(rules=rules, source=source, builds=builds)
+        provider.prefetch(r.name for r in rules.roots)
         reach = Reach()
         try:
-            result = Resolver(provider, reach).resolve(roots, max_rounds=MAX_ROUNDS)
+            result = Resolver(provider, reach).resolve(rules.roots, max_rounds=MAX_ROUNDS)
         except ResolutionImpossible as exc:
             skipped.update(_conflict(exc, provider, target, active))
             continue
@@ -85,8 +73,8 @@ def resolve_target(
                 context=f"target {target.name}",
                 hint="add constraints to narrow the search",
             ) from None
-        except EnvspecError as exc:
-            skipped.update(_source_failure(exc, provider, reach, target, active))
+        except SourceFailed as failure:
+            skipped.update(_source_failure(failure, reach, target, active))
             continue
         return _lock(
             spec=spec,
@@ -94,9 +82,8 @@ def resolve_target(
             source=source,
             phases=phases,
             skipped=skipped,
-            roots=roots,
+            roots=rules.roots,
             result=result,
-            provider=provider,
         )
 
 
@@ -109,11 +96,11 @@ def _conflict(
     """The optional phases to skip for a conflict; raise when no optional phase is in it."""
     reason = explain(
         exc.causes,
-        provider.constraints,
+        provider.rules.constraints,
         target,
         _missing(provider),
         culprit=provider.pruner.culprit,
-        fixed=provider.fixed,
+        fixed=provider.rules.fixed,
         files=provider.files,
     )
     involved = phases_in_conflict(exc.causes) & {p.name for p in active if p.optional}
@@ -123,82 +110,23 @@ def _conflict(
 
 
 def _source_failure(
-    exc: EnvspecError, provider: Provider, reach: Reach, target: Target, active: Sequence[Phase]
+    failure: SourceFailed, reach: Reach, target: Target, active: Sequence[Phase]
 ) -> dict[str, str]:
     """The optional phases to skip when a source failed (a git repository, an sdist build, a
-    direct reference) for a name only they reach; re-raise `exc` when a required phase
+    direct reference) for a name only they reach; raise its error when a required phase
     reaches it too, when nothing says who does, or when `--offline` is the cause (a lock must
     not record a phase as skipped for what the cache happened to hold)."""
-    reaching = reach.phases(provider.failed_at) if provider.failed_at else set()
+    reaching = reach.phases(failure.identifier)
     optional = {p.name for p in active if p.optional}
-    if not reaching or not reaching <= optional or isinstance(exc, OfflineError):
-        raise exc
-    return _skip(reaching, str(exc), target)
+    if not reaching or not reaching <= optional or isinstance(failure.error, OfflineError):
+        raise failure.error
+    return _skip(reaching, str(failure.error), target)
 
 
 def _skip(names: Collection[str], reason: str, target: Target) -> dict[str, str]:
     for name in sorted(names):
         log.warning("optional phase '%s' skipped on %s: %s", name, target.name, reason)
     return dict.fromkeys(names, reason)
-
-
-def _kept_pins(previous: Lock, upgrade_packages: Collection[str]) -> dict[NormalizedName, Version]:
-    lifted = {canonicalize_name(n) for n in upgrade_packages}
-    return {p.name: p.version for p in previous.packages if p.name not in lifted}
-
-
-def _provider(
-    spec: Spec,
-    target: Target,
-    source: Source,
-    phases: Iterable[Phase],
-    preferred: Mapping[NormalizedName, Version],
-) -> Provider:
-    routes: dict[NormalizedName, str] = {}
-    for phase in phases:
-        index = phase.index_for(target.name)
-        for requirement in phase.requirements:
-            if index:
-                routes.setdefault(canonicalize_name(requirement.name), index)
-    constraints: dict[NormalizedName, list[Req]] = {}
-    for requirement in spec.resolution.constraints:
-        if target.evaluate(requirement.marker):
-            req = to_req(requirement, Origin(phase=None, parent=CONSTRAINT))
-            constraints.setdefault(req.name, []).append(req)
-    overrides = {canonicalize_name(r.name): r for r in spec.resolution.overrides}
-    declared = {d.name: d for d in spec.resolution.dependency_metadata}
-    fixed: dict[NormalizedName, list[Req]] = {}
-    for phase in phases:
-        for requirement in phase.requirements:
-            chosen = overrides.get(canonicalize_name(requirement.name), requirement)
-            if not chosen.url and target.evaluate(chosen.marker):
-                req = to_req(chosen, Origin(phase=phase.name))
-                fixed.setdefault(req.name, []).append(req)
-    for name, reqs in constraints.items():
-        fixed.setdefault(name, []).extend(reqs)
-    files = FileChoice(target=target, listing=source, settings=spec.resolution, routes=routes)
-    return Provider(
-        files=files,
-        source=source,
-        preferred=preferred,
-        constraints=constraints,
-        overrides=overrides,
-        declared=declared,
-        fixed=fixed,
-    )
-
-
-def _roots(phases: Iterable[Phase], target: Target, provider: Provider) -> list[Req]:
-    roots: list[Req] = []
-    for phase in phases:
-        for requirement in phase.requirements:
-            if not target.evaluate(requirement.marker):
-                continue
-            chosen: Requirement = provider.overrides.get(
-                canonicalize_name(requirement.name), requirement
-            )
-            roots.append(to_req(chosen, Origin(phase=phase.name)))
-    return roots
 
 
 def _lock(
@@ -208,9 +136,8 @@ def _lock(
     source: LockSource,
     phases: list[Phase],
     skipped: Mapping[str, str],
-    roots: list[Req],
+    roots: Sequence[Req],
     result: Result[Req, Candidate, str],
-    provider: Provider,
 ) -> Lock:
     phase_of = _phase_membership(roots, result)
     parents = _parents(result)
@@ -221,13 +148,13 @@ def _lock(
         artifact = candidate.artifact
         if artifact is not None and (artifact.sha256 is None or artifact.size is None):
             artifact = source.ensure_hash(artifact)
-        index = provider.files.used_indexes.get(candidate.name)
+        index = candidate.index
         packages.append(
             LockedPackage(
                 name=candidate.name,
                 version=candidate.version,
-                index=strip_credentials(index.url) if index else None,
-                artifact=artifact.with_(url=strip_credentials(artifact.url)) if artifact else None,
+                index=index.location.public if index else None,
+                artifact=artifact.with_(url=redact(artifact.url)) if artifact else None,
                 vcs=candidate.vcs,
                 phase=phase_of.get(candidate.name, ""),
                 required_by=tuple(sorted(parents.get(candidate.name, ()))),
@@ -256,7 +183,7 @@ def _base(key: str) -> str:
     return key.split("[", 1)[0]
 
 
-def _phase_membership(roots: list[Req], result: Result[Req, Candidate, str]) -> dict[str, str]:
+def _phase_membership(roots: Sequence[Req], result: Result[Req, Candidate, str]) -> dict[str, str]:
     """Each package's phase: the earliest phase whose requirements reach it."""
     phase_of: dict[str, str] = {}
     visited: set[str] = set()

@@ -13,8 +13,8 @@ Errors (`UsageError`, exit 2), with the project folder as context:
 
 from __future__ import annotations
 
-import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from envspec.errors import EnvspecError, UsageError
@@ -23,8 +23,9 @@ LOCKS = "locks"
 _TIMEOUT = 60
 
 
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    """Run one read-only git command in `cwd`; the only process this package starts."""
+def _git(cwd: Path, environ: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run one read-only git command in `cwd`, in `environ` (the CLI's snapshot); the only
+    process this package starts."""
     try:
         return subprocess.run(
             ["git", *args],
@@ -33,7 +34,7 @@ def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
             timeout=_TIMEOUT,
             check=False,
             # No pager, and messages in one language whatever the user's locale.
-            env={**os.environ, "GIT_PAGER": "cat", "LC_ALL": "C"},
+            env={**environ, "GIT_PAGER": "cat", "LC_ALL": "C"},
         )
     except FileNotFoundError as exc:
         raise UsageError(
@@ -43,11 +44,11 @@ def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
         raise EnvspecError(f"git {args[0]} took longer than {_TIMEOUT}s", context=str(cwd)) from exc
 
 
-def resolve_revision(project: Path, rev: str) -> str:
+def resolve_revision(project: Path, rev: str, environ: Mapping[str, str]) -> str:
     """The commit id `rev` names in the repository holding `project`."""
     if not project.is_dir():
         raise UsageError("not a git repository", context=str(project))
-    inside = _git(project, "rev-parse", "--is-inside-work-tree")
+    inside = _git(project, environ, "rev-parse", "--is-inside-work-tree")
     if inside.returncode != 0 or inside.stdout.strip() != b"true":
         raise UsageError(
             "not a git repository",
@@ -55,7 +56,13 @@ def resolve_revision(project: Path, rev: str) -> str:
             hint="compare two lock folders or files instead: envspec diff OLD NEW",
         )
     found = _git(
-        project, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"
+        project,
+        environ,
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        f"{rev}^{{commit}}",
     )
     if found.returncode != 0:
         raise UsageError(
@@ -66,12 +73,14 @@ def resolve_revision(project: Path, rev: str) -> str:
     return found.stdout.decode().strip()
 
 
-def lock_texts_at(project: Path, rev: str) -> tuple[str, dict[str, str]]:
+def lock_texts_at(
+    project: Path, rev: str, environ: Mapping[str, str]
+) -> tuple[str, dict[str, str]]:
     """The commit `rev` names, and the text of each ``locks/pylock.*.toml`` of `project` at it
     by file name. A revision without a ``locks/`` folder has no locks (every target is then
     added)."""
-    commit = resolve_revision(project, rev)
-    listed = _git(project, "ls-tree", "--name-only", commit, f"{LOCKS}/")
+    commit = resolve_revision(project, rev, environ)
+    listed = _git(project, environ, "ls-tree", "--name-only", commit, f"{LOCKS}/")
     if listed.returncode != 0:
         raise EnvspecError(f"git ls-tree failed: {_tail(listed.stderr)}", context=str(project))
     out: dict[str, str] = {}
@@ -79,7 +88,7 @@ def lock_texts_at(project: Path, rev: str) -> tuple[str, dict[str, str]]:
         name = line.rsplit("/", 1)[-1]
         if not (name.startswith("pylock.") and name.endswith(".toml")):
             continue
-        shown = _git(project, "show", f"{commit}:./{LOCKS}/{name}")
+        shown = _git(project, environ, "show", f"{commit}:./{LOCKS}/{name}")
         if shown.returncode != 0:
             raise EnvspecError(f"git show failed: {_tail(shown.stderr)}", context=str(project))
         out[name] = shown.stdout.decode("utf-8")

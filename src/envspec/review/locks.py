@@ -89,9 +89,14 @@ class Side:
 
 
 def diff_sides(
-    project: Path, old: str | None, new: str | None, targets: Sequence[str] = ()
+    project: Path,
+    old: str | None,
+    new: str | None,
+    targets: Sequence[str] = (),
+    *,
+    environ: Mapping[str, str],
 ) -> tuple[Side, Side]:
-    """The two sides `envspec diff [OLD [NEW]]` compares.
+    """The two sides `envspec diff [OLD [NEW]]` compares (`environ`: git's environment).
 
     No argument: the project's locks at ``HEAD`` against its ``locks/`` folder. One: OLD is a
     lock file or folder when that path exists, else a git revision. Two: two paths. When
@@ -108,7 +113,7 @@ def diff_sides(
             before = Side(label=old, locks=load_lock_path(Path(old)))
         else:
             rev = old or "HEAD"
-            commit, texts = lock_texts_at(project, rev)
+            commit, texts = lock_texts_at(project, rev, environ)
             before = Side(
                 label=f"{rev} ({commit[:10]})", locks=parse_lock_texts(texts, where=f"{rev}:locks")
             )

@@ -51,8 +51,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envspec.errors import UsageError, redact_urls
+from envspec.errors import UsageError
 from envspec.review.reqline import URL, as_path, requirement_line
+from envspec.secret import redact
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +294,7 @@ def _include(
     flag = "-c" if constraint else "-r"
     if URL.match(value):
         raise UsageError(
-            f"'{flag}' with a URL: {redact_urls(value)}",
+            f"'{flag}' with a URL: {redact(value)}",
             context=context,
             hint="download the file and name it by its path",
         )
@@ -366,7 +367,7 @@ def _line_options(options: str, context: str) -> list[str]:
 
 
 def _shown(text: str) -> str:
-    return redact_urls(text)
+    return redact(text)
 
 
 def _binary_names(values: Sequence[str]) -> tuple[str, ...]:

@@ -23,7 +23,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from envspec.errors import UsageError, redact_urls
+from envspec.errors import UsageError
+from envspec.secret import redact
 from envspec.spec.values import url_problem
 
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -41,9 +42,9 @@ def requirement_line(text: str, context: str, base: Path) -> str:
         return str(Requirement(text))
     except InvalidRequirement as exc:
         reason = str(exc).split("\n", 1)[0]
-        reason = redact_urls(reason[:1].lower() + reason[1:])
+        reason = redact(reason[:1].lower() + reason[1:])
         raise UsageError(
-            f"invalid requirement '{redact_urls(text)}': {reason}", context=context
+            f"invalid requirement '{redact(text)}': {reason}", context=context
         ) from exc
 
 
@@ -93,7 +94,7 @@ def _named_url(url: str, context: str) -> str:
     if not name:
         hint = "write it as 'name @ URL' (or add #egg=name)"
         raise UsageError(
-            f"cannot tell the project name of '{redact_urls(url)}'", context=context, hint=hint
+            f"cannot tell the project name of '{redact(url)}'", context=context, hint=hint
         )
     return f"{name} @ {clean}"
 

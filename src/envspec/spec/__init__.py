@@ -5,15 +5,17 @@ Modules: `parse` (the document, [environment], [targets], [indexes]), `phases` (
 lists, checked with `packaging` and `targets`).
 
 `load_spec` reads the file (the only file access); `parse_spec` is pure apart from reading
-`os.environ` for ``${VAR}`` references in index URLs when no `environ` is given.
+`os.environ` for ``${VAR}`` references in index URLs when no `environ` is given (the CLI
+gives its snapshot). This is the one place index URLs' references are expanded.
 Validation is hand-written over `tomlread` because every error must name the file and the
 table path of the offending value in one line; requirement, version and specifier syntax is
 left to `packaging`. Unknown keys are errors everywhere.
 
 Normalization: requirement names and extras are canonicalized (``Foo_Bar`` → ``foo-bar``) and
-re-rendered by `packaging`; index routing per target, target settings and version checks are
-sorted by name; phase targets follow `environment.targets` order; ``exclude-newer`` becomes a
-UTC date-time string ending in ``Z`` (a bare date means 00:00:00Z of that day);
+re-rendered by `packaging`; a phase's index becomes one routing per target (``index = "x"``
+routes every target), sorted by target like target settings and version checks; phase
+targets follow `environment.targets` order; ``exclude-newer`` becomes an aware UTC
+`datetime` (a bare date means 00:00:00Z of that day);
 ``no-build``/``no-binary`` become sorted canonical names, or just ``(":all:",)``.
 Without an `[indexes]` table the only index is ``pypi = "https://pypi.org/simple"``.
 

@@ -12,8 +12,9 @@ from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName
 
-from envspec.errors import did_you_mean, redact_urls
+from envspec.errors import did_you_mean
 from envspec.model import Checks, DependencyMetadata, Prereleases, Resolution
+from envspec.secret import redact
 from envspec.spec.values import name_list, package_name, read_version, requirement_list
 from envspec.tomlread import Table, check_type, parse_datetime, type_name
 
@@ -54,10 +55,10 @@ def _bounds(table: Table, key: str, what: str) -> tuple[Requirement, ...]:
         path = f"{table.at(key)}[{i}]"
         if req.extras:
             hint = f"{what}s only bound versions; ask for extras in a phase's requirements"
-            table.doc.fail(path, f"{what} '{redact_urls(text)}' may not have extras", hint)
+            table.doc.fail(path, f"{what} '{redact(text)}' may not have extras", hint)
         if req.url:
             hint = "put 'name @ URL' in a phase's requirements"
-            shown = redact_urls(text)
+            shown = redact(text)
             table.doc.fail(path, f"{what} '{shown}' may not be a direct reference", hint)
     return reqs
 
@@ -72,11 +73,11 @@ def _prereleases(table: Table) -> Prereleases:
     return cast(Prereleases, value)
 
 
-def _exclude_newer(table: Table) -> str:
+def _exclude_newer(table: Table) -> dt.datetime | None:
     value = table.data.get("exclude-newer", "")
     if isinstance(value, str):
         if not value:
-            return ""
+            return None
         parsed = parse_datetime(value)
         if parsed is None:
             hint = 'expected an RFC 3339 date-time or date, e.g. "2024-06-01T00:00:00Z"'
@@ -86,11 +87,11 @@ def _exclude_newer(table: Table) -> str:
     else:
         table.fail(f"expected a string, got {type_name(value)}", key="exclude-newer")
     if not isinstance(parsed, dt.datetime):
-        return f"{parsed.isoformat()}T00:00:00Z"
+        return dt.datetime(parsed.year, parsed.month, parsed.day, tzinfo=dt.timezone.utc)
     if parsed.tzinfo is None:
         hint = f'add Z for UTC, e.g. "{value}Z"'
         table.fail(f"exclude-newer '{value}' has no time zone", hint, key="exclude-newer")
-    return parsed.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return parsed.astimezone(dt.timezone.utc)
 
 
 def _dependency_metadata(table: Table) -> tuple[DependencyMetadata, ...]:

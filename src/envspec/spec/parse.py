@@ -13,6 +13,7 @@ from typing import Any
 from envspec import targets as known_targets
 from envspec.errors import SpecError
 from envspec.model import Index, Spec, TargetSettings
+from envspec.secret import UnsetVariable, expand
 from envspec.spec.options import checks, resolution
 from envspec.spec.phases import phases
 from envspec.spec.values import NAME, NAME_HINT, article, target_list, url_problem
@@ -21,12 +22,12 @@ from envspec.tomlread import Doc, Table, check_type, loads, type_name
 PYPI = "https://pypi.org/simple"
 _ROOT_KEYS = ("environment", "targets", "indexes", "phases", "resolution", "checks")
 _PYTHON = re.compile(r"3\.\d{1,3}(?:\.\d{1,3})?")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _URL_SCHEMES = ("http://", "https://", "file://")
 
 
-def load_spec(path: Path) -> Spec:
-    """Read and validate the spec at `path`; ``${VAR}`` references come from `os.environ`."""
+def load_spec(path: Path, environ: Mapping[str, str] | None = None) -> Spec:
+    """Read and validate the spec at `path`; ``${VAR}`` references come from `environ` (the
+    CLI's snapshot of the environment; `os.environ` when not given)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -36,7 +37,7 @@ def load_spec(path: Path) -> Spec:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise SpecError(f"cannot read the spec: {reason}", context=str(path)) from exc
-    return parse_spec(text, filename=str(path), environ=os.environ)
+    return parse_spec(text, filename=str(path), environ=environ)
 
 
 def parse_spec(
@@ -144,11 +145,10 @@ def _index(table: Table, name: str, value: Any, environ: Mapping[str, str]) -> I
 
 
 def _expand(url: str, environ: Mapping[str, str], doc: Doc, path: str) -> str:
-    def value(found: re.Match[str]) -> str:
-        name = found[1]
-        if name not in environ:
-            hint = f"set {name}, or remove ${{{name}}} from the URL"
-            doc.fail(path, f"undefined environment variable '{name}'", hint)
-        return environ[name]
-
-    return _VAR.sub(value, url)
+    """The one expansion of an index URL's ``${VAR}`` references (the finder takes the URL
+    as it is from here)."""
+    try:
+        return expand(url, environ)
+    except UnsetVariable as unset:
+        hint = f"set {unset.name}, or remove ${{{unset.name}}} from the URL"
+        doc.fail(path, f"undefined environment variable '{unset.name}'", hint)

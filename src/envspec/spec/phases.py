@@ -47,26 +47,27 @@ def _phase(table: Table, targets: tuple[str, ...], indexes: tuple[str, ...]) -> 
     if not requirements:
         table.fail("phase has no requirements", key="requirements")
     requirements = combine(requirements, table, "requirements")
-    index, by_target = _phase_index(table, targets, indexes)
     return Phase(
         name=name,
         requirements=requirements,
-        index=index,
-        index_by_target=by_target,
+        routes=_routes(table, targets, indexes),
         targets=target_list(table, "targets", targets) if "targets" in table else None,
         optional=table.flag("optional"),
         no_build_isolation=table.flag("no-build-isolation"),
     )
 
 
-def _phase_index(
+def _routes(
     table: Table, targets: tuple[str, ...], indexes: tuple[str, ...]
-) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+) -> tuple[tuple[str, str], ...]:
+    """`index = "name"` (for every target) or `index = {target = "name"}` as one routing
+    per target, sorted by target."""
     value = table.data.get("index")
     if value is None:
-        return None, ()
+        return ()
     if isinstance(value, str):
-        return _index_name(table.doc, table.at("index"), value, indexes), ()
+        index = _index_name(table.doc, table.at("index"), value, indexes)
+        return tuple(sorted((target, index) for target in targets))
     if not isinstance(value, dict):
         table.fail(f"expected a string or a table, got {type_name(value)}", key="index")
     sub = Table(value, table.at("index"), table.doc)
@@ -77,7 +78,7 @@ def _phase_index(
         routes.append(
             (target, _index_name(sub.doc, path, check_type(name, str, sub.doc, path), indexes))
         )
-    return None, tuple(sorted(routes))
+    return tuple(sorted(routes))
 
 
 def _index_name(doc: Doc, path: str, name: str, indexes: tuple[str, ...]) -> str:

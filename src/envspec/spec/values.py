@@ -12,7 +12,7 @@ from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envspec import targets as known_targets
-from envspec.errors import redact_urls
+from envspec.secret import redact
 from envspec.tomlread import Doc, Table
 
 NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
@@ -25,7 +25,7 @@ def requirement(doc: Doc, path: str, text: str) -> Requirement:
     except InvalidRequirement as exc:
         reason = str(exc).split("\n", 1)[0]
         reason = reason[:1].lower() + reason[1:]
-        doc.fail(path, f"invalid requirement '{redact_urls(text)}': {redact_urls(reason)}")
+        doc.fail(path, f"invalid requirement '{redact(text)}': {redact(reason)}")
     if req.url:
         problem = url_problem(req.url)
         if problem:  # the URL is not shown: mangled, a secret may sit where no userinfo is seen

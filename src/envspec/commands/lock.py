@@ -1,5 +1,7 @@
 """`envspec lock`'s act: resolve the targets whose locks are stale or missing (see
-`lockfile.status`), concurrently and sharing one finder, and write their locks.
+`lockfile.status`), concurrently and sharing one finder, and write their locks. It is the
+command layer's because it writes files and reads the host (which platform this machine is,
+for metadata built here); the resolver below it does neither.
 
 Before writing, a target that ends up with a much older version of a name than the other
 targets (another minor release or more) is reported with the reason, in `fit`'s words:
@@ -10,7 +12,7 @@ targets (another minor release or more) is reported with the reason, in `fit`'s 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +21,15 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from envspec.errors import EnvspecError
+from envspec.index import FinderSettings, FinderStats, open_finder
 from envspec.index.simple import parse_filename
 from envspec.lockfile import write_lock
 from envspec.lockfile.status import TargetStatus
-from envspec.model import Artifact, Lock, LockedPackage, Spec, Target, strip_credentials
+from envspec.model import Artifact, Lock, LockedPackage, Spec, Target
 from envspec.resolve.fit import no_fit_reason
 from envspec.resolve.resolve import LockSource, resolve_target
-from envspec.targets import make_target
+from envspec.secret import redact
+from envspec.targets import host_target, make_target, wheel_filter
 
 log = logging.getLogger("envspec")
 
@@ -38,6 +42,45 @@ class Locked:
     path: Path
     lock: Lock
     written: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockRun:
+    """What `run_lock` did: each target's outcome, and what its fetching cost."""
+
+    results: tuple[Locked, ...]
+    stats: FinderStats
+
+
+def run_lock(
+    spec: Spec,
+    statuses: Sequence[TargetStatus],
+    todo: Sequence[TargetStatus],
+    *,
+    environ: Mapping[str, str],
+    settings: FinderSettings,
+    upgrade: bool = False,
+    upgrade_packages: Collection[str] = (),
+) -> LockRun:
+    """Lock the targets `todo` names, with one finder over the spec's indexes; `statuses`
+    (every target's) lend their locks' files to mirrors (see `locked_files`)."""
+    finder = open_finder(
+        spec.indexes,
+        environ,
+        settings,
+        known_files=locked_files(statuses),
+        keep_file=wheel_filter(
+            [make_target(s.target, spec.python, spec.settings_for(s.target)) for s in todo]
+        ),
+    )
+    try:
+        results = lock_targets(
+            spec, todo, finder, upgrade=upgrade, upgrade_packages=upgrade_packages
+        )
+    finally:
+        stats = finder.stats
+        finder.close()
+    return LockRun(results=tuple(results), stats=stats)
 
 
 def locked_files(statuses: Sequence[TargetStatus]) -> dict[str, tuple[str, int | None]]:
@@ -61,6 +104,7 @@ def lock_targets(
     upgrade_packages: Collection[str] = (),
 ) -> list[Locked]:
     """Resolve the given targets concurrently and write each lock whose bytes changed."""
+    host = host_target()
 
     def one(status: TargetStatus) -> Lock:
         target = make_target(status.target, spec.python, spec.settings_for(status.target))
@@ -68,6 +112,7 @@ def lock_targets(
             spec,
             target,
             source,
+            host=host,
             previous=status.previous,
             upgrade=upgrade,
             upgrade_packages=upgrade_packages,
@@ -122,7 +167,10 @@ def _warn_diverging(spec: Spec, locks: Sequence[Lock], source: LockSource) -> No
 def _why_older(
     spec: Spec, package: LockedPackage, newest: Version, target: Target, source: LockSource
 ) -> str:
-    index = next((i for i in spec.indexes if package.index and _same(i.url, package.index)), None)
+    index = next(
+        (i for i in spec.indexes if package.index and _same(i.location.public, package.index)),
+        None,
+    )
     files: list[Artifact] = []
     if index is not None:
         try:
@@ -142,7 +190,7 @@ def _why_older(
 
 
 def _same(a: str, b: str) -> bool:
-    return strip_credentials(a).rstrip("/") == strip_credentials(b).rstrip("/")
+    return redact(a).rstrip("/") == redact(b).rstrip("/")
 
 
 def _warn_unused_overrides(spec: Spec, locks: Sequence[Lock]) -> None:
