@@ -60,7 +60,10 @@ def test_check_passes_and_reports_each_result_with_warnings(
         ("dependencies", True, "the requirements of 2 distributions hold"),
         ("version", True, "alpha 1.0 satisfies alpha<2"),
     ]
-    probes = {e["subject"]: e for e in got[3:]}
+    assert (got[3]["check"], got[3]["ok"], got[3]["message"]) == (
+        "rules", True, "no compatibility rule is about an installed distribution"
+    )
+    probes = {e["subject"]: e for e in got[4:]}
     assert sorted(probes) == ["alpha", "beta:VALUE"]
     assert all(e["ok"] and e["message"].startswith(f"import {s} ok (") for s, e in probes.items())
     assert probes["beta:VALUE"]["warnings"] == [

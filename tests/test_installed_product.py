@@ -120,6 +120,7 @@ def test_the_installed_product_runs_on_a_terminal(
         "check": "All checks passed.",
         "history": "sync",
         "rollback": "Restored snapshot 1: -alpha 1.0, -beta 1.0",
+        "rules": "torchao-torch (built-in): torchao",  # the rule set ships in the wheel
     }
     for command, shown in expected.items():
         code, output = _on_a_terminal([envspec, command, *cache], cwd=project)

@@ -3,8 +3,9 @@ serve, and the expected pins (or error) per target. One parametrized runner lock
 scenario through the real CLI against real wheels served on 127.0.0.1.
 
 Scenario format (see any file in tests/scenarios/ for an example):
-- `[environment]`, `[targets]`, `[[phases]]`, `[resolution]`: as in envspec.toml (`name` and
-  `python` default to "scenario" and "3.11");
+- `[environment]`, `[targets]`, `[[phases]]`, `[resolution]`, `[[rules]]` (project
+  compatibility rules): as in envspec.toml (`name` and `python` default to "scenario" and
+  "3.11"); the built-in rules are in force as in any project;
 - `[indexes.NAME]`: `explicit`, and `[[indexes.NAME.packages]]` entries with `name`,
   `version`, optional `tag`, `requires`, `requires-python`, `extras` (extra → requirements),
   `yanked`, `sdist`/`wheel` (which files exist), `upload-time`, `metadata` (the wheel's whole
@@ -18,17 +19,19 @@ Scenario format (see any file in tests/scenarios/ for an example):
   Strings anywhere may say `{repo.NAME}` (`git+file:///…/NAME`), `{commit.NAME}` (its
   first commit; `{short.NAME}` its first 12 digits), `{repos}` (their folder), `{host}` and,
   in `[expect]`, `{files.INDEX}` (the URL of that index's files folder, with its `/`) and
-  `{index.INDEX}` (that index's URL);
+  `{index.INDEX}` (that index's URL) and `{project}` (the project folder);
 - `[expect.TARGET]`: `pins` (the exact set name → version), `phases` and `required-by`
   (subsets), `skipped` (phase → reason), `commits` (name → "first", "later" or a commit
-  id); or `[expect] error` with the exact message; `[expect] warnings` lists lines that
-  must be logged (as `WARNING: <line>`), `[expect] no-warnings = true` says none may be;
+  id), `rules` (the ids of the compatibility rules the lock records, in order); or
+  `[expect] error` with the exact message (and `hint`, the exact hint); `[expect] warnings`
+  lists lines that must be logged (as `WARNING: <line>`), `[expect] no-warnings = true` says
+  none may be;
 - `[then]`: a second lock after `later` packages appear, with `add` (phase → requirements
   appended), `args` (CLI flags) and its own `[then.expect.TARGET]`.
 
 A key the runner does not read is an error (`ScenarioError`), so a misspelt expectation
 (`pin` for `pins`) fails instead of passing unchecked; `[environment]`, `[targets]`,
-`[[phases]]` and `[resolution]` go to envspec, which refuses unknown keys itself.
+`[[phases]]`, `[resolution]` and `[[rules]]` go to envspec, which refuses unknown keys itself.
 """
 
 from __future__ import annotations
@@ -51,7 +54,10 @@ from support.wheels import build_wheel
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.toml"))
 
-_TOP = ("description", "environment", "targets", "phases", "resolution", "indexes", "repos")
+_TOP = (
+    *("description", "environment", "targets", "phases", "resolution", "rules", "indexes"),
+    "repos",
+)
 _PACKAGE = (
     *("name", "version", "tag", "tags", "requires", "requires-python", "index-requires-python"),
     *("extras", "yanked", "sdist", "wheel", "upload-time", "metadata", "later"),
@@ -59,8 +65,8 @@ _PACKAGE = (
 )
 _REPO = ("name", "version", "dependencies", "optional-dependencies", "requires-python")
 _REPO_FLAGS = ("static", "fail")
-_EXPECT = ("error", "exit", "warnings", "no-warnings")
-_EXPECT_TARGET = ("pins", "phases", "required-by", "skipped", "commits")
+_EXPECT = ("error", "hint", "exit", "warnings", "no-warnings")
+_EXPECT_TARGET = ("pins", "phases", "required-by", "skipped", "commits", "rules")
 
 
 class ScenarioError(Exception):
@@ -165,6 +171,8 @@ def _write_spec(project: Path, scenario: Mapping[str, Any], urls: Mapping[str, s
     doc["phases"] = scenario["phases"]
     if "resolution" in scenario:
         doc["resolution"] = scenario["resolution"]
+    if "rules" in scenario:
+        doc["rules"] = scenario["rules"]
     (project / "envspec.toml").write_text(tomlkit.dumps(doc))
 
 
@@ -224,6 +232,8 @@ def _check(project: Path, expect: Mapping[str, Any], code: int, err: str, repos:
     if "error" in expect:
         assert code == expect.get("exit", 1), err
         assert f"error: {expect['error']}" in err.splitlines()
+        if "hint" in expect:
+            assert f"hint: {expect['hint']}" in err.splitlines(), err
         assert not (project / "locks").exists() or not any((project / "locks").iterdir())
         return
     assert code == 0, err
@@ -240,22 +250,26 @@ def _check(project: Path, expect: Mapping[str, Any], code: int, err: str, repos:
         for name, commit in want.get("commits", {}).items():
             pinned = next(p for p in lock["packages"] if p["name"] == name)["vcs"]["commit-id"]
             assert pinned == repos.commits.get(name, {}).get(commit, commit), f"{target}: {name}"
+        if "rules" in want:
+            applied = lock["tool"]["envspec"].get("rules", {}).get("applied", [])
+            assert [r["id"] for r in applied] == want["rules"], f"{target}: {applied}"
         phases = {p["name"]: p for p in lock["tool"]["envspec"]["phases"]}
         for name, reason in want.get("skipped", {}).items():
             assert phases[name].get("skipped") == reason, f"{target}: {name}"
 
 
-def _files(value: Any, servers: Mapping[str, IndexServer]) -> Any:
-    """`{files.INDEX}` in expected messages: where that index serves its files."""
+def _files(value: Any, servers: Mapping[str, IndexServer], project: Path) -> Any:
+    """`{files.INDEX}` in expected messages: where that index serves its files (and
+    `{index.INDEX}`, `{project}`)."""
     if isinstance(value, str):
         for name, server in servers.items():
             value = value.replace(f"{{files.{name}}}", f"{server.base}/files/")
             value = value.replace(f"{{index.{name}}}", server.url)
-        return value
+        return value.replace("{project}", str(project))
     if isinstance(value, list):
-        return [_files(v, servers) for v in value]
+        return [_files(v, servers, project) for v in value]
     if isinstance(value, dict):
-        return {k: _files(v, servers) for k, v in value.items()}
+        return {k: _files(v, servers, project) for k, v in value.items()}
     return value
 
 
@@ -294,7 +308,8 @@ def test_scenario(
     project.mkdir()
     _write_spec(project, scenario, {n: s.url for n, s in servers.items()})
     code = _lock(project, tmp_path / "cache")
-    _check(project, _files(scenario["expect"], servers), code, capsys.readouterr().err, repos)
+    expect = _files(scenario["expect"], servers, project)
+    _check(project, expect, code, capsys.readouterr().err, repos)
     then = scenario.get("then")
     if then is None:
         return
@@ -307,7 +322,7 @@ def test_scenario(
         phase["requirements"] += then.get("add", {}).get(phase["name"], [])
     _write_spec(project, scenario, {n: s.url for n, s in servers.items()})
     code = _lock(project, tmp_path / "cache", *then.get("args", []))
-    _check(project, then["expect"], code, capsys.readouterr().err, repos)
+    _check(project, _files(then["expect"], servers, project), code, capsys.readouterr().err, repos)
 
 
 def test_a_misspelt_key_fails_the_scenario(tmp_path: Path) -> None:

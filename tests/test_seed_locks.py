@@ -1,6 +1,7 @@
 """The repository's own envspec.toml (the seed stack) and its committed locks/: fresh without
-network, valid PEP 751, and honest — every cu121 hash is one the recorded data holds, no size
-is made up, and unsloth's declared metadata is what its recorded pyproject.toml gives."""
+network, valid PEP 751, consistent under the compatibility rules, and honest — every cu121
+hash is one the recorded data holds, no size is made up, and the unsloth chosen is backed by
+what is recorded about it."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from typing import Any
 import pytest
 from packaging.pylock import Pylock
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 from envspec.cli import main
+from envspec.compat.evaluate import evaluate
+from envspec.lockfile import load_lock
+from envspec.spec import load_spec
+from envspec.targets import make_target
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDED = REPO.parent / "shared" / "fixtures" / "pytorch-cu121"
@@ -95,22 +101,51 @@ def test_windows_lacks_exactly_the_files_whose_hashes_nobody_recorded() -> None:
         assert recorded.get(missing) is None
 
 
-def test_unsloth_metadata_is_derived_from_its_recorded_pyproject() -> None:
-    recorded = RECORDED / "unsloth"
-    commit, version = unsloth_metadata.commit_and_version(recorded / "COMMIT.md")
-    derived = unsloth_metadata.derive(recorded / "pyproject.toml", version, ["colab-new"])
-    spec = tomllib.loads((REPO / "envspec.toml").read_text("utf-8"))
-    [declared] = spec["resolution"]["dependency-metadata"]
-    assert {k: v for k, v in declared.items() if k != "requires-dist"} == {
-        k: v for k, v in derived.items() if k != "requires-dist"
+def test_the_committed_locks_pass_the_compatibility_rules() -> None:
+    spec = load_spec(REPO / "envspec.toml")
+    recorded = {}
+    for target in TARGETS:
+        lock = load_lock(REPO / "locks" / f"pylock.{target}.toml")
+        environment = make_target(target, spec.python, spec.settings_for(target)).environment()
+        versions = {p.name: p.version for p in lock.packages}
+        assert evaluate(spec.rules, versions, environment, target).findings == (), target
+        recorded[target] = [r.id for r in lock.rules]
+        digests = {r.id: r.digest() for r in spec.rules.rules}
+        assert all(r.sha256 == digests[r.id] for r in lock.rules), target
+    # torch 2.4.0 on Windows is what the rules are about; nothing else in these locks is
+    assert recorded == {
+        "linux-x86_64": [],
+        "macos-arm64": [],
+        "windows-x86_64": ["torch-numpy-windows", "torch-triton-windows", "triton-windows-torch"],
     }
-    assert [str(Requirement(r)) for r in declared["requires-dist"]] == derived["requires-dist"]
-    requirements = [r for phase in spec["phases"] for r in phase["requirements"]]
-    assert f"unsloth[colab-new] @ git+https://github.com/unslothai/unsloth.git@{commit}" in (
-        requirements
-    )
+    versions = {t: {p["name"]: p["version"] for p in lock_doc(t)["packages"]} for t in TARGETS}
+    assert versions["windows-x86_64"]["triton-windows"] == "3.1.0.post17"  # by the rule
+    assert versions["windows-x86_64"]["numpy"] == "1.26.4"
+    assert not any("torchao" in v for v in versions.values())  # none fits torch 2.4
+
+
+def test_unsloth_is_a_pypi_release_that_needs_no_torchao() -> None:
     [unsloth] = [p for p in lock_doc("linux-x86_64")["packages"] if p["name"] == "unsloth"]
-    assert unsloth["version"] == version and unsloth["vcs"]["commit-id"] == commit
+    assert "vcs" not in unsloth and unsloth["index"] == "https://pypi.org/simple/"
+    [zoo] = [p for p in lock_doc("linux-x86_64")["packages"] if p["name"] == "unsloth-zoo"]
+    assert Version(zoo["version"]) < Version("2025.8.6")  # the first to require torchao
+    assert all("unsloth" not in {p["name"] for p in lock_doc(t)["packages"]}
+               for t in ("windows-x86_64", "macos-arm64"))  # fmt: skip
+
+
+def test_the_recorded_pyproject_of_2025_3_19_is_not_that_releases_metadata() -> None:
+    """Why the flagship does not stand in release 2025.3.19 by its recorded pyproject.toml:
+    the release's wheel (its METADATA recorded from PyPI) requires torch, xformers, torchvision
+    and more unconditionally, which that file does not say."""
+    pyproject = RECORDED / "unsloth" / "pyproject.2dc3930a53.toml"
+    extras = list(tomllib.loads(pyproject.read_text("utf-8"))["project"]["optional-dependencies"])
+    table = unsloth_metadata.derive(pyproject, "2025.3.19", extras)
+    metadata = RECORDED / "metadata" / "unsloth-2025.3.19-py3-none-any.whl.metadata"
+    only_release, _only_pyproject = unsloth_metadata.compare(table, metadata.read_text("utf-8"))
+    unconditional = [r for r in only_release if ";" not in r]
+    assert {Requirement(r).name for r in unconditional} >= {
+        "unsloth_zoo", "torch", "xformers", "torchvision", "diffusers", "trl", "peft",
+    }  # fmt: skip
 
 
 def test_the_recorded_cu121_mirror_serves_pages_and_metadata_but_no_files() -> None:

@@ -332,7 +332,7 @@ BAD = [
     pytest.param(
         spec_text("zzz = 1\n", HEAD, PHASE),
         "envspec.toml: unknown key 'zzz'",
-        "allowed keys: environment, targets, indexes, phases, resolution, checks",
+        "allowed keys: environment, targets, indexes, phases, resolution, checks, rules",
         id="unknown key no match",
     ),
     pytest.param(
@@ -841,6 +841,150 @@ BAD = [
         "envspec.toml: checks.versions.numpy: duplicate package 'numpy'",
         "",
         id="version check duplicate",
+    ),
+]
+
+
+RULES_HEAD = HEAD + PHASE.replace('["numpy<2"]', '["app"]')
+RULE = """
+[[rules]]
+id = "app-lib"
+package = "app"
+versions = "<2"
+requires = ["lib<2"]
+source = "https://example.com/app/issues/1"
+reason = "app 1.x crashes with lib 2"
+"""
+
+
+def _rule(body: str) -> str:
+    head = '\n[[rules]]\nid = "r"\npackage = "app"\nsource = "https://e.com/1"\nreason = "x"\n'
+    return head + body
+
+
+# [[rules]] and [resolution] ignore-rules (see compat/parse.py)
+BAD += [
+    pytest.param(
+        RULES_HEAD + '[resolution]\nignore-rules = ["torchao-torhc"]\n',
+        "envspec.toml: resolution.ignore-rules[0]: unknown rule 'torchao-torhc'",
+        "did you mean 'torchao-torch'?",
+        id="unknown ignored rule",
+    ),
+    pytest.param(
+        RULES_HEAD + '[resolution]\nignore-rules = ["zzz"]\n',
+        "envspec.toml: resolution.ignore-rules[0]: unknown rule 'zzz'",
+        "list the rules with 'envspec rules'",
+        id="unknown ignored rule, nothing close",
+    ),
+    pytest.param(
+        RULES_HEAD + RULE.replace('"app-lib"', '"torchao-torch"'),
+        "envspec.toml: rules[0].id: rule 'torchao-torch' is a built-in rule",
+        "to replace it, add it to [resolution] ignore-rules and give yours another id",
+        id="built-in id",
+    ),
+    pytest.param(
+        RULES_HEAD + RULE + RULE,
+        "envspec.toml: rules[1].id: duplicate rule id 'app-lib'",
+        "",
+        id="duplicate id",
+    ),
+    pytest.param(
+        RULES_HEAD + RULE.replace('"app-lib"', '"App Lib"'),
+        "envspec.toml: rules[0].id: invalid rule id 'App Lib'",
+        "use lower-case letters, digits, '-' and '.', e.g. 'torchao-torch'",
+        id="bad id",
+    ),
+    pytest.param(
+        RULES_HEAD + RULE.replace('requires = ["lib<2"]', 'require = ["lib<2"]'),
+        "envspec.toml: rules[0]: unknown key 'require'",
+        "did you mean 'requires'?",
+        id="unknown key",
+    ),
+    pytest.param(
+        RULES_HEAD + RULE.replace('"https://example.com/app/issues/1"', '"issue 1"'),
+        "envspec.toml: rules[0].source: source must be an http(s) URL",
+        "where the fact is written down",
+        id="source not a URL",
+    ),
+    pytest.param(
+        RULES_HEAD + RULE.replace('reason = "app 1.x crashes with lib 2"', 'reason = " "'),
+        "envspec.toml: rules[0]: reason is empty",
+        "say in one line what goes wrong without the rule",
+        id="empty reason",
+    ),
+    pytest.param(
+        RULES_HEAD + _rule('versions = "<<2"\nrequires = ["lib"]\n'),
+        "envspec.toml: rules[0].versions: invalid version specifier '<<2'",
+        "",
+        id="bad versions",
+    ),
+    pytest.param(
+        RULES_HEAD + _rule('marker = "os == 1"\nrequires = ["lib"]\n'),
+        "envspec.toml: rules[0].marker: invalid marker 'os == 1'",
+        "",
+        id="bad marker",
+    ),
+    pytest.param(
+        RULES_HEAD + _rule('targets = ["windows-x86"]\nrequires = ["lib"]\n'),
+        "envspec.toml: rules[0].targets[0]: unknown target 'windows-x86'",
+        "did you mean 'windows-x86_64'?",
+        id="unknown target",
+    ),
+    pytest.param(
+        RULES_HEAD + _rule('requires = ["lib<<2"]\n'),
+        "envspec.toml: rules[0].requires[0]: invalid requirement 'lib<<2': expected "
+        "semicolon (after name with no version specifier) or end",
+        "",
+        id="bad requirement",
+    ),
+    pytest.param(
+        RULES_HEAD + _rule('requires = ["lib @ https://e.com/lib-1.0.tar.gz"]\n'),
+        "envspec.toml: rules[0].requires[0]: requirement 'lib @ https://e.com/lib-1.0.tar.gz' "
+        "may not be a direct reference",
+        "",
+        id="direct reference",
+    ),
+    pytest.param(
+        RULES_HEAD + _rule('constraints = ["lib[fast]<2"]\n'),
+        "envspec.toml: rules[0].constraints[0]: constraint 'lib[fast]<2' may not have extras",
+        "",
+        id="constraint with extras",
+    ),
+    pytest.param(
+        RULES_HEAD + _rule('requires = ["app<3"]\n'),
+        "envspec.toml: rules[0].requires[0]: the rule's package 'app' may not bound itself",
+        "",
+        id="bounds itself",
+    ),
+    pytest.param(
+        RULES_HEAD + _rule('versions = "<2"\n'),
+        "envspec.toml: rules[0]: the case adds nothing",
+        "give requires or constraints",
+        id="adds nothing",
+    ),
+    pytest.param(
+        RULES_HEAD + _rule('versions = "<2"\ncases = [{ versions = "<1", requires = ["lib"] }]\n'),
+        "envspec.toml: rules[0].versions: 'versions' belongs in each of the rule's cases",
+        "",
+        id="versions beside cases",
+    ),
+    pytest.param(
+        RULES_HEAD + _rule("cases = []\n"),
+        "envspec.toml: rules[0].cases: a rule needs at least one case",
+        "",
+        id="no cases",
+    ),
+    pytest.param(
+        RULES_HEAD + _rule('cases = [{ versions = "<1", requires = ["lib"], marker = "x" }]\n'),
+        "envspec.toml: rules[0].cases[0]: unknown key 'marker'",
+        "allowed keys: versions, requires, constraints, note",
+        id="marker in a case",
+    ),
+    pytest.param(
+        RULES_HEAD + '[rules]\nid = "r"\n',
+        "envspec.toml: rules: expected an array, got table",
+        "",
+        id="rules as a table",
     ),
 ]
 

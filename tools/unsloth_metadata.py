@@ -1,22 +1,25 @@
-"""Derive unsloth's `[[resolution.dependency-metadata]]` block for envspec.toml from its real
-`pyproject.toml` at the pinned commit.
+"""Derive unsloth's `[[resolution.dependency-metadata]]` block from one of its real
+`pyproject.toml` files, or compare a recorded `pyproject.toml` with a release's METADATA.
 
 GitHub cannot be reached from the machines that made locks/, so envspec cannot read unsloth's
-metadata from the git checkout; the commit's `pyproject.toml` is recorded byte for byte in
-`../shared/fixtures/pytorch-cu121/unsloth/` (see COMMIT.md there). Its dependencies and extras
-are static and only the version is dynamic (a literal in `unsloth/_version.py`, recorded in
-COMMIT.md), so the metadata follows from the file without a build, as setuptools writes it:
-`dependencies` as they are, and each extra's requirements with `extra == '<name>'` added to
-their marker.
+metadata from a git checkout; `../shared/fixtures/pytorch-cu121/unsloth/` records its
+`pyproject.toml` at three commits (see COMMIT.md there). Their dependencies and extras are
+static and only the version is dynamic, so the metadata follows from the file without a
+build, as setuptools writes it: `dependencies` as they are, and each extra's requirements with
+`extra == '<name>'` added to their marker.
+
+The flagship envspec.toml no longer takes unsloth from git (README.md, "The flagship example",
+says why): it takes a PyPI release, whose wheel's own METADATA envspec reads. `--compare`
+shows why the recorded `pyproject.2dc3930a53.toml` could not stand for release 2025.3.19: the
+release's METADATA (recorded in `../metadata/`) says more than that file does.
 
 Only the extras asked for are written, with the extras they pull in through `unsloth[...]`
-(`colab-new` pulls `triton`): the other ~170 extras change nothing in a lock, and writing them
-would put ~1,000 lines into envspec.toml and into every lock's recorded inputs.
+(`colab-new` pulls `triton`): the other ~170 extras change nothing in a lock.
 
     python tools/unsloth_metadata.py [--extra colab-new] [--pyproject PATH] [--commit-md PATH]
+    python tools/unsloth_metadata.py --pyproject PATH --version V --compare METADATA
 
-prints the block; tests/test_seed_locks.py checks that envspec.toml holds exactly what this
-derives.
+prints the block, or the requirements only one side has (exit 1 when there are any).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def _with_extra(requirement: str, extra: str) -> str:
     req = Requirement(requirement)
     marker = f"({req.marker}) and extra == '{extra}'" if req.marker else f"extra == '{extra}'"
     req.marker = None
-    return str(Requirement(f"{req}; {marker}"))
+    return str(Requirement(f"{req} ; {marker}"))  # the space ends a URL before its marker
 
 
 def _closure(extras: dict[str, list[str]], wanted: Sequence[str]) -> list[str]:
@@ -94,6 +97,19 @@ def derive(pyproject: Path, version: str, wanted: Sequence[str]) -> dict[str, An
     }
 
 
+def metadata_requirements(text: str) -> list[str]:
+    """The Requires-Dist lines of a core metadata file, normalized by `packaging`."""
+    lines = re.findall(r"(?m)^Requires-Dist: (.+)$", text)
+    return [str(Requirement(line)) for line in lines]
+
+
+def compare(table: dict[str, Any], metadata: str) -> tuple[list[str], list[str]]:
+    """The requirements only the METADATA has, and those only the derived table has."""
+    release = metadata_requirements(metadata)
+    derived = table["requires-dist"]
+    return [r for r in release if r not in derived], [r for r in derived if r not in release]
+
+
 def _toml_string(text: str) -> str:
     """A literal string where it can be one: requirement markers are full of double quotes."""
     return f"'{text}'" if "'" not in text and "\n" not in text else json.dumps(text)
@@ -119,11 +135,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--extra", action="append", default=[], help="default: colab-new")
     parser.add_argument("--pyproject", type=Path, default=RECORDED / "pyproject.toml")
     parser.add_argument("--commit-md", type=Path, default=RECORDED / "COMMIT.md")
+    parser.add_argument("--version", help="the version (default: COMMIT.md's)")
+    parser.add_argument("--compare", type=Path, metavar="METADATA", help="a release's METADATA")
     args = parser.parse_args(argv)
     commit, version = commit_and_version(args.commit_md)
-    table = derive(args.pyproject, version, args.extra or ["colab-new"])
-    sys.stdout.write(render(table, commit))
-    return 0
+    if args.compare is None:
+        table = derive(args.pyproject, args.version or version, args.extra or ["colab-new"])
+        sys.stdout.write(render(table, commit))
+        return 0
+    project = tomllib.loads(args.pyproject.read_text("utf-8"))["project"]
+    table = derive(args.pyproject, args.version or version, list(project["optional-dependencies"]))
+    release, derived = compare(table, args.compare.read_text("utf-8"))
+    sys.stdout.writelines(f"only in {args.compare.name}: {r}\n" for r in release)
+    sys.stdout.writelines(f"only in {args.pyproject.name}: {r}\n" for r in derived)
+    return 1 if release or derived else 0
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from envspec.errors import (
 from envspec.lockfile.status import TargetStatus
 from envspec.model import Spec
 from envspec.review import diff as review_diff
+from envspec.review import rules as review_rules
 from envspec.review import why as review_why
 from envspec.review.diff_format import render_markdown, render_text
 from envspec.review.export import export_requirements, write_requirements
@@ -119,6 +120,10 @@ def _add_review_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     why = sub.add_parser("why", parents=[common], help="why a package is in the lock")
     why.add_argument("name", help="the package")
     why.add_argument("--target", action="append", default=[], help="only this target")
+    rules = sub.add_parser(
+        "rules", parents=[common], help="the compatibility rules in force, with their sources"
+    )
+    rules.add_argument("name", nargs="?", help="only the rules about this package")
     init = sub.add_parser("init", parents=[common], help="write a starter envspec.toml")
     init.add_argument(
         "--from", dest="sources", action="append", default=[], type=Path, metavar="FILE",
@@ -150,7 +155,9 @@ def cmd_lock(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     todo = [s for s in statuses if forced or s.state != "fresh"]
     if args.check:
         if todo:
-            names = ", ".join(f"{s.target} ({s.state})" for s in todo)
+            names = ", ".join(
+                f"{s.target} ({s.state}{': ' + s.reason if s.reason else ''})" for s in todo
+            )
             raise StaleLockError(
                 f"locks out of date: {names}", hint="run 'envspec lock' and commit locks/"
             )
@@ -215,6 +222,7 @@ def _report_locks(args: argparse.Namespace, out: _Output, results: Sequence[Lock
             path=str(result.path),
             packages=len(result.lock.packages),
             skipped=[p.name for p in skipped],
+            rules=[r.id for r in result.lock.rules],
         )
 
 
@@ -274,6 +282,23 @@ def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     return EXIT_OK
 
 
+def cmd_rules(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.compat import load_builtin_rules
+    from envspec.lockfile import load_lock, lock_path
+
+    path = args.project / "envspec.toml"
+    spec = _spec(args, environ) if path.exists() else None
+    locks = {}
+    for target in spec.targets if spec else ():
+        if lock_path(args.project, target).exists():
+            locks[target] = load_lock(lock_path(args.project, target))
+    listing = review_rules.list_rules(load_builtin_rules(), spec, locks, args.name)
+    out.say(review_rules.render_text(listing).rstrip("\n"))
+    for item in listing.rules:
+        out.event("rule", **review_rules.to_json(item))
+    return EXIT_OK
+
+
 def cmd_init(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     for target in args.target:
         check_name(target, context="--target")
@@ -297,6 +322,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Output, Environ], int]] = {
     "diff": cmd_diff,
     "export": cmd_export,
     "why": cmd_why,
+    "rules": cmd_rules,
     "init": cmd_init,
 }
 

@@ -34,10 +34,11 @@ from envspec.apply.journal import (
     stopped_message,
 )
 from envspec.apply.rollback import rollback
-from envspec.apply.select import select_lock
+from envspec.apply.select import select_lock, target_of
 from envspec.apply.snapshot import changes, load_snapshot, snapshot_ids
 from envspec.apply.store import Downloader, Files, store_at
 from envspec.apply.sync import SyncSettings, sync
+from envspec.compat import load_builtin_rules
 from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -46,7 +47,7 @@ from envspec.errors import (
     StaleLockError,
     UsageError,
 )
-from envspec.model import Lock, Spec
+from envspec.model import Checks, Lock, Spec
 from envspec.render import Out, emitter, history_line
 from envspec.spec import load_spec
 
@@ -82,7 +83,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--phase", default=None, metavar="NAME", help="sync up to this phase")
     p.add_argument("--no-checks", action="store_true", help="skip the checks afterwards")
     sub.add_parser(
-        "check", parents=[common, env, probes], help="drift, dependency, version and import checks"
+        "check",
+        parents=[common, env, probes],
+        help="drift, dependency, version, compatibility-rule and import checks",
     )
     p = sub.add_parser(
         "rollback",
@@ -138,7 +141,13 @@ def _sync(
     code = EXIT_OK
     if outcome.changed and not args.no_checks:
         ok = run_checks(
-            env, lock, spec.checks, phase=args.phase, import_timeout=args.import_timeout, emit=emit
+            env,
+            lock,
+            spec.checks,
+            rules=spec.rules,
+            phase=args.phase,
+            import_timeout=args.import_timeout,
+            emit=emit,
         )
         code = EXIT_OK if ok else EXIT_FAILED
     emit(
@@ -153,10 +162,21 @@ def _sync(
 
 
 def cmd_check(args: argparse.Namespace, out: Out) -> int:
-    spec = load_spec(args.project / "envspec.toml")
-    env, _path, lock = _open(args, out, locate(args.project, args.python, os.environ))
+    location = locate(args.project, args.python, os.environ)
+    if not (args.project / "envspec.toml").exists():  # any environment: the rules still apply
+        env, lock, spec = _outside_project(args, out, location), None, None
+    else:
+        spec = load_spec(args.project / "envspec.toml")
+        env, _path, lock = _open(args, out, location)
     emit = emitter(out)
-    ok = run_checks(env, lock, spec.checks, import_timeout=args.import_timeout, emit=emit)
+    ok = run_checks(
+        env,
+        lock,
+        spec.checks if spec else Checks(),
+        rules=spec.rules if spec else load_builtin_rules(),
+        import_timeout=args.import_timeout,
+        emit=emit,
+    )
     code = EXIT_OK if ok else EXIT_FAILED
     emit("done", command="check", exit_code=code, changed=False)
     return code
@@ -246,6 +266,25 @@ def _open(args: argparse.Namespace, out: Out, location: Location) -> tuple[Envir
     )
     out.say(f"Environment {env.root} (Python {env.python_version}), lock {_rel(path, args)}")
     return env, path, lock
+
+
+def _outside_project(args: argparse.Namespace, out: Out, location: Location) -> Environment:
+    """An environment `check` reads without a project: no spec, no lock."""
+    env = open_environment(location, _cache_root(args))
+    _warn_interrupted(env, out)
+    out.event(
+        "environment",
+        root=str(env.root),
+        python=str(env.python),
+        python_version=env.python_version,
+        target=target_of(env),
+        lock=None,
+    )
+    out.say(
+        f"Environment {env.root} (Python {env.python_version}); no envspec.toml in "
+        f"{args.project}: checked against envspec's built-in compatibility rules only"
+    )
+    return env
 
 
 def _warn_interrupted(env: Environment, out: Out) -> None:

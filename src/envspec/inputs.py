@@ -1,5 +1,9 @@
 """The inputs a lock depends on: the normalized part of a spec that one target's resolution
-reads. A lock records them; when the spec's inputs for a target differ, the lock is stale.
+reads, and the compatibility rules about the lock's packages. A lock records both; when the
+spec's inputs for a target differ, or a rule about one of its packages was added, changed or
+removed, the lock is stale. A rule about a package the lock does not hold leaves it fresh:
+rules only narrow what a package may be combined with, so a lock without the package cannot
+break one (and the built-in set's version is recorded, not compared, for the same reason).
 
 Kept apart from resolution so that checking freshness (`lock --check`, `sync --locked`, an
 unchanged relock) imports nothing of the resolver or the network.
@@ -7,11 +11,12 @@ unchanged relock) imports nothing of the resolver or the network.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from packaging.requirements import Requirement
 
-from envspec.model import Phase, Spec, Target, utc_text
+from envspec.model import AppliedRule, LockedPackage, Phase, RuleSet, Spec, Target, utc_text
 from envspec.secret import redact
 
 
@@ -72,3 +77,33 @@ def _public_text(requirement: Requirement) -> str:
     """A requirement as a lock records it: a direct reference's credentials left out."""
     text = str(requirement)
     return text.replace(requirement.url, redact(requirement.url)) if requirement.url else text
+
+
+def applied_rules(
+    rules: RuleSet, target: Target, packages: Iterable[LockedPackage]
+) -> tuple[AppliedRule, ...]:
+    """The rules in force about a lock's packages on `target` (a case holding there), by id.
+    A rule about a locked package counts whichever version it covers: it may be why the lock
+    holds that version and not a newer one."""
+    names = {p.name for p in packages}
+    environment = target.environment()
+    return tuple(
+        AppliedRule(id=rule.id, sha256=rule.digest(), source=rule.source)
+        for rule in sorted(rules.rules, key=lambda r: r.id)
+        if rule.package in names and any(c.holds(environment, target.name) for c in rule.cases)
+    )
+
+
+def rule_changes(recorded: Iterable[AppliedRule], current: Iterable[AppliedRule]) -> list[str]:
+    """How the rules about a lock's packages changed since it was made, one phrase each."""
+    before = {r.id: r.sha256 for r in recorded}
+    now = {r.id: r.sha256 for r in current}
+    changes = []
+    for rule_id in sorted(before.keys() | now.keys()):
+        if rule_id not in before:
+            changes.append(f"rule {rule_id} now applies")
+        elif rule_id not in now:
+            changes.append(f"rule {rule_id} no longer applies")
+        elif before[rule_id] != now[rule_id]:
+            changes.append(f"rule {rule_id} changed")
+    return changes

@@ -1,5 +1,6 @@
 """Frozen value types shared by every layer: indexes, phases, the spec, targets, artifacts,
-distribution metadata and locked packages.
+distribution metadata, compatibility rules and locked packages. (Just over 400 lines: they are
+one vocabulary, and the spec and the lock hold most of them.)
 
 Values are normalized when built (names canonicalized, requirement strings re-rendered by
 `packaging`), so two values that mean the same compare equal.
@@ -10,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -18,6 +21,7 @@ from typing import Any, Literal
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
@@ -92,6 +96,98 @@ class DependencyMetadata:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class RuleCase:
+    """One range of a rule's package versions and what the rule adds to them there:
+    `requires` as if the package's metadata had declared them, `constraints` bounding another
+    package only when something else brings it in. `marker` and `targets` limit where it
+    holds."""
+
+    versions: SpecifierSet
+    marker: Marker | None = None
+    targets: tuple[str, ...] | None = None
+    requires: tuple[Requirement, ...] = ()
+    constraints: tuple[Requirement, ...] = ()
+    note: str = ""
+
+    def covers(self, version: Version) -> bool:
+        return self.versions.contains(version, prereleases=True)
+
+    def holds(self, environment: Mapping[str, str], target: str | None) -> bool:
+        """Whether the case applies in a marker environment (of target `target`, if known)."""
+        if self.targets is not None and target not in self.targets:
+            return False
+        return self.marker is None or self.marker.evaluate({**environment, "extra": ""})
+
+    def as_data(self) -> dict[str, Any]:
+        """What the case says, normalized (for digests, listings and JSON)."""
+        return {
+            "versions": str(self.versions),
+            "marker": str(self.marker) if self.marker else "",
+            "targets": list(self.targets) if self.targets is not None else [],
+            "requires": [str(r) for r in self.requires],
+            "constraints": [str(r) for r in self.constraints],
+        }
+
+
+_GITHUB = re.compile(r"https://github\.com/([^/]+/[^/#]+)(?:/(issues|pull)/(\d+)|/blob/[^/]+/(\S+))?")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rule:
+    """A sourced compatibility fact about one package, built in or the project's own."""
+
+    id: str
+    package: NormalizedName
+    cases: tuple[RuleCase, ...]
+    source: str  # an http(s) URL
+    reason: str
+    note: str = ""  # where the facts are uncertain
+    builtin: bool = True
+
+    @property
+    def cite(self) -> str:
+        """The source, short: `pytorch/ao#2919`, `woct0rdho/triton-windows README`, or the URL."""
+        found = _GITHUB.fullmatch(self.source)
+        if found is None:
+            return self.source
+        repo, _kind, number, path = found.groups()
+        if number:
+            return f"{repo}#{number}"
+        return f"{repo} {path.rsplit('/', 1)[-1].split('.')[0]}" if path else repo
+
+    def digest(self) -> str:
+        """A digest of what the rule makes resolution do (not its wording)."""
+        data = {"package": self.package, "cases": [c.as_data() for c in self.cases]}
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def mentions(self, name: NormalizedName) -> bool:
+        """About `name`, or adding a requirement or constraint on it."""
+        added = (r for c in self.cases for r in (*c.requires, *c.constraints))
+        return self.package == name or any(canonicalize_name(r.name) == name for r in added)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RuleSet:
+    """The compatibility rules in force: `version` is the built-in set's."""
+
+    version: str = ""
+    rules: tuple[Rule, ...] = ()
+
+    def about(self, name: NormalizedName) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.package == name)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AppliedRule:
+    """A rule as a lock records it: the rules about a lock's packages are part of its inputs."""
+
+    id: str
+    sha256: str  # `Rule.digest`
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TargetSettings:
     """Per-target knobs from `[targets.<name>]`."""
 
@@ -110,6 +206,7 @@ class Resolution:
     no_build: tuple[str, ...] = ()
     no_binary: tuple[str, ...] = ()
     dependency_metadata: tuple[DependencyMetadata, ...] = ()
+    ignore_rules: tuple[str, ...] = ()  # ids of compatibility rules turned off
 
     def too_new(self, artifact: Artifact) -> bool:
         """Uploaded after `exclude-newer` (a file without an upload time never is)."""
@@ -137,6 +234,7 @@ class Spec:
     resolution: Resolution = field(default_factory=Resolution)
     checks: Checks = field(default_factory=Checks)
     target_settings: tuple[tuple[str, TargetSettings], ...] = ()
+    rules: RuleSet = field(default_factory=RuleSet)  # in force: built-in, ignored, project
 
     def index(self, name: str) -> Index:
         for index in self.indexes:
@@ -283,6 +381,8 @@ class Lock:
     packages: tuple[LockedPackage, ...]
     phases: tuple[LockedPhase, ...]
     inputs: Mapping[str, Any]
+    rules: tuple[AppliedRule, ...] = ()  # the rules about its packages, by id
+    rules_version: str = ""  # the built-in rule set's version when it was made
 
     def package(self, name: str) -> LockedPackage | None:
         wanted = canonicalize_name(name)

@@ -1,6 +1,7 @@
-"""`envspec check`: a pre-flight of an environment against its lock and the spec's `[checks]`.
+"""`envspec check`: a pre-flight of an environment against its lock, the spec's `[checks]` and
+the compatibility rules.
 
-Five kinds, each result a `CheckResult`:
+Six kinds, each result a `CheckResult`:
 - installed: each distribution whose metadata is broken (unreadable or missing METADATA, no
   RECORD, several copies of one name) is a failure, named; nothing is said when all are sound;
 - drift: each locked package installed at its locked version (and commit); packages of
@@ -9,7 +10,10 @@ Five kinds, each result a `CheckResult`:
   environment's own marker environment, extras followed;
 - version: the spec's `versions = { numpy = "<2" }` rules;
 - import: each `module` or `module:attr` imported in a fresh interpreter with a timeout;
-  warnings raised or printed during the import are reported.
+  warnings raised or printed during the import are reported;
+- rules: the compatibility rules in force (`compat.evaluate`) against the installed versions,
+  in any environment: without a project (no `envspec.toml`) the built-in rules alone, and
+  only the checks that need no lock (installed, dependencies, rules).
 
 It lives in `apply` rather than `review` because it reads a live environment and starts
 processes (import probes), which only `apply.uv` may do. All but the import probes are pure.
@@ -32,9 +36,11 @@ from envspec.apply.environment import Environment
 from envspec.apply.events import Emit
 from envspec.apply.installed import load_installed
 from envspec.apply.plan import Installed, phases_upto
-from envspec.model import Checks, Lock, LockedPackage
+from envspec.apply.select import target_of
+from envspec.compat.evaluate import evaluate
+from envspec.model import Checks, Lock, LockedPackage, RuleSet
 
-Kind = Literal["installed", "drift", "dependencies", "version", "import"]
+Kind = Literal["installed", "drift", "dependencies", "version", "import", "rules"]
 _PROBE_WORKERS = 4
 
 
@@ -209,6 +215,29 @@ def version_rules(
     return results
 
 
+def rule_checks(
+    rules: RuleSet, installed: Iterable[Installed], markers: Mapping[str, str], target: str | None
+) -> list[CheckResult]:
+    """The compatibility rules against the installed versions (see `compat.evaluate`)."""
+    versions = {d.name: v for d in installed if (v := _parse(d.version)) is not None}
+    found = evaluate(rules, versions, markers, target)
+    results = [
+        CheckResult(kind="rules", subject=f.rule.id, ok=False, message=f.message)
+        for f in found.findings
+    ]
+    if results:
+        summary = f"{_count(len(results), 'compatibility rule')} broken"
+    elif found.applied:
+        held = "holds" if len(found.applied) == 1 else "hold"
+        summary = f"{_count(len(found.applied), 'compatibility rule')} {held}"
+    else:
+        summary = "no compatibility rule is about an installed distribution"
+    return [
+        CheckResult(kind="rules", subject="environment", ok=not results, message=summary),
+        *results,
+    ]
+
+
 def import_probes(env: Environment, imports: Sequence[str], timeout: float) -> list[CheckResult]:
     """Each import check in its own interpreter, a few at a time."""
 
@@ -234,9 +263,10 @@ def import_probes(env: Environment, imports: Sequence[str], timeout: float) -> l
 
 def run_checks(
     env: Environment,
-    lock: Lock,
+    lock: Lock | None,
     checks: Checks,
     *,
+    rules: RuleSet,
     phase: str | None = None,
     import_timeout: float = 120.0,
     emit: Emit,
@@ -244,13 +274,16 @@ def run_checks(
     """Every check; each result is emitted as a `check` event. True when all passed.
 
     With `phase` (a partial sync) only drift up to it and dependencies are checked: the
-    spec's rules and imports may need later phases."""
+    spec's rules, imports and the compatibility rules may need later phases. Without a
+    `lock` (an environment outside any project) there is no drift to check."""
     installed = load_installed(env, requires=True)
+    markers = env.marker_environment()
     results = broken(installed)
-    results += drift(lock, installed, phase)
-    results += dependencies(installed, env.marker_environment())
+    results += drift(lock, installed, phase) if lock is not None else []
+    results += dependencies(installed, markers)
     if phase is None:
         results += version_rules(checks.versions, installed)
+        results += rule_checks(rules, installed, markers, target_of(env))
         results += import_probes(env, checks.imports, import_timeout)
     for result in results:
         emit(

@@ -11,11 +11,14 @@ nothing of ``[tool.envspec]``; the tests validate every dumped lock with `packag
 What a lock holds: one file per package (a wheel or an sdist, as `model.Artifact`: name, URL,
 size, sha256, upload time) or a git source (``[packages.vcs]``); ``[packages.tool.envspec]``
 with the package's phase and who required it; ``[tool.envspec]`` with the target, the phases
-and the inputs the lock was made from. Index listing details (yanked, requires-python of the
-file, PEP 658 metadata) are not recorded. Packages are sorted by name, ``required-by`` is
-sorted, user names and passwords are removed from every URL (except an ssh account name), and
-upload times are written as UTC TOML date-times (read back as aware UTC `datetime`s). Inputs may
-hold strings, integers, floats, booleans, arrays and tables (no None: TOML has no null).
+and the inputs the lock was made from, and, when compatibility rules are about its packages,
+``[tool.envspec.rules]``: the built-in rule set's ``version`` and ``applied``, one
+``{id, sha256, source}`` per rule (``sha256``: a digest of what the rule says). Index
+listing details (yanked, requires-python of the file, PEP 658 metadata) are not recorded.
+Packages are sorted by name, ``required-by`` is sorted, user names and passwords are removed
+from every URL (except an ssh account name), and upload times are written as UTC TOML
+date-times (read back as aware UTC `datetime`s). Inputs may hold strings, integers, floats,
+booleans, arrays and tables (no None: TOML has no null).
 Reading ignores keys it does not know (a newer 1.x lock may add some).
 
 Errors are `LockFileError` (exit 2); ``str(error)`` is ``<file>: <path>: <message>``:

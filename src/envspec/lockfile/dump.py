@@ -35,6 +35,8 @@ def dump_lock(lock: Lock) -> str:
     envspec = tomlkit.table()
     envspec["target"] = lock.target
     envspec["phases"] = _lines([_phase_entry(phase) for phase in lock.phases])
+    if lock.rules:  # none: no table, so a lock no rule is about keeps its bytes
+        envspec["rules"] = _rules_table(lock)
     envspec["inputs"] = _table(lock.inputs, "tool.envspec.inputs")
     doc["tool"] = _super(envspec=envspec)
     return tomlkit.dumps(doc)
@@ -105,6 +107,19 @@ def _phase_entry(phase: LockedPhase) -> InlineTable:
     if phase.skipped is not None:
         entry["skipped"] = phase.skipped
     return entry
+
+
+def _rules_table(lock: Lock) -> TomlTable:
+    """The compatibility rules about the lock's packages, with the built-in set's version."""
+    table = tomlkit.table()
+    table["version"] = lock.rules_version
+    entries = []
+    for rule in lock.rules:
+        entry = tomlkit.inline_table()
+        entry.update({"id": rule.id, "sha256": rule.sha256, "source": rule.source})
+        entries.append(entry)
+    table["applied"] = _lines(entries, always=True)
+    return table
 
 
 def _super(**tables: TomlTable) -> TomlTable:

@@ -30,7 +30,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import LockFileError
-from envspec.model import Artifact, Lock, LockedPackage, LockedPhase, VcsSource
+from envspec.model import AppliedRule, Artifact, Lock, LockedPackage, LockedPhase, VcsSource
 from envspec.secret import redact
 from envspec.tomlread import Doc, Table, loads
 
@@ -60,6 +60,7 @@ def parse_lock(text: str, *, path: str) -> Lock:
         )
     if "packages" not in root:
         root.fail("missing required key 'packages'")
+    rules = envspec.table("rules")
     return Lock(
         target=envspec.required_string("target"),
         requires_python=_check_requires_python(root),
@@ -67,6 +68,17 @@ def parse_lock(text: str, *, path: str) -> Lock:
         packages=tuple(_package(table) for table in root.tables("packages")),
         phases=tuple(_phase(table) for table in envspec.tables("phases")),
         inputs=envspec.value("inputs", dict, required=True) or {},
+        rules=tuple(_applied_rule(t) for t in rules.tables("applied")) if rules else (),
+        rules_version=(rules.string("version") or "") if rules else "",
+    )
+
+
+def _applied_rule(table: Table) -> AppliedRule:
+    """One entry of ``[tool.envspec.rules] applied``: the rules about the lock's packages."""
+    return AppliedRule(
+        id=table.required_string("id"),
+        sha256=table.required_string("sha256"),
+        source=table.required_string("source"),
     )
 
 

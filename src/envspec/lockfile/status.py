@@ -1,7 +1,9 @@
 """Where each target's lock stands against the spec: fresh, stale or missing.
 
-Reads the locks and compares their recorded inputs with the spec's (`envspec.inputs`);
-no resolver and no network, so an unchanged relock or `lock --check` costs next to nothing.
+Reads the locks and compares their recorded inputs with the spec's, and the rules about
+their packages with the rules in force (`envspec.inputs`); no resolver and no network, so an
+unchanged relock or `lock --check` costs next to nothing. A lock made stale by the rules says
+which (`reason`: ``rule torchao-torch changed``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from envspec.inputs import lock_inputs
+from envspec.inputs import applied_rules, lock_inputs, rule_changes
 from envspec.lockfile import load_lock, lock_path
 from envspec.model import Lock, Spec
 from envspec.targets import make_target
@@ -27,6 +29,7 @@ class TargetStatus:
     path: Path
     state: State
     previous: Lock | None
+    reason: str = ""  # why a stale lock is stale, when the rules made it so
 
 
 def lock_status(spec: Spec, project: Path, targets: Sequence[str]) -> list[TargetStatus]:
@@ -39,7 +42,14 @@ def lock_status(spec: Spec, project: Path, targets: Sequence[str]) -> list[Targe
             out.append(TargetStatus(target=name, path=path, state="missing", previous=None))
             continue
         previous = load_lock(path)
-        fresh = previous.inputs == lock_inputs(spec, target)
+        changes = rule_changes(
+            previous.rules, applied_rules(spec.rules, target, previous.packages)
+        )
+        fresh = previous.inputs == lock_inputs(spec, target) and not changes
         state: State = "fresh" if fresh else "stale"
-        out.append(TargetStatus(target=name, path=path, state=state, previous=previous))
+        out.append(
+            TargetStatus(
+                target=name, path=path, state=state, previous=previous, reason=", ".join(changes)
+            )
+        )
     return out

@@ -11,6 +11,11 @@ version matching at all on the index the name was looked up on (and why that ind
 phase's routing, or the first index that has the name), no file of a matching version fitting
 the target (`fit.no_fit_reason`: the cause and the fix), a yanked or pre-release version, a
 candidate rejected for unreadable metadata, or a dead end the pruner proved.
+
+A requirement a compatibility rule added says so, with the rule's id and source, and a dead
+end at the bottom of which is a rule is told from the requirement that led there: ``torchao>=0.13
+(phase rest) needs torch>=2.6.0 by rule torchao-torch (pytorch/ao#2919), which conflicts with
+torch==2.4.0 (phase torch)`` — the loosest of what the rule asks of every version admitted.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 
+from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 from resolvelib.structs import RequirementInformation
@@ -25,9 +31,12 @@ from resolvelib.structs import RequirementInformation
 from envspec.model import Target, Yank
 from envspec.resolve.files import FileChoice
 from envspec.resolve.fit import no_fit_reason
+from envspec.resolve.prune import DEPTH
 from envspec.resolve.values import CONSTRAINT, PYTHON, UNUSABLE, Candidate, Origin, Req
 
 Causes = Collection[RequirementInformation[Req, Candidate]]
+Dooming = Callable[[Req], "list[Req] | None"]
+_LOWER, _UPPER = (">=", ">", "==", "~="), ("<=", "<", "==")
 
 
 def explain(
@@ -39,10 +48,12 @@ def explain(
     culprit: Callable[[Req], Req | None] | None = None,
     fixed: Mapping[NormalizedName, Sequence[Req]] | None = None,
     files: FileChoice | None = None,
+    dooming: Dooming | None = None,
 ) -> str:
     """One line: for each name in conflict, who required what, and what really stood in the
     way. `culprit` finds the bottom of a dead end the pruner proved (see prune.py), told
-    against `fixed`, the spec's bounds; `files` says what the index lists for a name."""
+    against `fixed`, the spec's bounds, and `dooming` what led each version there; `files`
+    says what the index lists for a name."""
     by_name: dict[str, list[Req]] = {}
     for cause in causes:
         reqs = by_name.setdefault(cause.requirement.name, [])
@@ -61,10 +72,18 @@ def explain(
         if len(said) == 1 and name in missing:
             parts.append(f"{said[0]} is not on any index")
         elif len(said) == 1 and (dead := culprit and culprit(reqs[0])):
-            parts.append(_dead_end(dead, reqs[0], fixed or {}, target, files))
+            parts.append(_dead_end(dead, reqs[0], fixed or {}, target, files, dooming=dooming))
         elif files is not None:
             parts.append(
-                _unmet(NormalizedName(name), bounds, files, target, culprit=culprit, fixed=fixed)
+                _unmet(
+                    NormalizedName(name),
+                    bounds,
+                    files,
+                    target,
+                    culprit=culprit,
+                    fixed=fixed,
+                    dooming=dooming,
+                )
             )
         elif len(said) == 1:
             parts.append(f"no version of {name} for {target.name} matches {said[0]}")
@@ -76,7 +95,14 @@ def explain(
 def _said(req: Req) -> str:
     if req.origin.parent == CONSTRAINT:
         return f"constraint {req.text}"
-    return f"{req.text} {req.origin.describe()}"
+    if req.constraint:  # a rule's: it bounds the name for its parent
+        where = f"phase {req.origin.phase}" if req.origin.phase else "the spec"
+        return f"constraint {req.text} of {req.origin.parent} ({where}){_by_rule(req)}"
+    return f"{req.text} {req.origin.describe()}{_by_rule(req)}"
+
+
+def _by_rule(req: Req) -> str:
+    return f" by rule {req.origin.rule} ({req.origin.cite})" if req.origin.rule else ""
 
 
 def _unmet(
@@ -87,6 +113,7 @@ def _unmet(
     *,
     culprit: Callable[[Req], Req | None] | None,
     fixed: Mapping[NormalizedName, Sequence[Req]] | None,
+    dooming: Dooming | None = None,
 ) -> str:
     """Requirements on one name nothing met: a real conflict only when no version the index
     lists satisfies them all; else what kept each such version out."""
@@ -121,7 +148,7 @@ def _unmet(
     if files.versions(name, specifiers, set(), user):
         dead = next((d for r in bounds if culprit and (d := culprit(r))), None)
         if dead is not None:
-            return _dead_end(dead, bounds[0], fixed or {}, target, files)
+            return _dead_end(dead, bounds[0], fixed or {}, target, files, dooming=dooming)
         return (
             f"{' and '.join(said)}: every version of {name} they admit on {target.name} "
             "was ruled out by the other requirements"
@@ -172,8 +199,14 @@ def _dead_end(
     fixed: Mapping[NormalizedName, Sequence[Req]],
     target: Target,
     files: FileChoice | None,
+    *,
+    dooming: Dooming | None = None,
 ) -> str:
     """The spec's own bound on a name against the dependency `root` led to that breaks it."""
+    if dead.origin.rule and dooming is not None:
+        told = _rule_dead_end(root, fixed, files, dooming)
+        if told:
+            return told
     if dead.key == PYTHON:
         return _python(dead, target)
     if dead.key == UNUSABLE:
@@ -188,11 +221,71 @@ def _dead_end(
         )
         return _unmet(dead.name, [*mine, shown, *theirs], files, target, culprit=None, fixed=fixed)
     said = [f"{r.text} {r.origin.describe()}" for r in bounds if r.origin.parent is None]
-    said.append(f"{dead.text} required by {dead.origin.parent} ({where})")
+    said.append(f"{dead.text} required by {dead.origin.parent} ({where}){_by_rule(dead)}")
     said += [f"constraint {r.text}" for r in bounds if r.origin.parent is not None]
     if len(said) == 1:
         return f"no version of {dead.name} for {target.name} matches {said[0]}"
     return " conflicts with ".join(said)
+
+
+def _rule_dead_end(
+    root: Req,
+    fixed: Mapping[NormalizedName, Sequence[Req]],
+    files: FileChoice | None,
+    dooming: Dooming,
+) -> str:
+    """`root` leads (through the newest version at each step) to versions that all need what
+    one rule adds, which no version meets together with the spec's own bounds: said from
+    `root`, with the loosest of the rule's requirements; "" when the dead end is not that."""
+    hops: list[Req] = []
+    req = root
+    while True:
+        via = dooming(req)
+        if not via or len(hops) > DEPTH:
+            return ""
+        if all(v.origin.rule and dooming(v) == [] for v in via):
+            break
+        req = via[0]
+        hops.append(req)
+    named = {(v.origin.rule, v.name) for v in via}
+    bounds = [r for r in fixed.get(via[0].name, ()) if r.origin.parent in (None, CONSTRAINT)]
+    bounds = [r for r in bounds if r.specifier]
+    needs = _loosest(via)
+    if len(named) != 1 or not bounds or needs is None:
+        return ""
+    probes = set(files.listed(via[0].name)) if files is not None else set()
+    probes |= {v for r in (*via, *bounds) for v in _named_versions(r)}
+    if any(needs.contains(v, prereleases=True) and all(
+        b.specifier.contains(v, prereleases=True) for b in bounds
+    ) for v in probes):
+        return ""  # not a conflict of versions: the generic explanation says what it is
+    steps = "".join(f" needs {hop.text}, which" for hop in hops)
+    rule = f"by rule {via[0].origin.rule} ({via[0].origin.cite})"
+    against = " and ".join(_said(b) for b in bounds)
+    return f"{_said(root)}{steps} needs {via[0].name}{needs} {rule}, which conflicts with {against}"
+
+
+def _loosest(reqs: Sequence[Req]) -> SpecifierSet | None:
+    """What every one of `reqs` asks at least: the lowest of their lower bounds (or else the
+    highest of their upper bounds); None when they share no such bound."""
+    for operators, pick, widened in ((_LOWER, min, ">="), (_UPPER, max, "<=")):
+        ends = [_end(req, operators, pick) for req in reqs]
+        if all(ends):
+            version, operator = pick(e for e in ends if e)
+            return SpecifierSet(f"{operator if operator in ('>', '<') else widened}{version}")
+    return None
+
+
+def _end(
+    req: Req, operators: tuple[str, ...], pick: Callable[..., tuple[Version, str]]
+) -> tuple[Version, str] | None:
+    """`req`'s own lowest (`min`) or highest (`max`) bound among `operators`."""
+    ends = [
+        (Version(s.version), s.operator)
+        for s in req.specifier
+        if s.operator in operators and "*" not in s.version
+    ]
+    return pick(ends) if ends else None
 
 
 def _python(req: Req, target: Target) -> str:

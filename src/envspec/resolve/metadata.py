@@ -3,8 +3,9 @@
 `Source`, another platform's wheel of the same version standing in for an sdist (as uv does:
 a version's wheels share their metadata), or a PEP 517 build on this machine.
 
-Issue 11's compatibility rules, metadata patches, apply here too: to what this returns, from
-one more per-name mapping of the `Rules`.
+What the compatibility rules in force add (`Rules.patches_for`) comes with it, whatever the
+source: a candidate's metadata is `Patched`, the distribution's own and the rules' additions,
+as if upstream had declared them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from envspec.errors import BuildNeeded, EnvspecError
 from envspec.model import Artifact, DistMetadata
 from envspec.resolve.direct import DirectRefs, DirectSource, HostBuilds
 from envspec.resolve.files import FileChoice, Listing
-from envspec.resolve.rules import Rules
+from envspec.resolve.rules import Patch, Rules
 from envspec.resolve.values import Candidate
 
 log = logging.getLogger("envspec")
@@ -45,6 +46,14 @@ class SourceFailed(Exception):
         self.error = error
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Patched:
+    """A candidate's metadata and what the compatibility rules add to it."""
+
+    dist: DistMetadata
+    patches: tuple[Patch, ...] = ()
+
+
 @dataclass(kw_only=True, slots=True)
 class CandidateMetadata:
     """The metadata of one target's candidates (the source and the refs memoize it)."""
@@ -55,8 +64,15 @@ class CandidateMetadata:
     files: FileChoice
     builds: HostBuilds  # warns when metadata built here serves another target
 
-    def __call__(self, candidate: Candidate) -> DistMetadata:
-        """A candidate's metadata, cheapest source first (see the module docstring)."""
+    def __call__(self, candidate: Candidate) -> Patched:
+        """A candidate's metadata, cheapest source first, and the rules' patches to it."""
+        return Patched(
+            dist=self._own(candidate),
+            patches=self.rules.patches_for(candidate.name, candidate.version),
+        )
+
+    def _own(self, candidate: Candidate) -> DistMetadata:
+        """The distribution's own metadata (see the module docstring)."""
         if candidate.url:
             return self.refs.metadata(candidate)
         declared = self.rules.declared_for(candidate.name, candidate.version)

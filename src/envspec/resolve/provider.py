@@ -2,9 +2,10 @@
 
 The provider does no I/O of its own: files and metadata come through a `Source` (the
 index finder in production), and every rule of resolution — routing, constraints, overrides,
-declared metadata, extras, kept pins, direct references — through one immutable `Rules`
-value. What it holds besides are the memos that keep resolvelib's repeated questions cheap
-while it backtracks.
+declared metadata, compatibility rules, extras, kept pins, direct references — through one
+immutable `Rules` value. What it holds besides are the memos that keep resolvelib's repeated
+questions cheap while it backtracks. (A little over 400 lines: resolvelib's provider API is one
+class, and its answers are kept together rather than spread over helpers that share its memos.)
 
 A source that fails while resolvelib asks about an identifier (a git repository that cannot
 be read, an sdist whose build fails, an index that does not answer) is raised as
@@ -14,6 +15,7 @@ phases reach it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,7 +35,7 @@ from envspec.resolve.direct import DirectRefs, HostBuilds
 from envspec.resolve.files import FileChoice
 from envspec.resolve.metadata import CandidateMetadata, Source, SourceFailed
 from envspec.resolve.prune import Pruner
-from envspec.resolve.rules import Rules
+from envspec.resolve.rules import Patch, Rules
 from envspec.resolve.values import (
     PSEUDO,
     PYTHON,
@@ -41,6 +43,7 @@ from envspec.resolve.values import (
     Candidate,
     Origin,
     Req,
+    absent,
     pin,
     python_req,
     to_req,
@@ -85,6 +88,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     _matches_memo: dict[tuple[object, ...], list[Candidate]] = field(
         default_factory=dict, init=False
     )
+    _absent: dict[NormalizedName, Candidate] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         rules = self.rules
@@ -236,6 +240,9 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             python = Candidate(key=PYTHON, name=NormalizedName(PYTHON), version=version)
             return [python] if ok else []
         name, extras = reqs[0].name, reqs[0].extras
+        if all(r.constraint for r in reqs):  # only rules' constraints: see `resolve.rules`
+            gone = any(c.absent for c in incompatibilities[identifier])
+            return [] if gone else [self._absent.setdefault(name, absent(name))]
         bad = {c.version for c in incompatibilities[identifier]}
         if extras:  # the plain name's requirements bound its extras too
             reqs += requirements.get(name, ())
@@ -292,12 +299,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         return found
 
     def _note_phase(self, identifier: str, reqs: Sequence[Req]) -> None:
-        for req in reqs:
-            if req.origin.phase and identifier not in self.phase_of:
+        for req in reqs:  # a rule's constraint brings nothing into its parent's phase
+            if req.origin.phase and not req.constraint and identifier not in self.phase_of:
                 self.phase_of[identifier] = req.origin.phase
 
     # -- dependencies --------------------------------------------------------------------
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        if candidate.absent:  # not installed meets a constraint, and nothing else
+            return requirement.constraint
         if requirement.url and candidate.url is None and candidate.key != PYTHON:
             return False  # an index file never stands for a direct reference
         # resolvelib asks the same question for every pin it re-checks while backtracking.
@@ -318,13 +327,13 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def _memo_dependencies(self, candidate: Candidate) -> list[Req]:
         """`get_dependencies` for the pruner and the explanation, whose failures belong to
         whoever asked them (see `find_matches`)."""
-        if candidate.key == PYTHON:
+        if candidate.key == PYTHON or candidate.absent:
             return []
         key = (candidate.key, candidate.version)
         if key not in self._deps_memo:
             deps = self._dependencies(candidate)
             self._deps_memo[key] = deps
-            self.prefetch(d.name for d in deps)
+            self.prefetch(d.name for d in deps if not d.constraint)
         return self._deps_memo[key]
 
     def prefetch(self, names: Iterable[NormalizedName]) -> None:
@@ -337,23 +346,40 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         phase = self.phase_of.get(candidate.key) or self.phase_of.get(candidate.name)
         origin = Origin(phase=phase, parent=f"{candidate.name} {candidate.version}")
         try:
-            meta = self.metadata(candidate)
+            patched = self.metadata(candidate)
         except UnreadableMetadata as exc:
             if candidate.url:  # a source the spec names itself: its failure is the user's to see
                 raise
             return [self._rejected(candidate, exc, origin)]
+        meta = patched.dist
         deps: list[Req] = []
         if candidate.extras:
             deps.append(pin(candidate, origin))
         elif meta.requires_python:
             deps.append(python_req(meta.requires_python, origin))
         for requirement in meta.requires_dist:
-            if not self._wanted(requirement, candidate.extras):
-                continue
-            chosen = self.rules.overrides.get(canonicalize_name(requirement.name), requirement)
-            if chosen is requirement or self.rules.target.evaluate(chosen.marker):
-                deps.append(to_req(chosen, origin))
+            if self._wanted(requirement, candidate.extras):
+                deps += self._chosen(requirement, origin)
+        if not candidate.extras:  # the plain name's: its extras pin it
+            for patch in patched.patches:
+                deps += self._patch(patch, origin)
         return deps
+
+    def _chosen(
+        self, requirement: Requirement, origin: Origin, constraint: bool = False
+    ) -> list[Req]:
+        """A wanted requirement as the resolver takes it: an override replaces it."""
+        chosen = self.rules.overrides.get(canonicalize_name(requirement.name), requirement)
+        if chosen is requirement or self.rules.target.evaluate(chosen.marker):
+            return [to_req(chosen, origin, constraint=constraint)]
+        return []
+
+    def _patch(self, patch: Patch, origin: Origin) -> list[Req]:
+        """What a compatibility rule adds, as if the candidate's metadata had declared it."""
+        if not self._wanted(patch.requirement, frozenset()):
+            return []
+        by_rule = dataclasses.replace(origin, rule=patch.rule, cite=patch.cite)
+        return self._chosen(patch.requirement, by_rule, patch.constraint)
 
     def _rejected(self, candidate: Candidate, exc: UnreadableMetadata, origin: Origin) -> Req:
         if (candidate.name, candidate.version) not in self.rejected:

@@ -39,8 +39,10 @@ class Pruner:
     fixed: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
     direct: Collection[NormalizedName] = ()  # names the spec requires by URL: never on an index
     prefetch: Callable[[Iterable[Artifact]], None] = lambda artifacts: None
-    # (identifier, version) → the dependency that dooms it (None: viable)
+    # (identifier, version) → the dependency at the bottom of its dead end (None: viable)
     _memo: dict[tuple[str, Version], Req | None] = field(default_factory=dict)
+    # (identifier, version) → its own dependency that leads there
+    _via: dict[tuple[str, Version], Req] = field(default_factory=dict)
     _versions_memo: dict[tuple[str, str], list[tuple[Version, Artifact]]] = field(
         default_factory=dict
     )
@@ -68,6 +70,20 @@ class Pruner:
             return None
         return self._culprit(self.make(requirement.name, *found[0]), 0)
 
+    def dooming(self, requirement: Req) -> list[Req] | None:
+        """Why every version `requirement` admits is doomed: each one's own dependency that
+        leads to its dead end, newest first; [] when it admits no version at all; None when
+        one of them is viable (or `requirement` is not an index requirement)."""
+        if requirement.key in PSEUDO or requirement.url is not None or requirement.constraint:
+            return None
+        out = []
+        for version, artifact in self._matching(requirement):
+            candidate = self.make(requirement.name, version, artifact)
+            if self._culprit(candidate, 0) is None:
+                return None
+            out.append(self._via[(candidate.key, candidate.version)])
+        return out
+
     def _matching(self, dep: Req) -> list[tuple[Version, Artifact]]:
         key = (dep.name, str(dep.specifier))
         if key not in self._versions_memo:
@@ -88,7 +104,7 @@ class Pruner:
         for dep in deps:
             found = self._dead_end(dep, depth + 1)
             if found is not None:
-                self._memo[key] = found
+                self._memo[key], self._via[key] = found, dep
                 break
         return self._memo[key]
 
@@ -107,8 +123,8 @@ class Pruner:
             return None if dep.specifier.contains(self.python, prereleases=True) else dep
         if dep.key == UNUSABLE:
             return dep
-        if dep.url is not None or dep.name in self.direct:
-            return None
+        if dep.url is not None or dep.name in self.direct or dep.constraint:
+            return None  # a rule's constraint is met by the name's absence
         bottom: Req | None = dep
         for version, artifact in self._matching(dep):
             culprit = self._culprit(self.make(dep.name, version, artifact), depth)

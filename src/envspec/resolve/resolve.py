@@ -17,7 +17,7 @@ from resolvelib import Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep, Result
 
 from envspec.errors import OfflineError, ResolutionError
-from envspec.inputs import lock_inputs
+from envspec.inputs import applied_rules, lock_inputs
 from envspec.model import SPEC_ROOT, Artifact, Lock, LockedPackage, LockedPhase, Phase, Spec, Target
 from envspec.resolve.direct import HostBuilds
 from envspec.resolve.explain import explain, phases_in_conflict
@@ -102,6 +102,7 @@ def _conflict(
         culprit=provider.pruner.culprit,
         fixed=provider.rules.fixed,
         files=provider.files,
+        dooming=provider.pruner.dooming,
     )
     involved = phases_in_conflict(exc.causes) & {p.name for p in active if p.optional}
     if not involved:
@@ -143,7 +144,7 @@ def _lock(
     parents = _parents(result)
     packages = []
     for key, candidate in sorted(result.mapping.items()):
-        if key == PYTHON or candidate.extras:
+        if key == PYTHON or candidate.extras or candidate.absent:
             continue
         artifact = candidate.artifact
         if artifact is not None and (artifact.sha256 is None or artifact.size is None):
@@ -176,6 +177,8 @@ def _lock(
         packages=tuple(packages),
         phases=locked_phases,
         inputs=lock_inputs(spec, target),
+        rules=applied_rules(spec.rules, target, packages),
+        rules_version=spec.rules.version,
     )
 
 
@@ -185,6 +188,11 @@ def _base(key: str) -> str:
 
 def _phase_membership(roots: Sequence[Req], result: Result[Req, Candidate, str]) -> dict[str, str]:
     """Each package's phase: the earliest phase whose requirements reach it."""
+    children: dict[str, set[str]] = {}
+    for key, parents in _requirers(result).items():
+        for parent in parents:
+            if parent is not None:
+                children.setdefault(parent, set()).add(key)
     phase_of: dict[str, str] = {}
     visited: set[str] = set()
     for root in roots:  # in phase order, so the first phase to reach a name keeps it
@@ -192,23 +200,40 @@ def _phase_membership(roots: Sequence[Req], result: Result[Req, Candidate, str])
         stack = [root.key]
         while stack:
             key = stack.pop()
-            if key in visited or key not in result.mapping:
+            if key in visited or key not in result.mapping or result.mapping[key].absent:
                 continue
             visited.add(key)
             phase_of.setdefault(_base(key), root.origin.phase)
-            stack.extend(k for k in result.graph.iter_children(key) if k is not None)
+            stack.extend(sorted(children.get(key, ())))
     return phase_of
 
 
 def _parents(result: Result[Req, Candidate, str]) -> dict[str, set[str]]:
     parents: dict[str, set[str]] = {}
-    for key in result.mapping:
+    for key, requirers in _requirers(result).items():
         name = _base(key)
-        for parent in result.graph.iter_parents(key):
+        for parent in requirers:
             label = SPEC_ROOT if parent is None else _base(parent)
             if label not in (name, PYTHON):
                 parents.setdefault(name, set()).add(label)
     return parents
+
+
+def _requirers(result: Result[Req, Candidate, str]) -> dict[str, set[str | None]]:
+    """Who requires each installed pin (None: the spec), as resolvelib's graph has it but
+    without a rule's constraints: a constraint bounds a name, it does not require it."""
+    keys = {id(candidate): key for key, candidate in result.mapping.items()}
+    out: dict[str, set[str | None]] = {}
+    for key, candidate in result.mapping.items():
+        if candidate.absent:
+            continue
+        for info in result.criteria[key].information:
+            if info.requirement.constraint:
+                continue
+            parent = None if info.parent is None else keys.get(id(info.parent))
+            if info.parent is None or parent is not None:
+                out.setdefault(key, set()).add(parent)
+    return out
 
 
 def _missing(provider: Provider) -> set[str]:

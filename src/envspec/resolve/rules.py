@@ -8,10 +8,28 @@ changed while resolvelib runs. The direct references are checked here, before an
 fetched: each URL parses, and no name is required from two URLs.
 
 Per-name rules are mappings by canonical name, read in one place each: `declared_for` for
-metadata that stands in for a distribution's own (`[[resolution.dependency-metadata]]`), read
-by `metadata.CandidateMetadata`. The compatibility rules of issue 11 act as metadata patches;
-they join as one more mapping (name → patches) applied there, beside `declared_for`, with no
-other part of the resolver changed.
+metadata that stands in for a distribution's own (`[[resolution.dependency-metadata]]`), and
+`patches_for` for what the compatibility rules in force on this target add to it, both read
+by `metadata.CandidateMetadata`, so every candidate's dependencies are its metadata as if
+upstream had declared the rules.
+
+A rule adds two kinds of patch. A requirement (`torch>=2.6.0,<=2.8.0` for torchao 0.13.0)
+is one like any other. A constraint (`numpy<2` for torch 2.4.0 on Windows) bounds a name
+only when something else brings it in; resolvelib has no such notion, so a constraint joins
+the candidate's dependencies as a requirement marked `constraint`, and a name that only such
+requirements ask for gets one candidate, `values.absent(name)`: "not installed", which
+satisfies constraints and nothing else (`Provider.is_satisfied_by`). Why that is sound:
+
+- resolvelib ends only when every name's pin satisfies every requirement on it. A name pinned
+  `absent` is asked for by constraints only (any real requirement rejects that pin, and
+  resolvelib re-pins the name from the candidates meeting all its requirements, constraints
+  included); a name pinned to a version meets its constraints like any bound. So in a
+  result, every constraint of a chosen candidate holds for the name whenever it is installed.
+- A constraint never brings a name in: while only constraints ask for it, `absent` is its
+  only candidate, and an absent name is left out of the lock (`resolve._lock`).
+- Nothing is given up: `absent` has no dependencies, so it takes part in backtracking like
+  any one-candidate name (resolvelib may mark it incompatible in a state it backjumps past;
+  that state is dropped with it), and the pruner counts a constraint as always viable.
 """
 
 from __future__ import annotations
@@ -33,6 +51,9 @@ from envspec.model import (
     Lock,
     Phase,
     Resolution,
+    Rule,
+    RuleCase,
+    RuleSet,
     Spec,
     Target,
     VcsSource,
@@ -41,6 +62,16 @@ from envspec.resolve.values import CONSTRAINT, Origin, Req, to_req
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Patch:
+    """One requirement a compatibility rule adds to a candidate's metadata."""
+
+    requirement: Requirement
+    constraint: bool  # bounds the name only when something else requires it
+    rule: str  # the rule's id
+    cite: str  # its source, short
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)
@@ -61,6 +92,8 @@ class Rules:
     where: Mapping[str, str]  # where the spec gives each URL (`phases[i].requirements[j]`)
     kept: Mapping[NormalizedName, VcsSource]  # the previous lock's git commits
     no_build: frozenset[str]  # `[resolution] no-build`: canonical names or ":all:"
+    # The compatibility rules in force, by package: each case that holds on this target.
+    compat: Mapping[NormalizedName, tuple[tuple[Rule, RuleCase], ...]]
 
     def declared_for(self, name: NormalizedName, version: Version) -> DistMetadata | None:
         """The spec's metadata for `name` at `version`, when it declares some for it."""
@@ -68,6 +101,25 @@ class Rules:
         if declared is None or declared.version not in (None, version):
             return None
         return declared.as_metadata(version)
+
+    def patches_for(self, name: NormalizedName, version: Version) -> tuple[Patch, ...]:
+        """What the compatibility rules add to `name` `version`'s metadata on this target."""
+        out: list[Patch] = []
+        for rule, case in self.compat.get(name, ()):
+            if case.covers(version):
+                for requirement, constraint in (
+                    *((r, False) for r in case.requires),
+                    *((r, True) for r in case.constraints),
+                ):
+                    out.append(
+                        Patch(
+                            requirement=requirement,
+                            constraint=constraint,
+                            rule=rule.id,
+                            cite=rule.cite,
+                        )
+                    )
+        return tuple(out)
 
     def builds(self, name: NormalizedName) -> bool:
         """Whether `[resolution] no-build` lets `name`'s metadata come from a build."""
@@ -116,7 +168,20 @@ def rules_for(
             else {}
         ),
         no_build=frozenset(res.no_build),
+        compat=_frozen(_compat(spec.rules, target)),
     )
+
+
+def _compat(
+    rules: RuleSet, target: Target
+) -> dict[NormalizedName, tuple[tuple[Rule, RuleCase], ...]]:
+    environment = target.environment()
+    out: dict[NormalizedName, tuple[tuple[Rule, RuleCase], ...]] = {}
+    for rule in rules.rules:
+        cases = tuple((rule, c) for c in rule.cases if c.holds(environment, target.name))
+        if cases:
+            out[rule.package] = out.get(rule.package, ()) + cases
+    return out
 
 
 def _frozen(mapping: Mapping[K, V]) -> Mapping[K, V]:

@@ -7,6 +7,10 @@ Identifiers are a canonical name, `name[extra,...]` for a name with extras (whos
 depends on the plain name pinned to the same version, as pip does), and `<python>` for the
 target interpreter, so a `Requires-Python` takes part in backtracking like any requirement;
 `<unusable>` is what a candidate with unreadable metadata depends on (never satisfied).
+
+A compatibility rule's constraint (`Req.constraint`) bounds a name without requiring it: a
+name that only constraints ask for has one candidate, `absent(name)`, which satisfies
+constraints and nothing else (see `resolve.rules` for why that is sound in resolvelib).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class Origin:
 
     phase: str | None
     parent: str | None = None  # "name version" of the requiring package; None from the spec
+    rule: str | None = None  # the compatibility rule that added it to the parent's metadata
+    cite: str = ""  # that rule's source, short (`pytorch/ao#2919`)
 
     def describe(self) -> str:
         where = f"phase {self.phase}" if self.phase else "the spec"
@@ -52,6 +58,7 @@ class Req:
     origin: Origin
     text: str
     url: str | None = None  # a direct reference (`name @ URL`)
+    constraint: bool = False  # bounds the name only when something else requires it
 
     def __str__(self) -> str:
         return self.text
@@ -69,9 +76,15 @@ class Candidate:
     index: Index | None = None
     url: str | None = None  # the direct reference this candidate was made from
     vcs: VcsSource | None = None  # a git direct reference's pinned commit
+    absent: bool = False  # the name not installed at all: only constraints ask for it
 
     def __repr__(self) -> str:
-        return f"{self.key} {self.version}"
+        return f"{self.key} (absent)" if self.absent else f"{self.key} {self.version}"
+
+
+def absent(name: NormalizedName) -> Candidate:
+    """The candidate that stands for `name` not being installed (its version means nothing)."""
+    return Candidate(key=name, name=name, version=Version("0"), absent=True)
 
 
 def make_key(name: NormalizedName, extras: Iterable[str]) -> str:
@@ -79,7 +92,7 @@ def make_key(name: NormalizedName, extras: Iterable[str]) -> str:
     return f"{name}[{','.join(extras)}]" if extras else name
 
 
-def to_req(requirement: Requirement, origin: Origin) -> Req:
+def to_req(requirement: Requirement, origin: Origin, *, constraint: bool = False) -> Req:
     name = canonicalize_name(requirement.name)
     extras = frozenset(canonicalize_name(e) for e in requirement.extras)
     text = str(requirement).split(";", 1)[0].strip()
@@ -91,6 +104,7 @@ def to_req(requirement: Requirement, origin: Origin) -> Req:
         origin=origin,
         text=text,
         url=requirement.url,
+        constraint=constraint,
     )
 
 

@@ -53,6 +53,13 @@ ones of `tomlread` (invalid TOML, ``expected a string, got integer``,
   ``invalid requires-python '>=3.x'`` · ``duplicate dependency-metadata for 'x'``
 - ``invalid import check 'a b'`` · ``invalid version specifier '<<2'`` ·
   ``duplicate package 'numpy'``
+- ``[[rules]]`` (project compatibility rules) and ``[resolution] ignore-rules``: the messages
+  of `compat.parse`, e.g. ``rules[0].constraints[0]: constraint 'numpy[dev]<2' may not have
+  extras`` · ``resolution.ignore-rules[0]: unknown rule 'torchao-torhc'`` (hint ``did you
+  mean 'torchao-torch'?``)
+
+`Spec.rules` is the set in force: the built-in rules (`compat.load_builtin_rules`, or the
+`builtin` given to `parse_spec`) less the ignored ones, then the project's own.
 """
 
 from __future__ import annotations

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Collection
 from typing import cast
 
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName
 
+from envspec.compat.parse import check_ignored
 from envspec.errors import did_you_mean
 from envspec.model import Checks, DependencyMetadata, Prereleases, Resolution
 from envspec.secret import redact
@@ -26,13 +28,15 @@ _RESOLUTION_KEYS = (
     "no-build",
     "no-binary",
     "dependency-metadata",
+    "ignore-rules",
 )
 _METADATA_KEYS = ("name", "version", "requires-dist", "requires-python", "provides-extra")
 _PRERELEASES = ("allow", "disallow", "if-necessary")
 _IMPORT = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?")
 
 
-def resolution(table: Table | None) -> Resolution:
+def resolution(table: Table | None, rule_ids: Collection[str]) -> Resolution:
+    """`[resolution]`; `rule_ids` are the compatibility rules `ignore-rules` may name."""
     if table is None:
         return Resolution()
     table.check_keys(_RESOLUTION_KEYS)
@@ -44,6 +48,7 @@ def resolution(table: Table | None) -> Resolution:
         no_build=name_list(table, "no-build", allow_all=True),
         no_binary=name_list(table, "no-binary", allow_all=True),
         dependency_metadata=_dependency_metadata(table),
+        ignore_rules=check_ignored(table, "ignore-rules", rule_ids),
     )
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from envspec import targets as known_targets
+from envspec.compat import load_builtin_rules
+from envspec.compat.parse import parse_rules
 from envspec.errors import SpecError
-from envspec.model import Index, Spec, TargetSettings
+from envspec.model import Index, RuleSet, Spec, TargetSettings
 from envspec.secret import UnsetVariable, expand
 from envspec.spec.options import checks, resolution
 from envspec.spec.phases import phases
@@ -20,7 +22,7 @@ from envspec.spec.values import NAME, NAME_HINT, article, target_list, url_probl
 from envspec.tomlread import Doc, Table, check_type, loads, type_name
 
 PYPI = "https://pypi.org/simple"
-_ROOT_KEYS = ("environment", "targets", "indexes", "phases", "resolution", "checks")
+_ROOT_KEYS = ("environment", "targets", "indexes", "phases", "resolution", "checks", "rules")
 _PYTHON = re.compile(r"3\.\d{1,3}(?:\.\d{1,3})?")
 _URL_SCHEMES = ("http://", "https://", "file://")
 
@@ -41,22 +43,33 @@ def load_spec(path: Path, environ: Mapping[str, str] | None = None) -> Spec:
 
 
 def parse_spec(
-    text: str, *, filename: str = "envspec.toml", environ: Mapping[str, str] | None = None
+    text: str,
+    *,
+    filename: str = "envspec.toml",
+    environ: Mapping[str, str] | None = None,
+    builtin: RuleSet | None = None,
 ) -> Spec:
-    """Validate and normalize a spec's text; `environ` expands ``${VAR}`` in index URLs."""
+    """Validate and normalize a spec's text; `environ` expands ``${VAR}`` in index URLs;
+    `builtin` is the built-in rule set (envspec's own when not given)."""
     root = Doc(filename, SpecError).root(loads(text, where=filename, error=SpecError))
     root.check_keys(_ROOT_KEYS)
     name, python, targets = _environment(root)
     indexes = _indexes(root, os.environ if environ is None else environ)
+    builtin = load_builtin_rules() if builtin is None else builtin
+    own = parse_rules(root.tables("rules"), builtin=False, taken={r.id for r in builtin.rules})
+    known = [r.id for r in (*builtin.rules, *own)]
+    res = resolution(root.table("resolution"), known)
+    in_force = tuple(r for r in (*builtin.rules, *own) if r.id not in res.ignore_rules)
     return Spec(
         name=name,
         python=python,
         targets=targets,
         indexes=indexes,
         phases=phases(root, targets, tuple(index.name for index in indexes)),
-        resolution=resolution(root.table("resolution")),
+        resolution=res,
         checks=checks(root.table("checks")),
         target_settings=_target_settings(root.table("targets")),
+        rules=RuleSet(version=builtin.version, rules=in_force),
     )
 
 
