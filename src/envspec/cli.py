@@ -3,10 +3,10 @@
 Only this module prints and exits. Human output goes to stderr; `--json` writes one JSON
 event per line on stdout. argparse (stdlib) is enough for a handful of subcommands.
 
-`main` reads the environment once, as a snapshot every lock and review command is given and
-passes down (the spec's `${VAR}`s, credentials, mirrors, build and git environments,
-`NO_COLOR`): nothing below reads `os.environ` for them. (The environment commands of
-`cli_env` read their own until issue 10 part 2.)
+`main` reads the environment once, as a snapshot every command is given and passes down (the
+spec's `${VAR}`s, credentials, mirrors, build, git and uv environments, `$VIRTUAL_ENV`,
+`NO_COLOR`): nothing below reads `os.environ`. Every command, here or in `cli_env` and
+`cli_cache`, is one function `(args, out, environ) -> exit code` in `COMMANDS`.
 """
 
 from __future__ import annotations
@@ -298,6 +298,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Output, Environ], int]] = {
     "export": cmd_export,
     "why": cmd_why,
     "init": cmd_init,
+    **cli_env.COMMANDS,
+    **cli_cache.COMMANDS,
 }
 
 
@@ -327,9 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         out = _Output(json_mode=args.json, quiet=args.quiet)
         _configure_logging(args.verbose, args.quiet)
-        if args.command in COMMANDS:
-            return COMMANDS[args.command](args, out, environ)
-        return {**cli_env.COMMANDS, **cli_cache.COMMANDS}[args.command](args, out)
+        return COMMANDS[args.command](args, out, environ)
     except EnvspecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:
