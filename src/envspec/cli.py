@@ -3,6 +3,9 @@
 Only this module prints and exits. Human output goes to stderr; `--json` writes one JSON
 event per line on stdout. argparse (stdlib) is enough for a handful of subcommands.
 
+The review commands' modules are imported by their commands only: an environment command
+or a fresh relock has no use for them (about 30 ms of imports).
+
 `main` reads the environment once, as a snapshot every command is given and passes down (the
 spec's `${VAR}`s, credentials, mirrors, build, git and uv environments, `$VIRTUAL_ENV`,
 `NO_COLOR`): nothing below reads `os.environ`. Every command, here or in `cli_env` and
@@ -30,28 +33,14 @@ from envspec.errors import (
     UsageError,
     did_you_mean,
 )
-from envspec.lockfile.status import TargetStatus
 from envspec.model import Spec
-from envspec.review import diff as review_diff
-from envspec.review import why as review_why
-from envspec.review.diff_format import render_markdown, render_text
-from envspec.review.export import export_requirements, write_requirements
-from envspec.review.init import (
-    DEFAULT_TARGETS,
-    default_name,
-    phase_count,
-    spec_from_requirements,
-    starter_spec,
-    write_spec,
-)
-from envspec.review.locks import diff_sides, load_target_lock, locks_dir
-from envspec.review.reqfile import load_requirements
 from envspec.secret import redact
 from envspec.spec import load_spec
 from envspec.targets import check_name
 
 if TYPE_CHECKING:
     from envspec.commands.lock import Locked
+    from envspec.lockfile.status import TargetStatus
 
 Environ = Mapping[str, str]
 
@@ -226,6 +215,10 @@ def _rel(path: Path, base: Path) -> str:
 
 
 def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review import diff as review_diff
+    from envspec.review.diff_format import render_markdown, render_text
+    from envspec.review.locks import diff_sides
+
     before, after = diff_sides(args.project, args.old, args.new, args.target, environ=environ)
     diff = review_diff.diff_locks(
         before.locks, after.locks, old_label=before.label, new_label=after.label
@@ -244,6 +237,9 @@ def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review.export import export_requirements, write_requirements
+    from envspec.review.locks import load_target_lock
+
     spec = _spec(args, environ)
     targets = _targets(spec, [args.target] if args.target else [])
     if len(targets) > 1:
@@ -264,6 +260,9 @@ def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review import why as review_why
+    from envspec.review.locks import load_target_lock, locks_dir
+
     targets = _targets(_spec(args, environ), args.target)
     found = [load_target_lock(args.project, t) for t in targets]
     where = found[0][0] if len(found) == 1 else locks_dir(args.project)
@@ -275,6 +274,16 @@ def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_init(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review.init import (
+        DEFAULT_TARGETS,
+        default_name,
+        phase_count,
+        spec_from_requirements,
+        starter_spec,
+        write_spec,
+    )
+    from envspec.review.reqfile import load_requirements
+
     for target in args.target:
         check_name(target, context="--target")
     targets = tuple(dict.fromkeys(args.target)) or DEFAULT_TARGETS

@@ -72,12 +72,15 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from envspec.atomic import write_atomic
 from envspec.errors import LockFileError, StaleLockError
-from envspec.lockfile.dump import CREATED_BY, LOCK_VERSION, dump_lock
 from envspec.lockfile.parse import parse_lock
 from envspec.model import Lock
+
+if TYPE_CHECKING:
+    from envspec.lockfile.dump import CREATED_BY, LOCK_VERSION, dump_lock
 
 __all__ = [
     "CREATED_BY",
@@ -88,6 +91,16 @@ __all__ = [
     "parse_lock",
     "write_lock",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The writing side (`dump`), imported when first asked for: tomlkit, which only writing
+    needs, would cost every command that only reads a lock (a sync) ~15 ms of imports."""
+    if name in ("CREATED_BY", "LOCK_VERSION", "dump_lock"):
+        from envspec.lockfile import dump
+
+        return getattr(dump, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def lock_path(project_dir: Path, target: str) -> Path:
@@ -111,6 +124,8 @@ def load_lock(path: Path) -> Lock:
 
 def write_lock(path: Path, lock: Lock) -> bool:
     """Write the lock atomically; False, and nothing written, when the bytes are unchanged."""
+    from envspec.lockfile.dump import dump_lock
+
     data = dump_lock(lock).encode("utf-8")
     mode = 0o644  # mkstemp makes files 0600; a lock is meant to be shared
     try:
