@@ -5,6 +5,7 @@ no index or archive artifact is ever installed without its hash being checked.""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from packaging.version import Version
 
 from envspec.apply import uv
 from envspec.apply.environment import Location, open_environment
-from envspec.apply.events import ignore
+from envspec.apply.events import Reporter
 from envspec.apply.store import Files, store_at
 from envspec.apply.sync import SyncSettings, sync
 from envspec.cli import main
@@ -129,11 +130,12 @@ def test_artifacts_are_installed_under_require_hashes_even_beside_a_git_source(
                       commit_id=commit),
     )  # fmt: skip
     others = tuple(p for p in lock.packages if p.name != "beta")
+    environ = dict(os.environ)
     env = open_environment(
-        Location(root=proj.env, python=proj.python, creatable=False, source="--python")
+        Location(root=proj.env, python=proj.python, creatable=False, source="--python"), environ
     )
     before = proj.freeze()
-    options = uv.UvOptions(cache_dir=proj.cache / "uv")
+    options = uv.UvOptions(environ=environ, cache_dir=proj.cache / "uv")
     indexes = (Index(name="local", url=proj.server.url),)
     files = Files(
         store=store_at(proj.cache), downloader=lambda: LockedFiles(indexes, {}), offline=False
@@ -141,14 +143,14 @@ def test_artifacts_are_installed_under_require_hashes_even_beside_a_git_source(
     snapshots = sorted((proj.env / ".envspec" / "snapshots").glob("*.json"))
     with pytest.raises(ApplyError) as caught:
         bad = dataclasses.replace(lock, packages=(*others, unhashed, git))
-        sync(env, bad, SyncSettings(), options, files=files, emit=ignore)
+        sync(env, bad, SyncSettings(), options, files=files, reporter=Reporter())
     assert caught.value.message == (
         "'beta-1.0-py3-none-any.whl' has no sha256 in the lock: it cannot be verified"
     )
     assert proj.freeze() == before
     assert sorted((proj.env / ".envspec" / "snapshots").glob("*.json")) == snapshots
     good = dataclasses.replace(lock, packages=(*others, beta, git))
-    sync(env, good, SyncSettings(), options, files=files, emit=ignore)  # hashed wheel + git
+    sync(env, good, SyncSettings(), options, files=files, reporter=Reporter())  # wheel + git
     assert [line.split(" ")[0].split("==")[0] for line in proj.freeze().splitlines()] == [
         "alpha", "beta", "gitpkg",
     ]  # fmt: skip

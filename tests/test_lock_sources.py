@@ -206,6 +206,20 @@ def test_archive_urls_lock_their_files(tmp_path: Path, index_server: IndexServer
     assert found["legacy"]["tool"]["envspec"]["required-by"] == ["<spec>"]
 
 
+def test_an_archive_named_otherwise_than_name_version_locks_and_loads(
+    tmp_path: Path, index_server: IndexServer
+) -> None:
+    """A direct reference's archive keeps its own file name (a GitHub `archive/main.tar.gz`,
+    a `.tar.bz2`): the lock holds it, and every command reads that lock back."""
+    index_server.add_wheel("six", "1.16.0")
+    built = make_backend_sdist(tmp_path / "dists", "legacy", "0.5", dependencies=["six"])
+    archive = built.rename(built.with_name("main.tar.gz"))
+    project = write_spec(tmp_path, index_server.url, [f"legacy @ {archive.as_uri()}"])
+    assert lock(project) == 0
+    assert packages(project)["legacy"]["sdist"]["name"] == "main.tar.gz"
+    assert lock(project, "--check") == 0  # loads the lock
+
+
 def test_a_local_folder_is_refused(
     tmp_path: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -739,6 +739,26 @@ BAD = [
         "",
         id="required-by item",
     ),
+    # what only packaging.pylock checks (envspec does not read it), in envspec's form
+    pytest.param(
+        GOOD.replace("runtime-4.9.3.tar.gz", "runtime-4.9.2.tar.gz"),
+        f"{P}: packages[0].sdist: version in 'antlr4-python3-runtime-4.9.2.tar.gz' is not "
+        "consistent with package version '4.9.3'",
+        DAMAGED,
+        id="pylock: sdist of another version",
+    ),
+    pytest.param(
+        GOOD.replace('created-by = "envspec"', 'created-by = "envspec"\nextras = ["Not_Normal"]'),
+        f"{P}: extras[0]: name 'Not_Normal' is not normalized",
+        DAMAGED,
+        id="pylock: extras",
+    ),
+    pytest.param(
+        numpy_block('version = "1.26.4"', 'version = "1.26.4"\ndependencies = "x"'),
+        f"{P}: packages[1].dependencies: unexpected type str (expected Sequence)",
+        DAMAGED,
+        id="pylock: dependencies",
+    ),
 ]
 
 

@@ -361,7 +361,9 @@ def test_the_variable_wins_over_the_config_file(tmp_path: Path) -> None:
     environ = {"ENVSPEC_INDEX_MY_INDEX_MIRROR": "https://u:p@env.example/simple"}
     mirrors = Mirrors.load([index], environ, config=config)
     assert mirrors.page_base(index) == "https://env.example/simple/"
-    assert [login.url for login in mirrors.logins] == ["https://u:p@env.example/simple/"]
+    assert [login.location.secret for login in mirrors.logins] == [
+        "https://u:p@env.example/simple/"
+    ]
     assert Mirrors.load([index], {}, config=config).page_base(index) == (
         "https://config.example/simple/"
     )

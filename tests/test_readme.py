@@ -61,7 +61,10 @@ def test_every_command_has_a_usage_line_matching_its_options(command: str) -> No
 def test_every_named_event_has_a_row() -> None:
     kinds: set[str] = set()
     for path in (ROOT / "src" / "envspec").rglob("*.py"):
-        kinds |= set(re.findall(r'(?:event|emit)\(\s*"([a-z_]+)"', path.read_text("utf-8")))
+        text = path.read_text("utf-8")
+        kinds |= set(re.findall(r'(?:event|emit)\(\s*"([a-z_]+)"', text))
+        kinds |= set(re.findall(r'kind: ClassVar\[str\] = "([a-z_]+)"', text))  # event classes
     assert {"diff", "export", "why", "init", "lock", "stats"} <= kinds
+    assert {"plan", "fetch", "download", "rollback", "check", "done"} <= kinds
     missing = sorted(k for k in kinds if f"| `{k}` |" not in README)
     assert missing == []

@@ -240,7 +240,7 @@ def test_repeated_names_are_combined_by_the_spec(tmp_path: Path) -> None:
     assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 0
     from envspec.spec import load_spec
 
-    spec = load_spec(tmp_path / "envspec.toml")
+    spec = load_spec(tmp_path / "envspec.toml", {})
     assert [str(r) for r in spec.phases[0].requirements] == ["numpy<2,>=1.20", "scipy"]
 
 

@@ -121,7 +121,7 @@ def test_the_seed_install_script_converts(tmp_path: Path) -> None:
         'name = "training"\n'
         'requirements = ["trl", "peft", "accelerate", "datasets", "tensorboard"]\n'
     )
-    spec = load_spec(tmp_path / "envspec.toml")
+    spec = load_spec(tmp_path / "envspec.toml", {})
     assert [p.name for p in spec.phases] == [
         "numpy",
         "torch",

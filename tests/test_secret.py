@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from envspec.errors import EnvspecError, IndexError_
-from envspec.index.auth import with_env_login
+from envspec.index.auth import uv_url
 from envspec.model import Index
 from envspec.secret import SecretURL, UnsetVariable, expand, redact
 
@@ -30,11 +30,10 @@ def test_with_login_fills_in_only_a_url_without_one() -> None:
     assert bare.with_login("", "") is bare
     given = SecretURL("https://you:x@repo.example/simple/")
     assert given.with_login("me", SECRET) is given
-    # the alias apply/uv.py calls
+    # what apply/uv.py gives uv for an index whose login is in the environment
     environ = {"ENVSPEC_INDEX_MY_INDEX_USERNAME": "me", "ENVSPEC_INDEX_MY_INDEX_PASSWORD": SECRET}
-    assert with_env_login("https://repo.example/", "my.index", environ) == (
-        f"https://me:{SECRET}@repo.example/"
-    )
+    index = Index(name="my.index", url="https://repo.example/")
+    assert uv_url(index, environ).secret == f"https://me:{SECRET}@repo.example/"
 
 
 def test_an_index_keeps_its_url_as_a_secret() -> None:

@@ -102,7 +102,7 @@ def test_windows_lacks_exactly_the_files_whose_hashes_nobody_recorded() -> None:
 
 
 def test_the_committed_locks_pass_the_compatibility_rules() -> None:
-    spec = load_spec(REPO / "envspec.toml")
+    spec = load_spec(REPO / "envspec.toml", {})
     recorded = {}
     for target in TARGETS:
         lock = load_lock(REPO / "locks" / f"pylock.{target}.toml")

@@ -162,10 +162,38 @@ def test_index_urls_expand_environment_variables() -> None:
     )
 
 
-def test_environ_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVSPEC_TEST_HOST", "mirror.example")
+@pytest.mark.parametrize(
+    ("command", "then"),
+    [
+        (["lock", "--check"], "error: locks out of date: linux-x86_64 (missing)"),
+        (["sync", "--dry-run"], "error: project: no environment at {venv} yet"),
+        (["check"], "error: project: no Python interpreter at {venv}/bin/python"),
+    ],
+)
+def test_commands_expand_variables_from_the_process_environment(
+    command: list[str],
+    then: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The CLI's one snapshot of the environment reaches the spec of every command (the lock
+    and the environment commands alike); the parser has no default of its own."""
+    from envspec.cli import main
+
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    monkeypatch.delenv("ENVSPEC_TEST_HOST", raising=False)
     text = spec_text(HEAD, '[indexes]\nm = "https://${ENVSPEC_TEST_HOST}/simple"\n', PHASE)
-    assert parse_spec(text).indexes[0].url == "https://mirror.example/simple/"
+    (tmp_path / "envspec.toml").write_text(text.replace(', "windows-x86_64"', ""))
+    assert main([*command, "--project", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"error: {tmp_path / 'envspec.toml'}: indexes.m: undefined environment variable "
+        "'ENVSPEC_TEST_HOST'"
+    )
+    monkeypatch.setenv("ENVSPEC_TEST_HOST", "mirror.example")
+    main([*command, "--project", str(tmp_path)])
+    venv = tmp_path.resolve() / ".venv"
+    assert capsys.readouterr().err.splitlines()[0] == then.format(venv=venv)
 
 
 def test_defaults() -> None:
@@ -296,18 +324,18 @@ def test_repeated_requirements_on_one_name_are_combined() -> None:
 def test_load_spec_reads_the_file(tmp_path: Path) -> None:
     path = tmp_path / "envspec.toml"
     path.write_text(DESIGN_EXAMPLE, encoding="utf-8")
-    assert load_spec(path) == parse_spec(DESIGN_EXAMPLE, environ={})
+    assert load_spec(path, {}) == parse_spec(DESIGN_EXAMPLE, environ={})
 
 
 def test_load_spec_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "envspec.toml"
     with pytest.raises(SpecError) as missing:
-        load_spec(path)
+        load_spec(path, {})
     assert str(missing.value) == f"{path}: no spec file"
     assert missing.value.hint == "run 'envspec init' to write one"
     path.write_text(spec_text(HEAD, '[[phases]]\nname = "x"\nrequirements = ["a", 1]\n'))
     with pytest.raises(SpecError) as bad:
-        load_spec(path)
+        load_spec(path, {})
     assert str(bad.value) == f"{path}: phases[0].requirements[1]: expected a string, got integer"
 
 

@@ -3,10 +3,13 @@
 Only this module prints and exits. Human output goes to stderr; `--json` writes one JSON
 event per line on stdout. argparse (stdlib) is enough for a handful of subcommands.
 
-`main` reads the environment once, as a snapshot every lock and review command is given and
-passes down (the spec's `${VAR}`s, credentials, mirrors, build and git environments,
-`NO_COLOR`): nothing below reads `os.environ` for them. (The environment commands of
-`cli_env` read their own until issue 10 part 2.)
+The review commands' modules are imported by their commands only: an environment command
+or a fresh relock has no use for them (about 30 ms of imports).
+
+`main` reads the environment once, as a snapshot every command is given and passes down (the
+spec's `${VAR}`s, credentials, mirrors, build, git and uv environments, `$VIRTUAL_ENV`,
+`NO_COLOR`): nothing below reads `os.environ`. Every command, here or in `cli_env` and
+`cli_cache`, is one function `(args, out, environ) -> exit code` in `COMMANDS`.
 """
 
 from __future__ import annotations
@@ -30,29 +33,14 @@ from envspec.errors import (
     UsageError,
     did_you_mean,
 )
-from envspec.lockfile.status import TargetStatus
 from envspec.model import Spec
-from envspec.review import diff as review_diff
-from envspec.review import rules as review_rules
-from envspec.review import why as review_why
-from envspec.review.diff_format import render_markdown, render_text
-from envspec.review.export import export_requirements, write_requirements
-from envspec.review.init import (
-    DEFAULT_TARGETS,
-    default_name,
-    phase_count,
-    spec_from_requirements,
-    starter_spec,
-    write_spec,
-)
-from envspec.review.locks import diff_sides, load_target_lock, locks_dir
-from envspec.review.reqfile import load_requirements
 from envspec.secret import redact
 from envspec.spec import load_spec
 from envspec.targets import check_name
 
 if TYPE_CHECKING:
     from envspec.commands.lock import Locked
+    from envspec.lockfile.status import TargetStatus
 
 Environ = Mapping[str, str]
 
@@ -234,6 +222,10 @@ def _rel(path: Path, base: Path) -> str:
 
 
 def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review import diff as review_diff
+    from envspec.review.diff_format import render_markdown, render_text
+    from envspec.review.locks import diff_sides
+
     before, after = diff_sides(args.project, args.old, args.new, args.target, environ=environ)
     diff = review_diff.diff_locks(
         before.locks, after.locks, old_label=before.label, new_label=after.label
@@ -252,6 +244,9 @@ def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review.export import export_requirements, write_requirements
+    from envspec.review.locks import load_target_lock
+
     spec = _spec(args, environ)
     targets = _targets(spec, [args.target] if args.target else [])
     if len(targets) > 1:
@@ -272,6 +267,9 @@ def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review import why as review_why
+    from envspec.review.locks import load_target_lock, locks_dir
+
     targets = _targets(_spec(args, environ), args.target)
     found = [load_target_lock(args.project, t) for t in targets]
     where = found[0][0] if len(found) == 1 else locks_dir(args.project)
@@ -285,6 +283,7 @@ def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 def cmd_rules(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.compat import load_builtin_rules
     from envspec.lockfile import load_lock, lock_path
+    from envspec.review import rules as review_rules
 
     path = args.project / "envspec.toml"
     spec = _spec(args, environ) if path.exists() else None
@@ -300,6 +299,16 @@ def cmd_rules(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_init(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review.init import (
+        DEFAULT_TARGETS,
+        default_name,
+        phase_count,
+        spec_from_requirements,
+        starter_spec,
+        write_spec,
+    )
+    from envspec.review.reqfile import load_requirements
+
     for target in args.target:
         check_name(target, context="--target")
     targets = tuple(dict.fromkeys(args.target)) or DEFAULT_TARGETS
@@ -324,6 +333,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Output, Environ], int]] = {
     "why": cmd_why,
     "rules": cmd_rules,
     "init": cmd_init,
+    **cli_env.COMMANDS,
+    **cli_cache.COMMANDS,
 }
 
 
@@ -353,9 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         out = _Output(json_mode=args.json, quiet=args.quiet)
         _configure_logging(args.verbose, args.quiet)
-        if args.command in COMMANDS:
-            return COMMANDS[args.command](args, out, environ)
-        return {**cli_env.COMMANDS, **cli_cache.COMMANDS}[args.command](args, out)
+        return COMMANDS[args.command](args, out, environ)
     except EnvspecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:

@@ -1,7 +1,9 @@
 """`envspec cache prune`: arguments, output and exit codes; the work is `apply.store.prune`.
 
 Kept apart from `cli.py` and `cli_env.py` (the lock and the environment commands); `cli`
-calls `add_parsers` and includes `COMMANDS`.
+calls `add_parsers` and includes `COMMANDS`, whose commands take the CLI's environment
+snapshot like every other (pruning needs nothing of it: the store is under `--cache-dir`, else
+the user cache folder `platformdirs` names).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +64,7 @@ def parse_days(text: str) -> float:
     return days
 
 
-def cmd_cache(args: argparse.Namespace, out: Out) -> int:
+def cmd_cache(args: argparse.Namespace, out: Out, environ: Mapping[str, str]) -> int:
     max_size = parse_size(args.max_size) if args.max_size is not None else None
     days = parse_days(args.older_than) if args.older_than is not None else DEFAULT_DAYS
     store = store_at(Path(args.cache_dir) if args.cache_dir is not None else None)
@@ -84,4 +86,6 @@ def cmd_cache(args: argparse.Namespace, out: Out) -> int:
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Any], int]] = {"cache": cmd_cache}
+COMMANDS: dict[str, Callable[[argparse.Namespace, Out, Mapping[str, str]], int]] = {
+    "cache": cmd_cache
+}

@@ -1,17 +1,17 @@
 """The commands that touch an environment: `sync`, `check`, `rollback`, `history`.
 
-Arguments and exit codes only; the work is in `envspec.apply`, the human output in
-`envspec.render`. Kept apart from `cli.py` so that module stays about the lock and review
-commands; `cli.build_parser` calls `add_parsers` and `cli.COMMANDS` includes `COMMANDS`.
-Every apply event goes to `--json` as is, or to stderr as a human line. The JSON events are
-listed in README.md.
+Arguments and exit codes only; the work is in `envspec.apply`, the output in `envspec.render`
+(its `CliReporter` receives apply's events and writes each to `--json`, or to stderr as human
+lines). Kept apart from `cli.py` so that module stays about the lock and review commands;
+`cli.build_parser` calls `add_parsers` and `cli.COMMANDS` includes `COMMANDS`. Every command
+takes the CLI's snapshot of the environment variables and passes it down: nothing in apply
+reads `os.environ`. The JSON events are listed in README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,10 @@ from envspec.errors import (
     UsageError,
 )
 from envspec.model import Checks, Lock, Spec
-from envspec.render import Out, emitter, history_line
+from envspec.render import CliReporter, Done, Out, history_line
 from envspec.spec import load_spec
+
+Environ = Mapping[str, str]
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -99,10 +101,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 # -- commands ------------------------------------------------------------------------------
 
 
-def cmd_sync(args: argparse.Namespace, out: Out) -> int:
-    spec = load_spec(args.project / "envspec.toml")
-    options = _uv_options(args, spec)
-    location = locate(args.project, args.python, os.environ)
+def cmd_sync(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    spec = load_spec(args.project / "envspec.toml", environ)
+    options = _uv_options(args, spec, environ)
+    location = locate(args.project, args.python, environ)
     if args.dry_run and not location.python.exists():
         raise UsageError(
             f"no environment at {location.root} yet",
@@ -124,7 +126,8 @@ def cmd_sync(args: argparse.Namespace, out: Out) -> int:
 def _sync(
     args: argparse.Namespace, out: Out, spec: Spec, options: uv.UvOptions, location: Location
 ) -> int:
-    env, path, lock = _open(args, out, location)
+    environ = options.environ
+    env, path, lock = _open(args, out, location, environ)
     if args.locked:
         _refuse_stale(spec, args.project, lock, path)
     settings = SyncSettings(
@@ -135,9 +138,10 @@ def _sync(
         lock_timeout=args.lock_timeout,
         command=_command_line(args),
     )
-    emit = emitter(out)
+    reporter = CliReporter(out)
     with _reported(env, "sync"):
-        outcome = sync(env, lock, settings, options, files=_files(args, spec), emit=emit)
+        files = _files(args, spec, environ)
+        outcome = sync(env, lock, settings, options, files=files, reporter=reporter)
     code = EXIT_OK
     if outcome.changed and not args.no_checks:
         ok = run_checks(
@@ -147,61 +151,63 @@ def _sync(
             rules=spec.rules,
             phase=args.phase,
             import_timeout=args.import_timeout,
-            emit=emit,
+            environ=environ,
+            reporter=reporter,
         )
         code = EXIT_OK if ok else EXIT_FAILED
-    emit(
-        "done",
+    done = Done(
         command="sync",
         exit_code=code,
         changed=outcome.changed,
-        failed_optional=list(outcome.failed_optional),
+        failed_optional=outcome.failed_optional,
         dry_run=args.dry_run,
     )
+    reporter.done(done)
     return code
 
 
-def cmd_check(args: argparse.Namespace, out: Out) -> int:
-    location = locate(args.project, args.python, os.environ)
+def cmd_check(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    location = locate(args.project, args.python, environ)
     if not (args.project / "envspec.toml").exists():  # any environment: the rules still apply
-        env, lock, spec = _outside_project(args, out, location), None, None
+        env, lock, spec = _outside_project(args, out, location, environ), None, None
     else:
-        spec = load_spec(args.project / "envspec.toml")
-        env, _path, lock = _open(args, out, location)
-    emit = emitter(out)
+        spec = load_spec(args.project / "envspec.toml", environ)
+        env, _path, lock = _open(args, out, location, environ)
+    reporter = CliReporter(out)
     ok = run_checks(
         env,
         lock,
         spec.checks if spec else Checks(),
         rules=spec.rules if spec else load_builtin_rules(),
         import_timeout=args.import_timeout,
-        emit=emit,
+        environ=environ,
+        reporter=reporter,
     )
     code = EXIT_OK if ok else EXIT_FAILED
-    emit("done", command="check", exit_code=code, changed=False)
+    reporter.done(Done(command="check", exit_code=code, changed=False))
     return code
 
 
-def cmd_rollback(args: argparse.Namespace, out: Out) -> int:
-    env = _environment(args, out)
-    spec = _spec_if_valid(args.project)
-    options = _uv_options(args, spec)
-    emit = emitter(out)
+def cmd_rollback(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    env = _environment(args, out, environ)
+    spec = _spec_if_valid(args.project, environ)
+    options = _uv_options(args, spec, environ)
+    reporter = CliReporter(out)
     with _reported(env, "rollback"):
         restored = rollback(
             env,
             args.id,
             options=options,
-            files=_files(args, spec),
+            files=_files(args, spec, environ),
             lock_timeout=args.lock_timeout,
-            emit=emit,
+            reporter=reporter,
         )
-    emit("done", command="rollback", exit_code=EXIT_OK, changed=restored is not None)
+    reporter.done(Done(command="rollback", exit_code=EXIT_OK, changed=restored is not None))
     return EXIT_OK
 
 
-def cmd_history(args: argparse.Namespace, out: Out) -> int:
-    env = _environment(args, out)
+def cmd_history(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    env = _environment(args, out, environ)
     ids = snapshot_ids(env.state_dir)
     current: dict[str, str] = {d.name: d.version for d in load_installed(env)}
     states: list[Mapping[str, str] | None] = []
@@ -235,7 +241,7 @@ def cmd_history(args: argparse.Namespace, out: Out) -> int:
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Any], int]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, Out, Environ], int]] = {
     "sync": cmd_sync,
     "check": cmd_check,
     "rollback": cmd_rollback,
@@ -246,14 +252,17 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Any], int]] = {
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _environment(args: argparse.Namespace, out: Out) -> Environment:
-    env = open_environment(locate(args.project, args.python, os.environ), _cache_root(args))
+def _environment(args: argparse.Namespace, out: Out, environ: Environ) -> Environment:
+    location = locate(args.project, args.python, environ)
+    env = open_environment(location, environ, _cache_root(args))
     _warn_interrupted(env, out)
     return env
 
 
-def _open(args: argparse.Namespace, out: Out, location: Location) -> tuple[Environment, Path, Lock]:
-    env = open_environment(location, _cache_root(args))
+def _open(
+    args: argparse.Namespace, out: Out, location: Location, environ: Environ
+) -> tuple[Environment, Path, Lock]:
+    env = open_environment(location, environ, _cache_root(args))
     _warn_interrupted(env, out)
     path, lock = select_lock(args.project, env)
     out.event(
@@ -268,9 +277,11 @@ def _open(args: argparse.Namespace, out: Out, location: Location) -> tuple[Envir
     return env, path, lock
 
 
-def _outside_project(args: argparse.Namespace, out: Out, location: Location) -> Environment:
+def _outside_project(
+    args: argparse.Namespace, out: Out, location: Location, environ: Environ
+) -> Environment:
     """An environment `check` reads without a project: no spec, no lock."""
-    env = open_environment(location, _cache_root(args))
+    env = open_environment(location, environ, _cache_root(args))
     _warn_interrupted(env, out)
     out.event(
         "environment",
@@ -327,23 +338,23 @@ def _refuse_stale(spec: Spec, project: Path, lock: Lock, path: Path) -> None:
         )
 
 
-def _uv_options(args: argparse.Namespace, spec: Spec | None) -> uv.UvOptions:
+def _uv_options(args: argparse.Namespace, spec: Spec | None, environ: Environ) -> uv.UvOptions:
     return uv.UvOptions(
+        environ=environ,
         cache_dir=args.cache_dir / "uv" if args.cache_dir else None,
         offline=args.offline,
         indexes=spec.indexes if spec else (),
-        environ=dict(os.environ),
     )
 
 
-def _files(args: argparse.Namespace, spec: Spec | None) -> Files:
+def _files(args: argparse.Namespace, spec: Spec | None, environ: Environ) -> Files:
     """The artifact store, and a downloader for the spec's indexes (and their mirrors)."""
     indexes = spec.indexes if spec else ()
 
     def downloader() -> Downloader:
         from envspec.index.download import LockedFiles  # HTTP code: only when downloading
 
-        return LockedFiles(indexes, os.environ)
+        return LockedFiles(indexes, environ)
 
     return Files(store=store_at(_cache_root(args)), downloader=downloader, offline=args.offline)
 
@@ -356,10 +367,10 @@ def _cache_root(args: argparse.Namespace) -> Path:
     return Path(platformdirs.user_cache_dir("envspec"))
 
 
-def _spec_if_valid(project: Path) -> Spec | None:
+def _spec_if_valid(project: Path, environ: Environ) -> Spec | None:
     """Rollback must work even when the spec is missing or broken: it only lends indexes."""
     try:
-        return load_spec(project / "envspec.toml")
+        return load_spec(project / "envspec.toml", environ)
     except EnvspecError:
         return None
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -26,7 +26,7 @@ from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from envspec.secret import SecretURL, redact
+from envspec.secret import SecretURL
 
 Prereleases = Literal["allow", "disallow", "if-necessary"]
 ArtifactKind = Literal["wheel", "sdist"]
@@ -35,20 +35,21 @@ SPEC_ROOT = "<spec>"
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Index:
-    """A named package index (PEP 503/691) or a flat find-links location. `url` is the URL as
-    the spec gives it, which may carry credentials: everything but the edges that send them
-    reads `location` (a `SecretURL`, shown only in its public form)."""
+    """A named package index (PEP 503/691) or a flat find-links location. `url`, the URL as
+    the spec gives it, is input only: it may carry credentials, so the index holds it as
+    `location` (a `SecretURL`, shown only in its public form; `.secret` is read by the edges
+    that send the credentials); an index's (not a flat location's) ends in `/`."""
 
     name: str
-    url: str = field(repr=False)
+    url: InitVar[str]
     explicit: bool = False
     flat: bool = False
-    location: SecretURL = field(init=False, compare=False)
+    location: SecretURL = field(init=False)
 
-    def __post_init__(self) -> None:
-        if not self.flat and not self.url.endswith("/"):
-            object.__setattr__(self, "url", self.url + "/")
-        object.__setattr__(self, "location", SecretURL(self.url))
+    def __post_init__(self, url: str) -> None:
+        if not self.flat and not url.endswith("/"):
+            url += "/"
+        object.__setattr__(self, "location", SecretURL(url))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -404,7 +405,3 @@ def utc_text(moment: dt.datetime) -> str:
     """A date-time as RFC 3339 text in UTC, ending in ``Z``."""
     return as_utc(moment).isoformat().replace("+00:00", "Z")
 
-
-# Kept for `apply/snapshot.py` (issue 10 part 2 moves it to `SecretURL`): no second
-# implementation, the one of `envspec.secret`.
-strip_credentials = redact

@@ -1,8 +1,9 @@
-"""Human rendering of the environment commands' events: one line per event on stderr, and on a
-terminal a rich spinner for the running phase and rich progress bars for downloads (bytes,
-rate and time left per file, and for all of them). rich is imported only on a terminal: it
-costs a no-op sync more than the sync itself. Off a terminal, downloads are one line before
-and one after. Used by `cli_env`; JSON output needs no rendering.
+"""The environment commands' reporter: each apply event (`apply.events`) as one JSON object on
+stdout (`--json`, the CLI's `Out.event`) or as human lines on stderr, with a rich spinner for
+the running phase and rich progress bars for downloads (bytes, rate and time left per file,
+and for all of them) on a terminal. rich is imported only on a terminal: it costs a no-op
+sync more than the sync itself. Off a terminal, downloads are one line before and one after.
+Used by `cli_env`, which also reports the command's end (`Done`) here.
 """
 
 from __future__ import annotations
@@ -11,9 +12,25 @@ import atexit
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
-from envspec.apply.events import Emit
+from envspec.apply.events import (
+    Checked,
+    DownloadFinished,
+    DownloadProgressed,
+    Event,
+    Fetching,
+    PhaseFailed,
+    PhaseFinished,
+    PhaseStarted,
+    Planned,
+    Removed,
+    Reporter,
+    RollbackFailed,
+    RolledBack,
+    SnapshotTaken,
+)
 
 
 class Out(Protocol):
@@ -24,112 +41,142 @@ class Out(Protocol):
     def event(self, kind: str, **data: Any) -> None: ...
 
 
-def emitter(out: Out) -> Emit:
-    """An `Emit` writing each event as JSON (with --json) or as a human line."""
-    human = _Human(out)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Done(Event):
+    """`sync`, `check` or `rollback` finished (`failed_optional` and `dry_run`: sync only)."""
 
-    def emit(kind: str, /, **data: Any) -> None:
-        out.event(kind, **data)
-        if not out.json_mode and not out.quiet:
-            human.render(kind, data)
+    kind: ClassVar[str] = "done"
+    command: str
+    exit_code: int
+    changed: bool
+    failed_optional: tuple[str, ...] | None = None
+    dry_run: bool | None = None
 
-    return emit
+    def data(self) -> dict[str, Any]:
+        found = {"command": self.command, "exit_code": self.exit_code, "changed": self.changed}
+        if self.failed_optional is not None:
+            found["failed_optional"] = self.failed_optional
+        if self.dry_run is not None:
+            found["dry_run"] = self.dry_run
+        return found
 
 
-class _Human:
-    """Apply events as lines on stderr, with a spinner for the running phase on a terminal."""
+class CliReporter(Reporter):
+    """Every event as JSON (with --json) or as lines on stderr, with a spinner for the running
+    phase on a terminal."""
 
     def __init__(self, out: Out) -> None:
         self.out = out
+        self.human = not out.json_mode and not out.quiet
         self.status: Any = None
         self.tty = sys.stderr.isatty()
         self.downloads: _Downloads | None = None
 
-    def render(self, kind: str, data: Mapping[str, Any]) -> None:
+    def _show(self, event: Event, *, download: bool = False) -> bool:
+        """Write `event` as JSON; True when it is to be shown as lines (the spinner, and the
+        bars unless it is a download's, stopped first)."""
+        if self.out.json_mode:
+            self.out.event(event.kind, **event.data())
+        if not self.human:
+            return False
         if self.status is not None:
             self.status.stop()
             self.status = None
-        if self.downloads is not None and kind not in ("download", "download_finished"):
+        if self.downloads is not None and not download:
             self.downloads.stop()
             self.downloads = None
-        handler = getattr(self, f"on_{kind}", None)
-        if handler is not None:
-            handler(data)
+        return True
 
-    def on_fetch(self, data: Mapping[str, Any]) -> None:
-        if data["files"]:
-            self.downloads = _Downloads(self.out, data["files"], data["bytes"], self.tty)
+    def fetching(self, event: Fetching) -> None:
+        if self._show(event) and event.files:
+            self.downloads = _Downloads(self.out, event.files, event.bytes, self.tty)
 
-    def on_download(self, data: Mapping[str, Any]) -> None:
-        if self.downloads is not None:
-            self.downloads.update(data["name"], data["bytes"], data["total"])
+    def download_progressed(self, event: DownloadProgressed) -> None:
+        if self._show(event, download=True) and self.downloads is not None:
+            self.downloads.update(event.name, event.bytes, event.total)
 
-    def on_download_finished(self, data: Mapping[str, Any]) -> None:
-        if self.downloads is not None and self.downloads.finished(data["name"], data["bytes"]):
+    def download_finished(self, event: DownloadFinished) -> None:
+        if not self._show(event, download=True) or self.downloads is None:
+            return
+        if self.downloads.finished(event.name, event.bytes):
             self.downloads = None
 
-    def on_plan(self, data: Mapping[str, Any]) -> None:
-        lines = [f"  repair: remove {r['name']} ({r['problem']})" for r in data.get("repair", ())]
+    def planned(self, event: Planned) -> None:
+        if not self._show(event):
+            return
+        data = event.data()
+        lines = [f"  repair: remove {r['name']} ({r['problem']})" for r in data["repair"]]
         lines += [_plan_line(phase) for phase in data["phases"]]
         lines = [line for line in lines if line]
         if data["remove"]:
             lines.append(
                 "  remove: " + ", ".join(f"{r['name']} {r['version']}" for r in data["remove"])
             )
-        steps = any(phase["steps"] for phase in data["phases"])
-        if not data["remove"] and not data.get("repair") and not steps:
+        if event.plan.empty:
             self.out.say("Nothing to do: the environment matches the lock.")
             return
-        self.out.say("Plan (dry run):" if data["dry_run"] else "Plan:")
+        self.out.say("Plan (dry run):" if event.dry_run else "Plan:")
         for line in lines:
             self.out.say(line)
 
-    def on_snapshot(self, data: Mapping[str, Any]) -> None:
-        self.out.say(f"Snapshot {data['id']} taken ({_packages(data['packages'])})")
+    def snapshot_taken(self, event: SnapshotTaken) -> None:
+        if self._show(event):
+            self.out.say(f"Snapshot {event.id} taken ({_packages(event.packages)})")
 
-    def on_phase_started(self, data: Mapping[str, Any]) -> None:
-        if self.tty:
+    def phase_started(self, event: PhaseStarted) -> None:
+        if self._show(event) and self.tty:
             from rich.console import Console  # rich costs an import only on a terminal
 
-            text = f"phase {data['phase']}: installing {_packages(len(data['packages']))}"
+            text = f"phase {event.phase}: installing {_packages(len(event.packages))}"
             self.status = Console(stderr=True).status(text)
             self.status.start()
 
-    def on_phase_finished(self, data: Mapping[str, Any]) -> None:
-        count = _packages(data["installed"])
-        self.out.say(f"  phase {data['phase']}: installed {count} in {data['seconds']:.2f}s")
+    def phase_finished(self, event: PhaseFinished) -> None:
+        if self._show(event):
+            count = _packages(event.installed)
+            self.out.say(f"  phase {event.phase}: installed {count} in {event.seconds:.2f}s")
 
-    def on_phase_failed(self, data: Mapping[str, Any]) -> None:
-        label = "optional phase" if data["optional"] else "phase"
-        self.out.say(f"{'warning: ' if data['optional'] else ''}{label} {data['phase']} failed:")
-        for line in str(data["error"]).splitlines():
+    def phase_failed(self, event: PhaseFailed) -> None:
+        if not self._show(event):
+            return
+        label = "optional phase" if event.optional else "phase"
+        self.out.say(f"{'warning: ' if event.optional else ''}{label} {event.phase} failed:")
+        for line in event.error.splitlines():
             self.out.say(f"    {line}")
 
-    def on_removed(self, data: Mapping[str, Any]) -> None:
-        self.out.say(f"  removed {_packages(len(data['packages']))}")
+    def removed(self, event: Removed) -> None:
+        if self._show(event):
+            self.out.say(f"  removed {_packages(len(event.packages))}")
 
-    def on_rollback(self, data: Mapping[str, Any]) -> None:
-        if not data["ok"]:
-            self.out.say(f"Rollback to snapshot {data['snapshot']} failed: {data['error']}")
-            for line in str(data.get("tail", "")).splitlines():
-                self.out.say(f"    {line}")
+    def rolled_back(self, event: RolledBack) -> None:
+        if self._show(event):
+            done = ", ".join(event.changes) or "nothing to change"
+            self.out.say(f"Restored snapshot {event.snapshot}: {done}")
+
+    def rollback_failed(self, event: RollbackFailed) -> None:
+        if not self._show(event):
             return
-        done = ", ".join(data.get("changes") or []) or "nothing to change"
-        self.out.say(f"Restored snapshot {data['snapshot']}: {done}")
+        self.out.say(f"Rollback to snapshot {event.snapshot} failed: {event.error}")
+        for line in event.tail.splitlines():
+            self.out.say(f"    {line}")
 
-    def on_check(self, data: Mapping[str, Any]) -> None:
-        mark = "ok  " if data["ok"] else "FAIL"
-        self.out.say(f"  {mark} {data['check']}: {data['message']}")
-        for warning in data["warnings"]:
+    def checked(self, event: Checked) -> None:
+        if not self._show(event):
+            return
+        mark = "ok  " if event.ok else "FAIL"
+        self.out.say(f"  {mark} {event.check}: {event.message}")
+        for warning in event.warnings:
             self.out.say(f"       warning: {warning}")
 
-    def on_done(self, data: Mapping[str, Any]) -> None:
-        if data["command"] == "sync" and data["changed"]:
-            failed = data["failed_optional"]
+    def done(self, event: Done) -> None:
+        if not self._show(event):
+            return
+        if event.command == "sync" and event.changed:
+            failed = event.failed_optional
             tail = f" (optional phases failed: {', '.join(failed)})" if failed else ""
-            self.out.say(f"Synced{tail}." if data["exit_code"] == 0 else "Synced; checks failed.")
-        elif data["command"] == "check":
-            self.out.say("All checks passed." if data["exit_code"] == 0 else "Checks failed.")
+            self.out.say(f"Synced{tail}." if event.exit_code == 0 else "Synced; checks failed.")
+        elif event.command == "check":
+            self.out.say("All checks passed." if event.exit_code == 0 else "Checks failed.")
 
 
 class _Downloads:

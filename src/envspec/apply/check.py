@@ -16,7 +16,7 @@ Six kinds, each result a `CheckResult`:
   only the checks that need no lock (installed, dependencies, rules).
 
 It lives in `apply` rather than `review` because it reads a live environment and starts
-processes (import probes), which only `apply.uv` may do. All but the import probes are pure.
+processes (import probes, through `apply.uv`). All but the import probes are pure.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from envspec.apply import uv
 from envspec.apply.environment import Environment
-from envspec.apply.events import Emit
+from envspec.apply.events import Checked, Reporter
 from envspec.apply.installed import load_installed
 from envspec.apply.plan import Installed, phases_upto
 from envspec.apply.select import target_of
@@ -238,11 +238,13 @@ def rule_checks(
     ]
 
 
-def import_probes(env: Environment, imports: Sequence[str], timeout: float) -> list[CheckResult]:
-    """Each import check in its own interpreter, a few at a time."""
+def import_probes(
+    env: Environment, imports: Sequence[str], timeout: float, environ: Mapping[str, str]
+) -> list[CheckResult]:
+    """Each import check in its own interpreter (in `environ`), a few at a time."""
 
     def one(check: str) -> CheckResult:
-        probe = uv.probe_import(env.python, check, timeout)
+        probe = uv.probe_import(env.python, check, timeout, environ)
         if probe.error is None:
             message = f"import {check} ok ({probe.seconds:.2f}s)"
         else:
@@ -269,9 +271,10 @@ def run_checks(
     rules: RuleSet,
     phase: str | None = None,
     import_timeout: float = 120.0,
-    emit: Emit,
+    environ: Mapping[str, str],
+    reporter: Reporter,
 ) -> bool:
-    """Every check; each result is emitted as a `check` event. True when all passed.
+    """Every check; each result is reported as a `Checked` event. True when all passed.
 
     With `phase` (a partial sync) only drift up to it and dependencies are checked: the
     spec's rules, imports and the compatibility rules may need later phases. Without a
@@ -284,14 +287,15 @@ def run_checks(
     if phase is None:
         results += version_rules(checks.versions, installed)
         results += rule_checks(rules, installed, markers, target_of(env))
-        results += import_probes(env, checks.imports, import_timeout)
+        results += import_probes(env, checks.imports, import_timeout, environ)
     for result in results:
-        emit(
-            "check",
-            check=result.kind,
-            subject=result.subject,
-            ok=result.ok,
-            message=result.message,
-            warnings=list(result.warnings),
+        reporter.checked(
+            Checked(
+                check=result.kind,
+                subject=result.subject,
+                ok=result.ok,
+                message=result.message,
+                warnings=result.warnings,
+            )
         )
     return all(r.ok for r in results)

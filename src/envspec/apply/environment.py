@@ -11,6 +11,7 @@ base interpreter in the envspec cache folder (a new environment needs no probe e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from envspec.apply import uv
+from envspec.atomic import write_atomic
 from envspec.errors import ApplyError, UsageError
 
 STATE_DIR = ".envspec"
@@ -107,10 +109,13 @@ def ensure_environment(location: Location, python: str, options: uv.UvOptions) -
     return True
 
 
-def open_environment(location: Location, shared: Path | None = None) -> Environment:
+def open_environment(
+    location: Location, environ: Mapping[str, str], shared: Path | None = None
+) -> Environment:
     """The environment at `location`, its interpreter facts from a cache when still valid:
     its own, else (a new virtual environment) the one in the `shared` cache folder kept for
-    every environment made from the same base interpreter, else a probe."""
+    every environment made from the same base interpreter, else a probe (run in `environ`,
+    the CLI's snapshot)."""
     if not location.python.exists():
         raise UsageError(
             f"no Python interpreter at {location.python}",
@@ -121,7 +126,8 @@ def open_environment(location: Location, shared: Path | None = None) -> Environm
     own = location.root / STATE_DIR / _CACHE_FILE
     facts = load_interpreter_cache(own, key)
     if facts is None:
-        facts = _venv_facts(location, shared) or uv.probe_interpreter(location.python)
+        facts = _venv_facts(location, shared, environ)
+        facts = facts or uv.probe_interpreter(location.python, environ)
         write_interpreter_cache(own, key, facts)
     return Environment(
         root=location.root,
@@ -131,7 +137,9 @@ def open_environment(location: Location, shared: Path | None = None) -> Environm
     )
 
 
-def _venv_facts(location: Location, shared: Path | None) -> dict[str, Any] | None:
+def _venv_facts(
+    location: Location, shared: Path | None, environ: Mapping[str, str]
+) -> dict[str, Any] | None:
     """A virtual environment has its base interpreter's markers and its site-packages at the
     same place below its root as any other of that base: probe once per base interpreter."""
     if shared is None or not (location.root / "pyvenv.cfg").exists():
@@ -144,7 +152,7 @@ def _venv_facts(location: Location, shared: Path | None) -> dict[str, Any] | Non
     if known is not None and "site_relative" in known:
         site = [str(location.root / rel) for rel in known["site_relative"]]
         return {"markers": known["markers"], "site_packages": site}
-    facts = uv.probe_interpreter(location.python)
+    facts = uv.probe_interpreter(location.python, environ)
     prefix = Path(facts["prefix"])
     relative = [os.path.relpath(p, prefix) for p in facts["site_packages"]]
     if not any(rel.startswith("..") for rel in relative):
@@ -173,13 +181,9 @@ def load_interpreter_cache(path: Path, key: Mapping[str, Any]) -> dict[str, Any]
 
 def write_interpreter_cache(path: Path, key: Mapping[str, Any], facts: Mapping[str, Any]) -> None:
     """Best effort: an environment or cache we may not write to is still usable."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": dict(key), "facts": dict(facts)}), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    data = json.dumps({"key": dict(key), "facts": dict(facts)}).encode("utf-8")
+    with contextlib.suppress(OSError):
+        write_atomic(path, data, mode=0o644)
 
 
 def require_state_dir(env: Environment) -> Path:

@@ -4,11 +4,11 @@ A lock is an exclusive `flock` on a file (`msvcrt.locking` on Windows). Two thin
 ours rather than `filelock`'s:
 
 - the installers envspec starts must hold it too: `holding` hands the open descriptor to
-  `children`, and `uv._run` passes it to each child (`pass_fds`). A flock belongs to the open file,
+  `envspec.proc`, which passes it to each child (`pass_fds`). A flock belongs to the open file,
   not to a process, so it stays held until the last process holding the descriptor is gone:
   if envspec dies while uv installs, nobody else can take the lock until uv has stopped
   writing. filelock keeps its descriptor private, and its at-fork hooks run in a child that
-  has a `preexec_fn` (which `uv._run` uses on Linux);
+  has a `preexec_fn` (which `envspec.proc` uses on Linux);
 - it is a handful of lines over the standard library.
 
 The kernel drops the lock when the last holder exits, however it exits, so a killed command
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from envspec.apply import children
+from envspec import proc
 
 _POLL = 0.05
 
@@ -55,7 +55,7 @@ def holding(fd: int) -> Iterator[None]:
     """Keep the lock `acquire` returned while the block runs, handing it to every process
     started in it; release it (for our part) at the end."""
     try:
-        with children.inherited(fd):
+        with proc.inherited(fd):
             yield
     finally:
         os.close(fd)  # the lock is free once no child that inherited it is left either

@@ -12,12 +12,14 @@ for, as after a `pip install` of the spec's requirements.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from envspec.atomic import write_atomic
 from envspec.errors import ApplyError
 from envspec.model import LockedPackage
 
@@ -64,9 +66,8 @@ def _mark(dist_info: Path, *, requested: bool) -> None:
             kept.append(f"{line}{_EMPTY_HASH}\n")
         else:
             marker.unlink()
-        tmp = record.with_name(f".RECORD.{os.getpid()}.tmp")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        os.replace(tmp, record)
+        mode = stat.S_IMODE(record.stat().st_mode)  # the installer's, kept
+        write_atomic(record, "".join(kept).encode("utf-8"), mode=mode)
     except OSError as exc:
         raise ApplyError(
             f"cannot update {dist_info.name}/{_MARKER}: {exc.strerror}", context=str(dist_info)

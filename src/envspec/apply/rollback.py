@@ -30,7 +30,7 @@ from packaging.utils import canonicalize_name
 
 from envspec.apply import uv
 from envspec.apply.environment import Environment, require_state_dir
-from envspec.apply.events import Emit
+from envspec.apply.events import Reporter, RollbackFailed, RolledBack, SnapshotTaken
 from envspec.apply.installed import discard_dist_info, load_installed
 from envspec.apply.journal import (
     Journal,
@@ -67,7 +67,7 @@ class RestoreFailed(ApplyError):
 
 
 def restore(
-    env: Environment, snapshot: Snapshot, options: uv.UvOptions, files: Files, emit: Emit
+    env: Environment, snapshot: Snapshot, options: uv.UvOptions, files: Files, reporter: Reporter
 ) -> list[str]:
     """Make `env` hold exactly `snapshot`'s distributions, repairing broken ones; what
     changed (see `changes`)."""
@@ -76,7 +76,7 @@ def restore(
     wanted, complete = restore_files(snapshot)
     with files.store.reading():
         try:
-            stored = fetch(files, wanted, emit) if wanted else {}
+            stored = fetch(files, wanted, reporter) if wanted else {}
         except ApplyError as exc:
             raise RestoreFailed(
                 f"cannot restore snapshot {snapshot.id}: {exc.message}",
@@ -97,12 +97,12 @@ def restore(
     after: dict[str, str] = {d.name: d.version for d in load_installed(env)}
     if not ran.ok:
         untouched = "nothing was changed" if after == before else "the environment was changed"
-        reason = _first_error(ran.tail())
+        reason = _first_error(uv.tail(ran))
         raise RestoreFailed(
             f"cannot restore snapshot {snapshot.id}: {reason}",
             context=str(env.root),
             hint=f"{untouched}; uv's output is above",
-            tail=ran.tail(),
+            tail=uv.tail(ran),
         )
     write_provenance(env.state_dir, dict(snapshot.provenance))
     return changes(before, after)
@@ -169,7 +169,7 @@ def rollback(
     options: uv.UvOptions,
     files: Files,
     lock_timeout: float,
-    emit: Emit,
+    reporter: Reporter,
 ) -> Snapshot | None:
     """Restore a snapshot under the environment's lock; None when nothing had to change."""
     state = require_state_dir(env)
@@ -180,22 +180,24 @@ def rollback(
         if before.freeze == target.freeze and sound:
             delete_snapshot(state, before.id)
             remove_journal(state)
-            emit("rollback", snapshot=target.id, ok=True, changes=[])
+            reporter.rolled_back(RolledBack(snapshot=target.id, changes=()))
             return None
         interrupted = load_journal(state)
         journal = Journal(command=f"rollback {target.id}", snapshot=target.id, phases=())
         write_journal(state, journal)
         try:
-            changed = restore(env, target, options, files, emit)
+            changed = restore(env, target, options, files, reporter)
         except RestoreFailed as exc:
             delete_snapshot(state, before.id)  # the state it holds is still the current one
             if interrupted is None:
                 remove_journal(state)
             else:  # what was unfinished before still is
                 write_journal(state, interrupted)
-            emit("rollback", snapshot=target.id, ok=False, error=exc.message, tail=exc.tail)
+            failed = RollbackFailed(snapshot=target.id, error=exc.message, tail=exc.tail)
+            reporter.rollback_failed(failed)
             raise
         remove_journal(state)
-        emit("snapshot", id=before.id, packages=len(before.packages), command=before.command)
-    emit("rollback", snapshot=target.id, ok=True, changes=changed)
+        taken = SnapshotTaken(id=before.id, packages=len(before.packages), command=before.command)
+        reporter.snapshot_taken(taken)
+    reporter.rolled_back(RolledBack(snapshot=target.id, changes=tuple(changed)))
     return target

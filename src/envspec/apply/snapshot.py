@@ -7,15 +7,15 @@ the provenance of what envspec installed (artifact URL and sha256, index, phase)
 lives between syncs in `<env>/.envspec/provenance.json`, written after every phase.
 Restoring gives uv the freeze with each URL line's recorded hash added, and each registry
 line (`name==version`) whose file envspec installed from the artifact store pinned to that
-file: its hash, and its store folder as a `--find-links` location. Files are written whole to
-a temporary name and renamed, so a kill never leaves half a snapshot.
+file: its hash, and its store folder as a `--find-links` location. Files are written with
+`atomic.write_atomic` (whole, synced, renamed into place), so a kill never leaves half a
+snapshot.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,8 +29,10 @@ from envspec.apply.environment import Environment
 from envspec.apply.installed import has_distributions, load_installed
 from envspec.apply.plan import Installed
 from envspec.apply.store import Wanted
+from envspec.atomic import write_atomic
 from envspec.errors import ApplyError, UsageError
-from envspec.model import Artifact, ArtifactKind, LockedPackage, strip_credentials
+from envspec.model import Artifact, ArtifactKind, LockedPackage
+from envspec.secret import redact
 
 KEEP = 20
 FORMAT = 1
@@ -72,7 +74,7 @@ def provenance_of(package: LockedPackage) -> Provenance:
     url = artifact.url if artifact else (package.vcs.url if package.vcs else None)
     return Provenance(
         version=str(package.version),
-        url=strip_credentials(url) if url else None,
+        url=redact(url) if url else None,
         sha256=artifact.sha256 if artifact else None,
         index=package.index,
         phase=package.phase,
@@ -272,16 +274,11 @@ def write_provenance(state_dir: Path, provenance: Mapping[str, Provenance]) -> N
 
 
 def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """`data` as the JSON file `path`, replaced atomically and synced (a state file)."""
+    text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1, sort_keys=True, ensure_ascii=False)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, text.encode("utf-8"), mode=0o644, durable=True)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ApplyError(f"cannot write {path.name}: {exc.strerror}", context=str(path)) from exc
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from envspec.apply.events import Emit
+from envspec.apply.events import DownloadFinished, DownloadProgressed, Fetching, Reporter
 from envspec.errors import ApplyError, EnvspecError
 from envspec.model import Artifact, LockedPackage
 
@@ -180,7 +180,7 @@ def _make_dir(folder: Path) -> None:
 # -- fetching ------------------------------------------------------------------------------
 
 
-def fetch(files: Files, wanted: Sequence[Wanted], emit: Emit) -> dict[str, Path]:
+def fetch(files: Files, wanted: Sequence[Wanted], reporter: Reporter) -> dict[str, Path]:
     """Have every `wanted` file in the store, verified: their paths by sha256. Call it
     holding `files.store.reading()`."""
     store = files.store
@@ -194,7 +194,7 @@ def fetch(files: Files, wanted: Sequence[Wanted], emit: Emit) -> dict[str, Path]
         else:
             paths[item.sha256] = found
     total = sum(item.artifact.size or 0 for item in missing)
-    emit("fetch", files=len(missing), bytes=total, stored=len(paths))
+    reporter.fetching(Fetching(files=len(missing), bytes=total, stored=len(paths)))
     if missing and files.offline:
         names = ", ".join(item.filename for item in missing[:3])
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
@@ -206,7 +206,7 @@ def fetch(files: Files, wanted: Sequence[Wanted], emit: Emit) -> dict[str, Path]
     if missing:
         downloader = files.downloader()
         try:
-            paths.update(_Downloads(store, downloader, emit).run(missing))
+            paths.update(_Downloads(store, downloader, reporter).run(missing))
         finally:
             downloader.close()
     for path in paths.values():
@@ -226,10 +226,10 @@ class _Stopped(Exception):
 class _Downloads:
     """The missing files of one fetch, downloaded in parallel."""
 
-    def __init__(self, store: Store, downloader: Downloader, emit: Emit) -> None:
+    def __init__(self, store: Store, downloader: Downloader, reporter: Reporter) -> None:
         self.store = store
         self.downloader = downloader
-        self.emit = emit
+        self.reporter = reporter
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
@@ -288,7 +288,8 @@ class _Downloads:
             ) from exc
         seconds = round(time.perf_counter() - start, 3)
         with self._lock:
-            self.emit("download_finished", name=item.filename, bytes=got.size, seconds=seconds)
+            done = DownloadFinished(name=item.filename, bytes=got.size, seconds=seconds)
+            self.reporter.download_finished(done)
         return final
 
     def _get(self, item: Wanted, part: Path) -> Downloaded:
@@ -311,7 +312,8 @@ class _Downloads:
                 return
             self._last[item.sha256] = now
             total = total or item.artifact.size
-            self.emit("download", name=item.filename, bytes=done, total=total)
+            progressed = DownloadProgressed(name=item.filename, bytes=done, total=total)
+            self.reporter.download_progressed(progressed)
 
 
 def _cannot(item: Wanted, reason: str) -> ApplyError:

@@ -26,9 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from envspec import proc
 from envspec.apply import uv
 from envspec.apply.environment import Environment, require_state_dir
-from envspec.apply.events import Emit
+from envspec.apply.events import (
+    PhaseFailed,
+    PhaseFinished,
+    PhaseStarted,
+    Planned,
+    Removed,
+    Reporter,
+    RollbackFailed,
+    RolledBack,
+    SnapshotTaken,
+)
 from envspec.apply.installed import discard_dist_info, load_installed
 from envspec.apply.journal import (
     Journal,
@@ -41,8 +52,6 @@ from envspec.apply.plan import (
     InstallCall,
     PhasePlan,
     Plan,
-    describe,
-    describe_repairs,
     install_calls,
     make_plan,
 )
@@ -101,17 +110,11 @@ def sync(
     options: uv.UvOptions,
     *,
     files: Files,
-    emit: Emit,
+    reporter: Reporter,
 ) -> SyncOutcome:
     """Apply `lock` to `env`; see the module docstring."""
     plan = plan_for(env, lock, settings)
-    emit(
-        "plan",
-        phases=describe(plan),
-        remove=_removals(plan),
-        repair=describe_repairs(plan),
-        dry_run=settings.dry_run,
-    )
+    reporter.planned(Planned(plan=plan, dry_run=settings.dry_run))
     # an interrupted sync whose work turns out done leaves a journal to clear
     finishing = plan.empty and settings.phase is None and load_journal(env.state_dir) is not None
     if settings.dry_run or (plan.empty and not finishing):
@@ -123,13 +126,16 @@ def sync(
             if settings.phase is None:
                 remove_journal(state)
             if not was_empty:
-                emit("plan", phases=describe(plan), remove=[], repair=[], dry_run=False)
+                reporter.planned(Planned(plan=plan, dry_run=False))
             return SyncOutcome(plan=plan)
         with files.store.reading():
-            stored = fetch(files, _wanted(plan), emit)
+            stored = fetch(files, _wanted(plan), reporter)
             snapshot = take_snapshot(env, settings.command, options)
-            count = len(snapshot.packages)
-            emit("snapshot", id=snapshot.id, packages=count, command=snapshot.command)
+            reporter.snapshot_taken(
+                SnapshotTaken(
+                    id=snapshot.id, packages=len(snapshot.packages), command=snapshot.command
+                )
+            )
             journal = Journal(
                 command=settings.command,
                 snapshot=snapshot.id,
@@ -137,7 +143,12 @@ def sync(
             )
             write_journal(state, journal)
             run = _Transaction(
-                env=env, snapshot=snapshot, options=options, files=files, stored=stored, emit=emit
+                env=env,
+                snapshot=snapshot,
+                options=options,
+                files=files,
+                stored=stored,
+                reporter=reporter,
             )
             failed = run.apply(plan, journal)
             remove_journal(state)
@@ -150,10 +161,6 @@ def _wanted(plan: Plan) -> list[Wanted]:
     return [w for w in found if w is not None]
 
 
-def _removals(plan: Plan) -> list[dict[str, str]]:
-    return [{"name": d.name, "version": d.version} for d in plan.remove]
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Transaction:
     """One sync after its snapshot: installs phases, restores the snapshot on failure."""
@@ -163,7 +170,7 @@ class _Transaction:
     options: uv.UvOptions
     files: Files
     stored: Mapping[str, Path]  # sha256 → the verified file in the store
-    emit: Emit
+    reporter: Reporter
 
     def apply(self, plan: Plan, journal: Journal) -> tuple[str, ...]:
         """Repairs, removals, then every phase; the names of optional phases that failed."""
@@ -198,7 +205,7 @@ class _Transaction:
         ran = uv.pip_uninstall(self.env.python, names, self.options)
         if not ran.ok:
             self.fail("remove", ran)
-        self.emit("removed", packages=_removals(plan), seconds=round(ran.seconds, 3))
+        self.reporter.removed(Removed(packages=plan.remove, seconds=round(ran.seconds, 3)))
         provenance = load_provenance(self.env.state_dir)
         kept = {k: v for k, v in provenance.items() if k not in names}
         write_provenance(self.env.state_dir, kept)
@@ -206,11 +213,8 @@ class _Transaction:
     def install(self, phase_plan: PhasePlan) -> bool:
         """Install one phase; False when an optional phase failed (a required one raises)."""
         env, name, steps = self.env, phase_plan.phase.name, phase_plan.steps
-        self.emit(
-            "phase_started",
-            phase=name,
-            packages=[f"{s.package.name}=={s.package.version}" for s in steps],
-        )
+        packages = tuple(f"{s.package.name}=={s.package.version}" for s in steps)
+        self.reporter.phase_started(PhaseStarted(phase=name, packages=packages))
         start = time.perf_counter()
         for call in install_calls(steps, self.stored):
             ran = self.run_call(call, phase_plan)
@@ -220,16 +224,18 @@ class _Transaction:
         if not ran.ok:
             if not phase_plan.phase.optional:
                 self.fail(name, ran)
-            self.emit("phase_failed", phase=name, optional=True, error=ran.tail())
+            failed = PhaseFailed(phase=name, optional=True, error=uv.tail(ran))
+            self.reporter.phase_failed(failed)
             return False
         provenance = load_provenance(env.state_dir)
         provenance.update({s.package.name: provenance_of(s.package) for s in steps})
         write_provenance(env.state_dir, provenance)
         seconds = round(time.perf_counter() - start, 3)
-        self.emit("phase_finished", phase=name, installed=len(steps), seconds=seconds)
+        finished = PhaseFinished(phase=name, installed=len(steps), seconds=seconds)
+        self.reporter.phase_finished(finished)
         return True
 
-    def run_call(self, call: InstallCall, phase_plan: PhasePlan) -> uv.Ran:
+    def run_call(self, call: InstallCall, phase_plan: PhasePlan) -> proc.Finished:
         name = "pylock.toml" if call.pylock else "requirements.txt"  # uv knows PEP 751 by name
         path = write_requirements(self.env.state_dir, name, call.text)
         ran = uv.pip_install(
@@ -244,24 +250,25 @@ class _Transaction:
         path.unlink(missing_ok=True)
         return ran
 
-    def fail(self, phase: str, ran: uv.Ran) -> NoReturn:
+    def fail(self, phase: str, ran: proc.Finished) -> NoReturn:
         """Restore the pre-sync snapshot after a required step failed, then raise."""
         snapshot, env = self.snapshot, self.env
-        self.emit("phase_failed", phase=phase, optional=False, error=ran.tail())
+        self.reporter.phase_failed(PhaseFailed(phase=phase, optional=False, error=uv.tail(ran)))
         what = {"remove": "removing packages", "repair": "removing broken distributions"}.get(
             phase, f"required phase '{phase}'"
         )
         try:
-            changed = restore(env, snapshot, self.options, self.files, self.emit)
+            changed = restore(env, snapshot, self.options, self.files, self.reporter)
         except RestoreFailed as exc:
-            self.emit("rollback", snapshot=snapshot.id, ok=False, error=exc.message, tail=exc.tail)
+            failed = RollbackFailed(snapshot=snapshot.id, error=exc.message, tail=exc.tail)
+            self.reporter.rollback_failed(failed)
             raise ApplyError(
                 f"{what} failed, and restoring snapshot {snapshot.id} failed too",
                 context=str(env.root),
                 hint=f"fix the cause, then run 'envspec rollback {snapshot.id}'",
             ) from exc
         remove_journal(env.state_dir)
-        self.emit("rollback", snapshot=snapshot.id, ok=True, changes=changed)
+        self.reporter.rolled_back(RolledBack(snapshot=snapshot.id, changes=tuple(changed)))
         raise ApplyError(
             f"{what} failed; the environment was restored to snapshot {snapshot.id}",
             context=str(env.root),

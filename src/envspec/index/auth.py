@@ -22,19 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from envspec.model import Index
-from envspec.secret import SecretURL, redact
-
-__all__ = [
-    "Credentials",
-    "env_login",
-    "env_prefix",
-    "load_netrc",
-    "origin",
-    "redact",
-    "uv_url",
-    "with_env_login",
-]
-# `redact` is re-exported for index/http.py, which issue 8 is changing: it imports it from here.
+from envspec.secret import SecretURL
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +51,6 @@ def uv_url(index: Index, environ: Mapping[str, str]) -> SecretURL:
     knows nothing of `ENVSPEC_INDEX_*`, gets an index's credentials."""
     login = env_login(index.name, environ)
     return index.location.with_login(*login) if login else index.location
-
-
-def with_env_login(url: str, index_name: str, environ: Mapping[str, str]) -> str:
-    """`uv_url` for a URL string, as `apply/uv.py` asks until issue 10 part 2 gives it
-    `uv_url`."""
-    login = env_login(index_name, environ)
-    return SecretURL(url).with_login(*login).secret if login else url
 
 
 def public_index(index: Index) -> Index:

@@ -7,7 +7,7 @@ backend for more (`get_requires_for_build_wheel`) and install those too; then
 `prepare_metadata_for_build_wheel`, which pyproject-hooks replaces by `build_wheel` and reads
 the wheel's `.dist-info` when a backend lacks the hook. pyproject-hooks (the PyPA library pip
 and build use) owns the hook protocol — the in-process script, `backend-path`, the fallback;
-the processes it starts go through `proc.hook_runner`.
+the processes it starts go through `envspec.proc.HookRunner`.
 
 uv is the binary the `uv` package ships, run with `--no-config` and no `UV_*` variables from
 the caller; the spec's default-routed indexes reach it through `UV_DEFAULT_INDEX`/`UV_INDEX`/
@@ -28,8 +28,8 @@ from typing import Any
 
 from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing
 
+from envspec import proc
 from envspec.errors import MetadataError
-from envspec.index import proc
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -155,7 +155,7 @@ def _uv(args: Sequence[str], settings: BuildSettings) -> proc.Finished:
     if settings.offline:
         argv.append("--offline")
     env = {**_clean_environment(settings.environ), "UV_NO_PROGRESS": "1", **settings.index_env}
-    return proc.run(argv, env=env, timeout=settings.timeout)
+    return proc.run(argv, env=env, timeout=settings.timeout, merge=True)
 
 
 def _make_environment(root: Path, settings: BuildSettings, shown: str) -> Path:

@@ -8,8 +8,8 @@ fetch; the second rename loses harmlessly). The `.git` folder is kept: version p
 as setuptools-scm read it while building.
 
 The git binary is the user's (we need its transports, credential helpers and ssh
-configuration), run through `proc` with prompts disabled and messages in English, so a
-failure reads the same everywhere and a missing password fails instead of waiting.
+configuration), run through `envspec.proc` with prompts disabled and messages in English, so
+a failure reads the same everywhere and a missing password fails instead of waiting.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from envspec import proc
 from envspec.atomic import place_folder
 from envspec.errors import MetadataError
-from envspec.index import proc
 
 FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 TIMEOUT = 300.0
@@ -60,7 +60,7 @@ def resolve_commit(url: str, ref: str | None, *, shown: str, environ: Mapping[st
             f"{shown}: cannot read the repository: {_reason(failed.finished)}",
             hint="check the URL and that you have access to it",
         ) from None
-    refs = _parse_refs(found.output)
+    refs = _parse_refs(found.stdout)
     wanted = (
         ["HEAD"]
         if ref is None

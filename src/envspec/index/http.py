@@ -58,7 +58,8 @@ from urllib3.exceptions import (
 from urllib3.exceptions import HTTPError as _Urllib3Error
 
 from envspec.errors import IndexError_
-from envspec.index.auth import Credentials, redact
+from envspec.index.auth import Credentials
+from envspec.secret import redact
 
 log = logging.getLogger(__name__)
 

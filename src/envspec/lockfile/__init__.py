@@ -5,8 +5,9 @@
 Writing uses `tomlkit` because its output layout can be controlled (one ``[[packages]]`` block
 per package, one wheel and one phase per line, inputs as sub-tables with sorted keys) and is
 stable, so locking twice gives the same bytes. Reading uses `tomllib` (via `tomlread`) with
-our own field checks rather than `packaging.pylock`, whose errors name no file and which knows
-nothing of ``[tool.envspec]``; the tests validate every dumped lock with `packaging.pylock`.
+our own field checks (every field envspec reads, in envspec's words, and ``[tool.envspec]``,
+which `packaging.pylock` knows nothing of), then `packaging.pylock` for the rest of the
+standard, its errors wrapped with the file name (module `parse`).
 
 What a lock holds: one file per package (a wheel or an sdist, as `model.Artifact`: name, URL,
 size, sha256, upload time) or a git source (``[packages.vcs]``); ``[packages.tool.envspec]``
@@ -57,6 +58,11 @@ Errors are `LockFileError` (exit 2); ``str(error)`` is ``<file>: <path>: <messag
   ``<file>: packages[3]: unsupported source 'directory' (envspec locks hold wheels, sdist or
   vcs)`` · ``<file>: packages[3].wheels: expected exactly one wheel, got 2`` ·
   ``<file>: packages[3].vcs.type: unsupported vcs type 'hg'``
+- what only `packaging.pylock` checks, its words lower-cased after the path it names (hint
+  as for integrity): ``<file>: packages[3].sdist: version in 'a-1.1.tar.gz' is not
+  consistent with package version '1.0'`` · ``<file>: extras[0]: name 'A_B' is not
+  normalized`` · ``<file>: packages[3].dependencies: unexpected type str (expected
+  Sequence)``
 
 `dump_lock` refuses a package without a source or a file without a sha256 hash
 (``cannot lock 'x' 1.0: no artifact or git source`` / ``cannot lock 'f.whl' without a sha256
@@ -69,12 +75,15 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from envspec.atomic import write_atomic
 from envspec.errors import LockFileError, StaleLockError
-from envspec.lockfile.dump import CREATED_BY, LOCK_VERSION, dump_lock
 from envspec.lockfile.parse import parse_lock
 from envspec.model import Lock
+
+if TYPE_CHECKING:
+    from envspec.lockfile.dump import CREATED_BY, LOCK_VERSION, dump_lock
 
 __all__ = [
     "CREATED_BY",
@@ -85,6 +94,16 @@ __all__ = [
     "parse_lock",
     "write_lock",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The writing side (`dump`), imported when first asked for: tomlkit, which only writing
+    needs, would cost every command that only reads a lock (a sync) ~15 ms of imports."""
+    if name in ("CREATED_BY", "LOCK_VERSION", "dump_lock"):
+        from envspec.lockfile import dump
+
+        return getattr(dump, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def lock_path(project_dir: Path, target: str) -> Path:
@@ -108,6 +127,8 @@ def load_lock(path: Path) -> Lock:
 
 def write_lock(path: Path, lock: Lock) -> bool:
     """Write the lock atomically; False, and nothing written, when the bytes are unchanged."""
+    from envspec.lockfile.dump import dump_lock
+
     data = dump_lock(lock).encode("utf-8")
     mode = 0o644  # mkstemp makes files 0600; a lock is meant to be shared
     try:

@@ -3,6 +3,16 @@
 Keys this envspec does not know are ignored (a newer 1.x lock may add some); sources it
 cannot represent (``archive``, ``directory``, several wheels) are refused.
 
+Two readings, ours first: envspec's own checks and values (every field it reads, the
+integrity checks below and ``[tool.envspec]``), then `packaging.pylock` (`Pylock.from_dict`)
+for the standard as a whole, which also covers what envspec does not read (an sdist's file
+name against its package, ``dependencies``, ``extras``, ``attestation-identities``, …). Ours
+run first so a fault both see is worded as envspec words it; a fault only pylock sees is
+wrapped with the file and pylock's path, its message lower-cased, the damaged-lock hint and
+exit 2 (``<file>: packages[1].sdist: version in 'b-1.1.tar.gz' is not consistent with
+package version '1.0'``). The values come from our reading, which keeps the texts of markers
+and ``requires-python`` as written.
+
 Integrity is checked here, when the lock is loaded, so no command acts on an entry it could
 not verify: every file's ``hashes.sha256`` is 64 hexadecimal digits (every other listed hash
 has its algorithm's length), its URL is http(s) (with a host) or file, its size is a byte
@@ -17,9 +27,11 @@ import datetime as dt
 import hashlib
 import logging
 import re
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker
+from packaging.pylock import Pylock, PylockValidationError
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
     InvalidName,
@@ -48,7 +60,35 @@ log = logging.getLogger("envspec")
 
 def parse_lock(text: str, *, path: str) -> Lock:
     """Read and check a lock's text; `path` names it in errors and warnings."""
-    root = Doc(path, LockFileError).root(loads(text, where=path, error=LockFileError))
+    data = loads(text, where=path, error=LockFileError)
+    lock = _read(Doc(path, LockFileError).root(data))
+    try:
+        Pylock.from_dict(_as_standard(data))
+    except PylockValidationError as exc:
+        where = f"{path}: {exc.context}" if exc.context else path
+        message = exc.message[:1].lower() + exc.message[1:]
+        raise LockFileError(message, context=where, hint=_DAMAGED) from exc
+    return lock
+
+
+def _as_standard(data: dict[str, Any]) -> dict[str, Any]:
+    """The lock as pylock is shown it (after our reading accepted it): read at the version
+    envspec reads (a newer 1.x was warned of already), and a direct reference's archive, which
+    envspec writes as ``[packages.sdist]`` under the file's own name (``main.tar.gz``, a
+    ``.tar.bz2``), where the standard keeps such a file: ``[packages.archive]``, which has no
+    name to match ``name-version``."""
+    packages = [_archive_view(package) for package in data["packages"]]
+    return {**data, "lock-version": READS_VERSION, "packages": packages}
+
+
+def _archive_view(package: dict[str, Any]) -> dict[str, Any]:
+    if "sdist" not in package or "index" in package:  # from an index: a real sdist
+        return package
+    archive = {k: v for k, v in package["sdist"].items() if k != "name"}
+    return {**{k: v for k, v in package.items() if k != "sdist"}, "archive": archive}
+
+
+def _read(root: Table) -> Lock:
     _check_version(root)
     root.required_string("created-by")
     tool = root.table("tool")

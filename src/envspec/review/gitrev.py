@@ -2,10 +2,9 @@
 
 `envspec diff REV` compares the working tree's locks with those committed at REV. git's object
 store has no stable library interface in the standard library (and pulling in a git library
-for two read-only commands is not worth it), so this module runs the ``git`` binary: that is
-the one process spawn of the review package, kept in `_git` here. It never writes to the
-repository: ``rev-parse``, ``ls-tree`` and ``show`` only. (`apply.uv` is the designated
-spawner for installs; reviewing needs nothing of it.)
+for two read-only commands is not worth it), so this module runs the ``git`` binary, through
+`envspec.proc` like every process envspec starts. It never writes to the repository:
+``rev-parse``, ``ls-tree`` and ``show`` only.
 
 Errors (`UsageError`, exit 2), with the project folder as context:
 ``not a git repository`` · ``unknown revision 'nope'`` · ``git is not installed``.
@@ -13,35 +12,32 @@ Errors (`UsageError`, exit 2), with the project folder as context:
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from envspec import proc
 from envspec.errors import EnvspecError, UsageError
 
 LOCKS = "locks"
 _TIMEOUT = 60
 
 
-def _git(cwd: Path, environ: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
-    """Run one read-only git command in `cwd`, in `environ` (the CLI's snapshot); the only
-    process this package starts."""
+def _git(cwd: Path, environ: Mapping[str, str], *args: str) -> proc.Finished:
+    """Run one read-only git command in `cwd`, in `environ` (the CLI's snapshot)."""
     try:
-        return subprocess.run(
+        return proc.run(
             ["git", *args],
             cwd=cwd,
-            capture_output=True,
             timeout=_TIMEOUT,
-            check=False,
             # No pager, and messages in one language whatever the user's locale.
             env={**environ, "GIT_PAGER": "cat", "LC_ALL": "C"},
         )
-    except FileNotFoundError as exc:
+    except proc.CannotStart as exc:
         raise UsageError(
             "git is not installed", context=str(cwd), hint="install git, or compare lock folders"
         ) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise EnvspecError(f"git {args[0]} took longer than {_TIMEOUT}s", context=str(cwd)) from exc
+    except proc.TimedOut as exc:
+        raise exc.with_context(str(cwd)) from exc
 
 
 def resolve_revision(project: Path, rev: str, environ: Mapping[str, str]) -> str:
@@ -49,7 +45,7 @@ def resolve_revision(project: Path, rev: str, environ: Mapping[str, str]) -> str
     if not project.is_dir():
         raise UsageError("not a git repository", context=str(project))
     inside = _git(project, environ, "rev-parse", "--is-inside-work-tree")
-    if inside.returncode != 0 or inside.stdout.strip() != b"true":
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
         raise UsageError(
             "not a git repository",
             context=str(project),
@@ -70,7 +66,7 @@ def resolve_revision(project: Path, rev: str, environ: Mapping[str, str]) -> str
             context=str(project),
             hint="give a commit, branch or tag, e.g. HEAD~1 or main",
         )
-    return found.stdout.decode().strip()
+    return found.stdout.strip()
 
 
 def lock_texts_at(
@@ -82,19 +78,18 @@ def lock_texts_at(
     commit = resolve_revision(project, rev, environ)
     listed = _git(project, environ, "ls-tree", "--name-only", commit, f"{LOCKS}/")
     if listed.returncode != 0:
-        raise EnvspecError(f"git ls-tree failed: {_tail(listed.stderr)}", context=str(project))
+        raise EnvspecError(f"git ls-tree failed: {_tail(listed)}", context=str(project))
     out: dict[str, str] = {}
-    for line in listed.stdout.decode().splitlines():
+    for line in listed.stdout.splitlines():
         name = line.rsplit("/", 1)[-1]
         if not (name.startswith("pylock.") and name.endswith(".toml")):
             continue
         shown = _git(project, environ, "show", f"{commit}:./{LOCKS}/{name}")
         if shown.returncode != 0:
-            raise EnvspecError(f"git show failed: {_tail(shown.stderr)}", context=str(project))
-        out[name] = shown.stdout.decode("utf-8")
+            raise EnvspecError(f"git show failed: {_tail(shown)}", context=str(project))
+        out[name] = shown.stdout
     return commit, out
 
 
-def _tail(stderr: bytes) -> str:
-    lines = stderr.decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else "no output"
+def _tail(finished: proc.Finished) -> str:
+    return finished.tail(1) or "no output"

@@ -65,6 +65,7 @@ def starter_spec(
     """A starter spec with one empty phase to fill in (validated with a placeholder in it)."""
     parse_spec(
         tomlkit.dumps(_starter(name, python, targets, ["example"])),
+        environ={},  # it holds no ${VAR}
         filename="envspec.toml (generated)",
     )
     return tomlkit.dumps(_starter(name, python, targets, []))

@@ -4,9 +4,9 @@ Modules: `parse` (the document, [environment], [targets], [indexes]), `phases` (
 `options` ([resolution], [checks]) and `values` (requirements, names, versions and target
 lists, checked with `packaging` and `targets`).
 
-`load_spec` reads the file (the only file access); `parse_spec` is pure apart from reading
-`os.environ` for ``${VAR}`` references in index URLs when no `environ` is given (the CLI
-gives its snapshot). This is the one place index URLs' references are expanded.
+`load_spec` reads the file (the only file access); `parse_spec` is pure: ``${VAR}``
+references in index URLs are expanded from the `environ` it is given (the CLI's snapshot).
+This is the one place index URLs' references are expanded.
 Validation is hand-written over `tomlread` because every error must name the file and the
 table path of the offending value in one line; requirement, version and specifier syntax is
 left to `packaging`. Unknown keys are errors everywhere.

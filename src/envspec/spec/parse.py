@@ -4,7 +4,6 @@ and [indexes]. See the package docstring for the messages.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,9 +26,9 @@ _PYTHON = re.compile(r"3\.\d{1,3}(?:\.\d{1,3})?")
 _URL_SCHEMES = ("http://", "https://", "file://")
 
 
-def load_spec(path: Path, environ: Mapping[str, str] | None = None) -> Spec:
+def load_spec(path: Path, environ: Mapping[str, str]) -> Spec:
     """Read and validate the spec at `path`; ``${VAR}`` references come from `environ` (the
-    CLI's snapshot of the environment; `os.environ` when not given)."""
+    CLI's snapshot of the environment)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -45,8 +44,8 @@ def load_spec(path: Path, environ: Mapping[str, str] | None = None) -> Spec:
 def parse_spec(
     text: str,
     *,
+    environ: Mapping[str, str],
     filename: str = "envspec.toml",
-    environ: Mapping[str, str] | None = None,
     builtin: RuleSet | None = None,
 ) -> Spec:
     """Validate and normalize a spec's text; `environ` expands ``${VAR}`` in index URLs;
@@ -54,7 +53,7 @@ def parse_spec(
     root = Doc(filename, SpecError).root(loads(text, where=filename, error=SpecError))
     root.check_keys(_ROOT_KEYS)
     name, python, targets = _environment(root)
-    indexes = _indexes(root, os.environ if environ is None else environ)
+    indexes = _indexes(root, environ)
     builtin = load_builtin_rules() if builtin is None else builtin
     own = parse_rules(root.tables("rules"), builtin=False, taken={r.id for r in builtin.rules})
     known = [r.id for r in (*builtin.rules, *own)]
