@@ -6,7 +6,7 @@ for metadata built here); the resolver below it does neither.
 Before writing, a target that ends up with a much older version of a name than the other
 targets (another minor release or more) is reported with the reason, in `fit`'s words:
 ``macos-arm64 locks bitsandbytes 0.42.0, much older than 0.50.2 on linux-x86_64: bitsandbytes
-0.50.2 has wheels for macOS 14.0+ only (…): set [targets.macos-arm64] macos = "14.0"``.
+0.50.2 has wheels for macOS 15.0+ only (…): set [targets.macos-arm64] macos = "15.0"``.
 """
 
 from __future__ import annotations
