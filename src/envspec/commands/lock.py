@@ -61,9 +61,11 @@ def run_lock(
     settings: FinderSettings,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
+    write: bool = True,
 ) -> LockRun:
     """Lock the targets `todo` names, with one finder over the spec's indexes; `statuses`
-    (every target's) lend their locks' files to mirrors (see `locked_files`)."""
+    (every target's) lend their locks' files to mirrors (see `locked_files`). Without
+    `write` (`sync --dry-run`) the locks are made and returned, not written."""
     finder = open_finder(
         spec.indexes,
         environ,
@@ -75,7 +77,7 @@ def run_lock(
     )
     try:
         results = lock_targets(
-            spec, todo, finder, upgrade=upgrade, upgrade_packages=upgrade_packages
+            spec, todo, finder, upgrade=upgrade, upgrade_packages=upgrade_packages, write=write
         )
     finally:
         stats = finder.stats
@@ -102,8 +104,10 @@ def lock_targets(
     *,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
+    write: bool = True,
 ) -> list[Locked]:
-    """Resolve the given targets concurrently and write each lock whose bytes changed."""
+    """Resolve the given targets concurrently and write each lock whose bytes changed (none
+    without `write`)."""
     host = host_target()
 
     def one(status: TargetStatus) -> Lock:
@@ -127,7 +131,7 @@ def lock_targets(
     _warn_diverging(spec, locks, source)
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
     return [
-        Locked(target=s.target, path=s.path, lock=lock, written=write_lock(s.path, lock))
+        Locked(target=s.target, path=s.path, lock=lock, written=write and write_lock(s.path, lock))
         for s, lock in zip(statuses, locks, strict=True)
     ]
 
