@@ -194,3 +194,22 @@ def test_macos_targets_lock_for_macos_14_by_default_and_say_so(
     mac = tomllib.loads((root / "locks" / "pylock.macos-arm64.toml").read_text())
     assert {p["name"]: p["version"] for p in mac["packages"]} == {"bnb": "0.50.2", "six": "1.16.0"}
     assert mac["tool"]["envspec"]["inputs"]["target"]["macos"] == "14.0"
+
+
+def test_a_target_setting_stales_only_the_locks_it_is_read_for(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert lock(project) == 0
+    linux = project / "locks" / "pylock.linux-x86_64.toml"
+    # a lock made when macOS 13.0 was the default: what it says of macOS is not its concern
+    text = linux.read_text()
+    assert 'macos = "14.0"' in text
+    linux.write_text(text.replace('macos = "14.0"', 'macos = "13.0"'))
+    assert lock(project, "--check") == 0
+    spec = project / "envspec.toml"
+    spec.write_text(spec.read_text() + '\n[targets.macos-arm64]\nmacos = "15.0"\n')
+    capsys.readouterr()
+    assert lock(project, "--check") == 3
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "error: locks out of date: macos-arm64 (stale: target macos 14.0 → 15.0)"
+    )

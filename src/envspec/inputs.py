@@ -95,6 +95,19 @@ def applied_rules(
     )
 
 
+def relevant_inputs(inputs: Mapping[str, Any], target: str) -> dict[str, Any]:
+    """`inputs` (recorded or current) as far as `target`'s resolution reads them: the macOS
+    release matters to macOS targets only, the glibc level to Linux targets only. A lock
+    records both; comparing this part alone keeps a Linux lock fresh when the macOS default
+    moves (13.0 → 14.0)."""
+    settings = inputs.get("target")
+    if not isinstance(settings, Mapping):
+        return dict(inputs)
+    unread = {"macos"} if not target.startswith("macos-") else set()
+    unread |= {"glibc"} if not target.startswith("linux-") else set()
+    return {**inputs, "target": {k: v for k, v in settings.items() if k not in unread}}
+
+
 def input_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """How a target's inputs changed since a lock recorded them, one phrase each, in the
     spec's words: ``phase app: transformers>=4.40 → transformers<5,>=4.40``, ``phase extra

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from envspec.inputs import applied_rules, input_changes, lock_inputs, rule_changes
+from envspec.inputs import (
+    applied_rules,
+    input_changes,
+    lock_inputs,
+    relevant_inputs,
+    rule_changes,
+)
 from envspec.lockfile import load_lock, lock_path
 from envspec.model import Lock, Spec
 from envspec.targets import make_target
@@ -52,8 +58,9 @@ def status_of(spec: Spec, name: str, path: Path, previous: Lock) -> TargetStatus
         reason = f"{name} is not in [environment] targets"
         return TargetStatus(target=name, path=path, state="stale", previous=previous, reason=reason)
     target = make_target(name, spec.python, spec.settings_for(name))
-    inputs = lock_inputs(spec, target)
-    changes = input_changes(previous.inputs, inputs) if previous.inputs != inputs else []
+    inputs = relevant_inputs(lock_inputs(spec, target), name)
+    recorded = relevant_inputs(previous.inputs, name)
+    changes = input_changes(recorded, inputs) if recorded != inputs else []
     changes += rule_changes(previous.rules, applied_rules(spec.rules, target, previous.packages))
     state: State = "stale" if changes else "fresh"
     return TargetStatus(
