@@ -88,7 +88,7 @@ class SnapshotTaken(Event):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Removed(Event):
-    """`--exact` removed what the lock does not name."""
+    """An exact sync (the default) removed what the lock does not name."""
 
     kind: ClassVar[str] = "removed"
     packages: tuple[Installed, ...]
@@ -171,7 +171,7 @@ class Reporter:
         """Before a sync changes anything, and when a rollback has restored."""
 
     def removed(self, event: Removed) -> None:
-        """`--exact` removed packages."""
+        """An exact sync removed packages."""
 
     def phase_started(self, event: PhaseStarted) -> None:
         """A phase begins installing."""

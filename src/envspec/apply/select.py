@@ -62,7 +62,7 @@ def require_lock(
         f"no locks exist yet; {todo}"
     )
     raise StaleLockError(
-        f"no lock for this environment's platform ({what or target})",
+        f"no lock for this environment's platform ({what or target or 'not a known target'})",
         context=str(project / "locks"),
         hint=hint,
     )
