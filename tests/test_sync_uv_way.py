@@ -263,3 +263,22 @@ def test_installer_settings_in_the_environment_change_nothing(
     assert proj.run("sync") == 0
     assert proj.freeze() == "alpha==2.0\nbeta==1.0\n"
     assert PYTHON in proj.env.joinpath("pyvenv.cfg").read_text()
+
+
+def test_a_lock_for_a_target_the_spec_no_longer_has_is_refused_unless_frozen(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = "windows-x86_64" if TARGET != "windows-x86_64" else "linux-x86_64"
+    proj.write_spec(TWO)
+    proj.lock()
+    proj.write_spec(TWO, targets=[other])
+    capsys.readouterr()
+    assert proj.run("sync") == 3
+    assert capsys.readouterr().err.splitlines()[1:] == [
+        f"error: {proj.lock_file}: the lock for {TARGET} is out of date with envspec.toml: "
+        f"{TARGET} is not in [environment] targets",
+        f"hint: add '{TARGET}' to [environment] targets, or sync with --frozen",
+    ]
+    assert proj.freeze() == ""
+    assert proj.run("sync", "--frozen") == 0
+    assert proj.freeze() == "alpha==1.0\nbeta==1.0\n"
