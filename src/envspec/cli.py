@@ -24,19 +24,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envspec import __version__, cli_cache, cli_env
+from envspec import __version__, cli_bundle, cli_cache, cli_env
 from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
     EnvspecError,
     StaleLockError,
     UsageError,
-    did_you_mean,
 )
 from envspec.model import Spec
 from envspec.secret import redact
 from envspec.spec import load_spec
-from envspec.targets import check_name, os_floor
+from envspec.targets import check_name, choose_targets, os_floor
 
 if TYPE_CHECKING:
     from envspec.commands.lock import Locked
@@ -90,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--refresh", action="store_true", help="revalidate cached index pages")
     _add_review_parsers(sub, common)
     cli_env.add_parsers(sub, common)
+    cli_bundle.add_parsers(sub, common)
     cli_cache.add_parsers(sub, common)
     return parser
 
@@ -127,11 +127,7 @@ def _spec(args: argparse.Namespace, environ: Environ) -> Spec:
 
 
 def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
-    for name in wanted:
-        if name not in spec.targets:
-            hint = did_you_mean(name, spec.targets) or "spec targets: " + ", ".join(spec.targets)
-            raise UsageError(f"target '{name}' is not in the spec", context="--target", hint=hint)
-    return list(dict.fromkeys(wanted)) or list(spec.targets)
+    return choose_targets(spec.targets, wanted)
 
 
 def cmd_lock(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
@@ -338,6 +334,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Output, Environ], int]] = {
     "init": cmd_init,
     **cli_env.COMMANDS,
     **cli_cache.COMMANDS,
+    **cli_bundle.COMMANDS,
 }
 
 
