@@ -145,7 +145,7 @@ class Checked(Event):
     """One check's result."""
 
     kind: ClassVar[str] = "check"
-    check: str  # installed, drift, dependencies, version or import
+    check: str  # drift, lock, installed, dependencies, version, rules or import
     subject: str
     ok: bool
     message: str
