@@ -2,11 +2,12 @@
 
 `dump_lock` (module `dump`) and `parse_lock` (module `parse`) are pure; `load_lock` and
 `write_lock`, here, are the file edges.
-Writing uses `tomlkit` because its output layout can be controlled (one ``[[packages]]`` block
-per package, one wheel and one phase per line, inputs as sub-tables with sorted keys) and is
-stable, so locking twice gives the same bytes. Reading uses `tomllib` (via `tomlread`) with
-our own field checks rather than `packaging.pylock`, whose errors name no file and which knows
-nothing of ``[tool.envspec]``; the tests validate every dumped lock with `packaging.pylock`.
+Writing is `dump`'s own small TOML writer (tomlkit's layout at a thirtieth of its cost: one
+``[[packages]]`` block per package, one wheel and one phase per line, inputs as sub-tables with
+sorted keys), stable, so locking twice gives the same bytes. Reading uses `tomllib` (via
+`tomlread`) with our own field checks rather than `packaging.pylock`, whose errors name no
+file and which knows nothing of ``[tool.envspec]``; the tests validate every dumped lock with
+`packaging.pylock`.
 
 What a lock holds: one file per package (a wheel or an sdist, as `model.Artifact`: name, URL,
 size, sha256, upload time) or a git source (``[packages.vcs]``); ``[packages.tool.envspec]``
