@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -35,15 +35,25 @@ from envspec.index.build import BuildSettings
 from envspec.index.cache import Cache
 from envspec.index.direct import parse_direct
 from envspec.index.fetch import Fetcher, FinderStats
-from envspec.index.http import Client
+from envspec.index.http import Client, Response
 from envspec.index.mirror import KnownFiles, Mirrors
-from envspec.index.simple import ACCEPT, Keep, for_project, parse_page
+from envspec.index.simple import (
+    ACCEPT,
+    FileFilter,
+    Keep,
+    dump_listing,
+    for_project,
+    load_listing,
+    parse_page,
+)
 from envspec.index.sources import SourceTrees, index_environment
 from envspec.model import Artifact, DistMetadata, Index, VcsSource
 from envspec.secret import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Parse = Callable[[Response], bytes]
+EVERY_FILE = "every file"  # the listing variant kept by no filter
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -91,7 +101,7 @@ def open_finder(
     settings: FinderSettings = FinderSettings(),
     *,
     known_files: KnownFiles | None = None,
-    keep_file: Keep | None = None,
+    keep_file: FileFilter | None = None,
 ) -> Finder:
     """A Finder for the spec's `indexes` (as parsed: `${VAR}`s expanded, credentials in), with
     its mirrors, credentials and build environment from `environ`. `known_files`: canonical
@@ -133,7 +143,7 @@ class Finder:
         mirrors: Mirrors,
         trees: SourceTrees,
         pool: ThreadPoolExecutor,
-        keep_file: Keep | None = None,
+        keep_file: FileFilter | None = None,
     ) -> None:
         """`indexes` in spec order and public (see `public_index`); the Finder owns the
         parts it is given and closes them."""
@@ -142,6 +152,7 @@ class Finder:
         self._trees = trees
         self._pool = pool
         self._keep = keep_file
+        self._variant = keep_file.key if keep_file else EVERY_FILE
         self._indexes = {index.name: index for index in indexes}
         self._order = list(indexes)
         self._parse_lock = threading.Lock()
@@ -157,11 +168,9 @@ class Finder:
         why none fits (an error path; the page comes from the cache)."""
         wanted, index = canonicalize_name(name), self._known(index)
         url = self._mirrors.page_base(index) + ("" if index.flat else f"{wanted}/")
-        page = self._fetch.page(url, "text/html" if index.flat else ACCEPT)
-        if page.status != 200:
-            return []
-        found = parse_page(page.body, page.header("content-type") or "", page.url)
-        return for_project(self._mirrors.canonical(index, found), wanted)
+        accept = "text/html" if index.flat else ACCEPT
+        found = load_listing(self._fetch.listing(url, accept, EVERY_FILE, self._parser(None)))
+        return for_project(self._mirrors.canonical(index, found or []), wanted)
 
     def route(self, name: NormalizedName, routed: str | None) -> Index | None:
         """The index `name` comes from: the explicit one it is routed to, else the first
@@ -188,15 +197,12 @@ class Finder:
         return self._once.run(key, lambda: self._project(name, index))
 
     def _project(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
-        page = self._fetch.page(f"{self._mirrors.page_base(index)}{name}/", ACCEPT)
-        if page.status in (404, 410):
+        url = f"{self._mirrors.page_base(index)}{name}/"
+        found = load_listing(self._fetch.listing(url, ACCEPT, self._variant, self._parser()))
+        if found is None:
             return False, ()
-        # One page parsed at a time: a big JSON page (pydantic-core's is 7 MB) becomes ~10x
-        # its size in Python objects while parsed, and the GIL serializes parsing anyway.
-        with self._parse_lock:
-            found = parse_page(page.body, page.header("content-type") or "", page.url, self._keep)
         found = self._mirrors.canonical(index, found)
-        log.debug("%s: %d files for %s", redact(page.url), len(found), name)
+        log.debug("%s: %d files for %s", redact(url), len(found), name)
         return True, tuple(found)
 
     def _flat(self, index: Index) -> tuple[Artifact, ...]:
@@ -209,6 +215,23 @@ class Finder:
             )
         found = parse_page(page.body, "text/html", page.url, self._keep)
         return tuple(self._mirrors.canonical(index, found))
+
+    def _parser(self, keep: Keep | Literal["targets"] | None = "targets") -> Parse:
+        """A page's files in the compact form the cache keeps (None: a page that does not
+        exist), those `keep` accepts (by default the targets' filter)."""
+        chosen = self._keep if keep == "targets" else keep
+
+        def parse(page: Response) -> bytes:
+            if page.status != 200:
+                return dump_listing(None)
+            # One page parsed at a time: a big JSON page (pydantic-core's is 7 MB) becomes ~10x
+            # its size in Python objects while parsed, and the GIL serializes parsing anyway.
+            with self._parse_lock:
+                return dump_listing(
+                    parse_page(page.body, page.header("content-type") or "", page.url, chosen)
+                )
+
+        return parse
 
     # -- metadata and hashes ---------------------------------------------------------------
     def metadata(self, artifact: Artifact) -> DistMetadata:

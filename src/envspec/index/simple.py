@@ -21,9 +21,9 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from html.parser import HTMLParser
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from packaging.utils import (
@@ -68,6 +68,15 @@ def parse_filename(filename: str) -> tuple[NormalizedName, Version, ArtifactKind
 Keep = Callable[[str], bool]
 
 
+class FileFilter(Protocol):
+    """A `Keep` with a name, `key`: the cache keeps pages parsed through it per name."""
+
+    @property
+    def key(self) -> str: ...
+
+    def __call__(self, filename: str) -> bool: ...
+
+
 def parse_page(
     body: bytes, content_type: str, url: str, keep: Keep | None = None
 ) -> list[Artifact]:
@@ -104,6 +113,59 @@ def parse_json(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact
         if artifact is not None:
             out.append(artifact)
     return out
+
+
+# -- the compact form the cache keeps (see `cache.Cache.listing`) ---------------------------
+
+
+def dump_listing(artifacts: Sequence[Artifact] | None) -> bytes:
+    """`artifacts` (None: the index does not have the project) in the compact form the cache
+    keeps: one JSON array per file (see `_row`), its fields already checked."""
+    if artifacts is None:
+        return b"null"
+    return json.dumps([_row(a) for a in artifacts], separators=(",", ":")).encode()
+
+
+def load_listing(data: bytes) -> list[Artifact] | None:
+    """`dump_listing`'s output back (written by us from checked values, so trusted)."""
+    rows = json.loads(data)
+    if rows is None:
+        return None
+    return [_from_row(row) for row in rows]
+
+
+def _row(a: Artifact) -> list[object]:
+    moment = a.upload_time.isoformat() if a.upload_time else None
+    return [
+        a.filename,
+        a.url,
+        a.kind,
+        a.sha256,
+        a.size,
+        a.requires_python,
+        a.yanked is Yank.YANKED,
+        a.yanked_reason,
+        moment,
+        a.metadata is CoreMetadata.SERVED,
+        a.metadata_sha256,
+    ]
+
+
+def _from_row(row: list[Any]) -> Artifact:
+    filename, url, kind, sha256, size, requires_python, yanked, reason, moment, *served = row
+    return Artifact(
+        filename=filename,
+        url=url,
+        kind=kind,
+        sha256=sha256,
+        size=size,
+        requires_python=requires_python,
+        yanked=Yank.YANKED if yanked else Yank.LIVE,
+        yanked_reason=reason,
+        upload_time=dt.datetime.fromisoformat(moment) if moment else None,
+        metadata=CoreMetadata.SERVED if served[0] else CoreMetadata.ABSENT,
+        metadata_sha256=served[1],
+    )
 
 
 def _not_a_page(url: str, reason: str) -> IndexError_:
