@@ -22,7 +22,6 @@ from packaging.version import Version
 
 from envspec.errors import EnvspecError
 from envspec.index import FinderSettings, FinderStats, open_finder
-from envspec.index.simple import parse_filename
 from envspec.lockfile import write_lock
 from envspec.lockfile.status import TargetStatus
 from envspec.model import Artifact, Lock, LockedPackage, Spec, Target
@@ -174,11 +173,7 @@ def _why_older(
     files: list[Artifact] = []
     if index is not None:
         try:
-            files = [
-                a
-                for a in source.every_file(package.name, index)
-                if (parsed := parse_filename(a.filename)) and parsed[1] == newest
-            ]
+            files = source.every_file(package.name, index, newest)
         except EnvspecError as exc:
             log.debug("cannot list %s: %s", package.name, exc)
     reason = no_fit_reason(package.name, newest, files, target, spec.resolution) if files else ""

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar, cast
 
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 
 from envspec.errors import IndexError_
 from envspec.index import metadata as md
@@ -44,6 +45,7 @@ from envspec.index.simple import (
     dump_listing,
     for_project,
     load_listing,
+    parse_filename,
     parse_page,
 )
 from envspec.index.sources import SourceTrees, index_environment
@@ -163,14 +165,22 @@ class Finder:
         """The files `index` lists for `name`; [] when it does not have the name."""
         return list(self._listing(canonicalize_name(name), self._known(index))[1])
 
-    def every_file(self, name: NormalizedName, index: Index) -> list[Artifact]:
-        """Every file `index` lists for `name`, those no target can use included: for saying
-        why none fits (an error path; the page comes from the cache)."""
+    def every_file(
+        self, name: NormalizedName, index: Index, version: Version | None = None
+    ) -> list[Artifact]:
+        """Every file `index` lists for `name` (of `version` only, if given), those no target
+        can use included: for saying why none fits (an error path; the page comes from the
+        cache)."""
         wanted, index = canonicalize_name(name), self._known(index)
         url = self._mirrors.page_base(index) + ("" if index.flat else f"{wanted}/")
         accept = "text/html" if index.flat else ACCEPT
-        found = load_listing(self._fetch.listing(url, accept, EVERY_FILE, self._parser(None)))
-        return for_project(self._mirrors.canonical(index, found or []), wanted)
+        data = self._fetch.listing(url, accept, EVERY_FILE, self._parser(None))
+
+        def keep(filename: str) -> bool:
+            parsed = parse_filename(filename)
+            return parsed is not None and parsed[0] == wanted and version in (None, parsed[1])
+
+        return self._mirrors.canonical(index, load_listing(data, keep) or [])
 
     def route(self, name: NormalizedName, routed: str | None) -> Index | None:
         """The index `name` comes from: the explicit one it is routed to, else the first

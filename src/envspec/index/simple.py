@@ -126,12 +126,13 @@ def dump_listing(artifacts: Sequence[Artifact] | None) -> bytes:
     return json.dumps([_row(a) for a in artifacts], separators=(",", ":")).encode()
 
 
-def load_listing(data: bytes) -> list[Artifact] | None:
-    """`dump_listing`'s output back (written by us from checked values, so trusted)."""
+def load_listing(data: bytes, keep: Keep | None = None) -> list[Artifact] | None:
+    """`dump_listing`'s output back (written by us from checked values, so trusted), the
+    files whose names `keep` accepts (by default all)."""
     rows = json.loads(data)
     if rows is None:
         return None
-    return [_from_row(row) for row in rows]
+    return [_from_row(row) for row in rows if keep is None or keep(row[0])]
 
 
 def _row(a: Artifact) -> list[object]:
