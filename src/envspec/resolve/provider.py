@@ -48,8 +48,9 @@ from envspec.resolve.values import (
 )
 
 log = logging.getLogger("envspec")
-# How many of a name's best candidates get their metadata fetched ahead of need.
-PREFETCH_AHEAD = 3
+# How many of a name's best candidates get their metadata fetched ahead of need: the first,
+# for every name at once; the pruner's walk fetches further down a list it walks.
+PREFETCH_AHEAD = 1
 
 
 # Roles, as pip's provider notes them for its own: resolvelib drives the search and asks the

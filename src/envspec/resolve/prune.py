@@ -52,8 +52,11 @@ class Pruner:
 
     def _walk(self, candidates: Sequence[Candidate]) -> Iterator[Candidate]:
         for i, candidate in enumerate(candidates):
-            if i % WINDOW == 0:  # backtracking walks down a list: fetch what comes next
-                self.prefetch(_wheels(c.artifact for c in candidates[i : i + 2 * WINDOW]))
+            # Backtracking walks down a list: fetch what comes next, ahead by as many as were
+            # walked (1, 3, then 2 * WINDOW), since most walks stop at the first candidate.
+            if i < WINDOW and not i & (i + 1) or i % WINDOW == 0:
+                upto = i + 1 + min(i, 2 * WINDOW)
+                self.prefetch(_wheels(c.artifact for c in candidates[i:upto]))
             if not self.doomed(candidate):
                 yield candidate
 
