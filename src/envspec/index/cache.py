@@ -37,7 +37,7 @@ from envspec.index.http import Client, Response
 from envspec.secret import redact
 
 OFFLINE_HINT = "run without --offline"
-LISTING_FORMAT = "1"  # part of a listing's file name: a new form never reads an old one
+LISTING_FORMAT = "2"  # part of a listing's file name: a new form never reads an old one
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

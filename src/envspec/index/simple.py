@@ -49,9 +49,22 @@ ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0
 SDIST_SUFFIXES = (".tar.gz", ".zip")
 
 
-@functools.cache  # pages are re-read per target and filenames repeat across pages
-def parse_filename(filename: str) -> tuple[NormalizedName, Version, ArtifactKind] | None:
+Identity = tuple[NormalizedName, Version, ArtifactKind]
+# parse_filename's answers: pages are re-read per target and filenames repeat across pages;
+# a listing from the cache hands in the answers it was made with (see `load_listing`).
+_IDENTITIES: dict[str, Identity | None] = {}
+
+
+def parse_filename(filename: str) -> Identity | None:
     """Project name, version and kind of a wheel or sdist filename; None for anything else."""
+    try:
+        return _IDENTITIES[filename]
+    except KeyError:
+        found = _IDENTITIES[filename] = _parse_filename(filename)
+        return found
+
+
+def _parse_filename(filename: str) -> Identity | None:
     try:
         if filename.endswith(".whl"):
             name, version, _build, _tags = parse_wheel_filename(filename)
@@ -120,7 +133,8 @@ def parse_json(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact
 
 def dump_listing(artifacts: Sequence[Artifact] | None) -> bytes:
     """`artifacts` (None: the index does not have the project) in the compact form the cache
-    keeps: one JSON array per file (see `_row`), its fields already checked."""
+    keeps: one JSON array per file (see `_row`), its fields already checked, with the
+    project name and version its filename gives (`parse_filename`)."""
     if artifacts is None:
         return b"null"
     return json.dumps([_row(a) for a in artifacts], separators=(",", ":")).encode()
@@ -128,15 +142,27 @@ def dump_listing(artifacts: Sequence[Artifact] | None) -> bytes:
 
 def load_listing(data: bytes, keep: Keep | None = None) -> list[Artifact] | None:
     """`dump_listing`'s output back (written by us from checked values, so trusted), the
-    files whose names `keep` accepts (by default all)."""
+    files whose names `keep` accepts (by default all). The filenames' names and versions
+    become `parse_filename`'s answers, so the files are not parsed again."""
     rows = json.loads(data)
     if rows is None:
         return None
+    versions: dict[str, Version] = {}
+    for row in rows:
+        filename, name, version = row[0], row[-2], row[-1]
+        if filename not in _IDENTITIES:
+            if version is None:
+                _IDENTITIES[filename] = None
+            else:
+                if version not in versions:
+                    versions[version] = Version(version)
+                _IDENTITIES[filename] = (name, versions[version], row[2])
     return [_from_row(row) for row in rows if keep is None or keep(row[0])]
 
 
 def _row(a: Artifact) -> list[object]:
     moment = a.upload_time.isoformat() if a.upload_time else None
+    parsed = parse_filename(a.filename)
     return [
         a.filename,
         a.url,
@@ -149,6 +175,8 @@ def _row(a: Artifact) -> list[object]:
         moment,
         a.metadata is CoreMetadata.SERVED,
         a.metadata_sha256,
+        parsed[0] if parsed else None,
+        str(parsed[1]) if parsed else None,
     ]
 
 

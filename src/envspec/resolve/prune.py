@@ -54,7 +54,7 @@ class Pruner:
         for i, candidate in enumerate(candidates):
             # Backtracking walks down a list: fetch what comes next, ahead by as many as were
             # walked (1, 3, then 2 * WINDOW), since most walks stop at the first candidate.
-            if i < WINDOW and not i & (i + 1) or i % WINDOW == 0:
+            if (i < WINDOW and not i & (i + 1)) or i % WINDOW == 0:
                 upto = i + 1 + min(i, 2 * WINDOW)
                 self.prefetch(_wheels(c.artifact for c in candidates[i:upto]))
             if not self.doomed(candidate):
