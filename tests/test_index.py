@@ -453,6 +453,17 @@ def test_a_page_is_parsed_once_per_content_and_filter(
     ]
 
 
+def test_a_page_is_asked_for_once_per_finder(index_server: IndexServer, finders: Any) -> None:
+    """The unfiltered view an explanation asks for comes from the answer already had."""
+    index_server.add_wheel("foo", "1.0", tag="cp311-cp311-win_amd64")
+    index_server.add_wheel("foo", "1.0", tag="cp312-cp312-win_amd64")
+    index = index_of(index_server)
+    finder = finders(index, keep_file=wheel_filter([make_target("windows-x86_64", "3.11")]))
+    assert len(finder.files(n("foo"), index)) == 1
+    assert len(finder.every_file(n("foo"), index)) == 2
+    assert index_server.paths_requested() == ["/simple/foo/"]
+
+
 def test_metadata_cache_is_persistent(index_server: IndexServer, finders: Any) -> None:
     index_server.add_wheel("foo", "1.0", requires_dist=["bar"])
     index = index_of(index_server)

@@ -92,6 +92,7 @@ class Cache:
         self.offline = offline
         self.refresh = refresh
         self._clock = clock
+        self._asked: set[str] = set()  # keys of the pages this cache asked the index for
 
     def require_online(self, url: str) -> None:
         """Refuse the network while offline, naming what was missing (local files are fine)."""
@@ -124,7 +125,7 @@ class Cache:
         key = _key(url, accept)
         path = self._pages() / f"{key}.{_key(variant, LISTING_FORMAT)[:16]}.listing"
         meta = self._load_meta(key)
-        if meta is not None and self._current(meta):
+        if meta is not None and self._current(key, meta):
             found = _load_listing(path, meta.body_sha256)
             if found is not None:
                 return found
@@ -136,16 +137,20 @@ class Cache:
                 write_atomic(path, digest.encode() + b"\n" + found)
         return found
 
-    def _current(self, meta: _PageMeta) -> bool:
-        """Whether the stored page is to be used without asking the index."""
-        return self.offline or (not self.refresh and meta.fresh(self._clock()))
+    def _current(self, key: str, meta: _PageMeta) -> bool:
+        """Whether the stored page is to be used without asking the index: offline, fresh
+        by its max-age, or asked already by this cache (one lock reads each page once,
+        whatever asks for it again)."""
+        if self.offline or key in self._asked:
+            return True
+        return not self.refresh and meta.fresh(self._clock())
 
     def _page(
         self, client: Client, url: str, key: str, accept: str
     ) -> tuple[Response, str | None]:
         """The page and the sha256 of its body, None when the page is not kept."""
         stored = self._load_page(key)
-        if stored is not None and self._current(stored[0]):
+        if stored is not None and self._current(key, stored[0]):
             return _response(*stored), stored[0].body_sha256
         self.require_online(url)
         headers = {"Accept": accept}
@@ -157,11 +162,13 @@ class Cache:
         if response.status == 304 and stored is not None:
             meta, body = stored
             self._store_page(key, response, _response(meta, body), meta)
+            self._asked.add(key)
             return _response(meta, body), meta.body_sha256
         if response.status not in (200, 404) or not _cache_policy(response.headers)[1]:
             return response, None
         digest = hashlib.sha256(response.body).hexdigest()
         self._store_page(key, response, response, None, digest)
+        self._asked.add(key)
         return response, digest
 
     def _pages(self) -> Path:
