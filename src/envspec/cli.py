@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envspec import __version__, cli_cache, cli_env
+from envspec import __version__
 from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -30,28 +30,18 @@ from envspec.errors import (
     UsageError,
     did_you_mean,
 )
-from envspec.lockfile.status import TargetStatus
-from envspec.model import Spec
-from envspec.review import diff as review_diff
-from envspec.review import why as review_why
-from envspec.review.diff_format import render_markdown, render_text
-from envspec.review.export import export_requirements, write_requirements
-from envspec.review.init import (
-    DEFAULT_TARGETS,
-    default_name,
-    phase_count,
-    spec_from_requirements,
-    starter_spec,
-    write_spec,
-)
-from envspec.review.locks import diff_sides, load_target_lock, locks_dir
-from envspec.review.reqfile import load_requirements
 from envspec.secret import redact
 from envspec.spec import load_spec
-from envspec.targets import check_name
 
 if TYPE_CHECKING:
     from envspec.commands.lock import Locked
+    from envspec.lockfile.status import TargetStatus
+    from envspec.model import Spec
+
+# The commands' modules are imported by the commands that use them, and the environment and
+# cache commands' parsers only when the command line may be one of them: an unchanged relock
+# or `lock --check` imports neither the resolver, nor the review code, nor `envspec.apply`.
+LIGHT = frozenset({"lock", "diff", "export", "why", "init"})
 
 Environ = Mapping[str, str]
 
@@ -79,7 +69,9 @@ class _Output:
             print(json.dumps({"event": kind, **data}, sort_keys=True), flush=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; of the lock and review commands only when `command`,
+    the command line's first word, is one of those (see `LIGHT`)."""
     common = _Parser(add_help=False)
     common.add_argument("--project", type=Path, default=Path("."), help="folder of envspec.toml")
     common.add_argument("-v", "--verbose", action="count", default=0)
@@ -100,8 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--check", action="store_true", help="exit 3 if a lock is stale")
     lock.add_argument("--refresh", action="store_true", help="revalidate cached index pages")
     _add_review_parsers(sub, common)
-    cli_env.add_parsers(sub, common)
-    cli_cache.add_parsers(sub, common)
+    if command not in LIGHT:
+        from envspec import cli_cache, cli_env
+
+        cli_env.add_parsers(sub, common)
+        cli_cache.add_parsers(sub, common)
     return parser
 
 
@@ -226,6 +221,10 @@ def _rel(path: Path, base: Path) -> str:
 
 
 def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review import diff as review_diff
+    from envspec.review.diff_format import render_markdown, render_text
+    from envspec.review.locks import diff_sides
+
     before, after = diff_sides(args.project, args.old, args.new, args.target, environ=environ)
     diff = review_diff.diff_locks(
         before.locks, after.locks, old_label=before.label, new_label=after.label
@@ -244,6 +243,9 @@ def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review.export import export_requirements, write_requirements
+    from envspec.review.locks import load_target_lock
+
     spec = _spec(args, environ)
     targets = _targets(spec, [args.target] if args.target else [])
     if len(targets) > 1:
@@ -264,6 +266,9 @@ def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review import why as review_why
+    from envspec.review.locks import load_target_lock, locks_dir
+
     targets = _targets(_spec(args, environ), args.target)
     found = [load_target_lock(args.project, t) for t in targets]
     where = found[0][0] if len(found) == 1 else locks_dir(args.project)
@@ -275,6 +280,17 @@ def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_init(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.review.init import (
+        DEFAULT_TARGETS,
+        default_name,
+        phase_count,
+        spec_from_requirements,
+        starter_spec,
+        write_spec,
+    )
+    from envspec.review.reqfile import load_requirements
+    from envspec.targets import check_name
+
     for target in args.target:
         check_name(target, context="--target")
     targets = tuple(dict.fromkeys(args.target)) or DEFAULT_TARGETS
@@ -324,11 +340,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     environ = dict(os.environ)  # the snapshot (see the module docstring)
     out = _Output(json_mode=False, quiet=False)
     try:
-        args = build_parser().parse_args(argv)
+        words = list(sys.argv[1:] if argv is None else argv)
+        first = words[0] if words and not words[0].startswith("-") else None
+        args = build_parser(first).parse_args(words)
         out = _Output(json_mode=args.json, quiet=args.quiet)
         _configure_logging(args.verbose, args.quiet)
         if args.command in COMMANDS:
             return COMMANDS[args.command](args, out, environ)
+        from envspec import cli_cache, cli_env
+
         return {**cli_env.COMMANDS, **cli_cache.COMMANDS}[args.command](args, out)
     except EnvspecError as exc:
         print(f"error: {exc}", file=sys.stderr)
