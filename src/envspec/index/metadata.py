@@ -9,8 +9,9 @@ static (Metadata-Version ≥ 2.2, neither Requires-Dist nor Requires-Python `Dyn
 The range reads are ours: pip's `lazy_wheel` is internal and no maintained library reads a
 remote zip by ranges. `_Remote` keeps the bytes fetched; `wheelzip` finds and inflates the
 member from them.
-Parsing uses `packaging.metadata.parse_email`, which tolerates the mess real METADATA holds
-(torch's included); we check and convert only the fields resolution needs.
+Parsing reads the fields as `packaging.metadata.parse_email` does (`fields`), which tolerates
+the mess real METADATA holds (torch's included); we check and convert only the fields
+resolution needs.
 
 Leniency, as uv's (its `LenientRequirement`, read for the list of repairs, not its code): a
 Requires-Dist or Requires-Python that `packaging` refuses is repaired where its meaning is
@@ -34,7 +35,6 @@ import zipfile
 from dataclasses import dataclass
 from typing import IO, Literal
 
-from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -42,6 +42,7 @@ from packaging.version import InvalidVersion, Version
 
 from envspec.errors import BuildNeeded, MetadataError, UnreadableMetadata
 from envspec.index import wheelzip
+from envspec.index.fields import read_fields
 from envspec.index.http import Client, Response
 from envspec.index.simple import parse_filename
 from envspec.model import Artifact, CoreMetadata, DistMetadata
@@ -64,7 +65,7 @@ class Fetched:
 def parse_metadata(data: bytes, source: str, artifact: Artifact | None = None) -> DistMetadata:
     """`DistMetadata` from METADATA/PKG-INFO bytes; `source` names them in errors. With
     `artifact`, name and version must agree with its filename."""
-    raw, _unparsed = parse_email(data)
+    raw = read_fields(data)
     name, version = raw.get("name"), raw.get("version")
     if not name or not version:
         raise UnreadableMetadata(f"{source}: metadata has no Name or Version")
@@ -309,7 +310,7 @@ def static_or_raise(pkg_info: bytes | None, filename: str) -> bytes:
     the error carries no hint of its own."""
     if pkg_info is None:
         raise BuildNeeded(f"{filename} has no PKG-INFO; it needs a PEP 517 build")
-    raw, _ = parse_email(pkg_info)
+    raw = read_fields(pkg_info)
     version = raw.get("metadata_version", "1.0")
     try:
         static = Version(version) >= Version("2.2")
