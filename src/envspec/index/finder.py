@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
@@ -54,7 +54,6 @@ from envspec.secret import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Parse = Callable[[Response], bytes]
 EVERY_FILE = "every file"  # the listing variant kept by no filter
 
 
@@ -174,13 +173,13 @@ class Finder:
         wanted, index = canonicalize_name(name), self._known(index)
         url = self._mirrors.page_base(index) + ("" if index.flat else f"{wanted}/")
         accept = "text/html" if index.flat else ACCEPT
-        data = self._fetch.listing(url, accept, EVERY_FILE, self._parser(None))
 
-        def keep(filename: str) -> bool:
+        def pick(filename: str) -> bool:
             parsed = parse_filename(filename)
             return parsed is not None and parsed[0] == wanted and version in (None, parsed[1])
 
-        return self._mirrors.canonical(index, load_listing(data, keep) or [])
+        found = self._page_files(url, accept, EVERY_FILE, None, pick)
+        return self._mirrors.canonical(index, found or [])
 
     def route(self, name: NormalizedName, routed: str | None) -> Index | None:
         """The index `name` comes from: the explicit one it is routed to, else the first
@@ -208,7 +207,7 @@ class Finder:
 
     def _project(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
         url = f"{self._mirrors.page_base(index)}{name}/"
-        found = load_listing(self._fetch.listing(url, ACCEPT, self._variant, self._parser()))
+        found = self._page_files(url, ACCEPT, self._variant, self._keep)
         if found is None:
             return False, ()
         found = self._mirrors.canonical(index, found)
@@ -226,22 +225,32 @@ class Finder:
         found = parse_page(page.body, "text/html", page.url, self._keep)
         return tuple(self._mirrors.canonical(index, found))
 
-    def _parser(self, keep: Keep | Literal["targets"] | None = "targets") -> Parse:
-        """A page's files in the compact form the cache keeps (None: a page that does not
-        exist), those `keep` accepts (by default the targets' filter)."""
-        chosen = self._keep if keep == "targets" else keep
+    def _page_files(
+        self, url: str, accept: str, variant: str, keep: Keep | None, pick: Keep | None = None
+    ) -> list[Artifact] | None:
+        """The files of the page at `url` whose names `keep` accepts (None: no such page), as
+        the cache keeps them parsed (`variant` naming `keep`), or parsed now and kept; of
+        those, the ones `pick` accepts (by default all)."""
+        parsed: list[list[Artifact] | None] = []
 
         def parse(page: Response) -> bytes:
-            if page.status != 200:
-                return dump_listing(None)
-            # One page parsed at a time: a big JSON page (pydantic-core's is 7 MB) becomes ~10x
-            # its size in Python objects while parsed, and the GIL serializes parsing anyway.
-            with self._parse_lock:
-                return dump_listing(
-                    parse_page(page.body, page.header("content-type") or "", page.url, chosen)
-                )
+            found = None
+            if page.status == 200:
+                # One page parsed at a time: a big JSON page (pydantic-core's is 7 MB) becomes
+                # ~10x its size in Python objects while parsed, and the GIL serializes
+                # parsing anyway.
+                with self._parse_lock:
+                    found = parse_page(
+                        page.body, page.header("content-type") or "", page.url, keep
+                    )
+            parsed.append(found)
+            return dump_listing(found)
 
-        return parse
+        data = self._fetch.listing(url, accept, variant, parse)
+        if not parsed:
+            return load_listing(data, pick)
+        found = parsed[0]
+        return found if found is None or pick is None else [a for a in found if pick(a.filename)]
 
     # -- metadata and hashes ---------------------------------------------------------------
     def metadata(self, artifact: Artifact) -> DistMetadata:

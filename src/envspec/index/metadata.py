@@ -31,6 +31,7 @@ import logging
 import re
 import tarfile
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from typing import IO, Literal
@@ -95,11 +96,25 @@ def _check_identity(name: NormalizedName, version: Version, artifact: Artifact, 
         )
 
 
-@functools.lru_cache(maxsize=65536)
+# Each distinct Requires-Dist line parsed once, and each requirement's line, so the parsed
+# form the cache keeps (`to_json`) writes the line back rather than rendering it again.
+_REQUIREMENTS: dict[str, Requirement] = {}
+_LINES: dict[int, str] = {}  # id of a requirement in _REQUIREMENTS → its line
+
+
 def _requirement(line: str) -> Requirement:
     """Parsed once per distinct line: releases of a package repeat most of their lines (each
     unsloth release lists ~1,000), and resolution reads many releases."""
-    return Requirement(line)
+    found = _REQUIREMENTS.get(line)
+    if found is None:
+        found = Requirement(line)
+        with _PARSED:
+            found = _REQUIREMENTS.setdefault(line, found)
+            _LINES[id(found)] = line
+    return found
+
+
+_PARSED = threading.Lock()
 
 
 # Repairs of specifiers `packaging` refuses but whose meaning is plain (see the docstring).
@@ -333,7 +348,7 @@ def to_json(meta: DistMetadata) -> bytes:
         {
             "name": meta.name,
             "version": str(meta.version),
-            "requires-dist": [str(r) for r in meta.requires_dist],
+            "requires-dist": [_LINES.get(id(r)) or str(r) for r in meta.requires_dist],
             "requires-python": meta.requires_python,
             "provides-extra": list(meta.provides_extra),
         }

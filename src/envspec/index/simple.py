@@ -67,7 +67,14 @@ def parse_filename(filename: str) -> Identity | None:
 def _parse_filename(filename: str) -> Identity | None:
     try:
         if filename.endswith(".whl"):
-            name, version, _build, _tags = parse_wheel_filename(filename)
+            # packaging's checks, but the tags' (which build a set of Tag objects, unused
+            # here) made by `_tags_valid`, packaging's rules for them
+            head, sep, tags = filename[:-4].rpartition("-")
+            head, sep, abi = head.rpartition("-")
+            head, sep, python = head.rpartition("-")
+            if not sep or not _tags_valid(python, abi, tags):
+                return None
+            name, version, _build, _tags = parse_wheel_filename(f"{head}-py3-none-any.whl")
             return name, version, "wheel"
         if filename.endswith(SDIST_SUFFIXES):
             stem = filename[: -len(".tar.gz")] if filename.endswith(".tar.gz") else filename[:-4]
@@ -76,6 +83,12 @@ def _parse_filename(filename: str) -> Identity | None:
     except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
         return None
     return None
+
+
+def _tags_valid(python: str, abi: str, platform: str) -> bool:
+    """What `packaging.tags.parse_tag` accepts: no empty part, interpreters identifiers."""
+    parts = [python.split("."), abi.split("."), platform.split(".")]
+    return all(all(parts) for parts in parts) and all(p.isidentifier() for p in parts[0])
 
 
 Keep = Callable[[str], bool]
