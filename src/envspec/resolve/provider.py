@@ -348,8 +348,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             deps.append(pin(candidate, origin))
         elif meta.requires_python:
             deps.append(python_req(meta.requires_python, origin))
+        memo, extras = self._wanted_memo, candidate.extras
         for requirement in meta.requires_dist:
-            if not self._wanted(requirement, candidate.extras):
+            known = memo.get((id(requirement), extras))  # `_wanted`, its memo read inline
+            if not (known[1] if known else self._wanted(requirement, extras)):
                 continue
             chosen = self.rules.overrides.get(canonicalize_name(requirement.name), requirement)
             if chosen is requirement or self.rules.target.evaluate(chosen.marker):

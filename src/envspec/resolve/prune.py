@@ -72,7 +72,7 @@ class Pruner:
         return self._culprit(self.make(requirement.name, *found[0]), 0)
 
     def _matching(self, dep: Req) -> list[tuple[Version, Artifact]]:
-        key = (dep.name, str(dep.specifier))
+        key = (dep.name, dep.text)  # its specifier's text, without rendering it again
         if key not in self._versions_memo:
             fixed = [r.specifier for r in self.fixed.get(dep.name, ())]
             self._versions_memo[key] = self.versions(dep.name, [dep.specifier, *fixed])
