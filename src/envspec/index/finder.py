@@ -130,6 +130,7 @@ def open_finder(
         trees=SourceTrees(cache=cache, client=client, settings=build),
         pool=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="envspec-index"),
         keep_file=keep_file,
+        read_ahead=not settings.offline,
     )
 
 
@@ -145,14 +146,17 @@ class Finder:
         trees: SourceTrees,
         pool: ThreadPoolExecutor,
         keep_file: FileFilter | None = None,
+        read_ahead: bool = True,
     ) -> None:
         """`indexes` in spec order and public (see `public_index`); the Finder owns the
-        parts it is given and closes them."""
+        parts it is given and closes them. Without `read_ahead` (offline: nothing to wait
+        for, so nothing to overlap), prefetching does nothing."""
         self._fetch = fetcher
         self._mirrors = mirrors
         self._trees = trees
         self._pool = pool
         self._keep = keep_file
+        self._read_ahead = read_ahead
         self._variant = keep_file.key if keep_file else EVERY_FILE
         self._indexes = {index.name: index for index in indexes}
         self._order = list(indexes)
@@ -324,6 +328,8 @@ class Finder:
     # -- prefetching -----------------------------------------------------------------------
     def prefetch_files(self, names: Iterable[tuple[NormalizedName, str | None]]) -> None:
         """Start fetching the routed listings of `names` (name, routed index or None)."""
+        if not self._read_ahead:
+            return
         for name, routed in names:
             self._pool.submit(self._quietly, self._prefetch_route, name, routed)
 
@@ -334,6 +340,8 @@ class Finder:
 
     def prefetch_metadata(self, artifacts: Iterable[Artifact]) -> None:
         """Start fetching the metadata of `artifacts`."""
+        if not self._read_ahead:
+            return
         for artifact in artifacts:
             # Read-ahead names the same files again and again: skip those already under way.
             # Files already on disk load faster on demand than the read-ahead would parse them.
