@@ -407,6 +407,25 @@ def test_pages_are_revalidated_with_304(index_server: IndexServer, finders: Any)
     assert len(finders(index).files(n("foo"), index)) == 2
 
 
+def test_a_page_without_validators_is_fetched_whole_and_kept_once(
+    index_server: IndexServer, finders: Any, tmp_path: Path
+) -> None:
+    """No ETag or Last-Modified (as PyPI answers here): each lock fetches the page whole;
+    an unchanged body is not written again, a changed one replaces it."""
+    index_server.etag = False
+    index_server.add_wheel("foo", "1.0")
+    index = index_of(index_server)
+    assert len(finders(index).files(n("foo"), index)) == 1
+    [body] = (tmp_path / "cache").rglob("*.body")
+    stamp = body.stat().st_mtime_ns
+    assert len(finders(index).files(n("foo"), index)) == 1
+    assert index_server.paths_requested().count("/simple/foo/") == 2
+    assert body.stat().st_mtime_ns == stamp
+    index_server.add_wheel("foo", "2.0")
+    assert len(finders(index).files(n("foo"), index)) == 2
+    assert body.stat().st_mtime_ns != stamp
+
+
 def test_max_age_and_refresh(index_server: IndexServer, finders: Any) -> None:
     index_server.cache_control = "max-age=600"
     index_server.add_wheel("foo", "1.0")

@@ -148,12 +148,17 @@ class Cache:
     def _page(
         self, client: Client, url: str, key: str, accept: str
     ) -> tuple[Response, str | None]:
-        """The page and the sha256 of its body, None when the page is not kept."""
-        stored = self._load_page(key)
-        if stored is not None and self._current(key, stored[0]):
-            return _response(*stored), stored[0].body_sha256
+        """The page and the sha256 of its body, None when the page is not kept. The stored
+        body is read only to be used, or to be confirmed by a 304 (a page stored without
+        validators is fetched again whole), and written only when it changed."""
+        meta = self._load_meta(key)
+        if meta is not None and self._current(key, meta):
+            stored = self._load_page(key)
+            if stored is not None:
+                return _response(*stored), stored[0].body_sha256
         self.require_online(url)
         headers = {"Accept": accept}
+        stored = self._load_page(key) if meta and (meta.etag or meta.last_modified) else None
         if stored is not None and stored[0].etag:
             headers["If-None-Match"] = stored[0].etag
         if stored is not None and stored[0].last_modified:
@@ -167,9 +172,17 @@ class Cache:
         if response.status not in (200, 404) or not _cache_policy(response.headers)[1]:
             return response, None
         digest = hashlib.sha256(response.body).hexdigest()
-        self._store_page(key, response, response, None, digest)
+        same = meta is not None and meta.body_sha256 == digest
+        kept = same and self._body_size(key) == len(response.body)
+        self._store_page(key, response, response, None, digest, body_kept=kept)
         self._asked.add(key)
         return response, digest
+
+    def _body_size(self, key: str) -> int | None:
+        try:
+            return (self._pages() / f"{key}.body").stat().st_size
+        except OSError:
+            return None
 
     def _pages(self) -> Path:
         return self.root / "pages"
@@ -199,9 +212,12 @@ class Cache:
         page: Response,
         previous: _PageMeta | None,
         digest: str | None = None,
+        *,
+        body_kept: bool = False,
     ) -> None:
         """Keep `page` under `key`, with the validators and freshness of `answer` (the 200, or
-        the 304 that confirmed `page`) over those of `previous`."""
+        the 304 that confirmed `page`) over those of `previous`; `body_kept`: the stored body
+        is already `page`'s."""
         max_age, keep = _cache_policy(answer.headers)
         if not keep:
             return
@@ -217,7 +233,7 @@ class Cache:
             max_age=max_age,
             body_sha256=digest or hashlib.sha256(page.body).hexdigest(),
         )
-        if previous is None or previous.body_sha256 != meta.body_sha256:
+        if not body_kept and (previous is None or previous.body_sha256 != meta.body_sha256):
             write_atomic(self._pages() / f"{key}.body", page.body)
         write_atomic(self._pages() / f"{key}.json", json.dumps(asdict(meta)).encode())
 
