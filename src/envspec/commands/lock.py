@@ -22,7 +22,6 @@ from packaging.version import Version
 
 from envspec.errors import EnvspecError
 from envspec.index import FinderSettings, FinderStats, open_finder
-from envspec.index.simple import parse_filename
 from envspec.lockfile import write_lock
 from envspec.lockfile.status import TargetStatus
 from envspec.model import Artifact, Lock, LockedPackage, Spec, Target
@@ -77,7 +76,13 @@ def run_lock(
     )
     try:
         results = lock_targets(
-            spec, todo, finder, upgrade=upgrade, upgrade_packages=upgrade_packages, write=write
+            spec,
+            todo,
+            finder,
+            upgrade=upgrade,
+            upgrade_packages=upgrade_packages,
+            concurrent=not settings.offline,
+            write=write,
         )
     finally:
         stats = finder.stats
@@ -104,10 +109,13 @@ def lock_targets(
     *,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
+    concurrent: bool = True,
     write: bool = True,
 ) -> list[Locked]:
-    """Resolve the given targets concurrently and write each lock whose bytes changed (none
-    without `write`)."""
+    """Resolve the given targets (concurrently, so one target's waits on the network overlap
+    another's work; one after another when nothing is waited for, `--offline`: threads
+    competing for the GIL only cost) and write each lock whose bytes changed (none without
+    `write`: `sync --dry-run`)."""
     host = host_target()
 
     def one(status: TargetStatus) -> Lock:
@@ -122,8 +130,8 @@ def lock_targets(
             upgrade_packages=upgrade_packages,
         )
 
-    if len(statuses) == 1:
-        locks = [one(statuses[0])]
+    if len(statuses) == 1 or not concurrent:
+        locks = [one(status) for status in statuses]
     else:
         with ThreadPoolExecutor(max_workers=len(statuses)) as pool:
             locks = list(pool.map(one, statuses))
@@ -178,11 +186,7 @@ def _why_older(
     files: list[Artifact] = []
     if index is not None:
         try:
-            files = [
-                a
-                for a in source.every_file(package.name, index)
-                if (parsed := parse_filename(a.filename)) and parsed[1] == newest
-            ]
+            files = source.every_file(package.name, index, newest)
         except EnvspecError as exc:
             log.debug("cannot list %s: %s", package.name, exc)
     reason = no_fit_reason(package.name, newest, files, target, spec.resolution) if files else ""
