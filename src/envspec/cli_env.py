@@ -54,15 +54,17 @@ from envspec.spec import load_spec
 Environ = Mapping[str, str]
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add the environment commands to the `envspec` subparsers."""
+def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> None:
+    """Add the environment commands to the `envspec` subparsers; `common(name)` is the
+    parent parser of the global options for command `name`."""
     env = argparse.ArgumentParser(add_help=False)
     env.add_argument(
         "--python",
         type=Path,
         default=None,
         metavar="PATH",
-        help="target interpreter or environment folder",
+        help="target interpreter or environment folder (default: $VIRTUAL_ENV, else the "
+        "project's .venv)",
     )
     waits = argparse.ArgumentParser(add_help=False)
     waits.add_argument(
@@ -70,32 +72,47 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="how long to wait for another envspec command on the environment",
+        help="how long to wait for another envspec command on the environment (default: 60)",
     )
     probes = argparse.ArgumentParser(add_help=False)
-    probes.add_argument("--import-timeout", type=float, default=120.0, metavar="SECONDS")
+    probes.add_argument(
+        "--import-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long each [checks] import may take (default: 120)",
+    )
     p = sub.add_parser(
         "sync",
-        parents=[common, env, waits, probes],
+        parents=[common("sync"), env, waits, probes],
         help="install the lock into the environment, phase by phase",
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--locked", action="store_true", help="refuse a stale lock (exit 3)")
     p.add_argument("--exact", action="store_true", help="remove what the lock does not name")
-    p.add_argument("--phase", default=None, metavar="NAME", help="sync up to this phase")
+    p.add_argument(
+        "--phase", default=None, metavar="NAME", help="sync up to this phase (default: all)"
+    )
     p.add_argument("--no-checks", action="store_true", help="skip the checks afterwards")
     sub.add_parser(
         "check",
-        parents=[common, env, probes],
+        parents=[common("check"), env, probes],
         help="drift, dependency, version, compatibility-rule and import checks",
     )
     p = sub.add_parser(
         "rollback",
-        parents=[common, env, waits],
+        parents=[common("rollback"), env, waits],
         help="restore the snapshot taken before the last change",
     )
-    p.add_argument("id", nargs="?", default=None, help="snapshot id (see 'envspec history')")
-    sub.add_parser("history", parents=[common, env], help="list the environment's snapshots")
+    p.add_argument(
+        "id",
+        nargs="?",
+        default=None,
+        help="snapshot id (see 'envspec history'; default: the one taken before the last change)",
+    )
+    sub.add_parser(
+        "history", parents=[common("history"), env], help="list the environment's snapshots"
+    )
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -235,7 +252,7 @@ def cmd_history(args: argparse.Namespace, out: Out, environ: Environ) -> int:
         if before is not None and after is not None:
             entry["changes"] = changes(before, after)
         out.event("history", **entry)
-        out.say(history_line(entry))
+        out.result(history_line(entry))
     if not entries:
         out.say(f"No snapshots in {env.state_dir / 'snapshots'} yet.")
     return EXIT_OK

@@ -37,7 +37,10 @@ class Out(Protocol):
     json_mode: bool
     quiet: bool
 
+    width: int
+
     def say(self, text: str) -> None: ...
+    def result(self, text: str) -> None: ...
     def event(self, kind: str, **data: Any) -> None: ...
 
 

@@ -12,7 +12,7 @@ targets (another minor release or more) is reported with the reason, in `fit`'s 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +61,12 @@ def run_lock(
     settings: FinderSettings,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
+    before_write: Callable[[], None] | None = None,
 ) -> LockRun:
     """Lock the targets `todo` names, with one finder over the spec's indexes; `statuses`
-    (every target's) lend their locks' files to mirrors (see `locked_files`)."""
+    (every target's) lend their locks' files to mirrors (see `locked_files`). `before_write`
+    runs once every target has resolved and before any lock is written (`add` writes the
+    spec there: nothing is written unless the relock succeeds)."""
     finder = open_finder(
         spec.indexes,
         environ,
@@ -75,7 +78,12 @@ def run_lock(
     )
     try:
         results = lock_targets(
-            spec, todo, finder, upgrade=upgrade, upgrade_packages=upgrade_packages
+            spec,
+            todo,
+            finder,
+            upgrade=upgrade,
+            upgrade_packages=upgrade_packages,
+            before_write=before_write,
         )
     finally:
         stats = finder.stats
@@ -102,6 +110,7 @@ def lock_targets(
     *,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
+    before_write: Callable[[], None] | None = None,
 ) -> list[Locked]:
     """Resolve the given targets concurrently and write each lock whose bytes changed."""
     host = host_target()
@@ -126,6 +135,8 @@ def lock_targets(
     _warn_unused_overrides(spec, locks)
     _warn_diverging(spec, locks, source)
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
+    if before_write is not None:
+        before_write()
     return [
         Locked(target=s.target, path=s.path, lock=lock, written=write_lock(s.path, lock))
         for s, lock in zip(statuses, locks, strict=True)

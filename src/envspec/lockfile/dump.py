@@ -73,6 +73,12 @@ def _package_table(lock: Lock, package: LockedPackage) -> TomlTable:
     envspec = tomlkit.table()
     envspec["phase"] = package.phase
     envspec["required-by"] = sorted(package.required_by)
+    if package.required_as:
+        # a table, one parent a line: numpy has dozens of parents in an ML lock
+        required_as = tomlkit.table()
+        for parent, text in sorted(package.required_as):
+            required_as[parent] = text
+        envspec["required-as"] = required_as
     table["tool"] = _super(envspec=envspec)
     return table
 
