@@ -109,12 +109,10 @@ def test_add_to_a_phase_replaces_an_existing_requirement_and_routes_to_an_index(
         capsys.readouterr().err
     )
     assert run(project, "add", "torch", "--index", "cu") == 0
-    assert spec(project).endswith(
-        '[checks]\nimports = ["numpy"]\n'
-    ), "the new phase goes after the last phase, not after [checks]"
-    assert '\n[[phases]]\nname = "torch"\nindex = "cu"\nrequirements = ["torch"]\n' in spec(
-        project
+    assert spec(project).endswith('[checks]\nimports = ["numpy"]\n'), (
+        "the new phase goes after the last phase, not after [checks]"
     )
+    assert '\n[[phases]]\nname = "torch"\nindex = "cu"\nrequirements = ["torch"]\n' in spec(project)
     assert pins(project)["torch"] == "2.4.0"
 
 
@@ -122,9 +120,7 @@ def test_remove_edits_and_relocks(project: Path, capsys: pytest.CaptureFixture[s
     assert run(project, "remove", "SIX") == 0
     assert '    "app",      # ours\n]\n' in spec(project)
     assert pins(project) == {"numpy": "1.25.0", "app": "1.0"}
-    assert capsys.readouterr().err.splitlines()[0] == (
-        "envspec.toml: removed 'six' from phase app"
-    )
+    assert capsys.readouterr().err.splitlines()[0] == ("envspec.toml: removed 'six' from phase app")
     assert run(project, "remove", "numpy", "--phase", "numpy", "--json") == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[0] == {

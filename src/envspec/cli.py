@@ -53,7 +53,7 @@ class _Output:
     """Logs and progress to stderr; a command's result (`result`) to stdout; with --json,
     only JSON events, on stdout. `width` is the terminal's, for wrapping long lines."""
 
-    def __init__(self, *, json_mode: bool, quiet: bool, width: int = 80) -> None:
+    def __init__(self, *, json_mode: bool, quiet: bool, width: int | None = None) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
         self.width = width
@@ -452,13 +452,13 @@ def _find_project(start: Path) -> Path:
     return Path(".")
 
 
-def _width(environ: Environ) -> int:
-    """The terminal's width for wrapping: $COLUMNS, else stderr's terminal, else 80."""
-    try:
+def _width(environ: Environ) -> int | None:
+    """Where long lines wrap: $COLUMNS, else the terminal's width; None off a terminal
+    (a file or a pipe gets whole lines, for grep)."""
+    with contextlib.suppress(ValueError):
         return max(int(environ.get("COLUMNS", "")), 20)
-    except ValueError:
-        pass
-    try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
-    except (OSError, ValueError):
-        return 80
+    for stream in (sys.stderr, sys.stdout):
+        with contextlib.suppress(OSError, ValueError):
+            if stream.isatty():
+                return os.get_terminal_size(stream.fileno()).columns
+    return None

@@ -56,8 +56,7 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
             type=Path,
             default=None,
             metavar="PATH",
-            help="with --sync: the interpreter or environment folder (default: as 'envspec "
-            "sync')",
+            help="with --sync: the interpreter or environment folder (default: as 'envspec sync')",
         )
 
 

@@ -87,9 +87,7 @@ def add_requirements(
     return Edit(text=tomlkit.dumps(doc), changes=tuple(changes))
 
 
-def remove_requirements(
-    spec: Spec, text: str, names: Sequence[str], *, phase: str | None
-) -> Edit:
+def remove_requirements(spec: Spec, text: str, names: Sequence[str], *, phase: str | None) -> Edit:
     """`text` without the requirements on `names` (in `phase` only, when given)."""
     if phase is not None:
         _phase_named(spec, phase)
@@ -192,15 +190,14 @@ def _table(tables: Any, name: str) -> Any:
 
 
 def _not_there(spec: Spec, given: str, name: NormalizedName, phase: str | None) -> UsageError:
-    everywhere = {
-        canonicalize_name(r.name): p.name for p in spec.phases for r in p.requirements
-    }
+    everywhere = {canonicalize_name(r.name): p.name for p in spec.phases for r in p.requirements}
     if phase is None:
         hint = did_you_mean(name, everywhere) or "see the phases' requirements in envspec.toml"
         return UsageError(f"package '{given}' is not in the spec", hint=hint)
     if name in everywhere:
-        where = sorted(p.name for p in spec.phases for r in p.requirements
-                       if canonicalize_name(r.name) == name)
+        where = sorted(
+            p.name for p in spec.phases for r in p.requirements if canonicalize_name(r.name) == name
+        )
         hint = f"it is in phase {', '.join(where)}: leave out --phase, or give that phase"
     else:
         here = [canonicalize_name(r.name) for r in _phase_named(spec, phase).requirements]
