@@ -6,6 +6,7 @@ wheels over a loopback index."""
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -85,11 +86,12 @@ def test_add_keeps_comments_and_layout_and_other_pins(
     assert spec(project) == before.replace('    "six",\n', '    "six",\n    "rich>=13",\n')
     assert pins(project) == {"numpy": "1.25.0", "app": "1.0", "six": "1.16.0", "rich": "13.7.0"}
     assert pins(project, "windows-x86_64")["rich"] == "13.7.0"
-    err = capsys.readouterr().err.splitlines()
-    assert err[0] == "envspec.toml: added 'rich>=13' to phase app"
-    assert err[1:] == [
-        "linux-x86_64: 4 packages, wrote locks/pylock.linux-x86_64.toml",
-        "windows-x86_64: 4 packages, wrote locks/pylock.windows-x86_64.toml",
+    err = re.sub(r" in \d+\.\d\ds$", " in Ns", capsys.readouterr().err, flags=re.M)
+    assert err.splitlines() == [
+        "Resolving 2 targets: linux-x86_64, windows-x86_64",
+        "envspec.toml: added 'rich>=13' to phase app",
+        "linux-x86_64: 4 packages (1 added), wrote locks/pylock.linux-x86_64.toml in Ns",
+        "windows-x86_64: 4 packages (1 added), wrote locks/pylock.windows-x86_64.toml in Ns",
     ]
     assert run(project, "lock", "--check") == 0
 
@@ -120,10 +122,10 @@ def test_remove_edits_and_relocks(project: Path, capsys: pytest.CaptureFixture[s
     assert run(project, "remove", "SIX") == 0
     assert '    "app",      # ours\n]\n' in spec(project)
     assert pins(project) == {"numpy": "1.25.0", "app": "1.0"}
-    assert capsys.readouterr().err.splitlines()[0] == ("envspec.toml: removed 'six' from phase app")
+    assert capsys.readouterr().err.splitlines()[1] == "envspec.toml: removed 'six' from phase app"
     assert run(project, "remove", "numpy", "--phase", "numpy", "--json") == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert events[0] == {
+    assert next(e for e in events if e["event"] == "edited") == {
         "event": "edited",
         "path": str(project / "envspec.toml"),
         "command": "remove",
@@ -191,7 +193,7 @@ def test_a_failed_relock_writes_nothing(project: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     assert run(project, "add", "rich>=14") == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: target linux-x86_64: ") and "rich>=14" in err
+    assert err.splitlines()[1].startswith("error: target linux-x86_64: no version of rich matches")
     assert state(project) == before
     assert run(project, "add", "six>=2", "--json") == 1
     assert state(project) == before
@@ -211,5 +213,5 @@ def test_sync_installs_through_the_sync_command(
     assert "Synced." in capsys.readouterr().err
     assert env.run("remove", "beta", "--sync", "--json") == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert events[0]["event"] == "edited"
+    assert next(e["event"] for e in events if e["event"] in ("edited", "lock")) == "edited"
     assert events[-1]["event"] == "done" and events[-1]["command"] == "sync"

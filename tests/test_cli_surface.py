@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -236,9 +237,23 @@ def test_plurals(
         spec_text({"pypi": index_server.url}, phases, targets=("linux-x86_64",))
     )
     assert lock(root) == 0
-    assert capsys.readouterr().err == (
-        "linux-x86_64: 1 package, wrote locks/pylock.linux-x86_64.toml\n"
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "Resolving 1 target: linux-x86_64"
+    assert re.fullmatch(
+        r"linux-x86_64: 1 package \(new lock\), wrote locks/pylock.linux-x86_64.toml in "
+        r"\d+\.\d\ds",
+        err[1],
     )
+    index_server.add_wheel("two", "1.0")
+    (root / "envspec.toml").write_text(
+        spec_text(
+            {"pypi": index_server.url},
+            [{"name": "main", "requirements": ["one", "two"]}],
+            targets=("linux-x86_64",),
+        )
+    )
+    assert lock(root) == 0
+    assert "linux-x86_64: 2 packages (1 added), wrote" in capsys.readouterr().err
     assert lock(root, "--check") == 0
     assert capsys.readouterr().err == "The lock is up to date.\n"
 

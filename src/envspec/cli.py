@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envspec import __version__, cli_cache, cli_edit, cli_env, cli_lock
-from envspec.cli_lock import project_spec, rel, spec_targets, target_help
+from envspec.cli_lock import project_spec, spec_targets, target_help
 from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -33,6 +33,7 @@ from envspec.errors import (
     UsageError,
 )
 from envspec.model import Spec
+from envspec.render import rel
 from envspec.secret import redact
 from envspec.targets import KNOWN, check_name, host_target
 

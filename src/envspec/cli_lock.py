@@ -2,6 +2,7 @@
 arguments, exit codes and what the user sees; the work is `commands.lock`. `cli` adds the
 parser (`add_parsers`) and includes `COMMANDS`; `cli_edit` calls `relock`.
 
+What the user sees while locking (a live line per target, the summary) is `lock_view`'s.
 Also the helpers every project command shares: the spec (`project_spec`), the targets asked
 for (`spec_targets`) and paths shown relative to the project (`rel`).
 """
@@ -11,18 +12,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envspec.errors import EXIT_OK, StaleLockError, UsageError, did_you_mean
+from envspec.lock_view import LockView
 from envspec.model import Spec
-from envspec.render import Out, plural
+from envspec.render import Out, rel
 from envspec.spec import load_spec
 from envspec.targets import KNOWN
 
 if TYPE_CHECKING:
-    from envspec.commands.lock import Locked
     from envspec.lockfile.status import TargetStatus
 
 Environ = Mapping[str, str]
@@ -70,13 +71,6 @@ def spec_targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
             hint = did_you_mean(name, spec.targets) or "spec targets: " + ", ".join(spec.targets)
             raise UsageError(f"target '{name}' is not in the spec", context="--target", hint=hint)
     return list(dict.fromkeys(wanted)) or list(spec.targets)
-
-
-def rel(path: Path, base: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(base.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
@@ -128,23 +122,28 @@ def relock(
     before_write: Callable[[], None] | None = None,
 ) -> None:
     """Resolve the targets `todo` names and write their locks (`before_write` first), with
-    the user's view of it."""
+    the user's view of it (`LockView`)."""
     # Imported here: a fresh relock, `lock --check` and `sync` need neither resolver nor network.
     from envspec.commands.lock import run_lock
     from envspec.index import FinderSettings
 
     refresh = getattr(args, "refresh", False)
     settings = FinderSettings(cache_dir=args.cache_dir, offline=args.offline, refresh=refresh)
-    run = run_lock(
-        spec,
-        statuses,
-        todo,
-        environ=environ,
-        settings=settings,
-        upgrade=upgrade,
-        upgrade_packages=upgrade_packages,
-        before_write=before_write,
-    )
+    view = LockView(out, [s.target for s in todo], tty=sys.stderr.isatty())
+    try:
+        run = run_lock(
+            spec,
+            statuses,
+            todo,
+            environ=environ,
+            settings=settings,
+            upgrade=upgrade,
+            upgrade_packages=upgrade_packages,
+            before_write=before_write,
+            progress=view,
+        )
+    finally:
+        view.stop()
     stats = run.stats
     out.event("stats", **dataclasses.asdict(stats))
     log.info(
@@ -153,28 +152,7 @@ def relock(
         stats.bytes_downloaded / 1e6,
         stats.metadata_fetched,
     )
-    _report_locks(args, out, run.results)
-
-
-def _report_locks(args: argparse.Namespace, out: Out, results: Sequence[Locked]) -> None:
-    for result in results:
-        skipped = [p for p in result.lock.phases if p.skipped]
-        verb = "wrote" if result.written else "unchanged"
-        out.say(
-            f"{result.target}: {plural(len(result.lock.packages), 'package')}, {verb} "
-            f"{rel(result.path, args.project)}"
-        )
-        for phase in skipped:
-            out.say(f"  optional phase '{phase.name}' skipped: {phase.skipped}")
-        out.event(
-            "lock",
-            target=result.target,
-            state="written" if result.written else "unchanged",
-            path=str(result.path),
-            packages=len(result.lock.packages),
-            skipped=[p.name for p in skipped],
-            rules=[r.id for r in result.lock.rules],
-        )
+    view.summary(run.results, run.divergences, args.project)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Out, Environ], int]] = {"lock": cmd_lock}

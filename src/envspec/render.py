@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from envspec.apply.events import (
@@ -293,6 +294,14 @@ def wrap_items(head: str, items: list[str], width: int | None, indent: str = "  
 
 def _packages(count: int) -> str:
     return plural(count, "package")
+
+
+def rel(path: Path, base: Path) -> str:
+    """`path` relative to `base` (the project) where it is inside it, for messages."""
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def plural(count: int, noun: str) -> str:

@@ -4,18 +4,24 @@ command layer's because it writes files and reads the host (which platform this 
 for metadata built here); the resolver below it does neither.
 
 Before writing, a target that ends up with a much older version of a name than the other
-targets (another minor release or more) is reported with the reason, in `fit`'s words:
+targets (another minor release or more) is found with the reason, in `fit`'s words, as a
+`Divergence` the CLI shows in its summary:
 ``macos-arm64 locks bitsandbytes 0.42.0, much older than 0.50.2 on linux-x86_64: bitsandbytes
 0.50.2 has wheels for macOS 14.0+ only (…): set [targets.macos-arm64] macos = "14.0"``.
+
+A `LockProgress` hears each target start, advance (packages pinned so far, requests made by
+the shared finder) and finish; each `Locked` says how many pins changed and how long it took.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -34,6 +40,28 @@ from envspec.targets import host_target, make_target, wheel_filter
 log = logging.getLogger("envspec")
 
 
+class LockProgress(Protocol):
+    """Hears how each target's resolution goes (from the resolving threads)."""
+
+    def started(self, target: str) -> None: ...
+    def advanced(self, target: str, packages: int, requests: int) -> None: ...
+    def finished(self, target: str, packages: int, requests: int, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Changes:
+    """How a target's pins moved against its previous lock (`new`: there was none)."""
+
+    added: int = 0
+    removed: int = 0
+    changed: int = 0  # another version or source of the same name
+    new: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.added + self.removed + self.changed
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Locked:
     """The outcome for one target."""
@@ -42,14 +70,36 @@ class Locked:
     path: Path
     lock: Lock
     written: bool
+    changes: Changes = Changes()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Divergence:
+    """A target that locks a much older version of a name than another target does."""
+
+    target: str
+    name: str
+    version: Version
+    newest: Version
+    ahead: tuple[str, ...]  # the targets at `newest`
+    reason: str
+
+    def text(self) -> str:
+        return (
+            f"{self.target} locks {self.name} {self.version}, much older than {self.newest} "
+            f"on {', '.join(self.ahead)}: {self.reason}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LockRun:
-    """What `run_lock` did: each target's outcome, and what its fetching cost."""
+    """What `run_lock` did: each target's outcome, the divergences across targets, and what
+    its fetching cost."""
 
     results: tuple[Locked, ...]
     stats: FinderStats
+    divergences: tuple[Divergence, ...] = ()
 
 
 def run_lock(
@@ -62,6 +112,7 @@ def run_lock(
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
     before_write: Callable[[], None] | None = None,
+    progress: LockProgress | None = None,
 ) -> LockRun:
     """Lock the targets `todo` names, with one finder over the spec's indexes; `statuses`
     (every target's) lend their locks' files to mirrors (see `locked_files`). `before_write`
@@ -77,18 +128,20 @@ def run_lock(
         ),
     )
     try:
-        results = lock_targets(
+        results, divergences = lock_targets(
             spec,
             todo,
             finder,
             upgrade=upgrade,
             upgrade_packages=upgrade_packages,
             before_write=before_write,
+            progress=progress,
+            requests=lambda: finder.stats.requests,
         )
     finally:
         stats = finder.stats
         finder.close()
-    return LockRun(results=tuple(results), stats=stats)
+    return LockRun(results=tuple(results), stats=stats, divergences=tuple(divergences))
 
 
 def locked_files(statuses: Sequence[TargetStatus]) -> dict[str, tuple[str, int | None]]:
@@ -111,13 +164,19 @@ def lock_targets(
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
     before_write: Callable[[], None] | None = None,
-) -> list[Locked]:
+    progress: LockProgress | None = None,
+    requests: Callable[[], int] = lambda: 0,
+) -> tuple[list[Locked], list[Divergence]]:
     """Resolve the given targets concurrently and write each lock whose bytes changed."""
     host = host_target()
 
-    def one(status: TargetStatus) -> Lock:
-        target = make_target(status.target, spec.python, spec.settings_for(status.target))
-        return resolve_target(
+    def one(status: TargetStatus) -> tuple[Lock, float]:
+        name = status.target
+        target = make_target(name, spec.python, spec.settings_for(name))
+        start = time.monotonic()
+        if progress is not None:
+            progress.started(name)
+        lock = resolve_target(
             spec,
             target,
             source,
@@ -125,22 +184,46 @@ def lock_targets(
             previous=status.previous,
             upgrade=upgrade,
             upgrade_packages=upgrade_packages,
+            on_round=(lambda n: progress.advanced(name, n, requests())) if progress else None,
         )
+        seconds = time.monotonic() - start
+        if progress is not None:
+            progress.finished(name, len(lock.packages), requests(), seconds)
+        return lock, seconds
 
     if len(statuses) == 1:
-        locks = [one(statuses[0])]
+        done = [one(statuses[0])]
     else:
         with ThreadPoolExecutor(max_workers=len(statuses)) as pool:
-            locks = list(pool.map(one, statuses))
+            done = list(pool.map(one, statuses))
+    locks = [lock for lock, _ in done]
     _warn_unused_overrides(spec, locks)
-    _warn_diverging(spec, locks, source)
+    divergences = diverging(spec, locks, source)
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
     if before_write is not None:
         before_write()
-    return [
-        Locked(target=s.target, path=s.path, lock=lock, written=write_lock(s.path, lock))
-        for s, lock in zip(statuses, locks, strict=True)
+    results = [
+        Locked(
+            target=s.target,
+            path=s.path,
+            lock=lock,
+            written=write_lock(s.path, lock),
+            changes=changes(s.previous, lock),
+            seconds=seconds,
+        )
+        for s, (lock, seconds) in zip(statuses, done, strict=True)
     ]
+    return results, divergences
+
+
+def changes(previous: Lock | None, lock: Lock) -> Changes:
+    """How `lock`'s pins differ from `previous`'s, by name."""
+    if previous is None:
+        return Changes(added=len(lock.packages), new=True)
+    old = {p.name: p for p in previous.packages}
+    new = {p.name: p for p in lock.packages}
+    moved = sum(1 for name in old.keys() & new.keys() if _pin(old[name]) != _pin(new[name]))
+    return Changes(added=len(new.keys() - old), removed=len(old.keys() - new), changed=moved)
 
 
 def _much_older(old: Version, new: Version) -> bool:
@@ -148,31 +231,44 @@ def _much_older(old: Version, new: Version) -> bool:
     return old < new and (*old.release, 0)[:2] != (*new.release, 0)[:2]
 
 
-def _warn_diverging(spec: Spec, locks: Sequence[Lock], source: LockSource) -> None:
+def _pin(package: LockedPackage) -> tuple[object, ...]:
+    """What a lock pins for a name: its version and where its bytes come from."""
+    artifact, vcs = package.artifact, package.vcs
+    return (
+        package.version,
+        artifact.url if artifact else None,
+        artifact.sha256 if artifact else None,
+        vcs.commit_id if vcs else None,
+    )
+
+
+def diverging(spec: Spec, locks: Sequence[Lock], source: LockSource) -> list[Divergence]:
     """A target holding a much older version of a name than the others did not choose it:
-    say which, and why, in the words `fit` uses for a version that fits no file."""
+    which, and why, in the words `fit` uses for a version that fits no file."""
     if len(locks) < 2:
-        return
+        return []
     seen: dict[str, dict[str, LockedPackage]] = {}
     for lock in locks:
         for package in lock.packages:
             seen.setdefault(package.name, {})[lock.target] = package
+    found = []
     for name, by_target in sorted(seen.items()):
         newest = max(p.version for p in by_target.values())
-        ahead = sorted(t for t, p in by_target.items() if p.version == newest)
+        ahead = tuple(sorted(t for t, p in by_target.items() if p.version == newest))
         for target_name, package in sorted(by_target.items()):
             if _much_older(package.version, newest):
                 target = make_target(target_name, spec.python, spec.settings_for(target_name))
-                reason = _why_older(spec, package, newest, target, source)
-                log.warning(
-                    "%s locks %s %s, much older than %s on %s: %s",
-                    target_name,
-                    name,
-                    package.version,
-                    newest,
-                    ", ".join(ahead),
-                    reason,
+                found.append(
+                    Divergence(
+                        target=target_name,
+                        name=name,
+                        version=package.version,
+                        newest=newest,
+                        ahead=ahead,
+                        reason=_why_older(spec, package, newest, target, source),
+                    )
                 )
+    return found
 
 
 def _why_older(

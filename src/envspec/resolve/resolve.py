@@ -10,7 +10,7 @@ reason, and resolution runs again with rules made for the phases left (`rules.ru
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from resolvelib import Resolver
@@ -48,10 +48,12 @@ def resolve_target(
     previous: Lock | None = None,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
+    on_round: Callable[[int], None] | None = None,
 ) -> Lock:
     """Resolve every phase applying to `target` into a `Lock`; raise `ResolutionError`.
     `host` is the known target this machine is (`targets.host_target()`), or None: metadata
-    built here is trusted for another target with a warning."""
+    built here is trusted for another target with a warning. `on_round` hears, after each
+    resolver round, how many packages are pinned."""
     phases = [p for p in spec.phases if p.applies_to(target.name)]
     builds = HostBuilds(target=target, host=host)
     skipped: dict[str, str] = {}
@@ -62,7 +64,7 @@ def resolve_target(
         )
         provider = Provider(rules=rules, source=source, builds=builds)
         provider.prefetch(r.name for r in rules.roots)
-        reach = Reach()
+        reach = Reach(on_round)
         try:
             result = Resolver(provider, reach).resolve(rules.roots, max_rounds=MAX_ROUNDS)
         except ResolutionImpossible as exc:
