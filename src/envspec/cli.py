@@ -329,7 +329,7 @@ def cmd_rules(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
         if lock_path(args.project, target).exists():
             locks[target] = load_lock(lock_path(args.project, target))
     listing = review_rules.list_rules(load_builtin_rules(), spec, locks, args.name)
-    out.say(review_rules.render_text(listing).rstrip("\n"))
+    out.result(review_rules.render_text(listing).rstrip("\n"))
     for item in listing.rules:
         out.event("rule", **review_rules.to_json(item))
     return EXIT_OK

@@ -19,7 +19,7 @@ import atexit
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ class LockView:
         self.human = not out.json_mode and not out.quiet
         self.rows = {target: _Row() for target in targets}
         self.lock = threading.Lock()
+        self.requests: Callable[[], int] | None = None
         self.live: Any = None
         self.tty = self.human and tty
         if self.tty:
@@ -70,6 +71,9 @@ class LockView:
             self.out.say(f"Resolving {plural(len(targets), 'target')}: {', '.join(targets)}")
 
     # -- LockProgress ------------------------------------------------------------------------
+
+    def counting(self, requests: Callable[[], int]) -> None:
+        self.requests = requests
 
     def started(self, target: str) -> None:
         row = self.rows[target]
@@ -153,6 +157,7 @@ class LockView:
         from rich.table import Table
 
         table = Table.grid(padding=(0, 2))
+        requests = self.requests() if self.requests is not None else 0
         for target, row in self.rows.items():
             if row.state == "resolved":
                 mark: Any = "[green]✓[/]"
@@ -160,12 +165,9 @@ class LockView:
             else:
                 mark = Spinner("dots") if row.state == "resolving" else " "
                 what = row.state
+            shown = row.requests if row.state == "resolved" else max(requests, row.requests)
             table.add_row(
-                mark,
-                target,
-                what,
-                plural(row.packages, "package"),
-                plural(row.requests, "request"),
+                mark, target, what, plural(row.packages, "package"), plural(shown, "request")
             )
         return table
 
@@ -173,7 +175,9 @@ class LockView:
         self, results: Sequence[Locked], divergences: Sequence[Divergence], project: Path
     ) -> None:
         from rich.console import Console
+        from rich.padding import Padding
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(box=None, header_style="bold", pad_edge=False)
         for column in ("target", "packages", "changes", "seconds", "lock"):
@@ -200,8 +204,8 @@ class LockView:
                         )
             if divergences:
                 console.print("[yellow]Diverging across targets:[/]")
-                for divergence in divergences:
-                    console.print(f"  {divergence.text()}", markup=False)
+                for divergence in divergences:  # wrapped lines keep the indent
+                    console.print(Padding(Text(divergence.text()), (0, 0, 0, 2)))
 
 
 def changes_text(changes: Changes) -> str:

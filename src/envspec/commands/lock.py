@@ -43,6 +43,7 @@ log = logging.getLogger("envspec")
 class LockProgress(Protocol):
     """Hears how each target's resolution goes (from the resolving threads)."""
 
+    def counting(self, requests: Callable[[], int]) -> None: ...  # the finder's, to poll
     def started(self, target: str) -> None: ...
     def advanced(self, target: str, packages: int, requests: int) -> None: ...
     def finished(self, target: str, packages: int, requests: int, seconds: float) -> None: ...
@@ -127,6 +128,8 @@ def run_lock(
             [make_target(s.target, spec.python, spec.settings_for(s.target)) for s in todo]
         ),
     )
+    if progress is not None:
+        progress.counting(lambda: finder.stats.requests)
     try:
         results, divergences = lock_targets(
             spec,
