@@ -1,15 +1,20 @@
 """The command line: arguments, rendering and exit codes (DESIGN.md §2).
 
-Only this module prints and exits. Human output goes to stderr; `--json` writes one JSON
-event per line on stdout. argparse (stdlib) is enough for a handful of subcommands.
+Only the CLI modules print and exit. A command's result goes to stdout, logs and progress to
+stderr; `--json` writes one JSON event per line on stdout, usage errors included. argparse
+(stdlib) is enough for a handful of subcommands: the global options are on the top parser and,
+without defaults, on each command's, so they work before or after it (`USES` says which a
+command shows in its help); `envspec.toml` is looked for from the current folder up. A closed
+pipe ends the command quietly (exit 141).
 
 The review commands' modules are imported by their commands only: an environment command
 or a fresh relock has no use for them (about 30 ms of imports).
 
 `main` reads the environment once, as a snapshot every command is given and passes down (the
 spec's `${VAR}`s, credentials, mirrors, build, git and uv environments, `$VIRTUAL_ENV`,
-`NO_COLOR`): nothing below reads `os.environ`. Every command, here or in `cli_env` and
-`cli_cache`, is one function `(args, out, environ) -> exit code` in `COMMANDS`.
+`NO_COLOR`, `COLUMNS`): nothing below reads `os.environ`. Every command, here or in `cli_lock`,
+`cli_edit`, `cli_env` and `cli_cache`, is one function `(args, out, environ) -> exit code` in
+`COMMANDS`.
 """
 
 from __future__ import annotations

@@ -317,5 +317,6 @@ def history_line(entry: Mapping[str, Any]) -> str:
         what += f", … {len(changed) - 6} more"
     return (
         f"{entry['id']:>4}  {entry['created']}  {entry['command']:<18} "
-        f"{entry['packages']:>4} packages  then: {what}"
+        f"{entry['packages']:>4} {'package ' if entry['packages'] == 1 else 'packages'}  "
+        f"then: {what}"
     )
