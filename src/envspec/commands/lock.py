@@ -4,7 +4,8 @@ command layer's because it writes files and reads the host (which platform this 
 for metadata built here); the resolver below it does neither.
 
 Before writing, a target that ends up with a much older version of a name than the other
-targets (another minor release or more) is found with the reason, in `fit`'s words, as a
+targets (another minor release or more), or an older one because the newer has no file for
+it, is found with the reason, in `fit`'s words, as a
 `Divergence` the CLI shows in its summary:
 ``macos-arm64 locks bitsandbytes 0.42.0, much older than 0.50.2 on linux-x86_64: bitsandbytes
 0.50.2 has wheels for macOS 14.0+ only (…): set [targets.macos-arm64] macos = "14.0"``.
@@ -85,10 +86,12 @@ class Divergence:
     newest: Version
     ahead: tuple[str, ...]  # the targets at `newest`
     reason: str
+    much: bool = True  # another minor release or more
 
     def text(self) -> str:
+        older = "much older" if self.much else "older"
         return (
-            f"{self.target} locks {self.name} {self.version}, much older than {self.newest} "
+            f"{self.target} locks {self.name} {self.version}, {older} than {self.newest} "
             f"on {', '.join(self.ahead)}: {self.reason}"
         )
 
@@ -246,8 +249,11 @@ def _pin(package: LockedPackage) -> tuple[object, ...]:
 
 
 def diverging(spec: Spec, locks: Sequence[Lock], source: LockSource) -> list[Divergence]:
-    """A target holding a much older version of a name than the others did not choose it:
-    which, and why, in the words `fit` uses for a version that fits no file."""
+    """The notable divergences across targets, each with its cause: a target holding a much
+    older version of a name than another (another minor release or more) did not choose it,
+    and the reason is said in the words `fit` uses for a version that fits no file, or as the
+    rest of the target's requirements; a target holding an older version at all because the
+    newer one has no file for it is said too (a wheel missing on one platform)."""
     if len(locks) < 2:
         return []
     seen: dict[str, dict[str, LockedPackage]] = {}
@@ -259,8 +265,18 @@ def diverging(spec: Spec, locks: Sequence[Lock], source: LockSource) -> list[Div
         newest = max(p.version for p in by_target.values())
         ahead = tuple(sorted(t for t, p in by_target.items() if p.version == newest))
         for target_name, package in sorted(by_target.items()):
-            if _much_older(package.version, newest):
-                target = make_target(target_name, spec.python, spec.settings_for(target_name))
+            if package.version >= newest:
+                continue
+            target = make_target(target_name, spec.python, spec.settings_for(target_name))
+            much = _much_older(package.version, newest)
+            reason = _fit_reason(spec, package, newest, target, source)
+            if much and not reason:
+                reason = (
+                    f"{name} {newest} has a file for {target_name}, but the rest of that "
+                    f"target's requirements hold it back: see 'envspec why {name} "
+                    f"--target {target_name}'"
+                )
+            if reason:
                 found.append(
                     Divergence(
                         target=target_name,
@@ -268,15 +284,17 @@ def diverging(spec: Spec, locks: Sequence[Lock], source: LockSource) -> list[Div
                         version=package.version,
                         newest=newest,
                         ahead=ahead,
-                        reason=_why_older(spec, package, newest, target, source),
+                        reason=reason,
+                        much=much,
                     )
                 )
     return found
 
 
-def _why_older(
+def _fit_reason(
     spec: Spec, package: LockedPackage, newest: Version, target: Target, source: LockSource
 ) -> str:
+    """Why no file of `newest` fits `target` on the index `package` came from ("": one does)."""
     index = next(
         (i for i in spec.indexes if package.index and _same(i.location.public, package.index)),
         None,
@@ -291,12 +309,7 @@ def _why_older(
             ]
         except EnvspecError as exc:
             log.debug("cannot list %s: %s", package.name, exc)
-    reason = no_fit_reason(package.name, newest, files, target, spec.resolution) if files else ""
-    return reason or (
-        f"{package.name} {newest} has a file for {target.name}, but the rest of that "
-        f"target's requirements hold it back: see 'envspec why {package.name} "
-        f"--target {target.name}'"
-    )
+    return no_fit_reason(package.name, newest, files, target, spec.resolution) if files else ""
 
 
 def _same(a: str, b: str) -> bool:
