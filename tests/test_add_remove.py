@@ -88,7 +88,6 @@ def test_add_keeps_comments_and_layout_and_other_pins(
     assert pins(project, "windows-x86_64")["rich"] == "13.7.0"
     err = re.sub(r" in \d+\.\d\ds$", " in Ns", capsys.readouterr().err, flags=re.M)
     assert err.splitlines() == [
-        "Resolving 2 targets: linux-x86_64, windows-x86_64",
         "envspec.toml: added 'rich>=13' to phase app",
         "linux-x86_64: 4 packages (1 added), wrote locks/pylock.linux-x86_64.toml in Ns",
         "windows-x86_64: 4 packages (1 added), wrote locks/pylock.windows-x86_64.toml in Ns",
@@ -122,7 +121,7 @@ def test_remove_edits_and_relocks(project: Path, capsys: pytest.CaptureFixture[s
     assert run(project, "remove", "SIX") == 0
     assert '    "app",      # ours\n]\n' in spec(project)
     assert pins(project) == {"numpy": "1.25.0", "app": "1.0"}
-    assert capsys.readouterr().err.splitlines()[1] == "envspec.toml: removed 'six' from phase app"
+    assert capsys.readouterr().err.splitlines()[0] == "envspec.toml: removed 'six' from phase app"
     assert run(project, "remove", "numpy", "--phase", "numpy", "--json") == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert next(e for e in events if e["event"] == "edited") == {
@@ -193,7 +192,7 @@ def test_a_failed_relock_writes_nothing(project: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     assert run(project, "add", "rich>=14") == 1
     err = capsys.readouterr().err
-    assert err.splitlines()[1].startswith("error: target linux-x86_64: no version of rich matches")
+    assert err.startswith("error: target linux-x86_64: no version of rich matches rich>=14")
     assert state(project) == before
     assert run(project, "add", "six>=2", "--json") == 1
     assert state(project) == before

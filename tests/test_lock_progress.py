@@ -67,7 +67,6 @@ def test_off_a_terminal_plain_lines(project: Path, capsys: pytest.CaptureFixture
     assert lock(project) == 0
     err = re.sub(r" in \d+\.\d\ds$", " in Ns", capsys.readouterr().err, flags=re.M)
     assert err.splitlines() == [
-        "Resolving 2 targets: linux-x86_64, macos-arm64",
         "linux-x86_64: 2 packages (new lock), wrote locks/pylock.linux-x86_64.toml in Ns",
         "macos-arm64: 2 packages (new lock), wrote locks/pylock.macos-arm64.toml in Ns",
         f"WARNING: {DIVERGENCE}",

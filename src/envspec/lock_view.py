@@ -4,8 +4,8 @@ is done. It is `commands.lock`'s `LockProgress`, called from the resolving threa
 - On a terminal: a rich live line per target (a spinner, resolving, packages pinned so far,
   requests made), then a table — target, packages, changes, seconds, lock — with the skipped
   phases and the divergences across targets with their cause below it.
-- Elsewhere: one line when resolving starts, one line per target at the end, and each
-  divergence as a `WARNING:` log line (grep-able, the same words).
+- Elsewhere: one line per target at the end (nothing before: a failed lock says only its
+  error), and each divergence as a `WARNING:` log line (grep-able, the same words).
 - With `--json`: `resolving` events (at most 4 a second per target), then per target the
   `lock` event with its `changes` and `seconds`, and a `diverging` event per divergence.
 
@@ -67,8 +67,6 @@ class LockView:
             )
             self.live.start()
             atexit.register(self.stop)  # an interrupted lock must give the cursor back
-        elif self.human:
-            self.out.say(f"Resolving {plural(len(targets), 'target')}: {', '.join(targets)}")
 
     # -- LockProgress ------------------------------------------------------------------------
 
