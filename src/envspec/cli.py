@@ -13,8 +13,9 @@ or a fresh relock has no use for them (about 30 ms of imports).
 `main` reads the environment once, as a snapshot every command is given and passes down (the
 spec's `${VAR}`s, credentials, mirrors, build, git and uv environments, `$VIRTUAL_ENV`,
 `NO_COLOR`, `COLUMNS`): nothing below reads `os.environ`. Every command, here or in `cli_lock`,
-`cli_edit`, `cli_env` and `cli_cache`, is one function `(args, out, environ) -> exit code` in
-`COMMANDS`.
+`cli_edit`, `cli_env`, `cli_bundle` and `cli_cache` (the last four imported only for their
+commands, see `LIGHT`), is one function `(args, out, environ) -> exit code` in a `COMMANDS`
+table.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envspec import __version__, cli_cache, cli_edit, cli_env, cli_lock
-from envspec.cli_lock import project_spec, spec_targets, target_help
+from envspec import __version__, cli_lock
+from envspec.cli_lock import project_spec, spec_targets
 from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -38,7 +39,7 @@ from envspec.errors import (
     UsageError,
 )
 from envspec.model import Spec
-from envspec.render import rel
+from envspec.output import rel, target_help
 from envspec.secret import redact
 from envspec.targets import KNOWN, check_name, host_target
 
@@ -46,6 +47,11 @@ if TYPE_CHECKING:
     pass
 
 Environ = Mapping[str, str]
+
+# The add/remove, environment, cache and bundle commands' modules (apply, tomlkit, rich) are
+# imported only when the command line may be one of theirs: an unchanged relock or `lock
+# --check` imports neither the resolver, nor the review code, nor `envspec.apply`.
+LIGHT = frozenset({"lock", "diff", "export", "why", "rules", "init"})
 
 log = logging.getLogger("envspec")
 
@@ -131,6 +137,7 @@ USES: dict[str, frozenset[str]] = {
     "remove": _ALL,
     "sync": _ALL,
     "rollback": _ALL,
+    "bundle": _ALL,
     "check": _ENV,
     "history": _ENV,
     "diff": _READ,
@@ -166,7 +173,9 @@ def _common(command: str) -> argparse.ArgumentParser:
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; of the lock and review commands only when `command`,
+    the command line's command word, is one of those (see `LIGHT`)."""
     parser = _Parser(
         prog="envspec",
         description="Declared, locked, reviewable and reversible Python environments.",
@@ -179,10 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
     )
     cli_lock.add_parsers(sub, _common)
-    cli_edit.add_parsers(sub, _common)
     _add_review_parsers(sub)
-    cli_env.add_parsers(sub, _common)
-    cli_cache.add_parsers(sub, _common)
+    if command not in LIGHT:
+        for module in _heavy():
+            module.add_parsers(sub, _common)
     return parser
 
 
@@ -375,10 +384,39 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Output, Environ], int]] = {
     "rules": cmd_rules,
     "init": cmd_init,
     **cli_lock.COMMANDS,
-    **cli_edit.COMMANDS,
-    **cli_env.COMMANDS,
-    **cli_cache.COMMANDS,
 }
+
+
+def _heavy() -> tuple[Any, ...]:
+    from envspec import cli_bundle, cli_cache, cli_edit, cli_env
+
+    return (cli_edit, cli_env, cli_bundle, cli_cache)
+
+
+def _command(name: str) -> Callable[[argparse.Namespace, _Output, Environ], int]:
+    if name in COMMANDS:
+        return COMMANDS[name]
+    found: Callable[[argparse.Namespace, _Output, Environ], int] = {
+        key: value for module in _heavy() for key, value in module.COMMANDS.items()
+    }[name]
+    return found
+
+
+def _command_word(words: Sequence[str]) -> str | None:
+    """The command in a command line whose global options may come first (`--project DIR`,
+    `--cache-dir DIR` take a value); None when there is none."""
+    taking = {"--project", "--cache-dir"}
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--":
+            return None
+        elif word in taking:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -431,12 +469,12 @@ def _main(argv: list[str]) -> int:
     words = argv[: argv.index("--")] if "--" in argv else argv
     out = _Output(json_mode="--json" in words, quiet=False)  # usage errors as events too
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_command_word(words)).parse_args(argv)
         if args.project is None:
             args.project = _find_project(Path.cwd()) if args.command in _DISCOVERS else Path(".")
         out = _Output(json_mode=args.json, quiet=args.quiet, width=_width(environ))
         _configure_logging(args.verbose, args.quiet)
-        return COMMANDS[args.command](args, out, environ)
+        return _command(args.command)(args, out, environ)
     except EnvspecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:

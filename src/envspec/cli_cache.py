@@ -17,7 +17,7 @@ from typing import Any
 
 from envspec.apply.store import prune, store_at
 from envspec.errors import EXIT_OK, UsageError
-from envspec.render import Out, plural, size_text
+from envspec.output import Out, plural, size_text
 
 DEFAULT_DAYS = 30.0
 _SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?)b?", re.IGNORECASE)

@@ -16,7 +16,7 @@ from envspec import cli_env
 from envspec.atomic import write_atomic
 from envspec.cli_lock import project_spec, relock
 from envspec.errors import EXIT_OK, ApplyError
-from envspec.render import Out
+from envspec.output import Out
 from envspec.spec import parse_spec
 from envspec.spec.edit import Edit, add_requirements, remove_requirements
 

@@ -3,8 +3,8 @@ arguments, exit codes and what the user sees; the work is `commands.lock`. `cli`
 parser (`add_parsers`) and includes `COMMANDS`; `cli_edit` calls `relock`.
 
 What the user sees while locking (a live line per target, the summary) is `lock_view`'s.
-Also the helpers every project command shares: the spec (`project_spec`), the targets asked
-for (`spec_targets`) and paths shown relative to the project (`rel`).
+Also the helpers every project command shares: the spec (`project_spec`) and the targets
+asked for (`spec_targets`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from envspec.errors import EXIT_OK, StaleLockError, UsageError, did_you_mean
+from envspec.errors import EXIT_OK, StaleLockError
 from envspec.lock_view import LockView
 from envspec.model import Spec
-from envspec.render import Out, rel
+from envspec.output import Out, rel, target_help
 from envspec.spec import load_spec
-from envspec.targets import KNOWN
+from envspec.targets import choose_targets
 
 if TYPE_CHECKING:
     from envspec.lockfile.status import TargetStatus
@@ -29,11 +29,6 @@ if TYPE_CHECKING:
 Environ = Mapping[str, str]
 
 log = logging.getLogger("envspec")
-
-
-def target_help(what: str) -> str:
-    """An option's help naming the valid targets."""
-    return f"{what}; one of {', '.join(KNOWN)}"
 
 
 def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> None:
@@ -66,12 +61,7 @@ def project_spec(args: argparse.Namespace, environ: Environ) -> Spec:
 
 def spec_targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
     """The `--target`s asked for (checked against the spec), else every spec target."""
-    for name in wanted:
-        if name not in spec.targets:
-            hint = did_you_mean(name, spec.targets) or "spec targets: " + ", ".join(spec.targets)
-            raise UsageError(f"target '{name}' is not in the spec", context="--target", hint=hint)
-    return list(dict.fromkeys(wanted)) or list(spec.targets)
-
+    return choose_targets(spec.targets, wanted)
 
 def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     from envspec.lockfile.status import lock_status

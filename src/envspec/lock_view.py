@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envspec.render import Out, plural, rel
+from envspec.output import Out, plural, rel
 
 if TYPE_CHECKING:
     from envspec.commands.lock import Changes, Divergence, Locked

@@ -13,8 +13,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from envspec.apply.events import (
     Checked,
@@ -32,17 +31,7 @@ from envspec.apply.events import (
     RolledBack,
     SnapshotTaken,
 )
-
-
-class Out(Protocol):
-    json_mode: bool
-    quiet: bool
-
-    width: int | None  # where long lines wrap; None: not on a terminal, no wrapping
-
-    def say(self, text: str) -> None: ...
-    def result(self, text: str) -> None: ...
-    def event(self, kind: str, **data: Any) -> None: ...
+from envspec.output import Out, plural, size_text
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -255,16 +244,6 @@ class _Downloads:
             self.progress = None
 
 
-def size_text(count: int) -> str:
-    """A byte count for people: `512 B`, `14.2 kB`, `2.5 GB` (powers of 1000, as rich's)."""
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000:
-            return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
-
-
 def _plan_lines(phase: Mapping[str, Any], width: int | None) -> list[str]:
     if phase["skipped"]:
         return [f"  phase {phase['phase']}: skipped in the lock ({phase['skipped']})"]
@@ -294,18 +273,6 @@ def wrap_items(head: str, items: list[str], width: int | None, indent: str = "  
 
 def _packages(count: int) -> str:
     return plural(count, "package")
-
-
-def rel(path: Path, base: Path) -> str:
-    """`path` relative to `base` (the project) where it is inside it, for messages."""
-    try:
-        return str(path.resolve().relative_to(base.resolve()))
-    except ValueError:
-        return str(path)
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def history_line(entry: Mapping[str, Any]) -> str:

@@ -29,7 +29,6 @@ from packaging.version import Version
 
 from envspec.errors import EnvspecError
 from envspec.index import FinderSettings, FinderStats, open_finder
-from envspec.index.simple import parse_filename
 from envspec.lockfile import write_lock
 from envspec.lockfile.status import TargetStatus
 from envspec.model import Artifact, Lock, LockedPackage, Spec, Target
@@ -140,6 +139,7 @@ def run_lock(
             finder,
             upgrade=upgrade,
             upgrade_packages=upgrade_packages,
+            concurrent=not settings.offline,
             before_write=before_write,
             progress=progress,
             requests=lambda: finder.stats.requests,
@@ -169,11 +169,14 @@ def lock_targets(
     *,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
+    concurrent: bool = True,
     before_write: Callable[[], None] | None = None,
     progress: LockProgress | None = None,
     requests: Callable[[], int] = lambda: 0,
 ) -> tuple[list[Locked], list[Divergence]]:
-    """Resolve the given targets concurrently and write each lock whose bytes changed."""
+    """Resolve the given targets (concurrently, so one target's waits on the network overlap
+    another's work; one after another when nothing is waited for, `--offline`: threads
+    competing for the GIL only cost) and write each lock whose bytes changed."""
     host = host_target()
 
     def one(status: TargetStatus) -> tuple[Lock, float]:
@@ -197,8 +200,8 @@ def lock_targets(
             progress.finished(name, len(lock.packages), requests(), seconds)
         return lock, seconds
 
-    if len(statuses) == 1:
-        done = [one(statuses[0])]
+    if len(statuses) == 1 or not concurrent:
+        done = [one(status) for status in statuses]
     else:
         with ThreadPoolExecutor(max_workers=len(statuses)) as pool:
             done = list(pool.map(one, statuses))
@@ -302,11 +305,7 @@ def _fit_reason(
     files: list[Artifact] = []
     if index is not None:
         try:
-            files = [
-                a
-                for a in source.every_file(package.name, index)
-                if (parsed := parse_filename(a.filename)) and parsed[1] == newest
-            ]
+            files = source.every_file(package.name, index, newest)
         except EnvspecError as exc:
             log.debug("cannot list %s: %s", package.name, exc)
     return no_fit_reason(package.name, newest, files, target, spec.resolution) if files else ""
