@@ -32,11 +32,9 @@ def project(tmp_path: Path, index_server: IndexServer) -> Path:
     index_server.add_wheel("app", "1.0", requires_dist=["numpy>=1.20"])
     root = tmp_path / "project"
     (root / "src" / "deep").mkdir(parents=True)
-    phases = [
-        {"name": "numpy", "requirements": ["numpy<2"]},
-        {"name": "app", "requirements": ["app"]},
-    ]
-    (root / "envspec.toml").write_text(spec_text({"pypi": index_server.url}, phases))
+    numpy = {"name": "numpy", "requirements": ["numpy<2"]}
+    text = spec_text({"pypi": index_server.url}, [numpy, {"name": "app", "requirements": ["app"]}])
+    (root / "envspec.toml").write_text(text)
     assert lock(root) == 0
     return root
 
