@@ -109,12 +109,25 @@ def test_add_to_a_phase_replaces_an_existing_requirement_and_routes_to_an_index(
     assert "envspec.toml: replaced 'numpy<2' with 'numpy<1.26' in phase numpy" in (
         capsys.readouterr().err
     )
-    assert run(project, "add", "torch", "--index", "cu") == 0
-    assert spec(project).endswith('[checks]\nimports = ["numpy"]\n'), (
-        "the new phase goes after the last phase, not after [checks]"
-    )
-    assert '\n[[phases]]\nname = "torch"\nindex = "cu"\nrequirements = ["torch"]\n' in spec(project)
+    before = spec(project)
+    assert run(project, "add", "torch", "rich", "--index", "cu") == 0
+    new_phase = '[[phases]]\nname = "torch"\nindex = "cu"\nrequirements = ["torch", "rich"]\n\n'
+    assert spec(project) == before.replace("[checks]\n", new_phase + "[checks]\n")
     assert pins(project)["torch"] == "2.4.0"
+    assert run(project, "remove", "torch", "rich") == 0
+    assert spec(project) == before  # the phase went with its requirements, blank lines too
+
+
+def test_a_new_phase_at_the_end_of_the_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = project / "envspec.toml"
+    path.write_text(spec(project).replace('\n[checks]\nimports = ["numpy"]\n', ""))
+    before = spec(project)
+    assert run(project, "add", "torch", "--index", "cu") == 0
+    assert spec(project) == (
+        before + '\n[[phases]]\nname = "torch"\nindex = "cu"\nrequirements = ["torch"]\n'
+    )
 
 
 def test_remove_edits_and_relocks(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

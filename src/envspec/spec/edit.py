@@ -7,13 +7,14 @@ relocks, and only then writes it.
 Where a requirement goes: to the phase that already requires the package (its requirement
 is replaced), else `--phase NAME`, else, with `--index NAME`, the first phase routed to that
 index for every target (or a new phase named after the package, routed to it), else the last
+phase; several requirements given with one `--index` that no phase is routed to go to one new
 phase. A phase left without requirements by `remove` is removed with them.
 
 Errors (`UsageError`, exit 2): ``invalid requirement 'numpy<<2': <packaging's reason>`` ·
 ``--phase: unknown phase 'trainig'`` (hint ``did you mean 'training'?``) · ``--index: unknown
 index 'pytorch'`` · ``--index: phase 'app' takes its names from the default indexes, not
-'pytorch-cu121'`` · ``'numpy' is already required in phase 'numpy' ('numpy<2')`` (another
-phase was asked) · ``package 'six' is not in the spec`` · ``package 'six' is not in phase
+'pytorch-cu121'`` · ``--phase: 'numpy' is already required in another phase ('numpy<2' in
+phase numpy)`` · ``package 'six' is not in the spec`` · ``package 'six' is not in phase
 'numpy'`` (hint: where it is).
 """
 
@@ -67,6 +68,7 @@ def add_requirements(
     doc = tomlkit.parse(text)
     tables: Any = doc["phases"]
     changes = []
+    created: str | None = None  # the phase made for --index, for the requirements after
     for written, requirement in parsed:
         name = canonicalize_name(requirement.name)
         where = _requiring(tables, name)
@@ -80,11 +82,16 @@ def add_requirements(
                 context="--phase",
                 hint=f"remove it there first ('envspec remove {name}'), or leave out --phase",
             )
-        target = _phase_for(spec, tables, phase, index, name)
+        target = created or _phase_for(spec, tables, phase, index, name)
+        if index is not None and target not in {p.name for p in spec.phases}:
+            created = target
         table = _table(tables, target)
         table["requirements"].append(written)
         changes.append(f"added '{written}' to phase {target}")
-    return Edit(text=tomlkit.dumps(doc), changes=tuple(changes))
+    written_text = tomlkit.dumps(doc)
+    if created is not None:  # a new phase at the end of the file leaves no blank line after
+        written_text = written_text.rstrip("\n") + "\n"
+    return Edit(text=written_text, changes=tuple(changes))
 
 
 def remove_requirements(spec: Spec, text: str, names: Sequence[str], *, phase: str | None) -> Edit:
@@ -180,7 +187,10 @@ def _phase_for(
     new["name"] = name
     new["index"] = index
     new["requirements"] = tomlkit.array()
-    tables[-1].add(tomlkit.nl())
+    # one blank line before the new phase and one after it (the end of the file is trimmed)
+    if not tables[-1].as_string().endswith("\n\n"):
+        tables[-1].add(tomlkit.nl())
+    new.add(tomlkit.nl())
     tables.append(new)
     return name
 
