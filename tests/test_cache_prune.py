@@ -16,7 +16,7 @@ import pytest
 from envspec.cli import main
 from envspec.cli_cache import parse_size
 from envspec.errors import UsageError
-from envspec.render import size_text
+from envspec.output import size_text
 from support.envproject import EnvProject, events
 from support.index_server import IndexServer
 

@@ -68,3 +68,17 @@ def test_every_named_event_has_a_row() -> None:
     assert {"plan", "fetch", "download", "rollback", "check", "done"} <= kinds
     missing = sorted(k for k in kinds if f"| `{k}` |" not in README)
     assert missing == []
+
+
+def test_add_and_remove_and_every_global_option_are_documented() -> None:
+    documented = _documented()
+    assert {"add", "remove"} <= set(documented)
+    assert {"--phase", "--index", "--sync", "--python"} <= documented["add"]
+    assert {"--phase", "--sync", "--python"} <= documented["remove"]
+    parser = build_parser()
+    top = {o for action in parser._actions for o in action.option_strings}
+    assert top - {"-h", "--help", "--version"} == COMMON - {"-h", "--help"}
+    start = README.index("- **Global options**")
+    block = README[start:].split("\n- ", 2)[0]
+    for option in sorted(COMMON - {"-h", "--help"}):
+        assert f"`{option}" in block, option

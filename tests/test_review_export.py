@@ -20,6 +20,7 @@ from packaging.version import Version
 from envspec.cli import main
 from envspec.lockfile import lock_path, write_lock
 from envspec.model import Artifact, Lock, LockedPackage, LockedPhase, VcsSource
+from envspec.targets import host_target
 from support.index_server import IndexServer
 from support.lockproject import lock, spec_text
 
@@ -321,11 +322,35 @@ def test_unknown_target(project: Path, capsys: pytest.CaptureFixture[str]) -> No
     )
 
 
-def test_several_targets_need_one_chosen(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_several_targets_default_to_this_machines(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As `sync` picks the lock of its interpreter's platform, `export` without `--target`
+    exports this machine's target when the spec locks it."""
+    host = host_target()
+    assert host in ("linux-x86_64", "windows-x86_64"), "the project locks these two"
+    capsys.readouterr()
+    assert export(project) == 0
+    assert capsys.readouterr().out.startswith(
+        f"# target {host}, exported by envspec from locks/pylock.{host}.toml\n"
+    )
+
+
+def test_several_targets_none_of_them_this_machines(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = project / "envspec.toml"
+    others = [t for t in ("windows-x86_64", "macos-arm64", "linux-x86_64") if t != host_target()]
+    text = spec.read_text()
+    start = text.index("targets = [")
+    end = text.index("]", start) + 1
+    spec.write_text(text[:start] + f"targets = {json.dumps(others[:2])}" + text[end:])
+    capsys.readouterr()
     assert export(project) == 2
-    assert capsys.readouterr().err.endswith(
-        "error: --target: the spec has several targets: choose one\n"
-        "hint: targets: linux-x86_64, windows-x86_64\n"
+    assert capsys.readouterr().err == (
+        "error: --target: the spec has several targets, none of them this machine's (this "
+        f"machine is {host_target()}): choose one\n"
+        f"hint: targets: {', '.join(others[:2])}\n"
     )
 
 

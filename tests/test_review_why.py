@@ -47,26 +47,30 @@ def test_chains_on_every_target(
         "numpy 1.26.4, phase numpy\n"
         f"  from index {index_server.url}, file numpy-1.26.4-py3-none-any.whl\n"
         "  phase numpy: numpy<2 → numpy 1.26.4\n"
-        "  phase app: app → app 1.0 → numpy 1.26.4\n"
+        "  phase app: app → app 1.0 requires numpy>=1.20 → numpy 1.26.4\n"
     )
-    assert capsys.readouterr().err == f"linux-x86_64: {block}windows-x86_64: {block}"
+    captured = capsys.readouterr()
+    assert captured.out == f"linux-x86_64: {block}windows-x86_64: {block}"
+    assert captured.err == ""
 
 
 def test_a_deep_chain_on_one_target(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert why(project, "six", "--target", "windows-x86_64") == 0
-    err = capsys.readouterr().err
-    assert err.splitlines()[0] == "windows-x86_64: six 1.16.0, phase app"
-    assert err.splitlines()[2:] == ["  phase app: app → app 1.0 → helper 2.0 → six 1.16.0"]
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "windows-x86_64: six 1.16.0, phase app"
+    assert out.splitlines()[2:] == [
+        "  phase app: app → app 1.0 requires helper → helper 2.0 requires six → six 1.16.0"
+    ]
 
 
 def test_a_package_on_one_target_only(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert why(project, "winonly") == 0
-    lines = capsys.readouterr().err.splitlines()
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "linux-x86_64: winonly is not locked on this target"
     assert lines[1] == "windows-x86_64: winonly 0.5, phase app"
-    assert lines[3] == "  phase app: app → app 1.0 → winonly 0.5"
+    assert lines[3] == "  phase app: app → app 1.0 requires winonly → winonly 0.5"
 
 
 def test_json_event(
@@ -91,12 +95,52 @@ def test_json_event(
                         "phase": "app",
                         "requirement": "app",
                         "path": [["app", "1.0"], ["helper", "2.0"]],
+                        "requires": ["helper"],
                     }
                 ],
                 "more-chains": 0,
             }
         ],
     }
+
+
+def test_each_edge_shows_the_specifier_its_parent_declares(
+    tmp_path: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Several requirements of one parent on a name (under markers) are shown combined, and
+    a lock made before `required-as` still explains its chains, without specifiers."""
+    index_server.add_wheel("huggingface-hub", "0.36.0")
+    index_server.add_wheel(
+        "transformers",
+        "5.5.0",
+        requires_dist=[
+            "huggingface-hub<1.0,>=0.34",
+            "huggingface_hub!=0.35.0; python_version >= '3.8'",
+        ],
+    )
+    root = tmp_path / "hub"
+    root.mkdir()
+    phases = [{"name": "transformers", "requirements": ["transformers>=4.40"]}]
+    (root / "envspec.toml").write_text(spec_text({"pypi": index_server.url}, phases))
+    assert lock(root) == 0
+    capsys.readouterr()
+    assert why(root, "huggingface-hub", "--target", "linux-x86_64") == 0
+    assert capsys.readouterr().out.splitlines()[2] == (
+        "  phase transformers: transformers>=4.40 → transformers 5.5.0 requires "
+        "huggingface-hub!=0.35.0,<1.0,>=0.34 → huggingface-hub 0.36.0"
+    )
+    path = lock_path(root, "linux-x86_64")
+    text = path.read_text()
+    table = (
+        "[packages.tool.envspec.required-as]\n"
+        'transformers = "huggingface-hub!=0.35.0,<1.0,>=0.34"\n'
+    )
+    assert table in text
+    path.write_text(text.replace(table, ""))
+    assert why(root, "huggingface-hub", "--target", "linux-x86_64") == 0
+    assert capsys.readouterr().out.splitlines()[2] == (
+        "  phase transformers: transformers>=4.40 → transformers 5.5.0 → huggingface-hub 0.36.0"
+    )
 
 
 # --- bad input -----------------------------------------------------------------------------

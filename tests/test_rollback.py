@@ -101,7 +101,7 @@ def test_history_lists_id_time_command_count_and_what_changed(
     ]
     assert all(e["created"].endswith("Z") for e in got)
     assert proj.run("history") == 0
-    lines = capsys.readouterr().err.splitlines()
+    lines = capsys.readouterr().out.splitlines()  # the listing is the result: stdout
     assert [line.split()[0] for line in lines] == ["1", "2"]
     assert lines[0].endswith(
         "sync                  2 packages  then: alpha 1.0→2.0, +beta 1.0, -stray 0.1"
@@ -139,7 +139,7 @@ def test_a_corrupt_snapshot_is_refused_and_nothing_changes(
     assert proj.freeze() == synced
     assert proj.snapshot_ids() == [1]
     assert proj.run("history") == 0
-    assert capsys.readouterr().err.splitlines() == [
+    assert capsys.readouterr().out.splitlines() == [
         f"   1  damaged: {path}: snapshot 1 is damaged and cannot be read"
     ]
 

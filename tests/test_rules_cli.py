@@ -46,7 +46,7 @@ def test_the_flagships_rules_about_torch_say_which_lock_records_them(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert rules(REPO, "torch") == 0
-    err = capsys.readouterr().err.splitlines()
+    err = capsys.readouterr().out.splitlines()
     assert err[0] == f"envspec's built-in rules {VERSION}"
     assert [line for line in err if not line.startswith("  ")] == [
         err[0],
@@ -78,7 +78,7 @@ def main_text(project: Path, *args: str) -> list[str]:
     import io
 
     err = io.StringIO()
-    with contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(err):  # the listing is the result: stdout
         assert rules(project, *args) == 0
     return err.getvalue().splitlines()
 
@@ -113,7 +113,7 @@ def test_a_projects_rules_and_ignored_ones_are_listed(
 ) -> None:
     (tmp_path / "envspec.toml").write_text(SPEC)
     assert rules(tmp_path, "lib") == 0
-    assert capsys.readouterr().err.splitlines() == [
+    assert capsys.readouterr().out.splitlines() == [
         f"envspec's built-in rules {VERSION}; 1 project rule",
         "app-lib (project): app",
         "  <2 where sys_platform == \"linux\": requires lib>=1.2,<2",
@@ -132,7 +132,7 @@ def test_a_name_no_rule_is_about_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert rules(tmp_path, "nump") == 0
-    assert capsys.readouterr().err.splitlines() == [
+    assert capsys.readouterr().out.splitlines() == [
         f"envspec's built-in rules {VERSION}",
         "no compatibility rule is about nump",
         "hint: did you mean 'numpy'?",

@@ -175,8 +175,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     proj.lock()
     capsys.readouterr()
     assert proj.run("sync", "--dry-run") == 0
-    err = capsys.readouterr().err.splitlines()
-    assert err[1:] == [
+    assert capsys.readouterr().out.splitlines() == [  # the plan is the result: stdout
         "Plan (dry run):",
         "  phase one: install alpha 1.0",
         "  phase two: install beta 1.0",
@@ -296,4 +295,4 @@ def test_a_new_environment_of_a_known_interpreter_needs_no_probe(
     monkeypatch.setattr(subprocess, "Popen", no_process)
     args = ["--project", str(proj.project), "--cache-dir", str(proj.cache)]
     assert main(["sync", "--dry-run", "--python", str(other), *args]) == 0
-    assert "  phase one: install alpha 1.0" in capsys.readouterr().err.splitlines()
+    assert "  phase one: install alpha 1.0" in capsys.readouterr().out.splitlines()

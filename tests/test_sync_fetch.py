@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from envspec.render import size_text
+from envspec.output import size_text
 from support.envproject import EnvProject, clean_environ, events
 from support.index_server import IndexServer
 

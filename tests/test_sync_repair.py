@@ -67,7 +67,7 @@ def test_an_empty_dist_info_beside_the_real_one_fails_check_and_sync_repairs_it(
         f"alpha-1.0.dist-info; {HINT}"
     ]
     assert proj.run("sync", "--dry-run") == 0
-    assert capsys.readouterr().err.splitlines()[1:] == [
+    assert capsys.readouterr().out.splitlines() == [
         "Plan (dry run):",
         "  phase one: repair alpha 1.0 (alpha-0.9.dist-info is empty, beside "
         "alpha-1.0.dist-info)",

@@ -124,7 +124,7 @@ def test_a_dry_run_writes_nothing_anywhere(
     proj.lock()
     before = _files(proj.project, proj.env, proj.cache)
     assert proj.run("sync", "--dry-run") == 0
-    assert "  phase two: install beta 1.0" in capsys.readouterr().err.splitlines()
+    assert "  phase two: install beta 1.0" in capsys.readouterr().out.splitlines()
     # no state folder, no interpreter cache (its own or the shared one), no store
     assert _files(proj.project, proj.env, proj.cache) == before
     assert not proj.state.exists()
@@ -178,7 +178,7 @@ def test_inexact_keeps_what_the_lock_does_not_name(
     assert plan["remove"] == []
     assert "gamma @ " in proj.freeze()
     assert proj.run("history") == 0
-    assert " sync --inexact " in capsys.readouterr().err
+    assert " sync --inexact " in capsys.readouterr().out
 
 
 def test_seed_packages_are_kept_only_in_an_environment_uv_did_not_make(
@@ -195,10 +195,10 @@ def test_seed_packages_are_kept_only_in_an_environment_uv_did_not_make(
     cfg.write_text("".join(line + "\n" for line in made_by_uv.splitlines() if line[:3] != "uv "))
     capsys.readouterr()
     assert proj.run("sync", "--dry-run") == 0
-    assert not [line for line in capsys.readouterr().err.splitlines() if "remove" in line]
+    assert not [line for line in capsys.readouterr().out.splitlines() if "remove" in line]
     cfg.write_text(made_by_uv)  # uv made it: as `uv sync`, nothing is kept
     assert proj.run("sync", "--dry-run") == 0
-    assert "  remove: pip 99.0, wheel 99.0" in capsys.readouterr().err.splitlines()
+    assert "  remove: pip 99.0, wheel 99.0" in capsys.readouterr().out.splitlines()
 
 
 # -- interpreters that are not virtual environments ----------------------------------------

@@ -1,22 +1,27 @@
 """The command line: arguments, rendering and exit codes (DESIGN.md §2).
 
-Only this module prints and exits. Human output goes to stderr; `--json` writes one JSON
-event per line on stdout. argparse (stdlib) is enough for a handful of subcommands.
+Only the CLI modules print and exit. A command's result goes to stdout, logs and progress to
+stderr; `--json` writes one JSON event per line on stdout, usage errors included. argparse
+(stdlib) is enough for a handful of subcommands: the global options are on the top parser and,
+without defaults, on each command's, so they work before or after it (`USES` says which a
+command shows in its help); `envspec.toml` is looked for from the current folder up. A closed
+pipe ends the command quietly (exit 141).
 
 The review commands' modules are imported by their commands only: an environment command
 or a fresh relock has no use for them (about 30 ms of imports).
 
 `main` reads the environment once, as a snapshot every command is given and passes down (the
 spec's `${VAR}`s, credentials, mirrors, build, git and uv environments, `$VIRTUAL_ENV`,
-`NO_COLOR`): nothing below reads `os.environ`. Every command, here or in `cli_env`,
-`cli_bundle` and `cli_cache` (imported only for their commands, see `LIGHT`), is one
-function `(args, out, environ) -> exit code` in a `COMMANDS` table.
+`NO_COLOR`, `COLUMNS`): nothing below reads `os.environ`. Every command, here or in `cli_lock`,
+`cli_edit`, `cli_env`, `cli_bundle` and `cli_cache` (the last four imported only for their
+commands, see `LIGHT`), is one function `(args, out, environ) -> exit code` in a `COMMANDS`
+table.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
 import json
 import logging
 import os
@@ -25,28 +30,27 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envspec import __version__
+from envspec import __version__, cli_lock
+from envspec.cli_lock import project_spec, spec_targets
 from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
     EnvspecError,
-    StaleLockError,
     UsageError,
 )
 from envspec.model import Spec
+from envspec.output import rel, target_help
 from envspec.secret import redact
-from envspec.spec import load_spec
-from envspec.targets import check_name, choose_targets, os_floor
+from envspec.targets import KNOWN, check_name, host_target
 
 if TYPE_CHECKING:
-    from envspec.commands.lock import Locked
-    from envspec.lockfile.status import TargetStatus
+    pass
 
 Environ = Mapping[str, str]
 
-# The environment, cache and bundle commands' modules (apply, rich) are imported only when the
-# command line may be one of theirs: an unchanged relock or `lock --check` imports neither the
-# resolver, nor the review code, nor `envspec.apply`.
+# The add/remove, environment, cache and bundle commands' modules (apply, tomlkit, rich) are
+# imported only when the command line may be one of theirs: an unchanged relock or `lock
+# --check` imports neither the resolver, nor the review code, nor `envspec.apply`.
 LIGHT = frozenset({"lock", "diff", "export", "why", "rules", "init"})
 
 log = logging.getLogger("envspec")
@@ -58,174 +62,200 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Output:
-    """Human lines to stderr, JSON events to stdout when asked."""
+    """Logs and progress to stderr; a command's result (`result`) to stdout; with --json,
+    only JSON events, on stdout. `width` is the terminal's, for wrapping long lines."""
 
-    def __init__(self, *, json_mode: bool, quiet: bool) -> None:
+    def __init__(self, *, json_mode: bool, quiet: bool, width: int | None = None) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
+        self.width = width
 
     def say(self, text: str) -> None:
         if not self.quiet and not self.json_mode:
             print(text, file=sys.stderr)
+
+    def result(self, text: str) -> None:
+        """The command's primary result: on stdout, also under -q (not with --json, whose
+        events carry it)."""
+        if not self.json_mode:
+            print(text, file=sys.stdout)
 
     def event(self, kind: str, **data: Any) -> None:
         if self.json_mode:
             print(json.dumps({"event": kind, **data}, sort_keys=True), flush=True)
 
 
+# The global options: every command accepts them, before or after its name (as uv's), and
+# shows in its --help the ones it uses (`USES`); the rest are accepted and ignored.
+_GLOBALS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (
+        ("--project",),
+        {
+            "type": Path,
+            "metavar": "DIR",
+            "help": "the folder of envspec.toml (default: the nearest folder, from the current "
+            "one up, that has one)",
+        },
+    ),
+    (
+        ("-v", "--verbose"),
+        {"action": "count", "help": "more log lines on stderr; -vv for debugging (default: "
+         "warnings and errors)"},
+    ),
+    (
+        ("-q", "--quiet"),
+        {"action": "store_true", "help": "errors only on stderr (default: off)"},
+    ),
+    (
+        ("--json",),
+        {"action": "store_true", "help": "one JSON event per line on stdout (default: off)"},
+    ),
+    (
+        ("--offline",),
+        {"action": "store_true", "help": "use only what is cached; never the network "
+         "(default: off)"},
+    ),
+    (
+        ("--cache-dir",),
+        {
+            "type": Path,
+            "metavar": "DIR",
+            "help": "envspec's cache, and uv's under it (default: the user cache folder, "
+            "~/.cache/envspec on Linux)",
+        },
+    ),
+)
+_DEFAULTS = {"project": None, "verbose": 0, "quiet": False, "json": False, "offline": False}
+_DEFAULTS["cache_dir"] = None
+_ALL = frozenset(_DEFAULTS)
+_READ = frozenset({"project", "verbose", "quiet", "json"})
+_ENV = _READ | {"cache_dir"}
+# Which global options each command uses (the others are hidden from its --help).
+USES: dict[str, frozenset[str]] = {
+    "lock": _ALL,
+    "add": _ALL,
+    "remove": _ALL,
+    "sync": _ALL,
+    "rollback": _ALL,
+    "bundle": _ALL,
+    "check": _ENV,
+    "history": _ENV,
+    "diff": _READ,
+    "export": _READ,
+    "why": _READ,
+    "rules": _READ,
+    "init": _READ,
+    "cache": frozenset({"verbose", "quiet", "json", "cache_dir"}),
+}
+# Commands that look for envspec.toml from the current folder up (init writes one here).
+_DISCOVERS = frozenset(USES) - {"init", "cache"}
+
+
+def _add_globals(parser: argparse.ArgumentParser, uses: frozenset[str] | None) -> None:
+    """The global options on `parser`: with their defaults on the top parser (`uses` None);
+    on a command's, without defaults, so a value given before the command is kept."""
+    for flags, given in _GLOBALS:
+        options = dict(given)
+        dest = flags[-1].lstrip("-").replace("-", "_")
+        if uses is None:
+            options["default"] = _DEFAULTS[dest]
+        else:
+            options["default"] = argparse.SUPPRESS
+            if dest not in uses:
+                options["help"] = argparse.SUPPRESS
+        parser.add_argument(*flags, **options)
+
+
+def _common(command: str) -> argparse.ArgumentParser:
+    """The parent parser of `command`'s global options."""
+    parent = _Parser(add_help=False)
+    _add_globals(parent, USES[command])
+    return parent
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; of the lock and review commands only when `command`,
-    the command line's first word, is one of those (see `LIGHT`)."""
-    common = _Parser(add_help=False)
-    common.add_argument("--project", type=Path, default=Path("."), help="folder of envspec.toml")
-    common.add_argument("-v", "--verbose", action="count", default=0)
-    common.add_argument("-q", "--quiet", action="store_true")
-    common.add_argument("--json", action="store_true", help="JSON events on stdout")
-    common.add_argument("--offline", action="store_true", help="use only the cache")
-    common.add_argument("--cache-dir", type=Path, default=None)
+    the command line's command word, is one of those (see `LIGHT`)."""
     parser = _Parser(
         prog="envspec",
         description="Declared, locked, reviewable and reversible Python environments.",
+        epilog=f"targets: {', '.join(KNOWN)}. Run 'envspec COMMAND --help' for a command's "
+        "options.",
     )
     parser.add_argument("--version", action="version", version=f"envspec {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    lock = sub.add_parser("lock", parents=[common], help="resolve every target, write locks/")
-    lock.add_argument("--target", action="append", default=[], help="lock only this target")
-    lock.add_argument("--upgrade", action="store_true", help="ignore existing pins")
-    lock.add_argument("--upgrade-package", action="append", default=[], metavar="NAME")
-    lock.add_argument("--check", action="store_true", help="exit 3 if a lock is stale")
-    lock.add_argument("--refresh", action="store_true", help="revalidate cached index pages")
-    _add_review_parsers(sub, common)
+    _add_globals(parser, None)
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
+    )
+    cli_lock.add_parsers(sub, _common)
+    _add_review_parsers(sub)
     if command not in LIGHT:
         for module in _heavy():
-            module.add_parsers(sub, common)
+            module.add_parsers(sub, _common)
     return parser
 
 
-def _add_review_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    diff = sub.add_parser("diff", parents=[common], help="what changed in the locks")
-    diff.add_argument("old", nargs="?", metavar="REV|OLD", help="git revision (HEAD) or path")
-    diff.add_argument("new", nargs="?", metavar="NEW", help="lock file or folder to compare to")
-    diff.add_argument("--target", action="append", default=[], help="compare only this target")
-    diff.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
-    export = sub.add_parser("export", parents=[common], help="a lock as requirements.txt")
-    export.add_argument("--target", help="the target's lock (needed when the spec has several)")
-    export.add_argument("--phase", help="export only this phase")
-    export.add_argument("-o", "--output", type=Path, help="write to this file, not stdout")
-    why = sub.add_parser("why", parents=[common], help="why a package is in the lock")
-    why.add_argument("name", help="the package")
-    why.add_argument("--target", action="append", default=[], help="only this target")
-    rules = sub.add_parser(
-        "rules", parents=[common], help="the compatibility rules in force, with their sources"
+def _add_review_parsers(sub: Any) -> None:
+    diff = sub.add_parser("diff", parents=[_common("diff")], help="what changed in the locks")
+    diff.add_argument(
+        "old", nargs="?", metavar="REV|OLD",
+        help="a git revision, or a lock file or folder (default: HEAD)",
     )
-    rules.add_argument("name", nargs="?", help="only the rules about this package")
-    init = sub.add_parser("init", parents=[common], help="write a starter envspec.toml")
+    diff.add_argument(
+        "new", nargs="?", metavar="NEW",
+        help="the lock file or folder to compare to (default: locks/ in the working tree)",
+    )
+    diff.add_argument(
+        "--target", action="append", default=[],
+        help=target_help("compare only this target (repeatable; default: all)"),
+    )
+    diff.add_argument(
+        "--format", choices=("text", "markdown", "json"), default="text",
+        help="text, markdown (a PR comment) or json (default: text)",
+    )
+    diff.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when something changed"
+    )
+    export = sub.add_parser(
+        "export", parents=[_common("export")], help="a lock as requirements.txt"
+    )
+    export.add_argument(
+        "--target",
+        help=target_help("the target's lock (default: the only one, else this machine's)"),
+    )
+    export.add_argument("--phase", metavar="NAME", help="only this phase (default: all)")
+    export.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)"
+    )
+    why = sub.add_parser("why", parents=[_common("why")], help="why a package is in the lock")
+    why.add_argument("name", help="the package")
+    why.add_argument(
+        "--target", action="append", default=[],
+        help=target_help("only this target (repeatable; default: every spec target)"),
+    )
+    rules = sub.add_parser(
+        "rules", parents=[_common("rules")],
+        help="the compatibility rules in force, with their sources",
+    )
+    rules.add_argument(
+        "name", nargs="?", help="only the rules about this package (default: all)"
+    )
+    init = sub.add_parser("init", parents=[_common("init")], help="write a starter envspec.toml")
     init.add_argument(
         "--from", dest="sources", action="append", default=[], type=Path, metavar="FILE",
         help="a requirements file; each becomes a phase (repeatable, in order)",
     )
     init.add_argument("--name", help="environment name (default: the folder's name)")
-    init.add_argument("--python-version", default="3.11", help="Python version to lock for")
-    init.add_argument("--target", action="append", default=[], help="a target (repeatable)")
-
-
-def _spec(args: argparse.Namespace, environ: Environ) -> Spec:
-    return load_spec(args.project / "envspec.toml", environ)
-
-
-def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
-    return choose_targets(spec.targets, wanted)
-
-
-def cmd_lock(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
-    from envspec.lockfile.status import lock_status
-
-    spec = _spec(args, environ)
-    statuses = lock_status(spec, args.project, _targets(spec, args.target))
-    forced = args.upgrade or args.upgrade_package or args.refresh
-    todo = [s for s in statuses if forced or s.state != "fresh"]
-    if args.check:
-        if todo:
-            names = ", ".join(
-                f"{s.target} ({s.state}{': ' + s.reason if s.reason else ''})" for s in todo
-            )
-            raise StaleLockError(
-                f"locks out of date: {names}", hint="run 'envspec lock' and commit locks/"
-            )
-        out.say(f"All {len(statuses)} locks are up to date.")
-        return EXIT_OK
-    for status in statuses:
-        if status not in todo:
-            out.say(f"{status.target}: up to date ({_rel(status.path, args.project)})")
-            out.event("lock", target=status.target, state="fresh", path=str(status.path))
-    return _lock_stale(args, out, spec, statuses, todo, environ=environ) if todo else EXIT_OK
-
-
-def _lock_stale(
-    args: argparse.Namespace,
-    out: _Output,
-    spec: Spec,
-    statuses: list[TargetStatus],
-    todo: list[TargetStatus],
-    *,
-    environ: Environ,
-) -> int:
-    # Imported here: a fresh relock, `lock --check` and `sync` need neither resolver nor network.
-    from envspec.commands.lock import run_lock
-    from envspec.index import FinderSettings
-
-    settings = FinderSettings(cache_dir=args.cache_dir, offline=args.offline, refresh=args.refresh)
-    run = run_lock(
-        spec,
-        statuses,
-        todo,
-        environ=environ,
-        settings=settings,
-        upgrade=args.upgrade,
-        upgrade_packages=args.upgrade_package,
+    init.add_argument(
+        "--python-version", default="3.11", metavar="X.Y",
+        help="Python version to lock for (default: 3.11)",
     )
-    stats = run.stats
-    out.event("stats", **dataclasses.asdict(stats))
-    log.info(
-        "fetched %d requests, %.1f MB, %d metadata files",
-        stats.requests,
-        stats.bytes_downloaded / 1e6,
-        stats.metadata_fetched,
+    init.add_argument(
+        "--target", action="append", default=[],
+        help=target_help(
+            "a target (repeatable; default: linux-x86_64, windows-x86_64, macos-arm64)"
+        ),
     )
-    _report_locks(args, out, spec, run.results)
-    return EXIT_OK
-
-
-def _report_locks(
-    args: argparse.Namespace, out: _Output, spec: Spec, results: Sequence[Locked]
-) -> None:
-    for result in results:
-        skipped = [p for p in result.lock.phases if p.skipped]
-        verb = "wrote" if result.written else "unchanged"
-        floor = os_floor(result.target, spec.settings_for(result.target))
-        out.say(
-            f"{result.target}: {len(result.lock.packages)} packages, {verb} "
-            f"{_rel(result.path, args.project)}" + (f" (for {floor})" if floor else "")
-        )
-        for phase in skipped:
-            out.say(f"  optional phase '{phase.name}' skipped: {phase.skipped}")
-        out.event(
-            "lock",
-            target=result.target,
-            state="written" if result.written else "unchanged",
-            path=str(result.path),
-            packages=len(result.lock.packages),
-            skipped=[p.name for p in skipped],
-            rules=[r.id for r in result.lock.rules],
-        )
-
-
-def _rel(path: Path, base: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(base.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
@@ -254,13 +284,10 @@ def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.review.export import export_requirements, write_requirements
     from envspec.review.locks import load_target_lock
 
-    spec = _spec(args, environ)
-    targets = _targets(spec, [args.target] if args.target else [])
-    if len(targets) > 1:
-        hint = "targets: " + ", ".join(targets)
-        raise UsageError("the spec has several targets: choose one", context="--target", hint=hint)
-    path, lock = load_target_lock(args.project, targets[0])
-    text = export_requirements(lock, phase=args.phase, source=_rel(path, args.project))
+    spec = project_spec(args, environ)
+    target = _export_target(spec, args.target, host_target())
+    path, lock = load_target_lock(args.project, target)
+    text = export_requirements(lock, phase=args.phase, source=rel(path, args.project))
     if args.output is None:
         if args.json:
             out.event("export", target=lock.target, phase=args.phase, path=None, text=text)
@@ -273,16 +300,33 @@ def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     return EXIT_OK
 
 
+def _export_target(spec: Spec, wanted: str | None, host: str | None) -> str:
+    """`--target`, else the spec's only target, else this machine's when the spec locks it
+    (as `sync` picks the lock of the interpreter it runs on)."""
+    targets = spec_targets(spec, [wanted] if wanted else [])
+    if len(targets) == 1:
+        return targets[0]
+    if host in targets:
+        return host
+    hint = "targets: " + ", ".join(targets)
+    where = f" (this machine is {host})" if host else ""
+    raise UsageError(
+        f"the spec has several targets, none of them this machine's{where}: choose one",
+        context="--target",
+        hint=hint,
+    )
+
+
 def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.review import why as review_why
     from envspec.review.locks import load_target_lock, locks_dir
 
-    targets = _targets(_spec(args, environ), args.target)
+    targets = spec_targets(project_spec(args, environ), args.target)
     found = [load_target_lock(args.project, t) for t in targets]
     where = found[0][0] if len(found) == 1 else locks_dir(args.project)
     locks = {t: lock for t, (_, lock) in zip(targets, found, strict=True)}
-    report = review_why.why(locks, args.name, where=_rel(where, args.project))
-    out.say(review_why.render_text(report).rstrip("\n"))
+    report = review_why.why(locks, args.name, where=rel(where, args.project))
+    out.result(review_why.render_text(report).rstrip("\n"))
     out.event("why", **review_why.to_json(report))
     return EXIT_OK
 
@@ -293,13 +337,13 @@ def cmd_rules(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.review import rules as review_rules
 
     path = args.project / "envspec.toml"
-    spec = _spec(args, environ) if path.exists() else None
+    spec = project_spec(args, environ) if path.exists() else None
     locks = {}
     for target in spec.targets if spec else ():
         if lock_path(args.project, target).exists():
             locks[target] = load_lock(lock_path(args.project, target))
     listing = review_rules.list_rules(load_builtin_rules(), spec, locks, args.name)
-    out.say(review_rules.render_text(listing).rstrip("\n"))
+    out.result(review_rules.render_text(listing).rstrip("\n"))
     for item in listing.rules:
         out.event("rule", **review_rules.to_json(item))
     return EXIT_OK
@@ -334,19 +378,19 @@ def cmd_init(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, _Output, Environ], int]] = {
-    "lock": cmd_lock,
     "diff": cmd_diff,
     "export": cmd_export,
     "why": cmd_why,
     "rules": cmd_rules,
     "init": cmd_init,
+    **cli_lock.COMMANDS,
 }
 
 
 def _heavy() -> tuple[Any, ...]:
-    from envspec import cli_bundle, cli_cache, cli_env
+    from envspec import cli_bundle, cli_cache, cli_edit, cli_env
 
-    return (cli_env, cli_bundle, cli_cache)
+    return (cli_edit, cli_env, cli_bundle, cli_cache)
 
 
 def _command(name: str) -> Callable[[argparse.Namespace, _Output, Environ], int]:
@@ -356,6 +400,23 @@ def _command(name: str) -> Callable[[argparse.Namespace, _Output, Environ], int]
         key: value for module in _heavy() for key, value in module.COMMANDS.items()
     }[name]
     return found
+
+
+def _command_word(words: Sequence[str]) -> str | None:
+    """The command in a command line whose global options may come first (`--project DIR`,
+    `--cache-dir DIR` take a value); None when there is none."""
+    taking = {"--project", "--cache-dir"}
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--":
+            return None
+        elif word in taking:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -377,14 +438,41 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit code (DESIGN.md §2)."""
-    environ = dict(os.environ)  # the snapshot (see the module docstring)
-    out = _Output(json_mode=False, quiet=False)
+    """Run one command; return its exit code (DESIGN.md §2). A closed stdout or stderr (`envspec
+    why x | head -1`) ends the command quietly with 141, the code of a process SIGPIPE ended,
+    as a C tool piped into `head` (and like 130/143 for SIGINT/SIGTERM)."""
     try:
-        words = list(sys.argv[1:] if argv is None else argv)
-        first = words[0] if words and not words[0].startswith("-") else None
-        args = build_parser(first).parse_args(words)
-        out = _Output(json_mode=args.json, quiet=args.quiet)
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # here, not at exit, where a closed pipe could only be ignored noisily
+        return code
+    except BrokenPipeError:
+        _silence_output()
+        return EXIT_PIPE
+
+
+EXIT_PIPE = 128 + 13  # SIGPIPE
+
+
+def _silence_output() -> None:
+    """Point stdout and stderr at the null device: whatever is still buffered for a reader
+    that has gone is dropped, not reported by Python at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        # a replaced stream (pytest's capture) has no descriptor
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
+def _main(argv: list[str]) -> int:
+    environ = dict(os.environ)  # the snapshot (see the module docstring)
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    out = _Output(json_mode="--json" in words, quiet=False)  # usage errors as events too
+    try:
+        args = build_parser(_command_word(words)).parse_args(argv)
+        if args.project is None:
+            args.project = _find_project(Path.cwd()) if args.command in _DISCOVERS else Path(".")
+        out = _Output(json_mode=args.json, quiet=args.quiet, width=_width(environ))
         _configure_logging(args.verbose, args.quiet)
         return _command(args.command)(args, out, environ)
     except EnvspecError as exc:
@@ -397,3 +485,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
 
+
+def _find_project(start: Path) -> Path:
+    """The nearest folder from `start` up that holds envspec.toml, as uv finds its project
+    (relative to `start`, so messages name `../envspec.toml`); `start` itself when none does,
+    whose missing spec the command then reports."""
+    for folder in (start, *start.parents):
+        if (folder / "envspec.toml").is_file():
+            return Path(os.path.relpath(folder, start))
+    return Path(".")
+
+
+def _width(environ: Environ) -> int | None:
+    """Where long lines wrap: $COLUMNS, else the terminal's width; None off a terminal
+    (a file or a pipe gets whole lines, for grep)."""
+    with contextlib.suppress(ValueError):
+        return max(int(environ.get("COLUMNS", "")), 20)
+    for stream in (sys.stderr, sys.stdout):
+        with contextlib.suppress(OSError, ValueError):
+            if stream.isatty():
+                return os.get_terminal_size(stream.fileno()).columns
+    return None

@@ -14,19 +14,25 @@ from typing import Any
 from envspec.apply.store import Downloader, Files, store_at
 from envspec.commands.bundle import check_bundle, load_sources, write_bundle
 from envspec.errors import EXIT_OK, ApplyError, UsageError
-from envspec.render import CliReporter, Out, plural, size_text
+from envspec.output import Out, plural, size_text, target_help
+from envspec.render import CliReporter
 from envspec.spec import load_spec
 from envspec.targets import choose_targets
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "bundle",
-        parents=[common],
+        parents=[common("bundle")],
         help="write a static index of the locked files, to install from without the indexes",
     )
     p.add_argument("dir", type=Path, metavar="DIR", help="the bundle's folder")
-    p.add_argument("--target", action="append", default=[], help="only this target's lock")
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        help=target_help("only this target's lock (repeatable; default: every spec target)"),
+    )
     p.add_argument(
         "--phase", action="append", default=[], metavar="NAME", help="only this phase's files"
     )

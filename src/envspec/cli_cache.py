@@ -17,23 +17,26 @@ from typing import Any
 
 from envspec.apply.store import prune, store_at
 from envspec.errors import EXIT_OK, UsageError
-from envspec.render import Out, plural, size_text
+from envspec.output import Out, plural, size_text
 
 DEFAULT_DAYS = 30.0
 _SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?)b?", re.IGNORECASE)
 _SIZE_HINT = "give bytes, or a number with a unit: 500M, 10G, 2GiB"
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "cache", parents=[common], help="prune the artifact store (files syncs downloaded)"
+        "cache",
+        parents=[common("cache")],
+        help="prune the artifact store (files syncs downloaded)",
     )
     p.add_argument("action", choices=["prune"], help="what to do with the cache")
     p.add_argument(
         "--max-size",
         default=None,
         metavar="SIZE",
-        help="then remove the least recently used files until the store fits (e.g. 10G)",
+        help="then remove the least recently used files until the store fits (e.g. 10G; "
+        "default: no limit)",
     )
     p.add_argument(
         "--older-than",

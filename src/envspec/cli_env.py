@@ -49,7 +49,8 @@ from envspec.errors import (
     UsageError,
 )
 from envspec.model import Checks, Index, Lock, Spec
-from envspec.render import CliReporter, Done, Out, history_line, plural
+from envspec.output import Out, plural
+from envspec.render import CliReporter, Done, history_line
 from envspec.secret import SecretURL
 from envspec.spec import load_spec
 from envspec.targets import host_target
@@ -61,15 +62,17 @@ Environ = Mapping[str, str]
 _SYSTEM = "allow an interpreter that is not a virtual environment (uv's --system)"
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add the environment commands to the `envspec` subparsers."""
+def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> None:
+    """Add the environment commands to the `envspec` subparsers; `common(name)` is the
+    parent parser of the global options for command `name`."""
     env = argparse.ArgumentParser(add_help=False)
     env.add_argument(
         "--python",
         type=Path,
         default=None,
         metavar="PATH",
-        help="target interpreter or environment folder",
+        help="target interpreter or environment folder (default: $VIRTUAL_ENV, else the "
+        "project's .venv)",
     )
     waits = argparse.ArgumentParser(add_help=False)
     waits.add_argument(
@@ -77,7 +80,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="how long to wait for another envspec command on the environment",
+        help="how long to wait for another envspec command on the environment (default: 60)",
     )
     bundles = argparse.ArgumentParser(add_help=False)
     bundles.add_argument(
@@ -87,13 +90,19 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="take every file from this bundle ('envspec bundle') and contact no other host",
     )
     probes = argparse.ArgumentParser(add_help=False)
-    probes.add_argument("--import-timeout", type=float, default=120.0, metavar="SECONDS")
+    probes.add_argument(
+        "--import-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long each [checks] import may take (default: 120)",
+    )
     p = sub.add_parser(
         "sync",
-        parents=[common, env, waits, probes, bundles],
+        parents=[common("sync"), env, waits, probes, bundles],
         help="install the lock into the environment, phase by phase",
     )
-    p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     stale = p.add_mutually_exclusive_group()
     stale.add_argument(
         "--locked", action="store_true", help="refuse a stale lock (exit 3) instead of relocking"
@@ -106,22 +115,31 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--exact", action="store_true", help="remove what the lock does not name (the default)"
     )
     extra.add_argument("--inexact", action="store_true", help="keep what the lock does not name")
-    p.add_argument("--phase", default=None, metavar="NAME", help="sync up to this phase")
+    p.add_argument(
+        "--phase", default=None, metavar="NAME", help="sync up to this phase (default: all)"
+    )
     p.add_argument("--no-checks", action="store_true", help="skip the checks afterwards")
     p.add_argument("--system", action="store_true", help=_SYSTEM)
     sub.add_parser(
         "check",
-        parents=[common, env, probes],
+        parents=[common("check"), env, probes],
         help="drift, dependency, version, compatibility-rule and import checks",
     )
     p = sub.add_parser(
         "rollback",
-        parents=[common, env, waits, bundles],
+        parents=[common("rollback"), env, waits, bundles],
         help="restore the snapshot taken before the last change",
     )
-    p.add_argument("id", nargs="?", default=None, help="snapshot id (see 'envspec history')")
+    p.add_argument(
+        "id",
+        nargs="?",
+        default=None,
+        help="snapshot id (see 'envspec history'; default: the one taken before the last change)",
+    )
     p.add_argument("--system", action="store_true", help=_SYSTEM)
-    sub.add_parser("history", parents=[common, env], help="list the environment's snapshots")
+    sub.add_parser(
+        "history", parents=[common("history"), env], help="list the environment's snapshots"
+    )
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -328,7 +346,7 @@ def cmd_history(args: argparse.Namespace, out: Out, environ: Environ) -> int:
         if before is not None and after is not None:
             entry["changes"] = changes(before, after)
         out.event("history", **entry)
-        out.say(history_line(entry))
+        out.result(history_line(entry))
     if not entries:
         out.say(f"No snapshots in {env.state_dir / 'snapshots'} yet.")
     return EXIT_OK

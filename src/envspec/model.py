@@ -362,6 +362,9 @@ class LockedPackage:
     vcs: VcsSource | None = None
     phase: str = ""
     required_by: tuple[str, ...] = ()
+    # (parent, the requirement it declares on this package: `huggingface-hub<1.0,>=0.34`),
+    # by parent, for the parents that are packages (the spec's own are in the lock's inputs)
+    required_as: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

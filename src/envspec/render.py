@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from envspec.apply.events import (
     Checked,
@@ -31,14 +31,7 @@ from envspec.apply.events import (
     RolledBack,
     SnapshotTaken,
 )
-
-
-class Out(Protocol):
-    json_mode: bool
-    quiet: bool
-
-    def say(self, text: str) -> None: ...
-    def event(self, kind: str, **data: Any) -> None: ...
+from envspec.output import Out, plural, size_text
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -105,19 +98,21 @@ class CliReporter(Reporter):
         if not self._show(event):
             return
         data = event.data()
+        width = self.out.width
         lines = [f"  repair: remove {r['name']} ({r['problem']})" for r in data["repair"]]
-        lines += [_plan_line(phase) for phase in data["phases"]]
-        lines = [line for line in lines if line]
+        for phase in data["phases"]:
+            lines += _plan_lines(phase, width)
         if data["remove"]:
-            lines.append(
-                "  remove: " + ", ".join(f"{r['name']} {r['version']}" for r in data["remove"])
-            )
+            removed = [f"{r['name']} {r['version']}" for r in data["remove"]]
+            lines += wrap_items("  remove: ", removed, width)
         if event.plan.empty:
             self.out.say("Nothing to do: the environment matches the lock.")
             return
-        self.out.say("Plan (dry run):" if event.dry_run else "Plan:")
+        # a dry run's plan is its result: stdout; a sync's is progress
+        show = self.out.result if event.dry_run else self.out.say
+        show("Plan (dry run):" if event.dry_run else "Plan:")
         for line in lines:
-            self.out.say(line)
+            show(line)
 
     def snapshot_taken(self, event: SnapshotTaken) -> None:
         if self._show(event):
@@ -249,21 +244,9 @@ class _Downloads:
             self.progress = None
 
 
-def size_text(count: int) -> str:
-    """A byte count for people: `512 B`, `14.2 kB`, `2.5 GB` (powers of 1000, as rich's)."""
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000:
-            return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
-
-
-def _plan_line(phase: Mapping[str, Any]) -> str:
+def _plan_lines(phase: Mapping[str, Any], width: int | None) -> list[str]:
     if phase["skipped"]:
-        return f"  phase {phase['phase']}: skipped in the lock ({phase['skipped']})"
-    if not phase["steps"]:
-        return ""
+        return [f"  phase {phase['phase']}: skipped in the lock ({phase['skipped']})"]
     parts = []
     for step in phase["steps"]:
         if step.get("problem"):
@@ -272,15 +255,24 @@ def _plan_line(phase: Mapping[str, Any]) -> str:
             parts.append(f"{step['action']} {step['name']} {step['installed']} → {step['version']}")
         else:
             parts.append(f"install {step['name']} {step['version']}")
-    return f"  phase {phase['phase']}: " + ", ".join(parts)
+    return wrap_items(f"  phase {phase['phase']}: ", parts, width) if parts else []
+
+
+def wrap_items(head: str, items: list[str], width: int | None, indent: str = "    ") -> list[str]:
+    """`head` and `items` joined by ", ", in lines of at most `width` characters (None: one
+    line), broken only between items: a step is never cut in two."""
+    lines = [head + items[0]]
+    for item in items[1:]:
+        if width is not None and len(lines[-1]) + len(f", {item},") > width:
+            lines[-1] += ","
+            lines.append(indent + item)
+        else:
+            lines[-1] += ", " + item
+    return lines
 
 
 def _packages(count: int) -> str:
     return plural(count, "package")
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def history_line(entry: Mapping[str, Any]) -> str:
@@ -292,5 +284,6 @@ def history_line(entry: Mapping[str, Any]) -> str:
         what += f", … {len(changed) - 6} more"
     return (
         f"{entry['id']:>4}  {entry['created']}  {entry['command']:<18} "
-        f"{entry['packages']:>4} packages  then: {what}"
+        f"{entry['packages']:>4} {'package ' if entry['packages'] == 1 else 'packages'}  "
+        f"then: {what}"
     )

@@ -4,18 +4,25 @@ command layer's because it writes files and reads the host (which platform this 
 for metadata built here); the resolver below it does neither.
 
 Before writing, a target that ends up with a much older version of a name than the other
-targets (another minor release or more) is reported with the reason, in `fit`'s words:
+targets (another minor release or more), or an older one because the newer has no file for
+it, is found with the reason, in `fit`'s words, as a
+`Divergence` the CLI shows in its summary:
 ``macos-arm64 locks bitsandbytes 0.42.0, much older than 0.50.2 on linux-x86_64: bitsandbytes
 0.50.2 has wheels for macOS 15.0+ only (…): set [targets.macos-arm64] macos = "15.0"``.
+
+A `LockProgress` hears each target start, advance (packages pinned so far, requests made by
+the shared finder) and finish; each `Locked` says how many pins changed and how long it took.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -33,6 +40,29 @@ from envspec.targets import host_target, make_target, wheel_filter
 log = logging.getLogger("envspec")
 
 
+class LockProgress(Protocol):
+    """Hears how each target's resolution goes (from the resolving threads)."""
+
+    def counting(self, requests: Callable[[], int]) -> None: ...  # the finder's, to poll
+    def started(self, target: str) -> None: ...
+    def advanced(self, target: str, packages: int, requests: int) -> None: ...
+    def finished(self, target: str, packages: int, requests: int, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Changes:
+    """How a target's pins moved against its previous lock (`new`: there was none)."""
+
+    added: int = 0
+    removed: int = 0
+    changed: int = 0  # another version or source of the same name
+    new: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.added + self.removed + self.changed
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Locked:
     """The outcome for one target."""
@@ -41,14 +71,38 @@ class Locked:
     path: Path
     lock: Lock
     written: bool
+    changes: Changes = Changes()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Divergence:
+    """A target that locks a much older version of a name than another target does."""
+
+    target: str
+    name: str
+    version: Version
+    newest: Version
+    ahead: tuple[str, ...]  # the targets at `newest`
+    reason: str
+    much: bool = True  # another minor release or more
+
+    def text(self) -> str:
+        older = "much older" if self.much else "older"
+        return (
+            f"{self.target} locks {self.name} {self.version}, {older} than {self.newest} "
+            f"on {', '.join(self.ahead)}: {self.reason}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LockRun:
-    """What `run_lock` did: each target's outcome, and what its fetching cost."""
+    """What `run_lock` did: each target's outcome, the divergences across targets, and what
+    its fetching cost."""
 
     results: tuple[Locked, ...]
     stats: FinderStats
+    divergences: tuple[Divergence, ...] = ()
 
 
 def run_lock(
@@ -61,10 +115,14 @@ def run_lock(
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
     write: bool = True,
+    before_write: Callable[[], None] | None = None,
+    progress: LockProgress | None = None,
 ) -> LockRun:
     """Lock the targets `todo` names, with one finder over the spec's indexes; `statuses`
     (every target's) lend their locks' files to mirrors (see `locked_files`). Without
-    `write` (`sync --dry-run`) the locks are made and returned, not written."""
+    `write` (`sync --dry-run`) the locks are made and returned, not written. `before_write`
+    runs once every target has resolved and before any lock is written (`add` writes the
+    spec there: nothing is written unless the relock succeeds)."""
     finder = open_finder(
         spec.indexes,
         environ,
@@ -74,8 +132,10 @@ def run_lock(
             [make_target(s.target, spec.python, spec.settings_for(s.target)) for s in todo]
         ),
     )
+    if progress is not None:
+        progress.counting(lambda: finder.stats.requests)
     try:
-        results = lock_targets(
+        results, divergences = lock_targets(
             spec,
             todo,
             finder,
@@ -83,11 +143,14 @@ def run_lock(
             upgrade_packages=upgrade_packages,
             concurrent=not settings.offline,
             write=write,
+            before_write=before_write,
+            progress=progress,
+            requests=lambda: finder.stats.requests,
         )
     finally:
         stats = finder.stats
         finder.close()
-    return LockRun(results=tuple(results), stats=stats)
+    return LockRun(results=tuple(results), stats=stats, divergences=tuple(divergences))
 
 
 def locked_files(statuses: Sequence[TargetStatus]) -> dict[str, tuple[str, int | None]]:
@@ -111,16 +174,23 @@ def lock_targets(
     upgrade_packages: Collection[str] = (),
     concurrent: bool = True,
     write: bool = True,
-) -> list[Locked]:
+    before_write: Callable[[], None] | None = None,
+    progress: LockProgress | None = None,
+    requests: Callable[[], int] = lambda: 0,
+) -> tuple[list[Locked], list[Divergence]]:
     """Resolve the given targets (concurrently, so one target's waits on the network overlap
     another's work; one after another when nothing is waited for, `--offline`: threads
     competing for the GIL only cost) and write each lock whose bytes changed (none without
     `write`: `sync --dry-run`)."""
     host = host_target()
 
-    def one(status: TargetStatus) -> Lock:
-        target = make_target(status.target, spec.python, spec.settings_for(status.target))
-        return resolve_target(
+    def one(status: TargetStatus) -> tuple[Lock, float]:
+        name = status.target
+        target = make_target(name, spec.python, spec.settings_for(name))
+        start = time.monotonic()
+        if progress is not None:
+            progress.started(name)
+        lock = resolve_target(
             spec,
             target,
             source,
@@ -128,20 +198,46 @@ def lock_targets(
             previous=status.previous,
             upgrade=upgrade,
             upgrade_packages=upgrade_packages,
+            on_round=(lambda n: progress.advanced(name, n, requests())) if progress else None,
         )
+        seconds = time.monotonic() - start
+        if progress is not None:
+            progress.finished(name, len(lock.packages), requests(), seconds)
+        return lock, seconds
 
     if len(statuses) == 1 or not concurrent:
-        locks = [one(status) for status in statuses]
+        done = [one(status) for status in statuses]
     else:
         with ThreadPoolExecutor(max_workers=len(statuses)) as pool:
-            locks = list(pool.map(one, statuses))
+            done = list(pool.map(one, statuses))
+    locks = [lock for lock, _ in done]
     _warn_unused_overrides(spec, locks)
-    _warn_diverging(spec, locks, source)
+    divergences = diverging(spec, locks, source)
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
-    return [
-        Locked(target=s.target, path=s.path, lock=lock, written=write and write_lock(s.path, lock))
-        for s, lock in zip(statuses, locks, strict=True)
+    if before_write is not None and write:
+        before_write()
+    results = [
+        Locked(
+            target=s.target,
+            path=s.path,
+            lock=lock,
+            written=write and write_lock(s.path, lock),
+            changes=changes(s.previous, lock),
+            seconds=seconds,
+        )
+        for s, (lock, seconds) in zip(statuses, done, strict=True)
     ]
+    return results, divergences
+
+
+def changes(previous: Lock | None, lock: Lock) -> Changes:
+    """How `lock`'s pins differ from `previous`'s, by name."""
+    if previous is None:
+        return Changes(added=len(lock.packages), new=True)
+    old = {p.name: p for p in previous.packages}
+    new = {p.name: p for p in lock.packages}
+    moved = sum(1 for name in old.keys() & new.keys() if _pin(old[name]) != _pin(new[name]))
+    return Changes(added=len(new.keys() - old), removed=len(old.keys() - new), changed=moved)
 
 
 def _much_older(old: Version, new: Version) -> bool:
@@ -149,36 +245,64 @@ def _much_older(old: Version, new: Version) -> bool:
     return old < new and (*old.release, 0)[:2] != (*new.release, 0)[:2]
 
 
-def _warn_diverging(spec: Spec, locks: Sequence[Lock], source: LockSource) -> None:
-    """A target holding a much older version of a name than the others did not choose it:
-    say which, and why, in the words `fit` uses for a version that fits no file."""
+def _pin(package: LockedPackage) -> tuple[object, ...]:
+    """What a lock pins for a name: its version and where its bytes come from."""
+    artifact, vcs = package.artifact, package.vcs
+    return (
+        package.version,
+        artifact.url if artifact else None,
+        artifact.sha256 if artifact else None,
+        vcs.commit_id if vcs else None,
+    )
+
+
+def diverging(spec: Spec, locks: Sequence[Lock], source: LockSource) -> list[Divergence]:
+    """The notable divergences across targets, each with its cause: a target holding a much
+    older version of a name than another (another minor release or more) did not choose it,
+    and the reason is said in the words `fit` uses for a version that fits no file, or as the
+    rest of the target's requirements; a target holding an older version at all because the
+    newer one has no file for it is said too (a wheel missing on one platform)."""
     if len(locks) < 2:
-        return
+        return []
     seen: dict[str, dict[str, LockedPackage]] = {}
     for lock in locks:
         for package in lock.packages:
             seen.setdefault(package.name, {})[lock.target] = package
+    found = []
     for name, by_target in sorted(seen.items()):
         newest = max(p.version for p in by_target.values())
-        ahead = sorted(t for t, p in by_target.items() if p.version == newest)
+        ahead = tuple(sorted(t for t, p in by_target.items() if p.version == newest))
         for target_name, package in sorted(by_target.items()):
-            if _much_older(package.version, newest):
-                target = make_target(target_name, spec.python, spec.settings_for(target_name))
-                reason = _why_older(spec, package, newest, target, source)
-                log.warning(
-                    "%s locks %s %s, much older than %s on %s: %s",
-                    target_name,
-                    name,
-                    package.version,
-                    newest,
-                    ", ".join(ahead),
-                    reason,
+            if package.version >= newest:
+                continue
+            target = make_target(target_name, spec.python, spec.settings_for(target_name))
+            much = _much_older(package.version, newest)
+            reason = _fit_reason(spec, package, newest, target, source)
+            if much and not reason:
+                reason = (
+                    f"{name} {newest} has a file for {target_name}, but the rest of that "
+                    f"target's requirements hold it back: see 'envspec why {name} "
+                    f"--target {target_name}'"
                 )
+            if reason:
+                found.append(
+                    Divergence(
+                        target=target_name,
+                        name=name,
+                        version=package.version,
+                        newest=newest,
+                        ahead=ahead,
+                        reason=reason,
+                        much=much,
+                    )
+                )
+    return found
 
 
-def _why_older(
+def _fit_reason(
     spec: Spec, package: LockedPackage, newest: Version, target: Target, source: LockSource
 ) -> str:
+    """Why no file of `newest` fits `target` on the index `package` came from ("": one does)."""
     index = next(
         (i for i in spec.indexes if package.index and _same(i.location.public, package.index)),
         None,
@@ -189,12 +313,7 @@ def _why_older(
             files = source.every_file(package.name, index, newest)
         except EnvspecError as exc:
             log.debug("cannot list %s: %s", package.name, exc)
-    reason = no_fit_reason(package.name, newest, files, target, spec.resolution) if files else ""
-    return reason or (
-        f"{package.name} {newest} has a file for {target.name}, but the rest of that "
-        f"target's requirements hold it back: see 'envspec why {package.name} "
-        f"--target {target.name}'"
-    )
+    return no_fit_reason(package.name, newest, files, target, spec.resolution) if files else ""
 
 
 def _same(a: str, b: str) -> bool:

@@ -85,6 +85,9 @@ def _package(out: _Writer, lock: Lock, package: LockedPackage) -> None:
     required_by = _one_line([_str(name) for name in sorted(package.required_by)])
     tool = [("phase", _str(package.phase)), ("required-by", required_by)]
     out.table(("packages", "tool", "envspec"), tool)
+    if package.required_as:  # a table, one parent a line: numpy has dozens of parents
+        required_as = [(parent, _str(text)) for parent, text in sorted(package.required_as)]
+        out.table(("packages", "tool", "envspec", "required-as"), required_as)
 
 
 def _file_pairs(artifact: Artifact, where: str) -> Pairs:

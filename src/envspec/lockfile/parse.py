@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.pylock import Pylock, PylockValidationError
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
     InvalidName,
@@ -44,7 +45,7 @@ from packaging.version import InvalidVersion, Version
 from envspec.errors import LockFileError
 from envspec.model import AppliedRule, Artifact, Lock, LockedPackage, LockedPhase, VcsSource
 from envspec.secret import redact
-from envspec.tomlread import Doc, Table, loads
+from envspec.tomlread import Doc, Table, loads, type_name
 
 READS_VERSION = "1.0"
 _SOURCES = ("wheels", "sdist", "vcs")
@@ -202,7 +203,25 @@ def _package(table: Table) -> LockedPackage:
         vcs=_vcs(table) if source == "vcs" else None,
         phase=envspec.required_string("phase"),
         required_by=tuple(envspec.strings("required-by", required=True) or ()),
+        required_as=_required_as(envspec),
     )
+
+
+def _required_as(envspec: Table) -> tuple[tuple[str, str], ...]:
+    """`required-as = { parent = "requirement" }`: optional (locks before it lack it)."""
+    table = envspec.table("required-as")
+    if table is None:
+        return ()
+    out = []
+    for parent, text in table.items():
+        if not isinstance(text, str):
+            table.fail(f"expected a string, got {type_name(text)}", key=parent)
+        try:
+            Requirement(text)
+        except InvalidRequirement:
+            table.fail(f"invalid requirement '{redact(text)}'", key=parent)
+        out.append((parent, text))
+    return tuple(sorted(out))
 
 
 def _source_key(table: Table) -> str:

@@ -6,6 +6,8 @@ identifier is being worked on (a git repository that cannot be read, an sdist wh
 fails), the phases whose requirements lead to that identifier decide what happens: only
 optional ones, and they are skipped; any required one, and the lock fails.
 
+It also tells `on_round`, after each round, how many packages are pinned (`lock`'s progress).
+
 The edges are never removed when resolvelib backtracks, so a phase may be counted as
 reaching a name through a choice since undone. That errs toward failing, never toward
 skipping a phase the failure has nothing to do with: the resolution is retried without the
@@ -15,18 +17,25 @@ skipped phases, and a required phase that still needs the name meets the same fa
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from resolvelib import BaseReporter
 
-from envspec.resolve.values import Candidate, Req
+from envspec.resolve.values import PYTHON, Candidate, Req
 
 
 class Reach(BaseReporter[Req, Candidate, str]):
     """Records who asked for each identifier during one resolution attempt."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_round: Callable[[int], None] | None = None) -> None:
         self._parents: dict[str, set[str]] = {}
         self._phases: dict[str, set[str]] = {}
+        self._on_round = on_round
+
+    def ending_round(self, index: int, state: Any) -> None:
+        if self._on_round is not None:
+            self._on_round(sum(1 for key in state.mapping if "[" not in key and key != PYTHON))
 
     def adding_requirement(self, requirement: Req, parent: Candidate | None) -> None:
         if parent is not None:

@@ -10,7 +10,7 @@ reason, and resolution runs again with rules made for the phases left (`rules.ru
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from resolvelib import Resolver
@@ -21,6 +21,7 @@ from envspec.inputs import applied_rules, lock_inputs
 from envspec.model import SPEC_ROOT, Artifact, Lock, LockedPackage, LockedPhase, Phase, Spec, Target
 from envspec.resolve.direct import HostBuilds
 from envspec.resolve.explain import explain, phases_in_conflict
+from envspec.resolve.held import held_messages
 from envspec.resolve.metadata import Source, SourceFailed
 from envspec.resolve.provider import Provider
 from envspec.resolve.reach import Reach
@@ -47,10 +48,12 @@ def resolve_target(
     previous: Lock | None = None,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
+    on_round: Callable[[int], None] | None = None,
 ) -> Lock:
     """Resolve every phase applying to `target` into a `Lock`; raise `ResolutionError`.
     `host` is the known target this machine is (`targets.host_target()`), or None: metadata
-    built here is trusted for another target with a warning."""
+    built here is trusted for another target with a warning. `on_round` hears, after each
+    resolver round, how many packages are pinned."""
     phases = [p for p in spec.phases if p.applies_to(target.name)]
     builds = HostBuilds(target=target, host=host)
     skipped: dict[str, str] = {}
@@ -61,7 +64,7 @@ def resolve_target(
         )
         provider = Provider(rules=rules, source=source, builds=builds)
         provider.prefetch(r.name for r in rules.roots)
-        reach = Reach()
+        reach = Reach(on_round)
         try:
             result = Resolver(provider, reach).resolve(rules.roots, max_rounds=MAX_ROUNDS)
         except ResolutionImpossible as exc:
@@ -76,6 +79,8 @@ def resolve_target(
         except SourceFailed as failure:
             skipped.update(_source_failure(failure, reach, target, active))
             continue
+        for message in held_messages(provider, result, upgrade_packages, previous, target):
+            log.warning("%s", message)
         return _lock(
             spec=spec,
             target=target,
@@ -142,6 +147,7 @@ def _lock(
 ) -> Lock:
     phase_of = _phase_membership(roots, result)
     parents = _parents(result)
+    required_as = _required_as(result)
     packages = []
     for key, candidate in sorted(result.mapping.items()):
         if key == PYTHON or candidate.extras or candidate.absent:
@@ -159,6 +165,7 @@ def _lock(
                 vcs=candidate.vcs,
                 phase=phase_of.get(candidate.name, ""),
                 required_by=tuple(sorted(parents.get(candidate.name, ()))),
+                required_as=tuple(sorted(required_as.get(candidate.name, {}).items())),
             )
         )
     locked_phases = tuple(
@@ -217,6 +224,41 @@ def _parents(result: Result[Req, Candidate, str]) -> dict[str, set[str]]:
             if label not in (name, PYTHON):
                 parents.setdefault(name, set()).add(label)
     return parents
+
+
+def _required_as(result: Result[Req, Candidate, str]) -> dict[str, dict[str, str]]:
+    """For each pin, what each package requiring it declares on it, one requirement per
+    parent (a parent's several requirements on it, under markers or extras, combined):
+    `why` shows it on each edge (``transformers 5.5.0 requires huggingface-hub<1.0,>=0.34``)."""
+    keys = {id(candidate): key for key, candidate in result.mapping.items()}
+    found: dict[str, dict[str, list[Req]]] = {}
+    for key, candidate in result.mapping.items():
+        if candidate.absent:
+            continue
+        for info in result.criteria[key].information:
+            parent = keys.get(id(info.parent)) if info.parent is not None else None
+            if parent is None or info.requirement.constraint:
+                continue
+            name, label = _base(key), _base(parent)
+            if label not in (name, PYTHON):
+                found.setdefault(name, {}).setdefault(label, []).append(info.requirement)
+    return {
+        name: {label: _combined(reqs) for label, reqs in by_parent.items()}
+        for name, by_parent in found.items()
+    }
+
+
+def _combined(reqs: Sequence[Req]) -> str:
+    """One requirement text for a parent's requirements on one name, without markers."""
+    url = next((r.url for r in reqs if r.url), None)
+    extras = sorted({e for r in reqs for e in r.extras})
+    text = reqs[0].name + (f"[{','.join(extras)}]" if extras else "")
+    if url:
+        return f"{text} @ {redact(url)}"
+    specifier = reqs[0].specifier
+    for req in reqs[1:]:
+        specifier &= req.specifier
+    return text + str(specifier)
 
 
 def _requirers(result: Result[Req, Candidate, str]) -> dict[str, set[str | None]]:

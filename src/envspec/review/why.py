@@ -5,7 +5,9 @@ and index.
 Pure: it reads the locks' own records (each package's ``required-by`` and the spec inputs the
 lock was made from), so it explains the lock as it is, even when the spec has changed since.
 Chains are walked upward from the package through ``required-by`` to the spec, shortest first,
-at most `MAX_CHAINS` per target (dependency graphs can hold exponentially many paths).
+at most `MAX_CHAINS` per target (dependency graphs can hold exponentially many paths); each
+edge shows what the package above declares on the one below (``required-as``:
+``transformers 5.5.0 requires huggingface-hub<1.0,>=0.34``).
 
 Errors (`UsageError`, exit 2): ``package 'nump' is not in any lock`` (or ``... is not in the
 lock for linux-x86_64`` when one target was asked), with a "did you mean".
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -35,6 +38,9 @@ class Chain:
     phase: str
     requirement: str
     path: tuple[tuple[str, str], ...]  # (name, version), from the spec's package to the asked one
+    # what each package on the path declares on the next (`huggingface-hub<1.0,>=0.34`); ""
+    # where the lock does not record it (locks made before `required-as`)
+    requires: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -71,13 +77,22 @@ def _target_why(lock: Lock, name: str) -> TargetWhy:
     paths = _upward_paths(lock, name)
     roots = _spec_requirements(lock.inputs)
     versions: dict[str, str] = {p.name: str(p.version) for p in lock.packages}
+    declared: dict[tuple[str, str], str] = {
+        (p.name, parent): text for p in lock.packages for parent, text in p.required_as
+    }
     chains = []
     for path in paths:
         top = path[-1]
-        steps = tuple((n, versions.get(n, "?")) for n in reversed(path))
+        names = tuple(reversed(path))
+        steps = tuple((n, versions.get(n, "?")) for n in names)
+        requires = tuple(
+            declared.get((child, parent), "") for parent, child in pairwise(names)
+        )
         fallback = [((lock.package(top) or package).phase, top)]
         for phase, requirement in roots.get(top, fallback):
-            chains.append(Chain(phase=phase, requirement=requirement, path=steps))
+            chains.append(
+                Chain(phase=phase, requirement=requirement, path=steps, requires=requires)
+            )
     return TargetWhy(
         target=lock.target,
         package=package,
@@ -146,9 +161,12 @@ def render_text(report: WhyReport) -> str:
 
 
 def chain_text(chain: Chain) -> str:
-    """``phase app: app>=1 → app 1.0 → numpy 1.26.4``"""
-    steps = " → ".join(f"{name} {version}" for name, version in chain.path)
-    return f"phase {chain.phase}: {chain.requirement} → {steps}"
+    """``phase app: app>=1 → app 1.0 requires numpy>=1.20 → numpy 1.26.4``"""
+    steps = []
+    for i, (name, version) in enumerate(chain.path):
+        declared = chain.requires[i] if i < len(chain.requires) else ""
+        steps.append(f"{name} {version}" + (f" requires {declared}" if declared else ""))
+    return f"phase {chain.phase}: {chain.requirement} → {' → '.join(steps)}"
 
 
 def to_json(report: WhyReport) -> dict[str, Any]:
@@ -168,6 +186,7 @@ def to_json(report: WhyReport) -> dict[str, Any]:
                         "phase": c.phase,
                         "requirement": c.requirement,
                         "path": [list(s) for s in c.path],
+                        "requires": [r or None for r in c.requires],
                     }
                     for c in e.chains
                 ],

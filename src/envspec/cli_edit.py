@@ -1,0 +1,121 @@
+"""`envspec add` and `envspec remove`: edit `envspec.toml` (`spec.edit`, comments and layout
+kept), check the result as a spec, relock every target keeping the other pins (`cli_lock.relock`,
+through `commands.lock`), and only once every target has resolved write the spec, then the
+locks: a failed relock leaves `envspec.toml` and `locks/` as they were. `--sync` then installs
+through the `sync` command itself (`cli_env.cmd_sync`, with its defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from envspec import cli_env
+from envspec.atomic import write_atomic
+from envspec.cli_lock import project_spec, relock
+from envspec.errors import EXIT_OK, ApplyError
+from envspec.output import Out
+from envspec.spec import parse_spec
+from envspec.spec.edit import Edit, add_requirements, remove_requirements
+
+Environ = Mapping[str, str]
+
+
+def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> None:
+    add = sub.add_parser(
+        "add", parents=[common("add")], help="add requirements to envspec.toml and relock"
+    )
+    add.add_argument("requirements", nargs="+", metavar="REQ", help="PEP 508 requirements")
+    add.add_argument(
+        "--phase",
+        metavar="NAME",
+        help="the phase to add to (default: the phase that already requires the package, "
+        "else one routed to --index, else the last phase)",
+    )
+    add.add_argument(
+        "--index",
+        metavar="NAME",
+        help="take the packages from this spec index: a phase routed to it, or a new one "
+        "(default: the phase's routing)",
+    )
+    remove = sub.add_parser(
+        "remove", parents=[common("remove")], help="remove packages from envspec.toml and relock"
+    )
+    remove.add_argument("names", nargs="+", metavar="NAME", help="the packages to remove")
+    remove.add_argument(
+        "--phase", metavar="NAME", help="remove only from this phase (default: every phase)"
+    )
+    for parser in (add, remove):
+        parser.add_argument(
+            "--sync", action="store_true", help="then install the new locks, as 'envspec sync'"
+        )
+        parser.add_argument(
+            "--python",
+            type=Path,
+            default=None,
+            metavar="PATH",
+            help="with --sync: the interpreter or environment folder (default: as 'envspec sync')",
+        )
+
+
+def cmd_add(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    spec = project_spec(args, environ)
+    text = _spec_text(args.project)
+    edit = add_requirements(spec, text, args.requirements, phase=args.phase, index=args.index)
+    return _apply(args, out, edit, environ)
+
+
+def cmd_remove(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    spec = project_spec(args, environ)
+    text = _spec_text(args.project)
+    return _apply(args, out, remove_requirements(spec, text, args.names, phase=args.phase), environ)
+
+
+def _apply(args: argparse.Namespace, out: Out, edit: Edit, environ: Environ) -> int:
+    from envspec.lockfile.status import lock_status
+
+    path = args.project / "envspec.toml"
+    spec = parse_spec(edit.text, filename=str(path), environ=environ)
+    statuses = lock_status(spec, args.project, list(spec.targets))
+    todo = [s for s in statuses if s.state != "fresh"]
+
+    def write_spec() -> None:
+        try:
+            write_atomic(path, edit.text.encode("utf-8"))
+        except OSError as exc:
+            raise ApplyError(f"cannot write the spec: {exc.strerror}", context=str(path)) from exc
+        for change in edit.changes:
+            out.say(f"envspec.toml: {change}")
+        out.event("edited", path=str(path), command=args.command, changes=list(edit.changes))
+
+    if todo:
+        relock(args, out, spec, statuses, todo, environ=environ, before_write=write_spec)
+    else:  # nothing changed that a lock records ("already in phase ...")
+        write_spec()
+    if args.sync:
+        return cli_env.cmd_sync(_sync_args(args), out, environ)
+    return EXIT_OK
+
+
+def _spec_text(project: Path) -> str:
+    # the spec was just loaded from this file: reading it again can only fail in a race
+    return (project / "envspec.toml").read_text(encoding="utf-8")
+
+
+def _sync_args(args: argparse.Namespace) -> argparse.Namespace:
+    """`envspec sync`'s arguments at their defaults, with this command's global options."""
+    parser = argparse.ArgumentParser(add_help=False)
+    sub = parser.add_subparsers(dest="command")
+    cli_env.add_parsers(sub, lambda _name: argparse.ArgumentParser(add_help=False))
+    synced = parser.parse_args(["sync"])
+    for name in ("project", "verbose", "quiet", "json", "offline", "cache_dir", "python"):
+        setattr(synced, name, getattr(args, name))
+    return synced
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Out, Environ], int]] = {
+    "add": cmd_add,
+    "remove": cmd_remove,
+}

@@ -1,0 +1,149 @@
+"""`envspec lock` on the command line, and the relock `add` and `remove` share with it:
+arguments, exit codes and what the user sees; the work is `commands.lock`. `cli` adds the
+parser (`add_parsers`) and includes `COMMANDS`; `cli_edit` calls `relock`.
+
+What the user sees while locking (a live line per target, the summary) is `lock_view`'s.
+Also the helpers every project command shares: the spec (`project_spec`) and the targets
+asked for (`spec_targets`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from envspec.errors import EXIT_OK, StaleLockError
+from envspec.lock_view import LockView
+from envspec.model import Spec
+from envspec.output import Out, rel, target_help
+from envspec.spec import load_spec
+from envspec.targets import choose_targets, os_floor
+
+if TYPE_CHECKING:
+    from envspec.lockfile.status import TargetStatus
+
+Environ = Mapping[str, str]
+
+log = logging.getLogger("envspec")
+
+
+def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> None:
+    lock = sub.add_parser(
+        "lock", parents=[common("lock")], help="resolve every target, write locks/"
+    )
+    lock.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        help=target_help("lock only this target (repeatable; default: every spec target)"),
+    )
+    lock.add_argument("--upgrade", action="store_true", help="ignore every existing pin")
+    lock.add_argument(
+        "--upgrade-package",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ignore the existing pin of NAME (repeatable)",
+    )
+    lock.add_argument(
+        "--check", action="store_true", help="exit 3 if a lock is stale or missing; write nothing"
+    )
+    lock.add_argument("--refresh", action="store_true", help="revalidate every cached index page")
+
+
+def project_spec(args: argparse.Namespace, environ: Environ) -> Spec:
+    return load_spec(args.project / "envspec.toml", environ)
+
+
+def spec_targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
+    """The `--target`s asked for (checked against the spec), else every spec target."""
+    return choose_targets(spec.targets, wanted)
+
+def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    from envspec.lockfile.status import lock_status
+
+    spec = project_spec(args, environ)
+    statuses = lock_status(spec, args.project, spec_targets(spec, args.target))
+    forced = args.upgrade or args.upgrade_package or args.refresh
+    todo = [s for s in statuses if forced or s.state != "fresh"]
+    if args.check:
+        if todo:
+            names = ", ".join(
+                f"{s.target} ({s.state}{': ' + s.reason if s.reason else ''})" for s in todo
+            )
+            raise StaleLockError(
+                f"locks out of date: {names}", hint="run 'envspec lock' and commit locks/"
+            )
+        count = len(statuses)
+        out.say("The lock is up to date." if count == 1 else f"All {count} locks are up to date.")
+        return EXIT_OK
+    for status in statuses:
+        if status not in todo:
+            out.say(f"{status.target}: up to date ({rel(status.path, args.project)})")
+            out.event("lock", target=status.target, state="fresh", path=str(status.path))
+    if todo:
+        relock(
+            args,
+            out,
+            spec,
+            statuses,
+            todo,
+            environ=environ,
+            upgrade=args.upgrade,
+            upgrade_packages=args.upgrade_package,
+        )
+    return EXIT_OK
+
+
+def relock(
+    args: argparse.Namespace,
+    out: Out,
+    spec: Spec,
+    statuses: list[TargetStatus],
+    todo: list[TargetStatus],
+    *,
+    environ: Environ,
+    upgrade: bool = False,
+    upgrade_packages: Sequence[str] = (),
+    before_write: Callable[[], None] | None = None,
+) -> None:
+    """Resolve the targets `todo` names and write their locks (`before_write` first), with
+    the user's view of it (`LockView`)."""
+    # Imported here: a fresh relock, `lock --check` and `sync` need neither resolver nor network.
+    from envspec.commands.lock import run_lock
+    from envspec.index import FinderSettings
+
+    refresh = getattr(args, "refresh", False)
+    settings = FinderSettings(cache_dir=args.cache_dir, offline=args.offline, refresh=refresh)
+    view = LockView(out, [s.target for s in todo], tty=sys.stderr.isatty())
+    try:
+        run = run_lock(
+            spec,
+            statuses,
+            todo,
+            environ=environ,
+            settings=settings,
+            upgrade=upgrade,
+            upgrade_packages=upgrade_packages,
+            before_write=before_write,
+            progress=view,
+        )
+    finally:
+        view.stop()
+    stats = run.stats
+    out.event("stats", **dataclasses.asdict(stats))
+    log.info(
+        "fetched %d requests, %.1f MB, %d metadata files",
+        stats.requests,
+        stats.bytes_downloaded / 1e6,
+        stats.metadata_fetched,
+    )
+    floors = {r.target: os_floor(r.target, spec.settings_for(r.target)) for r in run.results}
+    view.summary(run.results, run.divergences, args.project, floors)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Out, Environ], int]] = {"lock": cmd_lock}

@@ -1,0 +1,229 @@
+"""`envspec add` and `envspec remove`: the spec edited with its comments and layout kept, every
+target relocked keeping the other pins, nothing written unless the relock succeeds, `--sync`
+installing into a real `uv venv` environment; bad input refused with exact messages. Real
+wheels over a loopback index."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from envspec.cli import main
+from support.envproject import EnvProject
+from support.index_server import IndexServer
+
+SPEC = """\
+# the project's environment
+[environment]
+name = "t"
+python = "3.11"
+targets = ["linux-x86_64", "windows-x86_64"]
+
+[indexes]
+pypi = "{url}"
+cu = {{ url = "{url}", explicit = true }}
+
+[[phases]]
+name = "numpy"
+requirements = ["numpy<2"]  # held for every later phase
+
+[[phases]]
+name = "app"
+# what the app needs
+requirements = [
+    "app",      # ours
+    "six",
+]
+
+[checks]
+imports = ["numpy"]
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, index_server: IndexServer) -> Path:
+    index_server.add_wheel("numpy", "1.25.0")
+    index_server.add_wheel("app", "1.0", requires_dist=["numpy>=1.20"])
+    index_server.add_wheel("six", "1.16.0")
+    index_server.add_wheel("rich", "13.7.0")
+    index_server.add_wheel("torch", "2.4.0")
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "envspec.toml").write_text(SPEC.format(url=index_server.url))
+    assert run(root, "lock") == 0
+    index_server.add_wheel("numpy", "1.26.4")  # a newer release the relock must not take
+    return root
+
+
+def run(project: Path, command: str, *args: str) -> int:
+    return main([command, *args, "--project", str(project), "--cache-dir", str(project / ".c")])
+
+
+def spec(project: Path) -> str:
+    return (project / "envspec.toml").read_text()
+
+
+def pins(project: Path, target: str = "linux-x86_64") -> dict[str, str]:
+    doc = tomllib.loads((project / "locks" / f"pylock.{target}.toml").read_text())
+    return {p["name"]: p["version"] for p in doc["packages"]}
+
+
+def state(project: Path) -> dict[str, bytes]:
+    files = [project / "envspec.toml", *sorted((project / "locks").iterdir())]
+    return {p.name: p.read_bytes() for p in files}
+
+
+def test_add_keeps_comments_and_layout_and_other_pins(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = spec(project)
+    capsys.readouterr()
+    assert run(project, "add", "rich>=13") == 0
+    assert spec(project) == before.replace('    "six",\n', '    "six",\n    "rich>=13",\n')
+    assert pins(project) == {"numpy": "1.25.0", "app": "1.0", "six": "1.16.0", "rich": "13.7.0"}
+    assert pins(project, "windows-x86_64")["rich"] == "13.7.0"
+    err = re.sub(r" in \d+\.\d\ds$", " in Ns", capsys.readouterr().err, flags=re.M)
+    assert err.splitlines() == [
+        "envspec.toml: added 'rich>=13' to phase app",
+        "linux-x86_64: 4 packages (1 added), wrote locks/pylock.linux-x86_64.toml in Ns",
+        "windows-x86_64: 4 packages (1 added), wrote locks/pylock.windows-x86_64.toml in Ns",
+    ]
+    assert run(project, "lock", "--check") == 0
+
+
+def test_add_to_a_phase_replaces_an_existing_requirement_and_routes_to_an_index(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(project, "add", "numpy<1.26", "six==1.16.0", "--phase", "numpy") == 2
+    assert capsys.readouterr().err == (
+        "error: --phase: 'six' is already required in another phase ('six' in phase app)\n"
+        "hint: remove it there first ('envspec remove six'), or leave out --phase\n"
+    )
+    assert run(project, "add", "numpy<1.26") == 0
+    text = spec(project)
+    assert 'requirements = ["numpy<1.26"]  # held for every later phase\n' in text
+    assert "envspec.toml: replaced 'numpy<2' with 'numpy<1.26' in phase numpy" in (
+        capsys.readouterr().err
+    )
+    before = spec(project)
+    assert run(project, "add", "torch", "rich", "--index", "cu") == 0
+    new_phase = '[[phases]]\nname = "torch"\nindex = "cu"\nrequirements = ["torch", "rich"]\n\n'
+    assert spec(project) == before.replace("[checks]\n", new_phase + "[checks]\n")
+    assert pins(project)["torch"] == "2.4.0"
+    assert run(project, "remove", "torch", "rich") == 0
+    assert spec(project) == before  # the phase went with its requirements, blank lines too
+
+
+def test_a_new_phase_at_the_end_of_the_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = project / "envspec.toml"
+    path.write_text(spec(project).replace('\n[checks]\nimports = ["numpy"]\n', ""))
+    before = spec(project)
+    assert run(project, "add", "torch", "--index", "cu") == 0
+    assert spec(project) == (
+        before + '\n[[phases]]\nname = "torch"\nindex = "cu"\nrequirements = ["torch"]\n'
+    )
+
+
+def test_remove_edits_and_relocks(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(project, "remove", "SIX") == 0
+    assert '    "app",      # ours\n]\n' in spec(project)
+    assert pins(project) == {"numpy": "1.25.0", "app": "1.0"}
+    assert capsys.readouterr().err.splitlines()[0] == "envspec.toml: removed 'six' from phase app"
+    assert run(project, "remove", "numpy", "--phase", "numpy", "--json") == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert next(e for e in events if e["event"] == "edited") == {
+        "event": "edited",
+        "path": str(project / "envspec.toml"),
+        "command": "remove",
+        "changes": [
+            "removed 'numpy<2' from phase numpy",
+            "removed phase numpy (no requirements left)",
+        ],
+    }
+    assert 'name = "numpy"' not in spec(project)
+    assert pins(project) == {"numpy": "1.25.0", "app": "1.0"}  # app still needs it
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message", "hint"),
+    [
+        (
+            "add",
+            ["numpy<<2"],
+            "invalid requirement 'numpy<<2': Expected semicolon (after name with no version "
+            "specifier) or end",
+            "write a PEP 508 requirement, e.g. 'numpy<2' or 'name @ git+https://…'",
+        ),
+        ("add", ["rich", "--phase", "ap"], "--phase: unknown phase 'ap'", "did you mean 'app'?"),
+        ("add", ["rich", "--phase", "x"], "--phase: unknown phase 'x'", "phases: numpy, app"),
+        ("add", ["rich", "--index", "cuu"], "--index: unknown index 'cuu'", "did you mean 'cu'?"),
+        (
+            "add",
+            ["rich", "--index", "cu", "--phase", "app"],
+            "--index: phase 'app' takes its names from the default indexes, not 'cu'",
+            "leave out --phase to add it to a phase routed to that index (or a new one)",
+        ),
+        ("remove", ["sx"], "package 'sx' is not in the spec", "did you mean 'six'?"),
+        (
+            "remove",
+            ["six", "--phase", "numpy"],
+            "package 'six' is not in phase 'numpy'",
+            "it is in phase app: leave out --phase, or give that phase",
+        ),
+        (
+            "remove",
+            ["rich", "--phase", "app"],
+            "package 'rich' is not in phase 'app'",
+            "phase app requires: app, six",
+        ),
+    ],
+)
+def test_bad_input_writes_nothing(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    command: str,
+    args: list[str],
+    message: str,
+    hint: str,
+) -> None:
+    before = state(project)
+    capsys.readouterr()
+    assert run(project, command, *args) == 2
+    assert capsys.readouterr().err == f"error: {message}\nhint: {hint}\n"
+    assert state(project) == before
+
+
+def test_a_failed_relock_writes_nothing(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = state(project)
+    capsys.readouterr()
+    assert run(project, "add", "rich>=14") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: target linux-x86_64: no version of rich matches rich>=14")
+    assert state(project) == before
+    assert run(project, "add", "six>=2", "--json") == 1
+    assert state(project) == before
+
+
+def test_sync_installs_through_the_sync_command(
+    tmp_path: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_server.add_wheel("alpha", "1.0")
+    index_server.add_wheel("beta", "2.0", requires_dist=["alpha"])
+    env = EnvProject(tmp_path, index_server)
+    env.write_spec([{"name": "main", "requirements": ["alpha"]}])
+    env.lock()
+    env.make_env()
+    assert env.run("add", "beta", "--sync") == 0
+    assert env.freeze().split() == ["alpha==1.0", "beta==2.0"]
+    assert "Synced." in capsys.readouterr().err
+    assert env.run("remove", "beta", "--sync", "--json") == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert next(e["event"] for e in events if e["event"] in ("edited", "lock")) == "edited"
+    assert events[-1]["event"] == "done" and events[-1]["command"] == "sync"
