@@ -139,10 +139,12 @@ def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
 
 
 def cmd_lock(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.lockfile.memo import memo_folder
     from envspec.lockfile.status import lock_status
 
     spec = _spec(args, environ)
-    statuses = lock_status(spec, args.project, _targets(spec, args.target))
+    targets = _targets(spec, args.target)
+    statuses = lock_status(spec, args.project, targets, memo=memo_folder(args.cache_dir))
     forced = args.upgrade or args.upgrade_package or args.refresh
     todo = [s for s in statuses if forced or s.state != "fresh"]
     if args.check:

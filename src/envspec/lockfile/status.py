@@ -32,8 +32,11 @@ class TargetStatus:
     reason: str = ""  # why a stale lock is stale, when the rules made it so
 
 
-def lock_status(spec: Spec, project: Path, targets: Sequence[str]) -> list[TargetStatus]:
-    """Compare each target's lock on disk with the spec."""
+def lock_status(
+    spec: Spec, project: Path, targets: Sequence[str], *, memo: Path | None = None
+) -> list[TargetStatus]:
+    """Compare each target's lock on disk with the spec; `memo`: the checked-lock memo's
+    folder (`envspec.lockfile.memo`), so an unchanged lock is not read in full again."""
     out = []
     for name in targets:
         path = lock_path(project, name)
@@ -41,7 +44,7 @@ def lock_status(spec: Spec, project: Path, targets: Sequence[str]) -> list[Targe
         if not path.exists():
             out.append(TargetStatus(target=name, path=path, state="missing", previous=None))
             continue
-        previous = load_lock(path)
+        previous = load_lock(path, memo=memo)
         changes = rule_changes(
             previous.rules, applied_rules(spec.rules, target, previous.packages)
         )
