@@ -77,7 +77,6 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envspec.atomic import write_atomic
 from envspec.errors import LockFileError, StaleLockError
 from envspec.model import Lock
 
@@ -148,6 +147,7 @@ def load_lock(path: Path, *, memo: Path | None = None) -> Lock:
 
 def write_lock(path: Path, lock: Lock) -> bool:
     """Write the lock atomically; False, and nothing written, when the bytes are unchanged."""
+    from envspec.atomic import write_atomic  # here: tempfile and shutil are writing's only
     from envspec.lockfile.dump import dump_lock
 
     data = dump_lock(lock).encode("utf-8")

@@ -35,7 +35,6 @@ from typing import Any
 
 from packaging.version import Version
 
-from envspec.atomic import write_atomic
 from envspec.model import AppliedRule, Artifact, Lock, LockedPackage, LockedPhase, VcsSource
 
 FORMAT = 1
@@ -100,6 +99,8 @@ def _recall(entry: Path, digest: str) -> Lock | None:
 
 
 def _remember(entry: Path, digest: str, lock: Lock) -> None:
+    from envspec.atomic import write_atomic  # here: a memo read needs no tempfile, no shutil
+
     code = _code()
     if not code:
         return
