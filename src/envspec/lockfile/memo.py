@@ -1,23 +1,25 @@
-"""The checked-lock memo: a lock's bytes that passed every check of `parse` once are not
-checked again, their `Lock` is read back from the envspec cache instead.
+"""The checked-lock memo: a lock's bytes that passed every check of `parse` once are not checked
+again, their `Lock` is read back from the envspec cache instead.
 
-An unchanged relock, `lock --check` and `sync --locked` ask only whether each lock is fresh,
-yet reading a lock in full (tomllib, envspec's field and integrity checks, then
-`packaging.pylock`) was most of their time. The memo keeps, per lock file, the sha256 of the
-bytes last read in full, a fingerprint of the code that read them, and the `Lock` they gave
-(as JSON). A read whose bytes and code are the same as the memo's takes its `Lock` from
-there; any other byte, a damaged, hand-edited or merged lock included, is read and checked
-in full as before (and only a lock that passed is memoized), so what is refused and how is
-unchanged: the memo only skips reading again what was already read.
+An unchanged relock and `lock --check` ask only whether each lock is fresh, yet reading a lock
+in full (tomllib, envspec's field and integrity checks, then `packaging.pylock`) was most of
+their time. The memo keeps, per lock file, the sha256 of the bytes last read in full, a
+fingerprint of the code that read them, and the `Lock` they gave (as JSON). A read whose bytes
+and code are the same as the memo's takes its `Lock` from there; any other byte, a damaged,
+hand-edited or merged lock included, is read and checked in full as before (and only a lock
+that passed is memoized), so what is refused and how is unchanged: the memo only skips reading
+again what was already read.
 
-Layout: ``<cache>/v1/locks/<sha256 of the lock's absolute path>.json`` holding
-``{"version", "code", "sha256", "lock"}``; one entry per lock file, replaced when its bytes
-change. The code fingerprint covers the modules whose code decides what a lock reads as
-(`parse`, `tomlread`, `model`, this one), packaging's and Python's versions. A memo that
-cannot be read or does not give back the `Lock` it was made from is ignored (and written
-again); one that cannot be written is skipped: the memo can make a read faster, never
-different. A lock whose first line is not ``lock-version = "1.0"`` (the version envspec
-writes) is never memoized, so a newer 1.x lock's warning is logged on every read.
+Layout: ``<cache>/v1/locks/<sha256 of the lock's absolute path>.json`` holding ``{"version",
+"code", "sha256", "lock"}``; one entry per lock file, replaced when its bytes change. The code
+fingerprint covers the modules whose code decides what a lock reads as (`parse`, `load_lock`'s
+package, `tomlread`, `model`, this one), packaging's and Python's versions. A memo that cannot
+be read or does not give back the `Lock` it was made from is ignored (and written again); one
+that cannot be written is skipped: the memo can make a read faster, never different. Only
+`lock` and `lock --check` use it (`lock_status` with `memo`): `sync` (`--locked` too), `check`,
+`bundle` and the review commands read every lock in full. A lock whose first line is not
+``lock-version = "1.0"`` (the version envspec writes) is never memoized, so a newer 1.x lock's
+warning is logged on every read.
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ from envspec.model import AppliedRule, Artifact, Lock, LockedPackage, LockedPhas
 
 FORMAT = 1
 MEMOIZED_FIRST_LINE = b'lock-version = "1.0"\n'
-_DECIDING = ("lockfile/parse.py", "lockfile/memo.py", "tomlread.py", "model.py")
+_DECIDING = (
+    "lockfile/__init__.py",
+    "lockfile/parse.py",
+    "lockfile/memo.py",
+    "tomlread.py",
+    "model.py",
+)
 
 log = logging.getLogger("envspec")
 
