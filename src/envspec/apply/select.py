@@ -6,6 +6,7 @@ Only the one matching lock file is read, so a sync with nothing to do parses one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.markers import InvalidMarker, Marker
@@ -27,32 +28,44 @@ def target_of(env: Environment) -> str | None:
     return None
 
 
-def select_lock(project: Path, env: Environment) -> tuple[Path, Lock]:
-    """The lock for `env` in `project`'s `locks/`; see the module docstring."""
+def select_lock(
+    project: Path, env: Environment, targets: Sequence[str]
+) -> tuple[Path, Lock]:
+    """The lock for `env` in `project`'s `locks/` (`targets`: the spec's, for the hint when
+    it is missing); see the module docstring."""
     target = target_of(env)
     markers = env.marker_environment()
-    if target is None or not lock_path(project, target).exists():
-        what = target or (
-            f"sys_platform '{markers['sys_platform']}', "
-            f"platform_machine '{markers['platform_machine']}'"
-        )
-        raise StaleLockError(
-            f"no lock for this environment's platform ({what})",
-            context=str(project / "locks"),
-            hint=_existing(project, target),
-        )
-    path = lock_path(project, target)
+    what = target or (
+        f"sys_platform '{markers['sys_platform']}', "
+        f"platform_machine '{markers['platform_machine']}'"
+    )
+    path = require_lock(project, target, targets, what=what)
     lock = load_lock(path)
     _check_fits(lock, path, env)
     return path, lock
 
 
-def _existing(project: Path, target: str | None) -> str:
+def require_lock(
+    project: Path, target: str | None, targets: Sequence[str], *, what: str = ""
+) -> Path:
+    """The path of `target`'s lock, which must exist: else an error naming the locks that
+    do, and what to do (add the target to the spec, or lock it)."""
+    if target is not None and lock_path(project, target).exists():
+        return lock_path(project, target)
     found = sorted(p.name for p in (project / "locks").glob("pylock.*.toml"))
-    add = f"add '{target}' to [environment] targets, then " if target else ""
-    if not found:
-        return f"no locks exist yet; {add}run 'envspec lock'"
-    return f"locks that exist: {', '.join(found)}; {add}run 'envspec lock'"
+    todo = "run 'envspec lock'"
+    if target is not None and target not in targets:
+        todo = f"add '{target}' to [environment] targets, then {todo}"
+    elif target is not None:
+        todo = f"{todo} to write it"
+    hint = f"locks that exist: {', '.join(found)}; {todo}" if found else (
+        f"no locks exist yet; {todo}"
+    )
+    raise StaleLockError(
+        f"no lock for this environment's platform ({what or target or 'not a known target'})",
+        context=str(project / "locks"),
+        hint=hint,
+    )
 
 
 def _check_fits(lock: Lock, path: Path, env: Environment) -> None:

@@ -2,8 +2,9 @@
 
 Reads the locks and compares their recorded inputs with the spec's, and the rules about
 their packages with the rules in force (`envspec.inputs`); no resolver and no network, so an
-unchanged relock or `lock --check` costs next to nothing. A lock made stale by the rules says
-which (`reason`: ``rule torchao-torch changed``).
+unchanged relock or `lock --check` costs next to nothing. A stale lock says what made it so
+(`reason`: ``phase app: transformers>=4.40 → transformers<5,>=4.40``, ``rule torchao-torch
+changed``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from envspec.inputs import applied_rules, lock_inputs, rule_changes
+from envspec.inputs import (
+    applied_rules,
+    input_changes,
+    lock_inputs,
+    relevant_inputs,
+    rule_changes,
+)
 from envspec.lockfile import load_lock, lock_path
 from envspec.model import Lock, Spec
 from envspec.targets import make_target
@@ -29,7 +36,7 @@ class TargetStatus:
     path: Path
     state: State
     previous: Lock | None
-    reason: str = ""  # why a stale lock is stale, when the rules made it so
+    reason: str = ""  # what made a stale lock stale: the spec's changes, then the rules'
 
 
 def lock_status(
@@ -40,19 +47,25 @@ def lock_status(
     out = []
     for name in targets:
         path = lock_path(project, name)
-        target = make_target(name, spec.python, spec.settings_for(name))
         if not path.exists():
             out.append(TargetStatus(target=name, path=path, state="missing", previous=None))
             continue
-        previous = load_lock(path, memo=memo)
-        changes = rule_changes(
-            previous.rules, applied_rules(spec.rules, target, previous.packages)
-        )
-        fresh = previous.inputs == lock_inputs(spec, target) and not changes
-        state: State = "fresh" if fresh else "stale"
-        out.append(
-            TargetStatus(
-                target=name, path=path, state=state, previous=previous, reason=", ".join(changes)
-            )
-        )
+        out.append(status_of(spec, name, path, load_lock(path, memo=memo)))
     return out
+
+
+def status_of(spec: Spec, name: str, path: Path, previous: Lock) -> TargetStatus:
+    """Where `previous`, target `name`'s lock read from `path`, stands against the spec: a
+    target the spec no longer has is stale, and says so."""
+    if name not in spec.targets:
+        reason = f"{name} is not in [environment] targets"
+        return TargetStatus(target=name, path=path, state="stale", previous=previous, reason=reason)
+    target = make_target(name, spec.python, spec.settings_for(name))
+    inputs = relevant_inputs(lock_inputs(spec, target), name)
+    recorded = relevant_inputs(previous.inputs, name)
+    changes = input_changes(recorded, inputs) if recorded != inputs else []
+    changes += rule_changes(previous.rules, applied_rules(spec.rules, target, previous.packages))
+    state: State = "stale" if changes else "fresh"
+    return TargetStatus(
+        target=name, path=path, state=state, previous=previous, reason=", ".join(changes)
+    )
