@@ -104,14 +104,18 @@ def test_fresh_locks_need_no_network(
 
 
 def test_an_unchanged_relock_imports_no_resolver_network_or_apply_code(project: Path) -> None:
-    """What keeps an unchanged relock fast: it reads the spec and the locks, nothing else."""
+    """What keeps an unchanged relock fast: it reads the spec and the locks, nothing else;
+    locks it read before come from the checked-lock memo (no `parse`, no `packaging.pylock`)."""
     assert lock(project) == 0
+    assert lock(project) == 0  # the locks read in full once: memoized
+    cache = str(project / ".cache")
     script = (
         "import sys; from envspec.cli import main; "
-        f"code = main(['lock', '-q', '--project', {str(project)!r}]); "
+        f"code = main(['lock', '-q', '--project', {str(project)!r}, '--cache-dir', {cache!r}]); "
         "print(code, sorted(m for m in sys.modules if m.split('.')[0] in "
         "('urllib3', 'resolvelib', 'tomlkit') or m.startswith(('envspec.apply', "
-        "'envspec.resolve', 'envspec.index', 'envspec.review', 'envspec.commands'))))"
+        "'envspec.resolve', 'envspec.index', 'envspec.review', 'envspec.commands', "
+        "'packaging.pylock', 'envspec.lockfile.parse'))))"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False

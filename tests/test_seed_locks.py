@@ -45,9 +45,12 @@ def recorded_hashes() -> dict[str, str | None]:
     return {f: e["sha256"] for group, es in data.items() if group[0] != "_" for f, e in es.items()}
 
 
-def test_the_committed_locks_are_fresh_without_network(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_committed_locks_are_fresh_without_network(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = {t: (REPO / "locks" / f"pylock.{t}.toml").read_bytes() for t in TARGETS}
-    assert main(["lock", "--check", "--offline", "--project", str(REPO)]) == 0
+    cache = str(tmp_path / "cache")  # the checked-lock memo's, not the user's
+    assert main(["lock", "--check", "--offline", "--project", str(REPO), "--cache-dir", cache]) == 0
     assert capsys.readouterr().err == "All 3 locks are up to date.\n"
     assert {t: (REPO / "locks" / f"pylock.{t}.toml").read_bytes() for t in TARGETS} == before
 

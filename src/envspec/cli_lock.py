@@ -64,10 +64,12 @@ def spec_targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
     return choose_targets(spec.targets, wanted)
 
 def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    from envspec.lockfile.memo import memo_folder
     from envspec.lockfile.status import lock_status
 
     spec = project_spec(args, environ)
-    statuses = lock_status(spec, args.project, spec_targets(spec, args.target))
+    targets = spec_targets(spec, args.target)
+    statuses = lock_status(spec, args.project, targets, memo=memo_folder(args.cache_dir))
     forced = args.upgrade or args.upgrade_package or args.refresh
     todo = [s for s in statuses if forced or s.state != "fresh"]
     if args.check:

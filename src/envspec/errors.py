@@ -8,7 +8,6 @@ CLI uses (DESIGN.md §2). Only the CLI prints errors and exits.
 from __future__ import annotations
 
 import copy
-import difflib
 import signal
 from collections.abc import Iterable
 from typing import TypeVar
@@ -121,5 +120,7 @@ class Interrupted(EnvspecError):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A "did you mean" hint for `word` among `choices`, or an empty string."""
+    import difflib  # here: only a misspelt word needs it
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else ""

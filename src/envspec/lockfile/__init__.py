@@ -77,13 +77,12 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envspec.atomic import write_atomic
 from envspec.errors import LockFileError, StaleLockError
-from envspec.lockfile.parse import parse_lock
 from envspec.model import Lock
 
 if TYPE_CHECKING:
     from envspec.lockfile.dump import CREATED_BY, LOCK_VERSION, dump_lock
+    from envspec.lockfile.parse import parse_lock
 
 __all__ = [
     "CREATED_BY",
@@ -97,12 +96,17 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """The writing side (`dump`), imported when first asked for: tomlkit, which only writing
-    needs, would cost every command that only reads a lock (a sync) ~15 ms of imports."""
+    """The writing side (`dump`) and the reading side (`parse`), imported when first asked
+    for: a lock read from the memo needs neither (`parse` brings `packaging.pylock`, ~10 ms of
+    imports)."""
     if name in ("CREATED_BY", "LOCK_VERSION", "dump_lock"):
         from envspec.lockfile import dump
 
         return getattr(dump, name)
+    if name == "parse_lock":
+        from envspec.lockfile.parse import parse_lock
+
+        return parse_lock
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -111,22 +115,39 @@ def lock_path(project_dir: Path, target: str) -> Path:
     return project_dir / "locks" / f"pylock.{target}.toml"
 
 
-def load_lock(path: Path) -> Lock:
-    """Read and check the lock at `path`; a missing file is a `StaleLockError`."""
+def load_lock(path: Path, *, memo: Path | None = None) -> Lock:
+    """Read and check the lock at `path`; a missing file is a `StaleLockError`. With `memo`
+    (a folder, see `memo.memo_folder`), bytes already read in full by this code are taken
+    from the checked-lock memo (module `memo`)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError as exc:
         raise StaleLockError(
             "no lock file", context=str(path), hint="run 'envspec lock' to write it"
         ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise LockFileError(f"cannot read the lock: {reason}", context=str(path)) from exc
-    return parse_lock(text, path=str(path))
+    except OSError as exc:
+        raise LockFileError(f"cannot read the lock: {exc.strerror}", context=str(path)) from exc
+
+    def parse(data: bytes) -> Lock:
+        from envspec.lockfile.parse import parse_lock
+
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LockFileError("cannot read the lock: not UTF-8 text", context=str(path)) from exc
+        # Newlines as `Path.read_text` reads them (universal), as before the memo.
+        return parse_lock(text.replace("\r\n", "\n").replace("\r", "\n"), path=str(path))
+
+    if memo is None:
+        return parse(data)
+    from envspec.lockfile.memo import read_memoized
+
+    return read_memoized(path, data, memo, parse)
 
 
 def write_lock(path: Path, lock: Lock) -> bool:
     """Write the lock atomically; False, and nothing written, when the bytes are unchanged."""
+    from envspec.atomic import write_atomic  # here: tempfile and shutil are writing's only
     from envspec.lockfile.dump import dump_lock
 
     data = dump_lock(lock).encode("utf-8")

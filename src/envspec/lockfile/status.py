@@ -39,15 +39,18 @@ class TargetStatus:
     reason: str = ""  # what made a stale lock stale: the spec's changes, then the rules'
 
 
-def lock_status(spec: Spec, project: Path, targets: Sequence[str]) -> list[TargetStatus]:
-    """Compare each target's lock on disk with the spec."""
+def lock_status(
+    spec: Spec, project: Path, targets: Sequence[str], *, memo: Path | None = None
+) -> list[TargetStatus]:
+    """Compare each target's lock on disk with the spec; `memo`: the checked-lock memo's
+    folder (`envspec.lockfile.memo`), so an unchanged lock is not read in full again."""
     out = []
     for name in targets:
         path = lock_path(project, name)
         if not path.exists():
             out.append(TargetStatus(target=name, path=path, state="missing", previous=None))
             continue
-        out.append(status_of(spec, name, path, load_lock(path)))
+        out.append(status_of(spec, name, path, load_lock(path, memo=memo)))
     return out
 
 

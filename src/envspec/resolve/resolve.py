@@ -19,6 +19,7 @@ from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep, Result
 from envspec.errors import OfflineError, ResolutionError
 from envspec.inputs import applied_rules, lock_inputs
 from envspec.model import SPEC_ROOT, Artifact, Lock, LockedPackage, LockedPhase, Phase, Spec, Target
+from envspec.resolve.collect import fewer_collections
 from envspec.resolve.direct import HostBuilds
 from envspec.resolve.explain import explain, phases_in_conflict
 from envspec.resolve.held import held_messages
@@ -54,42 +55,43 @@ def resolve_target(
     `host` is the known target this machine is (`targets.host_target()`), or None: metadata
     built here is trusted for another target with a warning. `on_round` hears, after each
     resolver round, how many packages are pinned."""
-    phases = [p for p in spec.phases if p.applies_to(target.name)]
-    builds = HostBuilds(target=target, host=host)
-    skipped: dict[str, str] = {}
-    while True:
-        active = [p for p in phases if p.name not in skipped]
-        rules = rules_for(
-            spec, target, active, previous, upgrade=upgrade, upgrade_packages=upgrade_packages
-        )
-        provider = Provider(rules=rules, source=source, builds=builds)
-        provider.prefetch(r.name for r in rules.roots)
-        reach = Reach(on_round)
-        try:
-            result = Resolver(provider, reach).resolve(rules.roots, max_rounds=MAX_ROUNDS)
-        except ResolutionImpossible as exc:
-            skipped.update(_conflict(exc, provider, target, active))
-            continue
-        except ResolutionTooDeep as exc:
-            raise ResolutionError(
-                f"resolution gave up after {exc.round_count} rounds",
-                context=f"target {target.name}",
-                hint="add constraints to narrow the search",
-            ) from None
-        except SourceFailed as failure:
-            skipped.update(_source_failure(failure, reach, target, active))
-            continue
-        for message in held_messages(provider, result, upgrade_packages, previous, target):
-            log.warning("%s", message)
-        return _lock(
-            spec=spec,
-            target=target,
-            source=source,
-            phases=phases,
-            skipped=skipped,
-            roots=rules.roots,
-            result=result,
-        )
+    with fewer_collections():  # see `collect`
+        phases = [p for p in spec.phases if p.applies_to(target.name)]
+        builds = HostBuilds(target=target, host=host)
+        skipped: dict[str, str] = {}
+        while True:
+            active = [p for p in phases if p.name not in skipped]
+            rules = rules_for(
+                spec, target, active, previous, upgrade=upgrade, upgrade_packages=upgrade_packages
+            )
+            provider = Provider(rules=rules, source=source, builds=builds)
+            provider.prefetch(r.name for r in rules.roots)
+            reach = Reach(on_round)
+            try:
+                result = Resolver(provider, reach).resolve(rules.roots, max_rounds=MAX_ROUNDS)
+            except ResolutionImpossible as exc:
+                skipped.update(_conflict(exc, provider, target, active))
+                continue
+            except ResolutionTooDeep as exc:
+                raise ResolutionError(
+                    f"resolution gave up after {exc.round_count} rounds",
+                    context=f"target {target.name}",
+                    hint="add constraints to narrow the search",
+                ) from None
+            except SourceFailed as failure:
+                skipped.update(_source_failure(failure, reach, target, active))
+                continue
+            for message in held_messages(provider, result, upgrade_packages, previous, target):
+                log.warning("%s", message)
+            return _lock(
+                spec=spec,
+                target=target,
+                source=source,
+                phases=phases,
+                skipped=skipped,
+                roots=rules.roots,
+                result=result,
+            )
 
 
 def _conflict(
