@@ -88,10 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--upgrade-package", action="append", default=[], metavar="NAME")
     lock.add_argument("--check", action="store_true", help="exit 3 if a lock is stale")
     lock.add_argument("--refresh", action="store_true", help="revalidate cached index pages")
+    _add_variant(lock, "lock only this accelerator variant")
     _add_review_parsers(sub, common)
     cli_env.add_parsers(sub, common)
     cli_cache.add_parsers(sub, common)
     return parser
+
+
+def _add_variant(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--variant", default=None, metavar="NAME", help=text)
 
 
 def _add_review_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -101,17 +106,21 @@ def _add_review_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     diff.add_argument("--target", action="append", default=[], help="compare only this target")
     diff.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
+    _add_variant(diff, "compare only this accelerator variant's locks")
     export = sub.add_parser("export", parents=[common], help="a lock as requirements.txt")
     export.add_argument("--target", help="the target's lock (needed when the spec has several)")
     export.add_argument("--phase", help="export only this phase")
     export.add_argument("-o", "--output", type=Path, help="write to this file, not stdout")
+    _add_variant(export, "the accelerator variant's lock (needed when the target has several)")
     why = sub.add_parser("why", parents=[common], help="why a package is in the lock")
     why.add_argument("name", help="the package")
     why.add_argument("--target", action="append", default=[], help="only this target")
+    _add_variant(why, "only this accelerator variant's locks")
     rules = sub.add_parser(
         "rules", parents=[common], help="the compatibility rules in force, with their sources"
     )
     rules.add_argument("name", nargs="?", help="only the rules about this package")
+    _add_variant(rules, "which locks record each rule: only this variant's")
     init = sub.add_parser("init", parents=[common], help="write a starter envspec.toml")
     init.add_argument(
         "--from", dest="sources", action="append", default=[], type=Path, metavar="FILE",
@@ -134,17 +143,29 @@ def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(wanted)) or list(spec.targets)
 
 
+def _variant(spec: Spec, name: str | None) -> str | None:
+    """`--variant NAME`, checked against the spec's variants."""
+    names = [v.name for v in spec.variants]
+    if name is not None and name not in names:
+        hint = did_you_mean(name, names) or (
+            "spec variants: " + ", ".join(names) if names else "the spec has no [variants]"
+        )
+        raise UsageError(f"variant '{name}' is not in the spec", context="--variant", hint=hint)
+    return name
+
+
 def cmd_lock(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.lockfile.status import lock_status
 
     spec = _spec(args, environ)
-    statuses = lock_status(spec, args.project, _targets(spec, args.target))
+    targets, variant = _targets(spec, args.target), _variant(spec, args.variant)
+    statuses = lock_status(spec, args.project, targets, variant)
     forced = args.upgrade or args.upgrade_package or args.refresh
     todo = [s for s in statuses if forced or s.state != "fresh"]
     if args.check:
         if todo:
             names = ", ".join(
-                f"{s.target} ({s.state}{': ' + s.reason if s.reason else ''})" for s in todo
+                f"{s.label} ({s.state}{': ' + s.reason if s.reason else ''})" for s in todo
             )
             raise StaleLockError(
                 f"locks out of date: {names}", hint="run 'envspec lock' and commit locks/"
@@ -153,8 +174,14 @@ def cmd_lock(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
         return EXIT_OK
     for status in statuses:
         if status not in todo:
-            out.say(f"{status.target}: up to date ({_rel(status.path, args.project)})")
-            out.event("lock", target=status.target, state="fresh", path=str(status.path))
+            out.say(f"{status.label}: up to date ({_rel(status.path, args.project)})")
+            out.event(
+                "lock",
+                target=status.target,
+                state="fresh",
+                path=str(status.path),
+                **_variant_field(status.variant),
+            )
     return _lock_stale(args, out, spec, statuses, todo, environ=environ) if todo else EXIT_OK
 
 
@@ -198,7 +225,7 @@ def _report_locks(args: argparse.Namespace, out: _Output, results: Sequence[Lock
         skipped = [p for p in result.lock.phases if p.skipped]
         verb = "wrote" if result.written else "unchanged"
         out.say(
-            f"{result.target}: {len(result.lock.packages)} packages, {verb} "
+            f"{result.lock.label}: {len(result.lock.packages)} packages, {verb} "
             f"{_rel(result.path, args.project)}"
         )
         for phase in skipped:
@@ -211,7 +238,14 @@ def _report_locks(args: argparse.Namespace, out: _Output, results: Sequence[Lock
             packages=len(result.lock.packages),
             skipped=[p.name for p in skipped],
             rules=[r.id for r in result.lock.rules],
+            **_variant_field(result.lock.variant),
         )
+
+
+def _variant_field(variant: str | None) -> dict[str, str]:
+    """A `lock` event's `variant`, present only for a variant's lock (a spec without
+    variants gives the same events as before there were any)."""
+    return {"variant": variant} if variant else {}
 
 
 def _rel(path: Path, base: Path) -> str:

@@ -11,6 +11,7 @@ targets (another minor release or more) is reported with the reason, in `fit`'s 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -108,14 +109,20 @@ def lock_targets(
 
     def one(status: TargetStatus) -> Lock:
         target = make_target(status.target, spec.python, spec.settings_for(status.target))
-        return resolve_target(
-            spec,
+        variant = spec.variant(status.variant) if status.variant else None
+        lock = resolve_target(
+            spec.for_variant(variant),
             target,
             source,
             host=host,
             previous=status.previous,
             upgrade=upgrade,
             upgrade_packages=upgrade_packages,
+        )
+        if variant is None:
+            return lock
+        return dataclasses.replace(
+            lock, variant=variant.name, needs=variant.needs_for(status.target)
         )
 
     if len(statuses) == 1:
@@ -124,7 +131,8 @@ def lock_targets(
         with ThreadPoolExecutor(max_workers=len(statuses)) as pool:
             locks = list(pool.map(one, statuses))
     _warn_unused_overrides(spec, locks)
-    _warn_diverging(spec, locks, source)
+    for variant in dict.fromkeys(lock.variant for lock in locks):  # targets of one build
+        _warn_diverging(spec, [lock for lock in locks if lock.variant == variant], source)
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
     return [
         Locked(target=s.target, path=s.path, lock=lock, written=write_lock(s.path, lock))

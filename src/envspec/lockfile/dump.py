@@ -34,6 +34,10 @@ def dump_lock(lock: Lock) -> str:
         doc["packages"] = tomlkit.array()
     envspec = tomlkit.table()
     envspec["target"] = lock.target
+    if lock.variant:  # none: no keys, so a spec without variants keeps its locks' bytes
+        envspec["variant"] = lock.variant
+        if lock.needs.gpu:
+            envspec["needs"] = _inline(lock.needs.as_data())
     envspec["phases"] = _lines([_phase_entry(phase) for phase in lock.phases])
     if lock.rules:  # none: no table, so a lock no rule is about keeps its bytes
         envspec["rules"] = _rules_table(lock)
@@ -106,6 +110,12 @@ def _phase_entry(phase: LockedPhase) -> InlineTable:
         entry["optional"] = True
     if phase.skipped is not None:
         entry["skipped"] = phase.skipped
+    return entry
+
+
+def _inline(mapping: Mapping[str, str]) -> InlineTable:
+    entry = tomlkit.inline_table()
+    entry.update(mapping)
     return entry
 
 
