@@ -154,6 +154,24 @@ def _variant(spec: Spec, name: str | None) -> str | None:
     return name
 
 
+def _units(
+    spec: Spec, targets: Sequence[str], variant: str | None
+) -> list[tuple[str, str | None]]:
+    """The (target, variant) locks of `targets`, `--variant` checked; a target that has no
+    lock of the variant asked for is left out (none at all: an error)."""
+    from envspec.lockfile.status import lock_units
+
+    units = lock_units(spec, targets, _variant(spec, variant))
+    if not units:
+        hint = f"'{variant}' is locked for: " + ", ".join(spec.variant(str(variant)).targets)
+        raise UsageError(
+            f"variant '{variant}' is not locked for {', '.join(targets)}",
+            context="--variant",
+            hint=hint,
+        )
+    return [(target, v.name if v else None) for target, v in units]
+
+
 def cmd_lock(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.lockfile.status import lock_status
 
@@ -260,7 +278,9 @@ def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.review.diff_format import render_markdown, render_text
     from envspec.review.locks import diff_sides
 
-    before, after = diff_sides(args.project, args.old, args.new, args.target, environ=environ)
+    before, after = diff_sides(
+        args.project, args.old, args.new, args.target, environ=environ, variant=args.variant
+    )
     diff = review_diff.diff_locks(
         before.locks, after.locks, old_label=before.label, new_label=after.label
     )
@@ -286,7 +306,13 @@ def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     if len(targets) > 1:
         hint = "targets: " + ", ".join(targets)
         raise UsageError("the spec has several targets: choose one", context="--target", hint=hint)
-    path, lock = load_target_lock(args.project, targets[0])
+    units = _units(spec, targets, args.variant)
+    if len(units) > 1:
+        hint = "variants: " + ", ".join(v for _, v in units if v)
+        raise UsageError(
+            f"target {targets[0]} has several variants: choose one", context="--variant", hint=hint
+        )
+    path, lock = load_target_lock(args.project, *units[0])
     text = export_requirements(lock, phase=args.phase, source=_rel(path, args.project))
     if args.output is None:
         if args.json:
@@ -304,10 +330,13 @@ def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.review import why as review_why
     from envspec.review.locks import load_target_lock, locks_dir
 
-    targets = _targets(_spec(args, environ), args.target)
-    found = [load_target_lock(args.project, t) for t in targets]
+    spec = _spec(args, environ)
+    found = [
+        load_target_lock(args.project, *unit)
+        for unit in _units(spec, _targets(spec, args.target), args.variant)
+    ]
     where = found[0][0] if len(found) == 1 else locks_dir(args.project)
-    locks = {t: lock for t, (_, lock) in zip(targets, found, strict=True)}
+    locks = {lock.label: lock for _, lock in found}
     report = review_why.why(locks, args.name, where=_rel(where, args.project))
     out.say(review_why.render_text(report).rstrip("\n"))
     out.event("why", **review_why.to_json(report))
@@ -322,9 +351,10 @@ def cmd_rules(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     path = args.project / "envspec.toml"
     spec = _spec(args, environ) if path.exists() else None
     locks = {}
-    for target in spec.targets if spec else ():
-        if lock_path(args.project, target).exists():
-            locks[target] = load_lock(lock_path(args.project, target))
+    for target, variant in _units(spec, spec.targets, args.variant) if spec else ():
+        if lock_path(args.project, target, variant).exists():
+            lock = load_lock(lock_path(args.project, target, variant))
+            locks[lock.label] = lock
     listing = review_rules.list_rules(load_builtin_rules(), spec, locks, args.name)
     out.say(review_rules.render_text(listing).rstrip("\n"))
     for item in listing.rules:

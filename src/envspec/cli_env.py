@@ -33,8 +33,16 @@ from envspec.apply.journal import (
     load_journal,
     stopped_message,
 )
+from envspec.apply.machine import detect_machine
 from envspec.apply.rollback import rollback
-from envspec.apply.select import select_lock, target_of
+from envspec.apply.select import (
+    Choice,
+    choose_variant,
+    load_installed_variant,
+    select_lock,
+    target_of,
+    write_installed_variant,
+)
 from envspec.apply.snapshot import changes, load_snapshot, snapshot_ids
 from envspec.apply.store import Downloader, Files, store_at
 from envspec.apply.sync import SyncSettings, sync
@@ -47,7 +55,7 @@ from envspec.errors import (
     StaleLockError,
     UsageError,
 )
-from envspec.model import Checks, Lock, Spec
+from envspec.model import Checks, Lock, Machine, Spec
 from envspec.render import CliReporter, Done, Out, history_line
 from envspec.spec import load_spec
 
@@ -84,6 +92,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--exact", action="store_true", help="remove what the lock does not name")
     p.add_argument("--phase", default=None, metavar="NAME", help="sync up to this phase")
     p.add_argument("--no-checks", action="store_true", help="skip the checks afterwards")
+    p.add_argument(
+        "--variant", default=None, metavar="NAME",
+        help="install this accelerator variant's lock, whatever the machine has",
+    )  # fmt: skip
     sub.add_parser(
         "check",
         parents=[common, env, probes],
@@ -127,7 +139,7 @@ def _sync(
     args: argparse.Namespace, out: Out, spec: Spec, options: uv.UvOptions, location: Location
 ) -> int:
     environ = options.environ
-    env, path, lock = _open(args, out, location, environ)
+    env, path, lock, choice = _open(args, out, location, environ, spec=spec, requested=args.variant)
     if args.locked:
         _refuse_stale(spec, args.project, lock, path)
     settings = SyncSettings(
@@ -142,6 +154,8 @@ def _sync(
     with _reported(env, "sync"):
         files = _files(args, spec, environ)
         outcome = sync(env, lock, settings, options, files=files, reporter=reporter)
+    if not args.dry_run and load_installed_variant(env) != (choice and choice.variant):
+        write_installed_variant(env, choice)
     code = EXIT_OK
     if outcome.changed and not args.no_checks:
         ok = run_checks(
@@ -172,13 +186,14 @@ def cmd_check(args: argparse.Namespace, out: Out, environ: Environ) -> int:
         env, lock, spec = _outside_project(args, out, location, environ), None, None
     else:
         spec = load_spec(args.project / "envspec.toml", environ)
-        env, _path, lock = _open(args, out, location, environ)
+        env, _path, lock, _choice = _open(args, out, location, environ, spec=spec, installed=True)
     reporter = CliReporter(out)
     ok = run_checks(
         env,
         lock,
         spec.checks if spec else Checks(),
         rules=spec.rules if spec else load_builtin_rules(),
+        machine=detect_machine(environ) if lock is not None and lock.variant else None,
         import_timeout=args.import_timeout,
         environ=environ,
         reporter=reporter,
@@ -260,11 +275,19 @@ def _environment(args: argparse.Namespace, out: Out, environ: Environ) -> Enviro
 
 
 def _open(
-    args: argparse.Namespace, out: Out, location: Location, environ: Environ
-) -> tuple[Environment, Path, Lock]:
+    args: argparse.Namespace,
+    out: Out,
+    location: Location,
+    environ: Environ,
+    *,
+    spec: Spec,
+    requested: str | None = None,
+    installed: bool = False,
+) -> tuple[Environment, Path, Lock, Choice | None]:
     env = open_environment(location, environ, _cache_root(args))
     _warn_interrupted(env, out)
-    path, lock = select_lock(args.project, env)
+    choice = _choose(out, env, spec, environ, requested, installed=installed)
+    path, lock = select_lock(args.project, env, choice.variant if choice else None)
     out.event(
         "environment",
         root=str(env.root),
@@ -274,7 +297,60 @@ def _open(
         lock=str(path),
     )
     out.say(f"Environment {env.root} (Python {env.python_version}), lock {_rel(path, args)}")
-    return env, path, lock
+    return env, path, lock, choice
+
+
+def _choose(
+    out: Out,
+    env: Environment,
+    spec: Spec,
+    environ: Environ,
+    requested: str | None,
+    *,
+    installed: bool,
+) -> Choice | None:
+    """The variant of the environment's target to use: `requested`, or (`installed`: for
+    `check`) the one the last sync installed, else the first the machine meets. The machine
+    is looked at only when the target has variants."""
+    target = target_of(env)
+    if target is None or not spec.variants_for(target):
+        return choose_variant(spec, target, Machine(), requested) if requested and target else None
+    named, recorded = requested, None
+    if installed and requested is None:
+        recorded = load_installed_variant(env)
+        if recorded not in {v.name for v in spec.variants_for(target)}:
+            recorded = None
+    machine = detect_machine(environ)
+    choice = choose_variant(spec, target, machine, named or recorded)
+    assert choice is not None  # the target has variants
+    out.event(
+        "variant",
+        target=target,
+        variant=choice.variant,
+        reason=choice.reason,
+        fits=choice.fits,
+        requested=named is not None,
+        installed=recorded is not None,
+        machine={
+            "driver": str(machine.driver) if machine.driver else None,
+            "compute_capability": (
+                str(machine.compute_capability) if machine.compute_capability else None
+            ),
+            "source": machine.source,
+        },
+        skipped=[{"variant": name, "reason": reason} for name, reason in choice.skipped],
+    )
+    for name, reason in choice.skipped:
+        out.say(f"Variant {name} passed over: {reason}")
+    if choice.fits or recorded:
+        which = " (installed by the last sync)" if recorded else ""
+        out.say(f"Variant {choice.variant}{which}: {choice.reason}")
+    else:
+        out.say(
+            f"warning: --variant {choice.variant}: this machine does not meet its needs: "
+            f"{choice.reason}"
+        )
+    return choice
 
 
 def _outside_project(

@@ -1,7 +1,7 @@
 """`envspec check`: a pre-flight of an environment against its lock, the spec's `[checks]` and
 the compatibility rules.
 
-Six kinds, each result a `CheckResult`:
+Seven kinds, each result a `CheckResult`:
 - installed: each distribution whose metadata is broken (unreadable or missing METADATA, no
   RECORD, several copies of one name) is a failure, named; nothing is said when all are sound;
 - drift: each locked package installed at its locked version (and commit); packages of
@@ -11,6 +11,8 @@ Six kinds, each result a `CheckResult`:
 - version: the spec's `versions = { numpy = "<2" }` rules;
 - import: each `module` or `module:attr` imported in a fresh interpreter with a timeout;
   warnings raised or printed during the import are reported;
+- variant: for an environment synced from an accelerator variant's lock, whether this machine
+  still meets that variant's needs (`compat.cuda.judge`, on what `apply.machine` finds);
 - rules: the compatibility rules in force (`compat.evaluate`) against the installed versions,
   in any environment: without a project (no `envspec.toml`) the built-in rules alone, and
   only the checks that need no lock (installed, dependencies, rules).
@@ -37,10 +39,11 @@ from envspec.apply.events import Checked, Reporter
 from envspec.apply.installed import load_installed
 from envspec.apply.plan import Installed, phases_upto
 from envspec.apply.select import target_of
+from envspec.compat.cuda import judge
 from envspec.compat.evaluate import evaluate
-from envspec.model import Checks, Lock, LockedPackage, RuleSet
+from envspec.model import Checks, Lock, LockedPackage, Machine, RuleSet, os_family
 
-Kind = Literal["installed", "drift", "dependencies", "version", "import", "rules"]
+Kind = Literal["installed", "drift", "dependencies", "version", "import", "rules", "variant"]
 _PROBE_WORKERS = 4
 
 
@@ -238,6 +241,22 @@ def rule_checks(
     ]
 
 
+def variant_fit(lock: Lock, machine: Machine) -> list[CheckResult]:
+    """Whether the machine still meets the needs of the lock's variant (as the lock records
+    them): a driver removed or downgraded since the sync, a GPU swapped."""
+    if lock.variant is None:
+        return []
+    verdict = judge(lock.variant, lock.needs, machine, os_family(lock.target))
+    if verdict.ok:
+        message = f"variant {lock.variant} fits this machine: {verdict.reason}"
+    else:
+        message = (
+            f"installed variant {lock.variant} no longer fits this machine: {verdict.reason}; "
+            "'envspec sync' installs the variant that does"
+        )
+    return [CheckResult(kind="variant", subject=lock.variant, ok=verdict.ok, message=message)]
+
+
 def import_probes(
     env: Environment, imports: Sequence[str], timeout: float, environ: Mapping[str, str]
 ) -> list[CheckResult]:
@@ -273,6 +292,7 @@ def run_checks(
     import_timeout: float = 120.0,
     environ: Mapping[str, str],
     reporter: Reporter,
+    machine: Machine | None = None,
 ) -> bool:
     """Every check; each result is reported as a `Checked` event. True when all passed.
 

@@ -1,21 +1,110 @@
 """Which lock applies to an environment: the target whose platform markers the interpreter
-has, then a check that the lock's `environments` and `requires-python` hold for it.
+has, then, when the spec locks that target per accelerator variant, the variant
+(`choose_variant`: the first in order of preference whose needs this machine meets, or the
+one `--variant` names), then a check that the lock's `environments` and `requires-python`
+hold for it.
 
-Only the one matching lock file is read, so a sync with nothing to do parses one file.
+Only the one matching lock file is read, so a sync with nothing to do parses one file. The
+variant a sync installed is recorded in the environment's state (`<env>/.envspec/variant.json`,
+`write_installed_variant`), so that `check` compares the environment with that variant's lock
+and says when the machine no longer meets its needs.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from envspec.apply.environment import Environment
-from envspec.errors import StaleLockError, UsageError
+from envspec.apply.environment import Environment, require_state_dir
+from envspec.atomic import write_atomic
+from envspec.compat.cuda import judge
+from envspec.errors import ApplyError, StaleLockError, UsageError, did_you_mean
 from envspec.lockfile import load_lock, lock_path
-from envspec.model import Lock
+from envspec.model import Lock, Machine, Spec, os_family
 from envspec.targets import KNOWN
+
+VARIANT_FILE = "variant.json"  # in the environment's state folder
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Choice:
+    """The variant chosen for a target on this machine, and why."""
+
+    target: str
+    variant: str
+    reason: str  # what the machine has (and lacks, when `fits` is false)
+    fits: bool  # the machine meets its needs (false only when `requested`)
+    requested: bool  # named by --variant
+    skipped: tuple[tuple[str, str], ...] = ()  # preferred variants passed over, and why
+
+
+def choose_variant(
+    spec: Spec, target: str, machine: Machine, requested: str | None = None
+) -> Choice | None:
+    """The variant whose lock `target` installs on `machine` (None: the target has none)."""
+    variants = spec.variants_for(target)
+    names = [v.name for v in variants]
+    family = os_family(target)
+    if requested is not None:
+        if requested not in names:
+            known = [v.name for v in spec.variants]
+            hint = did_you_mean(requested, names or known) or (
+                f"variants of {target}: {', '.join(names)}"
+                if names
+                else f"{target} is locked without variants"
+            )
+            what = "in the spec" if requested not in known else f"locked for {target}"
+            raise UsageError(f"variant '{requested}' is not {what}", context="--variant", hint=hint)
+        verdict = judge(requested, spec.variant(requested).needs_for(target), machine, family)
+        return Choice(
+            target=target, variant=requested, reason=verdict.reason, fits=verdict.ok,
+            requested=True,
+        )  # fmt: skip
+    skipped: list[tuple[str, str]] = []
+    for variant in variants:
+        verdict = judge(variant.name, variant.needs_for(target), machine, family)
+        if verdict.ok:
+            return Choice(
+                target=target, variant=variant.name, reason=verdict.reason, fits=True,
+                requested=False, skipped=tuple(skipped),
+            )  # fmt: skip
+        skipped.append((variant.name, verdict.reason))
+    if not variants:
+        return None
+    reasons = "; ".join(reason for _, reason in skipped)
+    raise ApplyError(
+        f"no variant of {target} fits this machine: {reasons}",
+        hint=f"install one anyway with --variant NAME ({', '.join(names)})",
+    )
+
+
+def load_installed_variant(env: Environment) -> str | None:
+    """The variant the last sync installed into `env` (None: none recorded)."""
+    try:
+        data = json.loads((env.state_dir / VARIANT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = data.get("variant") if isinstance(data, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def write_installed_variant(env: Environment, choice: Choice | None) -> None:
+    """Record the variant a sync installed (or that it installed none)."""
+    path = require_state_dir(env) / VARIANT_FILE
+    if choice is None:
+        if path.exists():
+            os.unlink(path)
+        return
+    data = {"target": choice.target, "variant": choice.variant}
+    try:
+        write_atomic(path, json.dumps(data, sort_keys=True).encode("utf-8"), mode=0o644)
+    except OSError as exc:
+        raise ApplyError(f"cannot write {path}: {exc.strerror}", context=str(env.root)) from exc
 
 
 def target_of(env: Environment) -> str | None:
@@ -27,12 +116,13 @@ def target_of(env: Environment) -> str | None:
     return None
 
 
-def select_lock(project: Path, env: Environment) -> tuple[Path, Lock]:
-    """The lock for `env` in `project`'s `locks/`; see the module docstring."""
+def select_lock(project: Path, env: Environment, variant: str | None = None) -> tuple[Path, Lock]:
+    """The lock for `env` in `project`'s `locks/` (its `variant`'s, when given); see the
+    module docstring."""
     target = target_of(env)
     markers = env.marker_environment()
-    if target is None or not lock_path(project, target).exists():
-        what = target or (
+    if target is None or not lock_path(project, target, variant).exists():
+        what = (f"{target}, variant {variant}" if variant else target) or (
             f"sys_platform '{markers['sys_platform']}', "
             f"platform_machine '{markers['platform_machine']}'"
         )
@@ -41,7 +131,7 @@ def select_lock(project: Path, env: Environment) -> tuple[Path, Lock]:
             context=str(project / "locks"),
             hint=_existing(project, target),
         )
-    path = lock_path(project, target)
+    path = lock_path(project, target, variant)
     lock = load_lock(path)
     _check_fits(lock, path, env)
     return path, lock

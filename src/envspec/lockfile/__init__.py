@@ -14,9 +14,10 @@ size, sha256, upload time) or a git source (``[packages.vcs]``); ``[packages.too
 with the package's phase and who required it; ``[tool.envspec]`` with the target, for a lock of an
 accelerator variant its ``variant`` and ``needs`` (``{cuda-driver, compute-capability}``,
 specifiers; absent for a CPU build), the phases and the inputs the lock was made from, and,
-when compatibility rules are about its packages, ``[tool.envspec.rules]``: the built-in rule set's ``version`` and ``applied``, one
-``{id, sha256, source}`` per rule (``sha256``: a digest of what the rule says). Index
-listing details (yanked, requires-python of the file, PEP 658 metadata) are not recorded.
+when compatibility rules are about its packages, ``[tool.envspec.rules]``: the built-in rule
+set's ``version`` and ``applied``, one ``{id, sha256, source}`` per rule (``sha256``: a
+digest of what the rule says). Index listing details (yanked, requires-python of the file,
+PEP 658 metadata) are not recorded.
 Packages are sorted by name, ``required-by`` is sorted, user names and passwords are removed
 from every URL (except an ssh account name), and upload times are written as UTC TOML
 date-times (read back as aware UTC `datetime`s). Inputs may hold strings, integers, floats,

@@ -69,9 +69,7 @@ def _status(spec: Spec, project: Path, name: str, variant: Variant | None) -> Ta
     path = lock_path(project, name, label)
     target = make_target(name, spec.python, spec.settings_for(name))
     if not path.exists():
-        return TargetStatus(
-            target=name, path=path, state="missing", previous=None, variant=label
-        )
+        return TargetStatus(target=name, path=path, state="missing", previous=None, variant=label)
     previous = load_lock(path)
     changes = rule_changes(previous.rules, applied_rules(spec.rules, target, previous.packages))
     needs = variant.needs_for(name) if variant else Needs()

@@ -67,7 +67,7 @@ def why(locks: Mapping[str, Lock], name: str, *, where: str = "locks") -> WhyRep
 def _target_why(lock: Lock, name: str) -> TargetWhy:
     package = lock.package(name)
     if package is None:
-        return TargetWhy(target=lock.target, package=None)
+        return TargetWhy(target=lock.label, package=None)
     paths = _upward_paths(lock, name)
     roots = _spec_requirements(lock.inputs)
     versions: dict[str, str] = {p.name: str(p.version) for p in lock.packages}
@@ -79,7 +79,7 @@ def _target_why(lock: Lock, name: str) -> TargetWhy:
         for phase, requirement in roots.get(top, fallback):
             chains.append(Chain(phase=phase, requirement=requirement, path=steps))
     return TargetWhy(
-        target=lock.target,
+        target=lock.label,
         package=package,
         chains=tuple(chains[:MAX_CHAINS]),
         more=max(0, len(chains) - MAX_CHAINS),

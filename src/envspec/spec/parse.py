@@ -17,8 +17,8 @@ from envspec.model import Index, RuleSet, Spec, TargetSettings
 from envspec.secret import UnsetVariable, expand
 from envspec.spec.options import checks, resolution
 from envspec.spec.phases import phases
-from envspec.spec.variants import variants
 from envspec.spec.values import NAME, NAME_HINT, article, target_list, url_problem
+from envspec.spec.variants import variants
 from envspec.tomlread import Doc, Table, check_type, loads, type_name
 
 PYPI = "https://pypi.org/simple"

@@ -105,9 +105,9 @@ def _requirements(
     sub = table.table("requirements")
     if sub is None:
         return ()
-    for phase in sub.keys():
+    for phase in sub.data:
         _check_phase(sub, phase, phase_names)
-    return tuple(sorted((phase, requirement_list(sub, phase)) for phase in sub.keys()))
+    return tuple(sorted((phase, requirement_list(sub, phase)) for phase in sub.data))
 
 
 def _check_phase(table: Table, phase: str, phase_names: tuple[str, ...]) -> None:
@@ -134,7 +134,7 @@ def _cuda_driver(table: Table, applies: tuple[str, ...]) -> tuple[tuple[str, Spe
             target = next(t for t in applies if os_family(t) == family)
             hint = f'add {family} = ">=..." (the {family} driver this build needs)'
             sub.fail(f"no {family} driver given for target {target}", hint)
-    found = ((family, _specifier(sub, family)) for family in sub.keys())
+    found = ((family, _specifier(sub, family)) for family in sub.data)
     return tuple(sorted((family, spec) for family, spec in found if spec is not None))
 
 
