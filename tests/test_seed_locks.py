@@ -81,7 +81,8 @@ def test_pypi_entries_of_the_torch_family_match_the_recorded_pypi_data() -> None
                 assert (wheel["hashes"]["sha256"], wheel["size"]) == pypi[name], name
     assert checked >= 4  # xformers on Linux and Windows, triton, triton-windows
     # xformers comes from PyPI: its Windows wheel is byte for byte the cu121 one
-    xformers = wheels(lock_doc("windows-x86_64.cu121"))["xformers-0.0.27.post2-cp311-cp311-win_amd64.whl"]
+    windows = wheels(lock_doc("windows-x86_64.cu121"))
+    xformers = windows["xformers-0.0.27.post2-cp311-cp311-win_amd64.whl"]
     assert xformers["hashes"]["sha256"] == recorded_hashes()[
         "xformers-0.0.27.post2-cp311-cp311-win_amd64.whl"
     ]
@@ -160,7 +161,8 @@ def test_the_windows_cpu_lock_is_complete_from_pypi() -> None:
         assert packages[name]["version"] == version  # no +cu121: the CPU build
         assert packages[name]["index"] == "https://pypi.org/simple/"
         assert len(packages[name]["wheels"][0]["hashes"]["sha256"]) == 64
-    assert not any(w["url"].startswith(CU121) for w in wheels(lock_doc("windows-x86_64.cpu")).values())
+    files = wheels(lock_doc("windows-x86_64.cpu")).values()
+    assert not any(w["url"].startswith(CU121) for w in files)
     assert not any(name.startswith("nvidia-") for name in packages)
 
 
@@ -171,9 +173,9 @@ def test_a_spec_without_variants_locks_as_before_byte_for_byte(tmp_path: Path) -
     text = (REPO / "envspec.toml").read_text("utf-8")
     head, _, rest = text.partition("[variants.cu121]")
     _, _, rest = rest.partition("[[phases]]")
+    routing = 'index = { windows-x86_64 = "pytorch-cu121", linux-x86_64 = "pytorch-cu121" }\n'
     plain = head.replace('variants = ["cu121", "cpu"]\n', "") + "[[phases]]" + rest.replace(
-        'name = "torch"\n',
-        'name = "torch"\nindex = { windows-x86_64 = "pytorch-cu121", linux-x86_64 = "pytorch-cu121" }\n',
+        'name = "torch"\n', 'name = "torch"\n' + routing
     )
     (tmp_path / "envspec.toml").write_text(plain, "utf-8")
     (tmp_path / "locks").mkdir()
@@ -188,9 +190,9 @@ def test_a_spec_without_variants_locks_as_before_byte_for_byte(tmp_path: Path) -
     assert main(["lock", "--offline", "--project", str(tmp_path)]) == 0
     after = {p.name: p.read_bytes() for p in (tmp_path / "locks").iterdir()}
     assert after == {f"pylock.{t}.toml": data for t, data in before.items()}
-    for target in before:
+    for target, data in before.items():
         lock = load_lock(tmp_path / "locks" / f"pylock.{target}.toml")
-        assert lock.variant is None and dump_lock(lock).encode() == before[target]
+        assert lock.variant is None and dump_lock(lock).encode() == data
 
 
 def test_the_recorded_pyproject_of_2025_3_19_is_not_that_releases_metadata() -> None:

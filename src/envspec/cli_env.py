@@ -332,7 +332,7 @@ def _choose(
         requested=named is not None,
         installed=recorded is not None,
         machine={
-            "driver": str(machine.driver) if machine.driver else None,
+            "driver": machine.driver_shown or None,
             "compute_capability": (
                 str(machine.compute_capability) if machine.compute_capability else None
             ),

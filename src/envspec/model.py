@@ -286,6 +286,11 @@ class Machine:
     driver: Version | None = None
     compute_capability: Version | None = None
     source: str = ""
+    driver_text: str = ""  # the driver's version as the machine writes it (`470.82.01`)
+
+    @property
+    def driver_shown(self) -> str:
+        return self.driver_text or (str(self.driver) if self.driver else "")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

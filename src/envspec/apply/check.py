@@ -298,10 +298,12 @@ def run_checks(
 
     With `phase` (a partial sync) only drift up to it and dependencies are checked: the
     spec's rules, imports and the compatibility rules may need later phases. Without a
-    `lock` (an environment outside any project) there is no drift to check."""
+    `lock` (an environment outside any project) there is no drift to check. With `machine`,
+    a variant's lock is checked against it first."""
     installed = load_installed(env, requires=True)
     markers = env.marker_environment()
-    results = broken(installed)
+    results = variant_fit(lock, machine) if lock is not None and machine is not None else []
+    results += broken(installed)
     results += drift(lock, installed, phase) if lock is not None else []
     results += dependencies(installed, markers)
     if phase is None:

@@ -49,17 +49,27 @@ def detect_machine(environ: Mapping[str, str], *, root: Path = Path("/")) -> Mac
         if environ[DRIVER_VARIABLE].strip().lower() == "none":
             return Machine(source=DRIVER_VARIABLE)
         driver = _override(environ, DRIVER_VARIABLE, "a version such as 550.54.14, or none")
-        return Machine(driver=driver, compute_capability=capability, source=DRIVER_VARIABLE)
+        return _machine(environ[DRIVER_VARIABLE], driver, capability, DRIVER_VARIABLE)
     for relative, read in ((SYS_VERSION, _sys_version), (PROC_VERSION, _proc_version)):
-        driver = read(_text(root / relative))
-        if driver is not None:
+        text = read(_text(root / relative))
+        if text:
             if capability is None:
                 capability = _nvidia_smi(environ)[1]
-            return Machine(driver=driver, compute_capability=capability, source="/" + relative)
-    driver, found = _nvidia_smi(environ)
+            return _machine(text, parse_version(text), capability, "/" + relative)
+    shown, found = _nvidia_smi(environ)
+    if not shown:
+        return Machine(source="none")
+    return _machine(shown, parse_version(shown), capability or found, "nvidia-smi")
+
+
+def _machine(
+    text: str, driver: Version | None, capability: Version | None, source: str
+) -> Machine:
     if driver is None:
         return Machine(source="none")
-    return Machine(driver=driver, compute_capability=capability or found, source="nvidia-smi")
+    return Machine(
+        driver=driver, compute_capability=capability, source=source, driver_text=text.strip()
+    )
 
 
 def _override(environ: Mapping[str, str], name: str, expected: str) -> Version | None:
@@ -79,29 +89,29 @@ def _text(path: Path) -> str:
         return ""
 
 
-def _sys_version(text: str) -> Version | None:
-    return parse_version(text) if text.strip() else None
+def _sys_version(text: str) -> str:
+    return text.strip() if parse_version(text) is not None else ""
 
 
-def _proc_version(text: str) -> Version | None:
+def _proc_version(text: str) -> str:
     found = _PROC_LINE.search(text)
-    return parse_version(found[1]) if found else None
+    return found[1] if found else ""
 
 
-def _nvidia_smi(environ: Mapping[str, str]) -> tuple[Version | None, Version | None]:
-    """GPU 0's driver and compute capability as nvidia-smi says, (None, None) without it."""
+def _nvidia_smi(environ: Mapping[str, str]) -> tuple[str, Version | None]:
+    """GPU 0's driver (as written) and compute capability as nvidia-smi says ("", None
+    without it)."""
     program = shutil.which("nvidia-smi", path=environ.get("PATH", ""))
     if program is None:
-        return None, None
+        return "", None
     argv = [program, "--query-gpu=driver_version,compute_cap", "--format=csv,noheader"]
     try:
         ran = proc.run(argv, env=environ, timeout=_SMI_TIMEOUT)
     except EnvspecError:
-        return None, None
+        return "", None
     lines = [line for line in ran.stdout.splitlines() if line.strip()]
     if not ran.ok or not lines:
-        return None, None
+        return "", None
     fields = [field.strip() for field in lines[0].split(",")]
-    driver = parse_version(fields[0])
     capability = parse_version(fields[1]) if len(fields) > 1 else None
-    return driver, capability
+    return (fields[0] if parse_version(fields[0]) else ""), capability

@@ -97,11 +97,11 @@ def describe(machine: Machine, family: str) -> str:
     cuda = table.cuda_for(machine.driver, family)
     if cuda is None:
         oldest = min((c for _, c in dict(table.rows).get(family, ())), key=Version, default="")
-        text = f"driver {machine.driver} is older than CUDA {oldest} needs"
+        text = f"driver {machine.driver_shown} is older than CUDA {oldest} needs"
     elif cuda == table.newest(family):
-        text = f"driver {machine.driver} supports CUDA {cuda} and later"
+        text = f"driver {machine.driver_shown} supports CUDA {cuda} and later"
     else:
-        text = f"driver {machine.driver} supports CUDA ≤ {cuda}"
+        text = f"driver {machine.driver_shown} supports CUDA ≤ {cuda}"
     cc = machine.compute_capability
     if cc is not None:
         text += f", GPU sm_{cc.major}{cc.minor}"
