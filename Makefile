@@ -35,6 +35,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/bench_lock.py
 	$(BIN)/python bench/bench_sync.py
+	$(BIN)/python bench/bench_bundle.py
 
 demo: install
 	$(BIN)/python demo/demo.py

@@ -24,19 +24,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envspec import __version__, cli_cache, cli_env
+from envspec import __version__, cli_bundle, cli_cache, cli_env
 from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
     EnvspecError,
     StaleLockError,
     UsageError,
-    did_you_mean,
 )
 from envspec.model import Spec
 from envspec.secret import redact
 from envspec.spec import load_spec
-from envspec.targets import check_name
+from envspec.targets import check_name, choose_targets
 
 if TYPE_CHECKING:
     from envspec.commands.lock import Locked
@@ -91,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_variant(lock, "lock only this accelerator variant")
     _add_review_parsers(sub, common)
     cli_env.add_parsers(sub, common)
+    cli_bundle.add_parsers(sub, common)
     cli_cache.add_parsers(sub, common)
     return parser
 
@@ -136,47 +136,14 @@ def _spec(args: argparse.Namespace, environ: Environ) -> Spec:
 
 
 def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
-    for name in wanted:
-        if name not in spec.targets:
-            hint = did_you_mean(name, spec.targets) or "spec targets: " + ", ".join(spec.targets)
-            raise UsageError(f"target '{name}' is not in the spec", context="--target", hint=hint)
-    return list(dict.fromkeys(wanted)) or list(spec.targets)
-
-
-def _variant(spec: Spec, name: str | None) -> str | None:
-    """`--variant NAME`, checked against the spec's variants."""
-    names = [v.name for v in spec.variants]
-    if name is not None and name not in names:
-        hint = did_you_mean(name, names) or (
-            "spec variants: " + ", ".join(names) if names else "the spec has no [variants]"
-        )
-        raise UsageError(f"variant '{name}' is not in the spec", context="--variant", hint=hint)
-    return name
-
-
-def _units(
-    spec: Spec, targets: Sequence[str], variant: str | None
-) -> list[tuple[str, str | None]]:
-    """The (target, variant) locks of `targets`, `--variant` checked; a target that has no
-    lock of the variant asked for is left out (none at all: an error)."""
-    from envspec.lockfile.status import lock_units
-
-    units = lock_units(spec, targets, _variant(spec, variant))
-    if not units:
-        hint = f"'{variant}' is locked for: " + ", ".join(spec.variant(str(variant)).targets)
-        raise UsageError(
-            f"variant '{variant}' is not locked for {', '.join(targets)}",
-            context="--variant",
-            hint=hint,
-        )
-    return [(target, v.name if v else None) for target, v in units]
+    return choose_targets(spec.targets, wanted)
 
 
 def cmd_lock(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
-    from envspec.lockfile.status import lock_status
+    from envspec.lockfile.status import check_variant, lock_status
 
     spec = _spec(args, environ)
-    targets, variant = _targets(spec, args.target), _variant(spec, args.variant)
+    targets, variant = _targets(spec, args.target), check_variant(spec, args.variant)
     statuses = lock_status(spec, args.project, targets, variant)
     forced = args.upgrade or args.upgrade_package or args.refresh
     todo = [s for s in statuses if forced or s.state != "fresh"]
@@ -298,6 +265,7 @@ def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.lockfile.status import choose_units
     from envspec.review.export import export_requirements, write_requirements
     from envspec.review.locks import load_target_lock
 
@@ -306,7 +274,7 @@ def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     if len(targets) > 1:
         hint = "targets: " + ", ".join(targets)
         raise UsageError("the spec has several targets: choose one", context="--target", hint=hint)
-    units = _units(spec, targets, args.variant)
+    units = choose_units(spec, targets, args.variant)
     if len(units) > 1:
         hint = "variants: " + ", ".join(v for _, v in units if v)
         raise UsageError(
@@ -327,13 +295,14 @@ def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.lockfile.status import choose_units
     from envspec.review import why as review_why
     from envspec.review.locks import load_target_lock, locks_dir
 
     spec = _spec(args, environ)
     found = [
         load_target_lock(args.project, *unit)
-        for unit in _units(spec, _targets(spec, args.target), args.variant)
+        for unit in choose_units(spec, _targets(spec, args.target), args.variant)
     ]
     where = found[0][0] if len(found) == 1 else locks_dir(args.project)
     locks = {lock.label: lock for _, lock in found}
@@ -346,12 +315,13 @@ def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 def cmd_rules(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.compat import load_builtin_rules
     from envspec.lockfile import load_lock, lock_path
+    from envspec.lockfile.status import choose_units
     from envspec.review import rules as review_rules
 
     path = args.project / "envspec.toml"
     spec = _spec(args, environ) if path.exists() else None
     locks = {}
-    for target, variant in _units(spec, spec.targets, args.variant) if spec else ():
+    for target, variant in choose_units(spec, spec.targets, args.variant) if spec else ():
         if lock_path(args.project, target, variant).exists():
             lock = load_lock(lock_path(args.project, target, variant))
             locks[lock.label] = lock
@@ -399,6 +369,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Output, Environ], int]] = {
     "init": cmd_init,
     **cli_env.COMMANDS,
     **cli_cache.COMMANDS,
+    **cli_bundle.COMMANDS,
 }
 
 

@@ -55,8 +55,9 @@ from envspec.errors import (
     StaleLockError,
     UsageError,
 )
-from envspec.model import Checks, Lock, Machine, Spec
+from envspec.model import Checks, Index, Lock, Machine, Spec
 from envspec.render import CliReporter, Done, Out, history_line
+from envspec.secret import SecretURL
 from envspec.spec import load_spec
 
 Environ = Mapping[str, str]
@@ -80,11 +81,18 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long to wait for another envspec command on the environment",
     )
+    bundles = argparse.ArgumentParser(add_help=False)
+    bundles.add_argument(
+        "--bundle",
+        default=None,
+        metavar="PATH|URL",
+        help="take every file from this bundle ('envspec bundle') and contact no other host",
+    )
     probes = argparse.ArgumentParser(add_help=False)
     probes.add_argument("--import-timeout", type=float, default=120.0, metavar="SECONDS")
     p = sub.add_parser(
         "sync",
-        parents=[common, env, waits, probes],
+        parents=[common, env, waits, probes, bundles],
         help="install the lock into the environment, phase by phase",
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
@@ -103,7 +111,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p = sub.add_parser(
         "rollback",
-        parents=[common, env, waits],
+        parents=[common, env, waits, bundles],
         help="restore the snapshot taken before the last change",
     )
     p.add_argument("id", nargs="?", default=None, help="snapshot id (see 'envspec history')")
@@ -415,24 +423,60 @@ def _refuse_stale(spec: Spec, project: Path, lock: Lock, path: Path) -> None:
 
 
 def _uv_options(args: argparse.Namespace, spec: Spec | None, environ: Environ) -> uv.UvOptions:
+    """uv's options; from a bundle, uv runs offline (every file it installs is in the store)
+    with the bundle as its only index."""
+    bundle = _bundle(args)
+    if bundle is not None:
+        from envspec.index.bundle import bundle_index
+
+        indexes: tuple[Index, ...] = (bundle_index(bundle),)
+    else:
+        indexes = spec.indexes if spec else ()
     return uv.UvOptions(
         environ=environ,
         cache_dir=args.cache_dir / "uv" if args.cache_dir else None,
-        offline=args.offline,
-        indexes=spec.indexes if spec else (),
+        offline=args.offline or bundle is not None,
+        indexes=indexes,
     )
 
 
 def _files(args: argparse.Namespace, spec: Spec | None, environ: Environ) -> Files:
-    """The artifact store, and a downloader for the spec's indexes (and their mirrors)."""
+    """The artifact store, and a downloader for the spec's indexes (and their mirrors), or
+    for the bundle; a bundle's folder is read under --offline too."""
     indexes = spec.indexes if spec else ()
+    bundle = _bundle(args)
 
     def downloader() -> Downloader:
-        from envspec.index.download import LockedFiles  # HTTP code: only when downloading
+        # HTTP code: imported only when downloading
+        from envspec.index.bundle import BundleFiles
+        from envspec.index.download import LockedFiles
 
+        if bundle is not None:
+            return BundleFiles(bundle, environ)
         return LockedFiles(indexes, environ)
 
-    return Files(store=store_at(_cache_root(args)), downloader=downloader, offline=args.offline)
+    return Files(
+        store=store_at(_cache_root(args)),
+        downloader=downloader,
+        offline=args.offline and bundle is None,
+        bundle=bundle.public if bundle else None,
+    )
+
+
+def _bundle(args: argparse.Namespace) -> SecretURL | None:
+    """`--bundle` as the bundle's root URL; with --offline, only a folder."""
+    if args.bundle is None:
+        return None
+    from envspec.index.bundle import bundle_location, is_local
+
+    location = bundle_location(args.bundle)
+    if args.offline and not is_local(location):
+        raise UsageError(
+            f"--offline cannot reach the bundle at {location.public}",
+            context="--bundle",
+            hint="give the bundle's folder, or leave out --offline",
+        )
+    return location
 
 
 def _cache_root(args: argparse.Namespace) -> Path:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from packaging import tags as ptags
 
-from envspec.errors import SpecError, did_you_mean
+from envspec.errors import SpecError, UsageError, did_you_mean
 from envspec.model import Target, TargetSettings
 
 # name: (sys_platform, platform_system, os_name, platform_machine)
@@ -33,6 +33,16 @@ def check_name(name: str, context: str) -> None:
     if name not in KNOWN:
         hint = did_you_mean(name, KNOWN) or "known targets: " + ", ".join(KNOWN)
         raise SpecError(f"unknown target '{name}'", context=context, hint=hint)
+
+
+def choose_targets(spec_targets: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    """The targets a command's `--target` options name (each once, in order), all of the
+    spec's when none; a name the spec lacks is a usage error."""
+    for name in wanted:
+        if name not in spec_targets:
+            hint = did_you_mean(name, spec_targets) or "spec targets: " + ", ".join(spec_targets)
+            raise UsageError(f"target '{name}' is not in the spec", context="--target", hint=hint)
+    return list(dict.fromkeys(wanted)) or list(spec_targets)
 
 
 def python_versions(python: str) -> tuple[str, str]:

@@ -199,9 +199,12 @@ class InstallCall:
     fresh: bool = False
 
 
-def install_calls(steps: Sequence[Step], stored: Mapping[str, Path]) -> tuple[InstallCall, ...]:
+def install_calls(
+    steps: Sequence[Step], stored: Mapping[str, Path], *, local: bool = False
+) -> tuple[InstallCall, ...]:
     """The uv calls that install `steps` (see the module docstring); `stored` gives each
-    index artifact's file in the store by sha256."""
+    index artifact's file in the store by sha256. `local` (a sync from a bundle): URL
+    packages too are installed from their stored files, so uv fetches nothing."""
     index = [s for s in steps if _kind(s.package) == "index"]
     url = [s for s in steps if _kind(s.package) == "url"]
     git = [s for s in steps if _kind(s.package) == "git"]
@@ -209,10 +212,21 @@ def install_calls(steps: Sequence[Step], stored: Mapping[str, Path]) -> tuple[In
     if index:
         calls.append(_call(index, pylock_text([s.package for s in index], stored), pylock=True))
     if url:
-        calls.append(_call(url, requirements_text(url), pylock=False))
+        text = _stored_lines(url, stored) if local else requirements_text(url)
+        calls.append(_call(url, text, pylock=False))
     if git:
         calls.append(_call(git, requirements_text(git), pylock=False, hashed=False))
     return tuple(calls)
+
+
+def _stored_lines(steps: Sequence[Step], stored: Mapping[str, Path]) -> str:
+    lines = []
+    for step in steps:
+        artifact = step.package.artifact
+        assert artifact is not None and artifact.sha256  # a URL package has a hashed file
+        path = stored[artifact.sha256].as_uri()
+        lines.append(f"{step.package.name} @ {path} --hash=sha256:{artifact.sha256}\n")
+    return "".join(lines)
 
 
 def _kind(package: LockedPackage) -> Literal["index", "url", "git"]:

@@ -152,11 +152,13 @@ class Store:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Files:
-    """How a command gets files: the store, and a downloader made when one is needed."""
+    """How a command gets files: the store, and a downloader made when one is needed.
+    `bundle`: the (public) URL of the bundle that is the only source (`sync --bundle`)."""
 
     store: Store
     downloader: Callable[[], Downloader]
     offline: bool = False
+    bundle: str | None = None
 
 
 def store_at(cache_root: Path | None) -> Store:

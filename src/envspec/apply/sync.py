@@ -15,7 +15,9 @@ only (`requested`), record provenance and mark the phase done in the journal. A 
 phase that fails restores the snapshot and raises; an optional one is reported and the sync
 goes on. The journal is removed only when the sync ends one way or the other, so a kill
 leaves it behind. The store is held shared from the fetch to the last install, so
-`envspec cache prune` cannot take a file away in between.
+`envspec cache prune` cannot take a file away in between. From a bundle (`files.bundle`), what
+a bundle cannot carry is refused right after planning (`bundled`), and URL packages are
+installed from their stored files too, so uv (run offline) fetches nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import NoReturn
 
 from envspec import proc
 from envspec.apply import uv
+from envspec.apply.bundled import refuse_unbundled
 from envspec.apply.environment import Environment, require_state_dir
 from envspec.apply.events import (
     PhaseFailed,
@@ -115,6 +118,8 @@ def sync(
     """Apply `lock` to `env`; see the module docstring."""
     plan = plan_for(env, lock, settings)
     reporter.planned(Planned(plan=plan, dry_run=settings.dry_run))
+    if files.bundle is not None:
+        refuse_unbundled(plan, files.bundle)
     # an interrupted sync whose work turns out done leaves a journal to clear
     finishing = plan.empty and settings.phase is None and load_journal(env.state_dir) is not None
     if settings.dry_run or (plan.empty and not finishing):
@@ -216,7 +221,7 @@ class _Transaction:
         packages = tuple(f"{s.package.name}=={s.package.version}" for s in steps)
         self.reporter.phase_started(PhaseStarted(phase=name, packages=packages))
         start = time.perf_counter()
-        for call in install_calls(steps, self.stored):
+        for call in install_calls(steps, self.stored, local=self.files.bundle is not None):
             ran = self.run_call(call, phase_plan)
             if not ran.ok:
                 break

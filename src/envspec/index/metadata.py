@@ -32,6 +32,7 @@ import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Literal
 
 from packaging.metadata import parse_email
@@ -384,3 +385,13 @@ def from_json(data: bytes) -> DistMetadata:
         requires_python=raw["requires-python"],
         provides_extra=tuple(canonicalize_name(e) for e in raw["provides-extra"]),
     )
+
+
+def local_metadata(path: Path, artifact: Artifact) -> bytes:
+    """The core metadata in the local file `path` of `artifact`: a wheel's METADATA, or an
+    sdist's PKG-INFO when it is static (else `BuildNeeded`, saying why it is not)."""
+    with path.open("rb") as fileobj:
+        if artifact.kind == "wheel":
+            return _read_metadata(fileobj, artifact)
+        pkg_info = _pkg_info(fileobj, artifact.filename, redact(artifact.url))
+    return static_or_raise(pkg_info, artifact.filename)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from envspec.errors import UsageError, did_you_mean
 from envspec.inputs import applied_rules, lock_inputs, rule_changes
 from envspec.lockfile import load_lock, lock_path
 from envspec.model import Lock, Needs, Spec, Variant
@@ -55,6 +56,33 @@ def lock_units(
         else:
             units += [(name, v) for v in found] or [(name, None)]
     return units
+
+
+def check_variant(spec: Spec, name: str | None) -> str | None:
+    """`--variant NAME`, checked against the spec's variants."""
+    names = [v.name for v in spec.variants]
+    if name is not None and name not in names:
+        hint = did_you_mean(name, names) or (
+            "spec variants: " + ", ".join(names) if names else "the spec has no [variants]"
+        )
+        raise UsageError(f"variant '{name}' is not in the spec", context="--variant", hint=hint)
+    return name
+
+
+def choose_units(
+    spec: Spec, targets: Sequence[str], variant: str | None
+) -> list[tuple[str, str | None]]:
+    """The (target, variant name) locks a command works on, `--variant` checked; a target
+    without a lock of the variant asked for is left out (none at all: an error)."""
+    units = lock_units(spec, targets, check_variant(spec, variant))
+    if not units:
+        hint = f"'{variant}' is locked for: " + ", ".join(spec.variant(str(variant)).targets)
+        raise UsageError(
+            f"variant '{variant}' is not locked for {', '.join(targets)}",
+            context="--variant",
+            hint=hint,
+        )
+    return [(target, v.name if v else None) for target, v in units]
 
 
 def lock_status(

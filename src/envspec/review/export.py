@@ -17,7 +17,14 @@ one, a later one, a flat one) is written as ``name @ <file URL>`` with its hash,
 installers fetch as is. Git packages are ``name @ git+URL@commit`` (pip refuses those in
 hash-checking mode; the file says so); a file locked from a URL is ``name @ URL``.
 
-`export_requirements` is pure; `write_requirements` is the file edge.
+`export_for_bundle` writes the same pins for a bundle (`envspec bundle`): the bundle is one
+index holding every file of the lock, whichever index it came from, so every file's pin is
+``name==version`` with its hash and the file names no index: pip lets a file's
+``--index-url`` win over its command line's, and the bundle's URL is known only where it is
+installed (``pip install --index-url <bundle>/simple --require-hashes --no-deps -r FILE``; uv
+takes the same command). Git packages, which a bundle cannot carry, are comments.
+
+`export_requirements` and `export_for_bundle` are pure; `write_requirements` is the file edge.
 
 Errors: ``unknown phase 'x'`` (`UsageError`, context ``--phase``, with a "did you mean" or the
 lock's phases); ``cannot write the requirements file: <reason>`` (`EnvspecError`).
@@ -54,6 +61,32 @@ def export_requirements(lock: Lock, *, phase: str | None = None, source: str = "
         lines += ["", f"# {_OTHER}"]
         for package in members[""]:
             lines += _package_lines(package, primary)
+    return "\n".join(lines) + "\n"
+
+
+def export_for_bundle(lock: Lock, *, phases: Sequence[str] | None = None, source: str = "") -> str:
+    """The lock's pins (of `phases`; None: every phase) as a bundle serves them."""
+    chosen = [p for p in lock.phases if phases is None or p.name in phases]
+    members = _by_phase(lock.packages)
+    if phases is None and members.get(""):
+        chosen.append(LockedPhase(name=_OTHER))
+        members[_OTHER] = members[""]
+    which = "every phase" if phases is None else "phases " + ", ".join(p.name for p in chosen)
+    lines = [
+        f"# target {lock.target} ({which}), exported by envspec for a bundle"
+        + (f" from {source}" if source else ""),
+        "# do not edit: run 'envspec bundle' again",
+        "# install: pip install --index-url <bundle>/simple --require-hashes --no-deps -r FILE",
+        "#      or: uv pip install --index-url <bundle>/simple --require-hashes --no-deps -r FILE",
+    ]
+    for locked_phase in chosen:
+        lines += ["", _phase_comment(locked_phase)]
+        for package in members.get(locked_phase.name, []):
+            if package.vcs is not None or package.artifact is None:
+                lines.append(f"# {_package_lines(package, None)[0]}: a git source, not in bundles")
+            else:
+                pin = f"{package.name}=={package.version}"
+                lines += [f"{pin} \\", f"    --hash=sha256:{package.artifact.sha256}"]
     return "\n".join(lines) + "\n"
 
 
