@@ -483,3 +483,76 @@ def test_review_commands_take_variant(
                  "--variant", "cpu", "--json", *project]) == 0  # fmt: skip
     [diff] = [e for e in events(capsys.readouterr().out) if e["event"] == "diff"]
     assert sorted(t["target"] for t in diff["targets"]) == sorted([f"{TARGET}.cpu", f"{OTHER}.cpu"])
+
+
+def test_sync_locked_judges_the_chosen_variants_lock(
+    proj: EnvProject, cu_index: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proj.make_env()
+    assert proj.run("sync", "--dry-run", "--locked") == 0  # cpu: fresh
+    _spec(proj, cu_index, {**THREE, "cpu": {"constraints": ["torch<3"]}})
+    capsys.readouterr()
+    assert proj.run("sync", "--dry-run", "--locked") == 3
+    assert f"error: locks/pylock.{TARGET}.cpu.toml: the lock for {TARGET} is out of date" in (
+        capsys.readouterr().err.replace(str(proj.project) + "/", "")
+    )
+    assert proj.run("sync", "--dry-run", "--locked", "--variant", "old") == 0  # still fresh
+
+
+def test_a_lock_moved_under_a_variant_is_stale_until_relocked(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locks = proj.project / "locks"
+    (locks / f"pylock.{OTHER}.cpu.toml").unlink()
+    text = (locks / f"pylock.{TARGET}.cpu.toml").read_text()
+    (locks / f"pylock.{TARGET}.cpu.toml").write_text(text.replace('variant = "cpu"\n', ""))
+    capsys.readouterr()
+    assert main(["lock", "--check", "--project", str(proj.project)]) == 3
+    assert capsys.readouterr().err.startswith(
+        f"error: locks out of date: {TARGET}.cpu (stale: recorded without a variant), "
+        f"{OTHER}.cpu (missing)\n"
+    )
+    assert main(["lock", "--variant", "new", "--target", OTHER, "--project",
+                 str(proj.project)]) == 2  # fmt: skip
+    assert capsys.readouterr().err == (
+        f"error: --variant: variant 'new' is not locked for {OTHER}\n"
+        f"hint: 'new' is locked for: {TARGET}\n"
+    )
+
+
+def test_rules_and_bundle_take_variant(
+    proj: EnvProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = ["--project", str(proj.project)]
+    capsys.readouterr()
+    assert main(["rules", "--variant", "cpu", *project]) == 0
+    capsys.readouterr()
+    assert main(["rules", "--variant", "gpx", *project]) == 2
+    assert capsys.readouterr().err == (
+        "error: --variant: variant 'gpx' is not in the spec\nhint: spec variants: new, old, cpu\n"
+    )
+    dest = tmp_path / "bundle"
+    assert main(["bundle", str(dest), "--variant", "old", "--cache-dir", str(proj.cache),
+                 *project]) == 0  # fmt: skip
+    assert sorted(p.name for p in (dest / "locks").iterdir()) == [f"pylock.{TARGET}.old.toml"]
+    assert (dest / "locks" / f"pylock.{TARGET}.old.toml").read_bytes() == (
+        proj.project / "locks" / f"pylock.{TARGET}.old.toml"
+    ).read_bytes()
+    assert any(p.name == "torch-1.0+cu121-py3-none-any.whl" for p in dest.rglob("*.whl"))
+    assert not any(p.name == "torch-2.0-py3-none-any.whl" for p in dest.rglob("*.whl"))
+
+
+def test_a_spec_without_variants_writes_the_plain_lock_names_and_keys(
+    tmp_path: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_server.add_wheel("torch", "2.0")
+    project = EnvProject(tmp_path, index_server)
+    project.write_spec([{"name": "torch", "requirements": ["torch"]}], targets=(TARGET, OTHER))
+    project.lock("--json")
+    assert sorted(p.name for p in (project.project / "locks").iterdir()) == sorted(
+        f"pylock.{t}.toml" for t in (TARGET, OTHER)
+    )
+    for event in (e for e in events(capsys.readouterr().out) if e["event"] == "lock"):
+        assert "variant" not in event
+    envspec = tomllib.loads(project.lock_file.read_text())["tool"]["envspec"]
+    assert "variant" not in envspec and "needs" not in envspec

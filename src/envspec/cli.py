@@ -140,10 +140,12 @@ def _targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
 
 
 def cmd_lock(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
-    from envspec.lockfile.status import check_variant, lock_status
+    from envspec.lockfile.status import check_variant, choose_units, lock_status
 
     spec = _spec(args, environ)
     targets, variant = _targets(spec, args.target), check_variant(spec, args.variant)
+    if variant is not None:
+        choose_units(spec, targets, variant)  # the variant is locked for one of them
     statuses = lock_status(spec, args.project, targets, variant)
     forced = args.upgrade or args.upgrade_package or args.refresh
     todo = [s for s in statuses if forced or s.state != "fresh"]

@@ -192,16 +192,17 @@ def cmd_check(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     location = locate(args.project, args.python, environ)
     if not (args.project / "envspec.toml").exists():  # any environment: the rules still apply
         env, lock, spec = _outside_project(args, out, location, environ), None, None
+        choice = None
     else:
         spec = load_spec(args.project / "envspec.toml", environ)
-        env, _path, lock, _choice = _open(args, out, location, environ, spec=spec, installed=True)
+        env, _path, lock, choice = _open(args, out, location, environ, spec=spec, installed=True)
     reporter = CliReporter(out)
     ok = run_checks(
         env,
         lock,
         spec.checks if spec else Checks(),
         rules=spec.rules if spec else load_builtin_rules(),
-        machine=detect_machine(environ) if lock is not None and lock.variant else None,
+        machine=choice.machine if choice is not None else None,
         import_timeout=args.import_timeout,
         environ=environ,
         reporter=reporter,
@@ -413,7 +414,7 @@ def _reported(env: Environment, command: str) -> Iterator[None]:
 def _refuse_stale(spec: Spec, project: Path, lock: Lock, path: Path) -> None:
     from envspec.lockfile.status import lock_status
 
-    status = lock_status(spec, project, [lock.target])[0]
+    status = lock_status(spec, project, [lock.target], lock.variant)[0]
     if status.state != "fresh":
         raise StaleLockError(
             f"the lock for {lock.target} is out of date with envspec.toml",

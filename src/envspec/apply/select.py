@@ -40,6 +40,7 @@ class Choice:
     reason: str  # what the machine has (and lacks, when `fits` is false)
     fits: bool  # the machine meets its needs (false only when `requested`)
     requested: bool  # named by --variant
+    machine: Machine  # what the choice was made on
     skipped: tuple[tuple[str, str], ...] = ()  # preferred variants passed over, and why
 
 
@@ -63,7 +64,7 @@ def choose_variant(
         verdict = judge(requested, spec.variant(requested).needs_for(target), machine, family)
         return Choice(
             target=target, variant=requested, reason=verdict.reason, fits=verdict.ok,
-            requested=True,
+            requested=True, machine=machine,
         )  # fmt: skip
     skipped: list[tuple[str, str]] = []
     for variant in variants:
@@ -71,7 +72,7 @@ def choose_variant(
         if verdict.ok:
             return Choice(
                 target=target, variant=variant.name, reason=verdict.reason, fits=True,
-                requested=False, skipped=tuple(skipped),
+                requested=False, machine=machine, skipped=tuple(skipped),
             )  # fmt: skip
         skipped.append((variant.name, verdict.reason))
     if not variants:

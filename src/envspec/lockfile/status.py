@@ -101,8 +101,11 @@ def _status(spec: Spec, project: Path, name: str, variant: Variant | None) -> Ta
     previous = load_lock(path)
     changes = rule_changes(previous.rules, applied_rules(spec.rules, target, previous.packages))
     needs = variant.needs_for(name) if variant else Needs()
-    if previous.variant != label or previous.needs != needs:
-        changes.insert(0, "variant needs changed" if previous.variant == label else "variant")
+    if previous.variant != label:
+        changes.insert(0, f"recorded for variant {previous.variant}" if previous.variant else (
+            "recorded without a variant"))  # fmt: skip
+    elif previous.needs != needs:
+        changes.insert(0, "variant needs changed")
     fresh = previous.inputs == lock_inputs(spec.for_variant(variant), target) and not changes
     state: State = "fresh" if fresh else "stale"
     return TargetStatus(
