@@ -18,6 +18,7 @@ from envspec.errors import BuildNeeded, IndexError_, MetadataError, OfflineError
 from envspec.index import Finder, FinderSettings, open_finder
 from envspec.index.metadata import parse_metadata
 from envspec.model import Artifact, CoreMetadata, Index, Yank
+from envspec.targets import make_target, wheel_filter
 from support.index_server import IndexServer
 from support.wheels import build_sdist, build_wheel
 
@@ -39,8 +40,9 @@ def finders(tmp_path: Path) -> Iterator[Any]:
         kw.setdefault("backoff", 0.0)
         kw.setdefault("timeout", 0.5)
         kw.setdefault("workers", 4)
+        keep = kw.pop("keep_file", None)
         environ = {"HOME": str(tmp_path)} if environ is None else environ
-        finder = open_finder(indexes, environ, FinderSettings(**kw))
+        finder = open_finder(indexes, environ, FinderSettings(**kw), keep_file=keep)
         made.append(finder)
         return finder
 
@@ -405,6 +407,25 @@ def test_pages_are_revalidated_with_304(index_server: IndexServer, finders: Any)
     assert len(finders(index).files(n("foo"), index)) == 2
 
 
+def test_a_page_without_validators_is_fetched_whole_and_kept_once(
+    index_server: IndexServer, finders: Any, tmp_path: Path
+) -> None:
+    """No ETag or Last-Modified (as PyPI answers here): each lock fetches the page whole;
+    an unchanged body is not written again, a changed one replaces it."""
+    index_server.etag = False
+    index_server.add_wheel("foo", "1.0")
+    index = index_of(index_server)
+    assert len(finders(index).files(n("foo"), index)) == 1
+    [body] = (tmp_path / "cache").rglob("*.body")
+    stamp = body.stat().st_mtime_ns
+    assert len(finders(index).files(n("foo"), index)) == 1
+    assert index_server.paths_requested().count("/simple/foo/") == 2
+    assert body.stat().st_mtime_ns == stamp
+    index_server.add_wheel("foo", "2.0")
+    assert len(finders(index).files(n("foo"), index)) == 2
+    assert body.stat().st_mtime_ns != stamp
+
+
 def test_max_age_and_refresh(index_server: IndexServer, finders: Any) -> None:
     index_server.cache_control = "max-age=600"
     index_server.add_wheel("foo", "1.0")
@@ -414,6 +435,51 @@ def test_max_age_and_refresh(index_server: IndexServer, finders: Any) -> None:
     finders(index).files(n("foo"), index)
     assert index_server.requests == []
     finders(index, refresh=True).files(n("foo"), index)
+    assert index_server.paths_requested() == ["/simple/foo/"]
+
+
+def test_a_page_is_parsed_once_per_content_and_filter(
+    index_server: IndexServer, finders: Any, tmp_path: Path
+) -> None:
+    """The files a page lists are kept parsed, per file filter, for as long as the page's
+    body is the same; offline, a page whose parsed form is kept is not read at all."""
+    for tag in ("cp311-cp311-win_amd64", "cp312-cp312-win_amd64"):
+        index_server.add_wheel("foo", "1.0", tag=tag)
+    index_server.add_sdist("foo", "1.0")
+    index = index_of(index_server)
+    py311, py312 = (
+        wheel_filter([make_target("windows-x86_64", python)]) for python in ("3.11", "3.12")
+    )
+
+    def names(finder: Finder) -> list[str]:
+        return sorted(a.filename for a in finder.files(n("foo"), index))
+
+    only_311 = ["foo-1.0-cp311-cp311-win_amd64.whl", "foo-1.0.tar.gz"]
+    assert names(finders(index, keep_file=py311)) == only_311
+    assert names(finders(index, keep_file=py312)) == [
+        "foo-1.0-cp312-cp312-win_amd64.whl",
+        "foo-1.0.tar.gz",
+    ]
+    assert len(list((tmp_path / "cache").rglob("*.listing"))) == 2
+    for body in (tmp_path / "cache").rglob("*.body"):
+        body.write_bytes(b"not a page")  # a page read again would now fail its hash check
+    assert names(finders(index, keep_file=py311, offline=True)) == only_311
+    index_server.add_wheel("foo", "2.0", tag="cp311-cp311-win_amd64")  # new content, new parse
+    assert names(finders(index, keep_file=py311)) == [
+        "foo-1.0-cp311-cp311-win_amd64.whl",
+        "foo-1.0.tar.gz",
+        "foo-2.0-cp311-cp311-win_amd64.whl",
+    ]
+
+
+def test_a_page_is_asked_for_once_per_finder(index_server: IndexServer, finders: Any) -> None:
+    """The unfiltered view an explanation asks for comes from the answer already had."""
+    index_server.add_wheel("foo", "1.0", tag="cp311-cp311-win_amd64")
+    index_server.add_wheel("foo", "1.0", tag="cp312-cp312-win_amd64")
+    index = index_of(index_server)
+    finder = finders(index, keep_file=wheel_filter([make_target("windows-x86_64", "3.11")]))
+    assert len(finder.files(n("foo"), index)) == 1
+    assert len(finder.every_file(n("foo"), index)) == 2
     assert index_server.paths_requested() == ["/simple/foo/"]
 
 

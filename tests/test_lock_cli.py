@@ -3,6 +3,8 @@ without network, --check, determinism, PEP 751 validity, credentials kept out, b
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -98,6 +100,22 @@ def test_fresh_locks_need_no_network(
     assert lock(project) == 0
     assert lock_bytes(project) == before
     assert "linux-x86_64: up to date (locks/pylock.linux-x86_64.toml)" in capsys.readouterr().err
+
+
+def test_an_unchanged_relock_imports_no_resolver_network_or_apply_code(project: Path) -> None:
+    """What keeps an unchanged relock fast: it reads the spec and the locks, nothing else."""
+    assert lock(project) == 0
+    script = (
+        "import sys; from envspec.cli import main; "
+        f"code = main(['lock', '-q', '--project', {str(project)!r}]); "
+        "print(code, sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('urllib3', 'resolvelib', 'tomlkit') or m.startswith(('envspec.apply', "
+        "'envspec.resolve', 'envspec.index', 'envspec.review', 'envspec.commands'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.stdout == "0 []\n", done.stderr
 
 
 def test_check_names_missing_and_stale_locks_and_writes_nothing(

@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import random
 import stat
+import string
 import sys
 from pathlib import Path
 from typing import Any
@@ -302,6 +304,49 @@ def test_inputs_of_every_shape_round_trip() -> None:
     assert parse_lock(text, path="x").inputs == inputs
     assert tomllib.loads(text)["tool"]["envspec"]["inputs"] == inputs
     assert '    "requirement-number-0>=1.0",\n' in text  # a long array gets one item per line
+
+
+def test_the_committed_locks_are_written_again_byte_for_byte() -> None:
+    """The writer's layout is the one the committed locks were written in (tomlkit's)."""
+    for path in sorted((Path(__file__).parents[1] / "locks").glob("pylock.*.toml")):
+        assert dump_lock(load_lock(path)) == path.read_text("utf-8"), path.name
+
+
+def test_inputs_of_random_shapes_round_trip_through_tomllib() -> None:
+    """Seeded: keys and strings with quotes, backslashes, control characters and non-ASCII,
+    nested tables and arrays of tables at every depth, empty ones included."""
+    rnd = random.Random(20261201)
+    alphabet = string.ascii_letters + ' "\\\n\t\x01\x1b\x7fé-_.=#['
+
+    def text() -> str:
+        return "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12)))
+
+    def value(depth: int) -> Any:
+        kind = rnd.randint(0, 8 if depth < 3 else 4)
+        if kind == 0:
+            return text()
+        if kind == 1:
+            return rnd.choice([True, False])
+        if kind == 2:
+            return rnd.randint(-5, 10**12)
+        if kind == 3:
+            return rnd.choice([1.5, -0.0, 1e100, -2.5e-7])
+        if kind == 4:
+            return text() * 10
+        if kind in (5, 6):
+            return [value(depth + 1) for _ in range(rnd.randint(0, 4))]
+        if kind == 7:
+            return [mapping(depth + 1) for _ in range(rnd.randint(1, 3))]
+        return mapping(depth + 1)
+
+    def mapping(depth: int) -> dict[str, Any]:
+        return {text(): value(depth) for _ in range(rnd.randint(0, 5))}
+
+    for _ in range(300):
+        inputs = mapping(0)
+        text_ = dump_lock(sample_lock(inputs=inputs))
+        assert tomllib.loads(text_)["tool"]["envspec"]["inputs"] == inputs
+        assert parse_lock(text_, path="x").inputs == inputs
 
 
 def test_dump_refuses_what_a_lock_cannot_hold() -> None:

@@ -8,8 +8,9 @@ or a fresh relock has no use for them (about 30 ms of imports).
 
 `main` reads the environment once, as a snapshot every command is given and passes down (the
 spec's `${VAR}`s, credentials, mirrors, build, git and uv environments, `$VIRTUAL_ENV`,
-`NO_COLOR`): nothing below reads `os.environ`. Every command, here or in `cli_env` and
-`cli_cache`, is one function `(args, out, environ) -> exit code` in `COMMANDS`.
+`NO_COLOR`): nothing below reads `os.environ`. Every command, here or in `cli_env`,
+`cli_bundle` and `cli_cache` (imported only for their commands, see `LIGHT`), is one
+function `(args, out, environ) -> exit code` in a `COMMANDS` table.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envspec import __version__, cli_bundle, cli_cache, cli_env
+from envspec import __version__
 from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -42,6 +43,11 @@ if TYPE_CHECKING:
     from envspec.lockfile.status import TargetStatus
 
 Environ = Mapping[str, str]
+
+# The environment, cache and bundle commands' modules (apply, rich) are imported only when the
+# command line may be one of theirs: an unchanged relock or `lock --check` imports neither the
+# resolver, nor the review code, nor `envspec.apply`.
+LIGHT = frozenset({"lock", "diff", "export", "why", "rules", "init"})
 
 log = logging.getLogger("envspec")
 
@@ -67,7 +73,9 @@ class _Output:
             print(json.dumps({"event": kind, **data}, sort_keys=True), flush=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; of the lock and review commands only when `command`,
+    the command line's first word, is one of those (see `LIGHT`)."""
     common = _Parser(add_help=False)
     common.add_argument("--project", type=Path, default=Path("."), help="folder of envspec.toml")
     common.add_argument("-v", "--verbose", action="count", default=0)
@@ -89,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--refresh", action="store_true", help="revalidate cached index pages")
     _add_variant(lock, "lock only this accelerator variant")
     _add_review_parsers(sub, common)
-    cli_env.add_parsers(sub, common)
-    cli_bundle.add_parsers(sub, common)
-    cli_cache.add_parsers(sub, common)
+    if command not in LIGHT:
+        for module in _heavy():
+            module.add_parsers(sub, common)
     return parser
 
 
@@ -369,10 +377,22 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Output, Environ], int]] = {
     "why": cmd_why,
     "rules": cmd_rules,
     "init": cmd_init,
-    **cli_env.COMMANDS,
-    **cli_cache.COMMANDS,
-    **cli_bundle.COMMANDS,
 }
+
+
+def _heavy() -> tuple[Any, ...]:
+    from envspec import cli_bundle, cli_cache, cli_env
+
+    return (cli_env, cli_bundle, cli_cache)
+
+
+def _command(name: str) -> Callable[[argparse.Namespace, _Output, Environ], int]:
+    if name in COMMANDS:
+        return COMMANDS[name]
+    found: Callable[[argparse.Namespace, _Output, Environ], int] = {
+        key: value for module in _heavy() for key, value in module.COMMANDS.items()
+    }[name]
+    return found
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -398,10 +418,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     environ = dict(os.environ)  # the snapshot (see the module docstring)
     out = _Output(json_mode=False, quiet=False)
     try:
-        args = build_parser().parse_args(argv)
+        words = list(sys.argv[1:] if argv is None else argv)
+        first = words[0] if words and not words[0].startswith("-") else None
+        args = build_parser(first).parse_args(words)
         out = _Output(json_mode=args.json, quiet=args.quiet)
         _configure_logging(args.verbose, args.quiet)
-        return COMMANDS[args.command](args, out, environ)
+        return _command(args.command)(args, out, environ)
     except EnvspecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import platform
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from packaging import tags as ptags
 
@@ -120,20 +121,32 @@ def host_target() -> str | None:
     return None
 
 
-def wheel_filter(targets: Sequence[Target]) -> Callable[[str], bool]:
-    """Whether a file can matter to any of `targets`: every sdist, and the wheels whose
-    Python and ABI tags one of them accepts, on any platform (another platform's wheel of a
-    version stands in for its metadata). Index pages list every Python ever released for;
-    dropping the rest as pages are read keeps memory down."""
-    pairs = {(tag.interpreter, tag.abi) for target in targets for tag in target.tags}
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WheelFilter:
+    """Whether a file can matter to some targets (see `wheel_filter`); `key` names the filter
+    (the parsed pages the index cache keeps are kept per filter)."""
 
-    def keep(filename: str) -> bool:
+    pairs: frozenset[tuple[str, str]]  # (interpreter, abi) tags any of the targets accepts
+
+    @property
+    def key(self) -> str:
+        return " ".join(sorted(f"{py}-{abi}" for py, abi in self.pairs))
+
+    def __call__(self, filename: str) -> bool:
         if not filename.endswith(".whl"):
             return True
         parts = filename[:-4].lower().split("-")
         if len(parts) < 5:
             return False
         abis = parts[-2].split(".")
-        return any((py, abi) in pairs for py in parts[-3].split(".") for abi in abis)
+        return any((py, abi) in self.pairs for py in parts[-3].split(".") for abi in abis)
 
-    return keep
+
+def wheel_filter(targets: Sequence[Target]) -> WheelFilter:
+    """Whether a file can matter to any of `targets`: every sdist, and the wheels whose
+    Python and ABI tags one of them accepts, on any platform (another platform's wheel of a
+    version stands in for its metadata). Index pages list every Python ever released for;
+    dropping the rest as pages are read keeps memory down."""
+    return WheelFilter(
+        pairs=frozenset((tag.interpreter, tag.abi) for target in targets for tag in target.tags)
+    )

@@ -23,7 +23,6 @@ from packaging.version import Version
 
 from envspec.errors import EnvspecError
 from envspec.index import FinderSettings, FinderStats, open_finder
-from envspec.index.simple import parse_filename
 from envspec.lockfile import write_lock
 from envspec.lockfile.status import TargetStatus
 from envspec.model import Artifact, Lock, LockedPackage, Spec, Target
@@ -76,7 +75,12 @@ def run_lock(
     )
     try:
         results = lock_targets(
-            spec, todo, finder, upgrade=upgrade, upgrade_packages=upgrade_packages
+            spec,
+            todo,
+            finder,
+            upgrade=upgrade,
+            upgrade_packages=upgrade_packages,
+            concurrent=not settings.offline,
         )
     finally:
         stats = finder.stats
@@ -103,8 +107,11 @@ def lock_targets(
     *,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
+    concurrent: bool = True,
 ) -> list[Locked]:
-    """Resolve the given targets concurrently and write each lock whose bytes changed."""
+    """Resolve the given targets (concurrently, so one target's waits on the network overlap
+    another's work; one after another when nothing is waited for, `--offline`: threads
+    competing for the GIL only cost) and write each lock whose bytes changed."""
     host = host_target()
 
     def one(status: TargetStatus) -> Lock:
@@ -125,8 +132,8 @@ def lock_targets(
             lock, variant=variant.name, needs=variant.needs_for(status.target)
         )
 
-    if len(statuses) == 1:
-        locks = [one(statuses[0])]
+    if len(statuses) == 1 or not concurrent:
+        locks = [one(status) for status in statuses]
     else:
         with ThreadPoolExecutor(max_workers=len(statuses)) as pool:
             locks = list(pool.map(one, statuses))
@@ -182,11 +189,7 @@ def _why_older(
     files: list[Artifact] = []
     if index is not None:
         try:
-            files = [
-                a
-                for a in source.every_file(package.name, index)
-                if (parsed := parse_filename(a.filename)) and parsed[1] == newest
-            ]
+            files = source.every_file(package.name, index, newest)
         except EnvspecError as exc:
             log.debug("cannot list %s: %s", package.name, exc)
     reason = no_fit_reason(package.name, newest, files, target, spec.resolution) if files else ""

@@ -8,8 +8,14 @@ metadata keyed by content hash rather than by URL. What we do take from HTTP is 
 `Cache-Control: max-age` (a fresh page is used without a request, `no-cache` revalidates,
 `no-store` is not kept) and ETag/Last-Modified revalidation (a 304 reuses the stored body).
 
+A page's files are also kept parsed (`listing`), as the finder's compact form of them, beside
+the page and tagged with the sha256 of the body they came from: a page whose content did not
+change is never parsed again, and one used without a request (fresh, or `--offline`) is not
+even read.
+
 Layout under the root (default `platformdirs.user_cache_dir("envspec")`): `v1/pages/<key>.json`
-+ `.body`, `v1/metadata/<k[:2]>/<k>.metadata`, `v1/files/<key>.json`. Every write is atomic
++ `.body` + `.<variant>.listing`, `v1/metadata/<k[:2]>/<k>.metadata` (+ `.json`, parsed),
+`v1/files/<key>.json`. Every write is atomic
 (`envspec.atomic`), so concurrent lockers never see half a file. Keys and stored
 URLs are always credential-free.
 """
@@ -31,6 +37,7 @@ from envspec.index.http import Client, Response
 from envspec.secret import redact
 
 OFFLINE_HINT = "run without --offline"
+LISTING_FORMAT = "2"  # part of a listing's file name: a new form never reads an old one
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -85,6 +92,7 @@ class Cache:
         self.offline = offline
         self.refresh = refresh
         self._clock = clock
+        self._asked: set[str] = set()  # keys of the pages this cache asked the index for
 
     def require_online(self, url: str) -> None:
         """Refuse the network while offline, naming what was missing (local files are fine)."""
@@ -97,14 +105,60 @@ class Cache:
         url = redact(url)
         if url.startswith("file:"):
             return client.get(url, {"Accept": accept})
+        return self._page(client, url, _key(url, accept), accept)[0]
+
+    def listing(
+        self,
+        client: Client,
+        url: str,
+        accept: str,
+        variant: str,
+        parse: Callable[[Response], bytes],
+    ) -> bytes:
+        """`parse(page)` of the page at `url`, kept beside the page for as long as the page's
+        content (its sha256) stays the same: an unchanged page is parsed once, not on every
+        lock, and a page that needs no request is not even read. `variant` names what `parse`
+        keeps of a page (the targets' file filter), so each filter has its own."""
+        url = redact(url)
+        if url.startswith("file:"):
+            return parse(client.get(url, {"Accept": accept}))
         key = _key(url, accept)
-        stored = self._load_page(key)
-        if stored is not None and (
-            self.offline or (not self.refresh and stored[0].fresh(self._clock()))
-        ):
-            return _response(*stored)
+        path = self._pages() / f"{key}.{_key(variant, LISTING_FORMAT)[:16]}.listing"
+        meta = self._load_meta(key)
+        if meta is not None and self._current(key, meta):
+            found = _load_listing(path, meta.body_sha256)
+            if found is not None:
+                return found
+        page, digest = self._page(client, url, key, accept)
+        found = _load_listing(path, digest) if digest else None
+        if found is None:
+            found = parse(page)
+            if digest:
+                write_atomic(path, digest.encode() + b"\n" + found)
+        return found
+
+    def _current(self, key: str, meta: _PageMeta) -> bool:
+        """Whether the stored page is to be used without asking the index: offline, fresh
+        by its max-age, or asked already by this cache (one lock reads each page once,
+        whatever asks for it again)."""
+        if self.offline or key in self._asked:
+            return True
+        return not self.refresh and meta.fresh(self._clock())
+
+    def _page(
+        self, client: Client, url: str, key: str, accept: str
+    ) -> tuple[Response, str | None]:
+        """The page and the sha256 of its body, None when the page is not kept. The stored
+        body is read only to be used, or to be confirmed by a 304 (a page stored without
+        validators is fetched again whole), and written only when it changed."""
+        meta = self._load_meta(key)
+        if meta is not None and self._current(key, meta):
+            stored = self._load_page(key)
+            if stored is not None:
+                return _response(*stored), stored[0].body_sha256
         self.require_online(url)
         headers = {"Accept": accept}
+        stored = self._load_page(key) if meta and (meta.etag or meta.last_modified) else None
         if stored is not None and stored[0].etag:
             headers["If-None-Match"] = stored[0].etag
         if stored is not None and stored[0].last_modified:
@@ -113,29 +167,57 @@ class Cache:
         if response.status == 304 and stored is not None:
             meta, body = stored
             self._store_page(key, response, _response(meta, body), meta)
-            return _response(meta, body)
-        if response.status in (200, 404):
-            self._store_page(key, response, response, None)
-        return response
+            self._asked.add(key)
+            return _response(meta, body), meta.body_sha256
+        if response.status not in (200, 404) or not _cache_policy(response.headers)[1]:
+            return response, None
+        digest = hashlib.sha256(response.body).hexdigest()
+        same = meta is not None and meta.body_sha256 == digest
+        kept = same and self._body_size(key) == len(response.body)
+        self._store_page(key, response, response, None, digest, body_kept=kept)
+        self._asked.add(key)
+        return response, digest
+
+    def _body_size(self, key: str) -> int | None:
+        try:
+            return (self._pages() / f"{key}.body").stat().st_size
+        except OSError:
+            return None
 
     def _pages(self) -> Path:
         return self.root / "pages"
 
-    def _load_page(self, key: str) -> tuple[_PageMeta, bytes] | None:
+    def _load_meta(self, key: str) -> _PageMeta | None:
         try:
-            meta = _PageMeta(**json.loads((self._pages() / f"{key}.json").read_text("utf-8")))
-            body = (self._pages() / f"{key}.body").read_bytes()
+            return _PageMeta(**json.loads((self._pages() / f"{key}.json").read_text("utf-8")))
         except (OSError, ValueError, TypeError):
+            return None
+
+    def _load_page(self, key: str) -> tuple[_PageMeta, bytes] | None:
+        meta = self._load_meta(key)
+        if meta is None:
+            return None
+        try:
+            body = (self._pages() / f"{key}.body").read_bytes()
+        except OSError:
             return None
         if hashlib.sha256(body).hexdigest() != meta.body_sha256:
             return None  # a body from another write: treat as missing
         return meta, body
 
     def _store_page(
-        self, key: str, answer: Response, page: Response, previous: _PageMeta | None
+        self,
+        key: str,
+        answer: Response,
+        page: Response,
+        previous: _PageMeta | None,
+        digest: str | None = None,
+        *,
+        body_kept: bool = False,
     ) -> None:
         """Keep `page` under `key`, with the validators and freshness of `answer` (the 200, or
-        the 304 that confirmed `page`) over those of `previous`."""
+        the 304 that confirmed `page`) over those of `previous`; `body_kept`: the stored body
+        is already `page`'s."""
         max_age, keep = _cache_policy(answer.headers)
         if not keep:
             return
@@ -149,9 +231,9 @@ class Cache:
             or (previous.last_modified if previous else None),
             stored_at=self._clock(),
             max_age=max_age,
-            body_sha256=hashlib.sha256(page.body).hexdigest(),
+            body_sha256=digest or hashlib.sha256(page.body).hexdigest(),
         )
-        if previous is None or previous.body_sha256 != meta.body_sha256:
+        if not body_kept and (previous is None or previous.body_sha256 != meta.body_sha256):
             write_atomic(self._pages() / f"{key}.body", page.body)
         write_atomic(self._pages() / f"{key}.json", json.dumps(asdict(meta)).encode())
 
@@ -198,6 +280,16 @@ class Cache:
     def store_file_info(self, url: str, sha256: str, size: int) -> None:
         data = {"url": redact(url), "sha256": sha256, "size": size}
         write_atomic(self._file_path(url), json.dumps(data).encode())
+
+
+def _load_listing(path: Path, digest: str) -> bytes | None:
+    """A stored listing, if it was made from the page whose body has sha256 `digest`."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head, _, listing = data.partition(b"\n")
+    return listing if head == digest.encode() else None
 
 
 def _response(meta: _PageMeta, body: bytes) -> Response:

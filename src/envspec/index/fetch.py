@@ -10,6 +10,7 @@ memoizing. URLs given here are credential-free; the client adds the credentials.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from envspec.errors import IndexError_
@@ -43,6 +44,12 @@ class Fetcher:
     def page(self, url: str, accept: str) -> Response:
         """A project page or flat listing (200 or 404), revalidated as HTTP says."""
         return self._cache.page(self._client, url, accept)
+
+    def listing(
+        self, url: str, accept: str, variant: str, parse: Callable[[Response], bytes]
+    ) -> bytes:
+        """`parse(page)` of a page, parsed once per content of the page (`Cache.listing`)."""
+        return self._cache.listing(self._client, url, accept, variant, parse)
 
     # -- metadata --------------------------------------------------------------------------
     def metadata_file(self, artifact: Artifact, key: str) -> bytes:

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 
 from envspec.errors import IndexError_
 from envspec.index import metadata as md
@@ -35,15 +36,25 @@ from envspec.index.build import BuildSettings
 from envspec.index.cache import Cache
 from envspec.index.direct import parse_direct
 from envspec.index.fetch import Fetcher, FinderStats
-from envspec.index.http import Client
+from envspec.index.http import Client, Response
 from envspec.index.mirror import KnownFiles, Mirrors
-from envspec.index.simple import ACCEPT, Keep, for_project, parse_page
+from envspec.index.simple import (
+    ACCEPT,
+    FileFilter,
+    Keep,
+    dump_listing,
+    for_project,
+    load_listing,
+    parse_filename,
+    parse_page,
+)
 from envspec.index.sources import SourceTrees, index_environment
 from envspec.model import Artifact, DistMetadata, Index, VcsSource
 from envspec.secret import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+EVERY_FILE = "every file"  # the listing variant kept by no filter
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -91,7 +102,7 @@ def open_finder(
     settings: FinderSettings = FinderSettings(),
     *,
     known_files: KnownFiles | None = None,
-    keep_file: Keep | None = None,
+    keep_file: FileFilter | None = None,
 ) -> Finder:
     """A Finder for the spec's `indexes` (as parsed: `${VAR}`s expanded, credentials in), with
     its mirrors, credentials and build environment from `environ`. `known_files`: canonical
@@ -119,6 +130,7 @@ def open_finder(
         trees=SourceTrees(cache=cache, client=client, settings=build),
         pool=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="envspec-index"),
         keep_file=keep_file,
+        read_ahead=not settings.offline,
     )
 
 
@@ -133,15 +145,19 @@ class Finder:
         mirrors: Mirrors,
         trees: SourceTrees,
         pool: ThreadPoolExecutor,
-        keep_file: Keep | None = None,
+        keep_file: FileFilter | None = None,
+        read_ahead: bool = True,
     ) -> None:
         """`indexes` in spec order and public (see `public_index`); the Finder owns the
-        parts it is given and closes them."""
+        parts it is given and closes them. Without `read_ahead` (offline: nothing to wait
+        for, so nothing to overlap), prefetching does nothing."""
         self._fetch = fetcher
         self._mirrors = mirrors
         self._trees = trees
         self._pool = pool
         self._keep = keep_file
+        self._read_ahead = read_ahead
+        self._variant = keep_file.key if keep_file else EVERY_FILE
         self._indexes = {index.name: index for index in indexes}
         self._order = list(indexes)
         self._parse_lock = threading.Lock()
@@ -152,16 +168,22 @@ class Finder:
         """The files `index` lists for `name`; [] when it does not have the name."""
         return list(self._listing(canonicalize_name(name), self._known(index))[1])
 
-    def every_file(self, name: NormalizedName, index: Index) -> list[Artifact]:
-        """Every file `index` lists for `name`, those no target can use included: for saying
-        why none fits (an error path; the page comes from the cache)."""
+    def every_file(
+        self, name: NormalizedName, index: Index, version: Version | None = None
+    ) -> list[Artifact]:
+        """Every file `index` lists for `name` (of `version` only, if given), those no target
+        can use included: for saying why none fits (an error path; the page comes from the
+        cache)."""
         wanted, index = canonicalize_name(name), self._known(index)
         url = self._mirrors.page_base(index) + ("" if index.flat else f"{wanted}/")
-        page = self._fetch.page(url, "text/html" if index.flat else ACCEPT)
-        if page.status != 200:
-            return []
-        found = parse_page(page.body, page.header("content-type") or "", page.url)
-        return for_project(self._mirrors.canonical(index, found), wanted)
+        accept = "text/html" if index.flat else ACCEPT
+
+        def pick(filename: str) -> bool:
+            parsed = parse_filename(filename)
+            return parsed is not None and parsed[0] == wanted and version in (None, parsed[1])
+
+        found = self._page_files(url, accept, EVERY_FILE, None, pick)
+        return self._mirrors.canonical(index, found or [])
 
     def route(self, name: NormalizedName, routed: str | None) -> Index | None:
         """The index `name` comes from: the explicit one it is routed to, else the first
@@ -188,15 +210,12 @@ class Finder:
         return self._once.run(key, lambda: self._project(name, index))
 
     def _project(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
-        page = self._fetch.page(f"{self._mirrors.page_base(index)}{name}/", ACCEPT)
-        if page.status in (404, 410):
+        url = f"{self._mirrors.page_base(index)}{name}/"
+        found = self._page_files(url, ACCEPT, self._variant, self._keep)
+        if found is None:
             return False, ()
-        # One page parsed at a time: a big JSON page (pydantic-core's is 7 MB) becomes ~10x
-        # its size in Python objects while parsed, and the GIL serializes parsing anyway.
-        with self._parse_lock:
-            found = parse_page(page.body, page.header("content-type") or "", page.url, self._keep)
         found = self._mirrors.canonical(index, found)
-        log.debug("%s: %d files for %s", redact(page.url), len(found), name)
+        log.debug("%s: %d files for %s", redact(url), len(found), name)
         return True, tuple(found)
 
     def _flat(self, index: Index) -> tuple[Artifact, ...]:
@@ -209,6 +228,33 @@ class Finder:
             )
         found = parse_page(page.body, "text/html", page.url, self._keep)
         return tuple(self._mirrors.canonical(index, found))
+
+    def _page_files(
+        self, url: str, accept: str, variant: str, keep: Keep | None, pick: Keep | None = None
+    ) -> list[Artifact] | None:
+        """The files of the page at `url` whose names `keep` accepts (None: no such page), as
+        the cache keeps them parsed (`variant` naming `keep`), or parsed now and kept; of
+        those, the ones `pick` accepts (by default all)."""
+        parsed: list[list[Artifact] | None] = []
+
+        def parse(page: Response) -> bytes:
+            found = None
+            if page.status == 200:
+                # One page parsed at a time: a big JSON page (pydantic-core's is 7 MB) becomes
+                # ~10x its size in Python objects while parsed, and the GIL serializes
+                # parsing anyway.
+                with self._parse_lock:
+                    found = parse_page(
+                        page.body, page.header("content-type") or "", page.url, keep
+                    )
+            parsed.append(found)
+            return dump_listing(found)
+
+        data = self._fetch.listing(url, accept, variant, parse)
+        if not parsed:
+            return load_listing(data, pick)
+        found = parsed[0]
+        return found if found is None or pick is None else [a for a in found if pick(a.filename)]
 
     # -- metadata and hashes ---------------------------------------------------------------
     def metadata(self, artifact: Artifact) -> DistMetadata:
@@ -282,6 +328,8 @@ class Finder:
     # -- prefetching -----------------------------------------------------------------------
     def prefetch_files(self, names: Iterable[tuple[NormalizedName, str | None]]) -> None:
         """Start fetching the routed listings of `names` (name, routed index or None)."""
+        if not self._read_ahead:
+            return
         for name, routed in names:
             self._pool.submit(self._quietly, self._prefetch_route, name, routed)
 
@@ -292,6 +340,8 @@ class Finder:
 
     def prefetch_metadata(self, artifacts: Iterable[Artifact]) -> None:
         """Start fetching the metadata of `artifacts`."""
+        if not self._read_ahead:
+            return
         for artifact in artifacts:
             # Read-ahead names the same files again and again: skip those already under way.
             # Files already on disk load faster on demand than the read-ahead would parse them.

@@ -6,10 +6,12 @@ and usually the whole directory — then the one `*.dist-info/METADATA` member),
 the whole file when the server ignores Range; for sdists, `PKG-INFO`, trusted only when it is
 static (Metadata-Version ≥ 2.2, neither Requires-Dist nor Requires-Python `Dynamic`).
 
-The lazy zip reader is ours: pip's `lazy_wheel` is internal and no maintained library reads a
-remote zip by ranges. It is a small seekable file over range requests handed to `zipfile`.
-Parsing uses `packaging.metadata.parse_email`, which tolerates the mess real METADATA holds
-(torch's included); we check and convert only the fields resolution needs.
+The range reads are ours: pip's `lazy_wheel` is internal and no maintained library reads a
+remote zip by ranges. `_Remote` keeps the bytes fetched; `wheelzip` finds and inflates the
+member from them.
+Parsing reads the fields as `packaging.metadata.parse_email` does (`fields`), which tolerates
+the mess real METADATA holds (torch's included); we check and convert only the fields
+resolution needs.
 
 Leniency, as uv's (its `LenientRequirement`, read for the list of repairs, not its code): a
 Requires-Dist or Requires-Python that `packaging` refuses is repaired where its meaning is
@@ -24,24 +26,26 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 import logging
+import os
 import re
 import tarfile
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import BuildNeeded, MetadataError, UnreadableMetadata
+from envspec.index import wheelzip
+from envspec.index.fields import read_fields
 from envspec.index.http import Client, Response
 from envspec.index.simple import parse_filename
 from envspec.model import Artifact, CoreMetadata, DistMetadata
@@ -64,7 +68,7 @@ class Fetched:
 def parse_metadata(data: bytes, source: str, artifact: Artifact | None = None) -> DistMetadata:
     """`DistMetadata` from METADATA/PKG-INFO bytes; `source` names them in errors. With
     `artifact`, name and version must agree with its filename."""
-    raw, _unparsed = parse_email(data)
+    raw = read_fields(data)
     name, version = raw.get("name"), raw.get("version")
     if not name or not version:
         raise UnreadableMetadata(f"{source}: metadata has no Name or Version")
@@ -94,11 +98,25 @@ def _check_identity(name: NormalizedName, version: Version, artifact: Artifact, 
         )
 
 
-@functools.lru_cache(maxsize=65536)
+# Each distinct Requires-Dist line parsed once, and each requirement's line, so the parsed
+# form the cache keeps (`to_json`) writes the line back rather than rendering it again.
+_REQUIREMENTS: dict[str, Requirement] = {}
+_LINES: dict[int, str] = {}  # id of a requirement in _REQUIREMENTS → its line
+
+
 def _requirement(line: str) -> Requirement:
     """Parsed once per distinct line: releases of a package repeat most of their lines (each
     unsloth release lists ~1,000), and resolution reads many releases."""
-    return Requirement(line)
+    found = _REQUIREMENTS.get(line)
+    if found is None:
+        found = Requirement(line)
+        with _PARSED:
+            found = _REQUIREMENTS.setdefault(line, found)
+            _LINES[id(found)] = line
+    return found
+
+
+_PARSED = threading.Lock()
 
 
 # Repairs of specifiers `packaging` refuses but whose meaning is plain (see the docstring).
@@ -212,15 +230,16 @@ def _wheel(client: Client, artifact: Artifact) -> Fetched:
     tail = client.get_range(artifact.url, suffix=TAIL)
     total = _total_size(tail)
     if tail.status == 206 and total is not None:
-        remote = _RangeFile(client, artifact.url, total, tail.body)
-        return Fetched(data=_read_metadata(remote, artifact), how="range")
+        remote = _Remote(client, artifact.url, total, tail.body)
+        return Fetched(data=_read_metadata(remote.read, total, tail.body, artifact), how="range")
     if tail.status == 200:
         log.info("downloading whole wheel %s for metadata", artifact.filename)
         body = tail.body
     else:  # 416 or a 206 without a usable Content-Range: take the whole file
         log.info("downloading whole wheel %s for metadata", artifact.filename)
         body = _whole(client, artifact)
-    return Fetched(data=_read_metadata(io.BytesIO(body), artifact), how="full")
+    data = _read_metadata(lambda start, end: body[start:end], len(body), body, artifact)
+    return Fetched(data=data, how="full")
 
 
 def _total_size(response: Response) -> int | None:
@@ -235,72 +254,35 @@ def _whole(client: Client, artifact: Artifact) -> bytes:
     return response.body
 
 
-def _read_metadata(fileobj: IO[bytes] | _RangeFile, artifact: Artifact) -> bytes:
+def _read_metadata(read: wheelzip.Read, size: int, tail: bytes, artifact: Artifact) -> bytes:
+    """The METADATA member of the wheel (the one of its own name when it has several), read
+    with one request for the directory (when `tail` does not hold it) and one for the
+    member."""
     source = redact(artifact.url)
     try:
-        with zipfile.ZipFile(fileobj) as zf:
-            member = _metadata_member(zf, artifact, source)
-            if isinstance(fileobj, _RangeFile):
-                fileobj.prefetch(*_member_span(zf, member))
-            return zf.read(member)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        found, offsets, directory = wheelzip.metadata_members(read, size, tail)
+        if len(found) > 1:
+            parsed = parse_filename(artifact.filename)
+            wanted = parsed[0] if parsed else ""
+            found = [m for m in found if canonicalize_name(m.name.split("-")[0]) == wanted]
+        if len(found) != 1:
+            raise UnreadableMetadata(f"{source}: wheel has no single .dist-info/METADATA")
+        member = found[0]
+        end = min((o for o in offsets if o > member.offset), default=directory)
+        return wheelzip.member_bytes(read, member, end)
+    except (wheelzip.BadWheel, OSError) as exc:
         raise UnreadableMetadata(f"{source}: not a readable wheel ({exc})") from exc
 
 
-def _metadata_member(zf: zipfile.ZipFile, artifact: Artifact, source: str) -> zipfile.ZipInfo:
-    found = [i for i in zf.infolist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", i.filename)]
-    if len(found) > 1:
-        parsed = parse_filename(artifact.filename)
-        wanted = parsed[0] if parsed else ""
-        found = [i for i in found if canonicalize_name(i.filename.split("-")[0]) == wanted]
-    if len(found) != 1:
-        raise UnreadableMetadata(f"{source}: wheel has no single .dist-info/METADATA")
-    return found[0]
-
-
-def _member_span(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[int, int]:
-    """Bytes [start, end) holding `member`'s local header and data: up to the next member."""
-    later = [i.header_offset for i in zf.infolist() if i.header_offset > member.header_offset]
-    end = min(later) if later else zf.start_dir
-    return member.header_offset, int(end)
-
-
-class _RangeFile(io.RawIOBase):
-    """A read-only seekable view of a remote file, fetching missing bytes by range requests."""
+class _Remote:
+    """A remote file's bytes by range requests, the ones already fetched kept."""
 
     def __init__(self, client: Client, url: str, size: int, tail: bytes) -> None:
-        super().__init__()
-        self._client, self._url, self._size, self._pos = client, url, size, 0
+        self._client, self._url = client, url
         self._chunks: list[tuple[int, bytes]] = [(size - len(tail), tail)]
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._size - self._pos)
-        if want <= 0:
-            return 0
-        data = self._slice(self._pos, self._pos + want)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def prefetch(self, start: int, end: int) -> None:
-        """Make bytes [start, end) local with one request."""
-        self._slice(start, end)
-
-    def _slice(self, start: int, end: int) -> bytes:
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes [start, end), with one request unless a fetched chunk holds them all."""
         for offset, chunk in self._chunks:
             if offset <= start and end <= offset + len(chunk):
                 return chunk[start - offset : end - offset]
@@ -345,7 +327,7 @@ def static_or_raise(pkg_info: bytes | None, filename: str) -> bytes:
     the error carries no hint of its own."""
     if pkg_info is None:
         raise BuildNeeded(f"{filename} has no PKG-INFO; it needs a PEP 517 build")
-    raw, _ = parse_email(pkg_info)
+    raw = read_fields(pkg_info)
     version = raw.get("metadata_version", "1.0")
     try:
         static = Version(version) >= Version("2.2")
@@ -368,7 +350,7 @@ def to_json(meta: DistMetadata) -> bytes:
         {
             "name": meta.name,
             "version": str(meta.version),
-            "requires-dist": [str(r) for r in meta.requires_dist],
+            "requires-dist": [_LINES.get(id(r)) or str(r) for r in meta.requires_dist],
             "requires-python": meta.requires_python,
             "provides-extra": list(meta.provides_extra),
         }
@@ -392,6 +374,12 @@ def local_metadata(path: Path, artifact: Artifact) -> bytes:
     sdist's PKG-INFO when it is static (else `BuildNeeded`, saying why it is not)."""
     with path.open("rb") as fileobj:
         if artifact.kind == "wheel":
-            return _read_metadata(fileobj, artifact)
+            size = os.fstat(fileobj.fileno()).st_size
+
+            def read(start: int, end: int) -> bytes:
+                fileobj.seek(start)
+                return fileobj.read(end - start)
+
+            return _read_metadata(read, size, read(max(0, size - 65536), size), artifact)
         pkg_info = _pkg_info(fileobj, artifact.filename, redact(artifact.url))
     return static_or_raise(pkg_info, artifact.filename)

@@ -21,9 +21,9 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from html.parser import HTMLParser
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from packaging.utils import (
@@ -49,12 +49,32 @@ ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0
 SDIST_SUFFIXES = (".tar.gz", ".zip")
 
 
-@functools.cache  # pages are re-read per target and filenames repeat across pages
-def parse_filename(filename: str) -> tuple[NormalizedName, Version, ArtifactKind] | None:
+Identity = tuple[NormalizedName, Version, ArtifactKind]
+# parse_filename's answers: pages are re-read per target and filenames repeat across pages;
+# a listing from the cache hands in the answers it was made with (see `load_listing`).
+_IDENTITIES: dict[str, Identity | None] = {}
+
+
+def parse_filename(filename: str) -> Identity | None:
     """Project name, version and kind of a wheel or sdist filename; None for anything else."""
     try:
+        return _IDENTITIES[filename]
+    except KeyError:
+        found = _IDENTITIES[filename] = _parse_filename(filename)
+        return found
+
+
+def _parse_filename(filename: str) -> Identity | None:
+    try:
         if filename.endswith(".whl"):
-            name, version, _build, _tags = parse_wheel_filename(filename)
+            # packaging's checks, but the tags' (which build a set of Tag objects, unused
+            # here) made by `_tags_valid`, packaging's rules for them
+            head, sep, tags = filename[:-4].rpartition("-")
+            head, sep, abi = head.rpartition("-")
+            head, sep, python = head.rpartition("-")
+            if not sep or not _tags_valid(python, abi, tags):
+                return None
+            name, version, _build, _tags = parse_wheel_filename(f"{head}-py3-none-any.whl")
             return name, version, "wheel"
         if filename.endswith(SDIST_SUFFIXES):
             stem = filename[: -len(".tar.gz")] if filename.endswith(".tar.gz") else filename[:-4]
@@ -65,7 +85,22 @@ def parse_filename(filename: str) -> tuple[NormalizedName, Version, ArtifactKind
     return None
 
 
+def _tags_valid(python: str, abi: str, platform: str) -> bool:
+    """What `packaging.tags.parse_tag` accepts: no empty part, interpreters identifiers."""
+    parts = [python.split("."), abi.split("."), platform.split(".")]
+    return all(all(parts) for parts in parts) and all(p.isidentifier() for p in parts[0])
+
+
 Keep = Callable[[str], bool]
+
+
+class FileFilter(Protocol):
+    """A `Keep` with a name, `key`: the cache keeps pages parsed through it per name."""
+
+    @property
+    def key(self) -> str: ...
+
+    def __call__(self, filename: str) -> bool: ...
 
 
 def parse_page(
@@ -104,6 +139,75 @@ def parse_json(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact
         if artifact is not None:
             out.append(artifact)
     return out
+
+
+# -- the compact form the cache keeps (see `cache.Cache.listing`) ---------------------------
+
+
+def dump_listing(artifacts: Sequence[Artifact] | None) -> bytes:
+    """`artifacts` (None: the index does not have the project) in the compact form the cache
+    keeps: one JSON array per file (see `_row`), its fields already checked, with the
+    project name and version its filename gives (`parse_filename`)."""
+    if artifacts is None:
+        return b"null"
+    return json.dumps([_row(a) for a in artifacts], separators=(",", ":")).encode()
+
+
+def load_listing(data: bytes, keep: Keep | None = None) -> list[Artifact] | None:
+    """`dump_listing`'s output back (written by us from checked values, so trusted), the
+    files whose names `keep` accepts (by default all). The filenames' names and versions
+    become `parse_filename`'s answers, so the files are not parsed again."""
+    rows = json.loads(data)
+    if rows is None:
+        return None
+    versions: dict[str, Version] = {}
+    for row in rows:
+        filename, name, version = row[0], row[-2], row[-1]
+        if filename not in _IDENTITIES:
+            if version is None:
+                _IDENTITIES[filename] = None
+            else:
+                if version not in versions:
+                    versions[version] = Version(version)
+                _IDENTITIES[filename] = (name, versions[version], row[2])
+    return [_from_row(row) for row in rows if keep is None or keep(row[0])]
+
+
+def _row(a: Artifact) -> list[object]:
+    moment = a.upload_time.isoformat() if a.upload_time else None
+    parsed = parse_filename(a.filename)
+    return [
+        a.filename,
+        a.url,
+        a.kind,
+        a.sha256,
+        a.size,
+        a.requires_python,
+        a.yanked is Yank.YANKED,
+        a.yanked_reason,
+        moment,
+        a.metadata is CoreMetadata.SERVED,
+        a.metadata_sha256,
+        parsed[0] if parsed else None,
+        str(parsed[1]) if parsed else None,
+    ]
+
+
+def _from_row(row: list[Any]) -> Artifact:
+    filename, url, kind, sha256, size, requires_python, yanked, reason, moment, *served = row
+    return Artifact(
+        filename=filename,
+        url=url,
+        kind=kind,
+        sha256=sha256,
+        size=size,
+        requires_python=requires_python,
+        yanked=Yank.YANKED if yanked else Yank.LIVE,
+        yanked_reason=reason,
+        upload_time=dt.datetime.fromisoformat(moment) if moment else None,
+        metadata=CoreMetadata.SERVED if served[0] else CoreMetadata.ABSENT,
+        metadata_sha256=served[1],
+    )
 
 
 def _not_a_page(url: str, reason: str) -> IndexError_:

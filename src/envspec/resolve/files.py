@@ -8,25 +8,18 @@ per specifier, unless the spec itself names a pre-release).
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    NormalizedName,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import EnvspecError
+from envspec.index.simple import parse_filename
 from envspec.model import Artifact, Index, Resolution, Target, Yank
 
 
@@ -35,7 +28,9 @@ class Listing(Protocol):
 
     def route(self, name: NormalizedName, routed: str | None) -> Index | None: ...
     def files(self, name: NormalizedName, index: Index) -> list[Artifact]: ...
-    def every_file(self, name: NormalizedName, index: Index) -> list[Artifact]: ...
+    def every_file(
+        self, name: NormalizedName, index: Index, version: Version | None = None
+    ) -> list[Artifact]: ...
 
 
 @dataclass(kw_only=True, slots=True)
@@ -51,6 +46,7 @@ class FileChoice:
     _fast_rank: dict[tuple[str, str, str], int] = field(default_factory=dict)
     _best: dict[NormalizedName, dict[Version, Artifact]] = field(default_factory=dict)
     _python_ok: dict[str, bool] = field(default_factory=dict)
+    _suffix_rank: dict[str, int | None] = field(default_factory=dict)
     _match_memo: dict[tuple[NormalizedName, str], frozenset[Version]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -150,12 +146,19 @@ class FileChoice:
         python = Version(self.target.python_full_version)
         no_build = _listed(name, self.settings.no_build)
         no_binary = _listed(name, self.settings.no_binary)
+        sdist_rank = None if no_build else len(self._tag_rank)
         ranked: dict[Version, tuple[int, Artifact]] = {}
         for artifact in self.listing.files(name, index):
-            rank_version = self._rank(artifact, name, no_build=no_build, no_binary=no_binary)
-            if rank_version is None or not self._allowed(artifact, python):
+            if artifact.kind == "wheel":
+                rank = None if no_binary else self._wheel_rank(artifact.filename)
+            else:
+                rank = sdist_rank
+            if rank is None:
                 continue
-            version, rank = rank_version
+            parsed = parse_filename(artifact.filename)
+            if parsed is None or parsed[0] != name or not self._allowed(artifact, python):
+                continue
+            version = parsed[1]
             if version not in ranked or rank < ranked[version][0]:
                 ranked[version] = (rank, artifact)
         return {v: a for v, (_, a) in ranked.items()}
@@ -171,35 +174,22 @@ class FileChoice:
                 self._python_ok[hint] = True  # unreadable: the metadata's Requires-Python decides
         return not hint or self._python_ok[hint]
 
-    def _rank(
-        self, artifact: Artifact, name: NormalizedName, *, no_build: bool, no_binary: bool
-    ) -> tuple[Version, int] | None:
-        try:
-            if artifact.kind == "wheel":
-                rank = None if no_binary else self._wheel_rank(artifact.filename)
-                if rank is None:
-                    return None
-                wname, version, _, _ = _parse_wheel(artifact.filename)
-                return (version, rank) if wname == name else None
-            if no_build:
-                return None
-            sname, version = _parse_sdist(artifact.filename)
-        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-            return None
-        return (version, len(self._tag_rank)) if sname == name else None
-
     def _wheel_rank(self, filename: str) -> int | None:
         """The best rank of a wheel's tags on the target, read from the filename's last three
-        fields without a full parse (most files on a big page fit no target)."""
-        parts = filename[:-4].lower().split("-")
-        if len(parts) < 5:
+        fields without a full parse (most files on a big page fit no target); memoized by
+        those fields, which a few hundred combinations cover for a whole resolution."""
+        parts = filename[:-4].rsplit("-", 3)
+        if len(parts) < 4 or "-" not in parts[0]:
             return None
-        ranks = [
-            self._fast_rank[key]
-            for key in itertools.product(*(p.split(".") for p in parts[-3:]))
-            if key in self._fast_rank
-        ]
-        return min(ranks) if ranks else None
+        tags = "-".join(parts[1:]).lower()
+        if tags not in self._suffix_rank:
+            ranks = [
+                self._fast_rank[key]
+                for key in itertools.product(*(p.split(".") for p in tags.split("-")))
+                if key in self._fast_rank
+            ]
+            self._suffix_rank[tags] = min(ranks) if ranks else None
+        return self._suffix_rank[tags]
 
     def listed(self, name: NormalizedName) -> dict[Version, list[Artifact]]:
         """Every version the routed index lists for `name`, with all its files, whether or
@@ -211,41 +201,21 @@ class FileChoice:
         except EnvspecError:  # offline, or the index failed since: explain with what fits
             every = list(self.listing.files(name, index)) if index else []
         for artifact in every:
-            try:
-                if artifact.kind == "wheel":
-                    wname, version, _, _ = _parse_wheel(artifact.filename)
-                else:
-                    wname, version = _parse_sdist(artifact.filename)
-            except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-                continue
-            if wname == name:
-                out.setdefault(version, []).append(artifact)
+            parsed = parse_filename(artifact.filename)
+            if parsed is not None and parsed[0] == name:
+                out.setdefault(parsed[1], []).append(artifact)
         return out
 
     def sibling_wheels(self, name: NormalizedName, version: Version) -> list[Artifact]:
         """Wheels of a version for any platform (metadata stand-ins for an sdist)."""
         index = self.used_indexes.get(name)
-        found = []
-        for artifact in self.listing.files(name, index) if index else ():
-            if artifact.kind != "wheel":
-                continue
-            try:
-                wname, wversion, _, _ = _parse_wheel(artifact.filename)
-            except (InvalidWheelFilename, InvalidVersion):
-                continue
-            if wname == name and wversion == version:
-                found.append(artifact)
-        return found
-
-
-@functools.cache  # the same sdists are ranked for every target
-def _parse_sdist(filename: str) -> tuple[NormalizedName, Version]:
-    return parse_sdist_filename(filename)
-
-
-@functools.cache  # the same filenames are ranked for every target
-def _parse_wheel(filename: str) -> tuple[NormalizedName, Version, Any, frozenset[Tag]]:
-    return parse_wheel_filename(filename)
+        return [
+            artifact
+            for artifact in (self.listing.files(name, index) if index else ())
+            if artifact.kind == "wheel"
+            and (parsed := parse_filename(artifact.filename)) is not None
+            and parsed[:2] == (name, version)
+        ]
 
 
 def _listed(name: NormalizedName, names: Sequence[str]) -> bool:

@@ -51,8 +51,9 @@ from envspec.resolve.values import (
 )
 
 log = logging.getLogger("envspec")
-# How many of a name's best candidates get their metadata fetched ahead of need.
-PREFETCH_AHEAD = 3
+# How many of a name's best candidates get their metadata fetched ahead of need: the first,
+# for every name at once; the pruner's walk fetches further down a list it walks.
+PREFETCH_AHEAD = 1
 
 
 # Roles, as pip's provider notes them for its own: resolvelib drives the search and asks the
@@ -357,10 +358,12 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             deps.append(pin(candidate, origin))
         elif meta.requires_python:
             deps.append(python_req(meta.requires_python, origin))
+        memo, extras = self._wanted_memo, candidate.extras
         for requirement in meta.requires_dist:
-            if self._wanted(requirement, candidate.extras):
+            known = memo.get((id(requirement), extras))  # `_wanted`, its memo read inline
+            if known[1] if known else self._wanted(requirement, extras):
                 deps += self._chosen(requirement, origin)
-        if not candidate.extras:  # the plain name's: its extras pin it
+        if not extras:  # the plain name's: its extras pin it
             for patch in patched.patches:
                 deps += self._patch(patch, origin)
         return deps

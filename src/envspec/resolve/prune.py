@@ -54,8 +54,11 @@ class Pruner:
 
     def _walk(self, candidates: Sequence[Candidate]) -> Iterator[Candidate]:
         for i, candidate in enumerate(candidates):
-            if i % WINDOW == 0:  # backtracking walks down a list: fetch what comes next
-                self.prefetch(_wheels(c.artifact for c in candidates[i : i + 2 * WINDOW]))
+            # Backtracking walks down a list: fetch what comes next, ahead by as many as were
+            # walked (1, 3, then 2 * WINDOW), since most walks stop at the first candidate.
+            if (i < WINDOW and not i & (i + 1)) or i % WINDOW == 0:
+                upto = i + 1 + min(i, 2 * WINDOW)
+                self.prefetch(_wheels(c.artifact for c in candidates[i:upto]))
             if not self.doomed(candidate):
                 yield candidate
 
@@ -85,7 +88,7 @@ class Pruner:
         return out
 
     def _matching(self, dep: Req) -> list[tuple[Version, Artifact]]:
-        key = (dep.name, str(dep.specifier))
+        key = (dep.name, dep.text)  # its specifier's text, without rendering it again
         if key not in self._versions_memo:
             fixed = [r.specifier for r in self.fixed.get(dep.name, ())]
             self._versions_memo[key] = self.versions(dep.name, [dep.specifier, *fixed])

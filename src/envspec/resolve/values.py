@@ -92,12 +92,24 @@ def make_key(name: NormalizedName, extras: Iterable[str]) -> str:
     return f"{name}[{','.join(extras)}]" if extras else name
 
 
+# What `to_req` derives from a requirement, per requirement object (the entry holds the
+# object, so its id is never reused): metadata hands out one object per distinct line, and
+# every candidate of a release series repeats most of its lines.
+_DERIVED: dict[int, tuple[Requirement, str, NormalizedName, frozenset[NormalizedName], str]] = {}
+
+
 def to_req(requirement: Requirement, origin: Origin, *, constraint: bool = False) -> Req:
-    name = canonicalize_name(requirement.name)
-    extras = frozenset(canonicalize_name(e) for e in requirement.extras)
-    text = str(requirement).split(";", 1)[0].strip()
+    derived = _DERIVED.get(id(requirement))
+    if derived is None or derived[0] is not requirement:
+        name = canonicalize_name(requirement.name)
+        extras = frozenset(canonicalize_name(e) for e in requirement.extras)
+        text = str(requirement).split(";", 1)[0].strip()
+        derived = _DERIVED[id(requirement)] = (
+            requirement, make_key(name, extras), name, extras, text
+        )
+    _, key, name, extras, text = derived
     return Req(
-        key=make_key(name, extras),
+        key=key,
         name=name,
         extras=extras,
         specifier=requirement.specifier,
