@@ -13,7 +13,6 @@ and says when the machine no longer meets its needs.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,11 +94,11 @@ def load_installed_variant(env: Environment) -> str | None:
 
 
 def write_installed_variant(env: Environment, choice: Choice | None) -> None:
-    """Record the variant a sync installed (or that it installed none)."""
+    """Record the variant a sync installed (None: forget it: a sync of a lock without
+    variant, or a rollback to a snapshot that does not say)."""
     path = require_state_dir(env) / VARIANT_FILE
     if choice is None:
-        if path.exists():
-            os.unlink(path)
+        path.unlink(missing_ok=True)
         return
     data = {"target": choice.target, "variant": choice.variant}
     try:
