@@ -208,12 +208,14 @@ NEEDS = Needs(
         (Machine(), False, "no NVIDIA driver found; cu121 needs a driver >=525.60.13"),
         (Machine(driver=Version("470.82.01"), compute_capability=Version("8.6"),
                  driver_text="470.82.01"), False,
-         "driver 470.82.01 is older than CUDA 11.8 needs, GPU sm_86; "
+         "driver 470.82.01 supports CUDA ≤ 11.4, GPU sm_86; "
          "cu121 needs a driver >=525.60.13"),
         (Machine(driver=Version("530.30.02"), compute_capability=Version("3.7"),
                  driver_text="530.30.02"), False,
          "driver 530.30.02 supports CUDA ≤ 12.1, GPU sm_37; "
          "cu121 needs compute capability >=5.0"),
+        (Machine(driver=Version("418.39"), driver_text="418.39"), False,
+         "driver 418.39 is older than CUDA 11.0 needs; cu121 needs a driver >=525.60.13"),
         (Machine(driver=Version("580.65.06"), compute_capability=Version("12.0"),
                  driver_text="580.65.06"), True,
          "driver 580.65.06 supports CUDA 12.9 and later, GPU sm_120"),
@@ -367,7 +369,7 @@ def test_sync_chooses_the_first_variant_the_machine_meets(
     _, event, _ = _choose(proj, capsys)
     assert event["variant"] == "cpu"
     assert event["skipped"][0]["reason"] == (
-        f"driver 470.82.01 is older than CUDA 11.8 needs, GPU sm_86; new needs a driver {wanted}"
+        f"driver 470.82.01 supports CUDA ≤ 11.4, GPU sm_86; new needs a driver {wanted}"
     )
     # a compute capability below the first variant's minimum → the next variant
     monkeypatch.setenv(DRIVER, "550.54.15")
