@@ -33,13 +33,12 @@ from envspec.apply.journal import (
     load_journal,
     stopped_message,
 )
-from envspec.apply.machine import detect_machine
 from envspec.apply.rollback import rollback
 from envspec.apply.select import (
     Choice,
-    choose_variant,
     load_installed_variant,
     select_lock,
+    select_variant,
     target_of,
     write_installed_variant,
 )
@@ -55,7 +54,7 @@ from envspec.errors import (
     StaleLockError,
     UsageError,
 )
-from envspec.model import Checks, Index, Lock, Machine, Spec
+from envspec.model import Checks, Index, Lock, Spec
 from envspec.render import CliReporter, Done, Out, history_line
 from envspec.secret import SecretURL
 from envspec.spec import load_spec
@@ -321,41 +320,15 @@ def _choose(
     *,
     installed: bool,
 ) -> Choice | None:
-    """The variant of the environment's target to use: `requested`, or (`installed`: for
-    `check`) the one the last sync installed, else the first the machine meets. The machine
-    is looked at only when the target has variants."""
-    target = target_of(env)
-    if target is None or not spec.variants_for(target):
-        return choose_variant(spec, target, Machine(), requested) if requested and target else None
-    named, recorded = requested, None
-    if installed and requested is None:
-        recorded = load_installed_variant(env)
-        if recorded not in {v.name for v in spec.variants_for(target)}:
-            recorded = None
-    machine = detect_machine(environ)
-    choice = choose_variant(spec, target, machine, named or recorded)
-    assert choice is not None  # the target has variants
-    out.event(
-        "variant",
-        target=target,
-        variant=choice.variant,
-        reason=choice.reason,
-        fits=choice.fits,
-        requested=named is not None,
-        installed=recorded is not None,
-        machine={
-            "driver": machine.driver_shown or None,
-            "compute_capability": (
-                str(machine.compute_capability) if machine.compute_capability else None
-            ),
-            "source": machine.source,
-        },
-        skipped=[{"variant": name, "reason": reason} for name, reason in choice.skipped],
-    )
+    """The variant to use (`select.select_variant`), reported as a `variant` event and lines."""
+    choice = select_variant(spec, env, environ, requested, installed=installed)
+    if choice is None:
+        return None
+    out.event("variant", **choice.data())
     for name, reason in choice.skipped:
         out.say(f"Variant {name} passed over: {reason}")
-    if choice.fits or recorded:
-        which = " (installed by the last sync)" if recorded else ""
+    if choice.fits or choice.installed:
+        which = " (installed by the last sync)" if choice.installed else ""
         out.say(f"Variant {choice.variant}{which}: {choice.reason}")
     else:
         out.say(

@@ -1,7 +1,8 @@
 """Which lock applies to an environment: the target whose platform markers the interpreter
 has, then, when the spec locks that target per accelerator variant, the variant
-(`choose_variant`: the first in order of preference whose needs this machine meets, or the
-one `--variant` names), then a check that the lock's `environments` and `requires-python`
+(`select_variant` reads the machine through `apply.machine` and the recorded variant;
+`choose_variant`, pure: the first in order of preference whose needs the machine meets, or
+the one `--variant` names), then a check that the lock's `environments` and `requires-python`
 hold for it.
 
 Only the one matching lock file is read, so a sync with nothing to do parses one file. The
@@ -12,14 +13,18 @@ and says when the machine no longer meets its needs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from envspec.apply.environment import Environment, require_state_dir
+from envspec.apply.machine import detect_machine
 from envspec.atomic import write_atomic
 from envspec.compat.cuda import judge
 from envspec.errors import ApplyError, StaleLockError, UsageError, did_you_mean
@@ -37,10 +42,59 @@ class Choice:
     target: str
     variant: str
     reason: str  # what the machine has (and lacks, when `fits` is false)
-    fits: bool  # the machine meets its needs (false only when `requested`)
+    fits: bool  # the machine meets its needs (false only when named)
     requested: bool  # named by --variant
     machine: Machine  # what the choice was made on
     skipped: tuple[tuple[str, str], ...] = ()  # preferred variants passed over, and why
+    installed: bool = False  # the one the last sync installed (`check`)
+
+    def data(self) -> dict[str, Any]:
+        """The `variant` JSON event's fields (README.md, "JSON events")."""
+        machine = self.machine
+        capability = machine.compute_capability
+        return {
+            "target": self.target,
+            "variant": self.variant,
+            "reason": self.reason,
+            "fits": self.fits,
+            "requested": self.requested,
+            "installed": self.installed,
+            "machine": {
+                "driver": machine.driver_shown or None,
+                "compute_capability": str(capability) if capability else None,
+                "source": machine.source,
+            },
+            "skipped": [{"variant": name, "reason": why} for name, why in self.skipped],
+        }
+
+
+def select_variant(
+    spec: Spec,
+    env: Environment,
+    environ: Mapping[str, str],
+    requested: str | None = None,
+    *,
+    installed: bool = False,
+) -> Choice | None:
+    """The variant of `env`'s target to use (None: its target has none): `requested`, else
+    with `installed` (for `check`) the one the last sync installed, else the first the
+    machine meets. The machine (`machine.detect_machine`, in `environ`) is looked at only
+    when the target has variants."""
+    target = target_of(env)
+    if target is None or not spec.variants_for(target):
+        if requested is not None and target is not None:
+            choose_variant(spec, target, Machine(), requested)  # says why it cannot be
+        return None
+    recorded = None
+    if installed and requested is None:
+        recorded = load_installed_variant(env)
+        if recorded not in {v.name for v in spec.variants_for(target)}:
+            recorded = None
+    choice = choose_variant(spec, target, detect_machine(environ), requested or recorded)
+    assert choice is not None  # the target has variants
+    if recorded is None:
+        return choice
+    return dataclasses.replace(choice, requested=False, installed=True)
 
 
 def choose_variant(
