@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,11 +75,20 @@ class Run:
     peak_mib: float
 
 
-def timed(cmd: Sequence[str | Path]) -> tuple[Run, str]:
-    """Run `cmd` (exit on failure): wall and CPU time, peak RSS, and its stdout."""
+# uv's `aarch64-apple-darwin` means macOS 13.0 unless MACOSX_DEPLOYMENT_TARGET says otherwise;
+# envspec's macos-arm64 target defaults to macOS 14.0 (bench/seed_pypi.toml sets none)
+UV_MACOS = {"MACOSX_DEPLOYMENT_TARGET": "14.0"}
+
+
+def timed(
+    cmd: Sequence[str | Path], env: Mapping[str, str] | None = None
+) -> tuple[Run, str]:
+    """Run `cmd` (exit on failure; `env` added to ENV): wall and CPU time, peak RSS, and its
+    stdout."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(list(map(str, cmd)), stdout=out, stderr=err, env=ENV)
+        environ = {**ENV, **(env or {})}
+        proc = subprocess.Popen(list(map(str, cmd)), stdout=out, stderr=err, env=environ)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         out.seek(0)
@@ -133,7 +142,7 @@ class Bench:
                    "--python-version", "3.11", "--python-platform", platform,
                    "--cache-dir", self.uv_cache, "--index-url", "https://pypi.org/simple",
                    "-o", self.uv_out / f"{target}.txt", *extra]
-            runs.append(timed(cmd)[0])
+            runs.append(timed(cmd, UV_MACOS if target.startswith("macos-") else None)[0])
         return Run(
             wall=sum(r.wall for r in runs),
             cpu=sum(r.cpu for r in runs),

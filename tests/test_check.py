@@ -4,6 +4,7 @@ consistency rules on hand-made distributions."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from envspec.apply.check import dependencies
 from envspec.apply.plan import Installed
 from envspec.targets import make_target
-from support.envproject import EnvProject, events
+from support.envproject import TARGET, EnvProject, events
 from support.index_server import IndexServer
 
 PHASES = [
@@ -55,15 +56,16 @@ def test_check_passes_and_reports_each_result_with_warnings(
     capsys.readouterr()
     assert proj.run("check", "--json") == 0
     got = [e for e in events(capsys.readouterr().out) if e["event"] == "check"]
-    assert [(e["check"], e["ok"], e["message"]) for e in got[:3]] == [
+    assert [(e["check"], e["ok"], e["message"]) for e in got[:4]] == [
         ("drift", True, "2 packages match the lock"),
+        ("lock", True, f"the lock for {TARGET} is up to date with envspec.toml"),
         ("dependencies", True, "the requirements of 2 distributions hold"),
         ("version", True, "alpha 1.0 satisfies alpha<2"),
     ]
-    assert (got[3]["check"], got[3]["ok"], got[3]["message"]) == (
+    assert (got[4]["check"], got[4]["ok"], got[4]["message"]) == (
         "rules", True, "no compatibility rule is about an installed distribution"
     )
-    probes = {e["subject"]: e for e in got[4:]}
+    probes = {e["subject"]: e for e in got[5:]}
     assert sorted(probes) == ["alpha", "beta:VALUE"]
     assert all(e["ok"] and e["message"].startswith(f"import {s} ok (") for s, e in probes.items())
     assert probes["beta:VALUE"]["warnings"] == [
@@ -172,3 +174,47 @@ def test_dependency_consistency_follows_extras_and_markers() -> None:
         "app 1.0 requires pywin, but pywin is not installed",
         "lib 1.2 requires speedup>=2, but speedup 1.0 is installed",
     ]
+
+
+def test_a_stale_lock_fails_the_check_and_names_the_spec_change(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _synced(proj, {})
+    proj.write_spec([{"name": "one", "requirements": ["alpha>=2"]}, *PHASES[1:]])
+    capsys.readouterr()
+    assert proj.run("check") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[1:3] == [
+        "  ok   drift: 2 packages match the lock",
+        f"  FAIL lock: the lock for {TARGET} is out of date with envspec.toml: phase one: "
+        "alpha<2 → alpha>=2 ('envspec sync' relocks it first, 'envspec lock' relocks it)",
+    ]
+    assert err[-1] == "Checks failed."
+
+
+def test_check_streams_its_results_drift_first_and_each_probe_as_it_finishes(
+    proj: EnvProject, index_server: IndexServer, tmp_path: Path
+) -> None:
+    # `gate` blocks its import until a file appears, which this test writes only after it has
+    # read the other results from check's output: were they held back until every probe had
+    # finished, the gate would time out (and fail) first
+    release = tmp_path / "release"
+    gate = f"import os, time\nfor _ in range(300):\n    if os.path.exists({str(release)!r}):\n"
+    gate += "        break\n    time.sleep(0.05)\nelse:\n    raise RuntimeError('never released')\n"
+    index_server.add_wheel("gate", "1.0", files={"gate/__init__.py": gate.encode()})
+    _synced(proj, {"imports": ["gate", "alpha"]})
+    proj.pip_install(f"gate @ {index_server.file_url('gate-1.0-py3-none-any.whl')}")
+    check = proj.spawn("check", "--json")
+    assert check.stdout is not None
+    seen = []
+    for line in check.stdout:
+        event = json.loads(line)
+        if event["event"] == "check":
+            seen.append((event["check"], event["subject"], event["ok"]))
+        if ("import", "alpha", True) in seen and not release.exists():
+            assert ("import", "gate", True) not in seen
+            release.write_text("")
+    assert check.wait(timeout=60) == 0
+    assert seen[0] == ("drift", "lock", True)
+    assert seen[1] == ("lock", TARGET, True)
+    assert seen[-2:] == [("import", "alpha", True), ("import", "gate", True)]

@@ -134,7 +134,7 @@ def test_check_names_missing_and_stale_locks_and_writes_nothing(
     spec.write_text(spec.read_text().replace('"numpy<2"', '"numpy<1.27"'))
     before = lock_bytes(project)
     assert lock(project, "--check") == 3
-    assert "linux-x86_64 (stale)" in capsys.readouterr().err
+    assert "linux-x86_64 (stale: phase numpy: numpy<2 → numpy<1.27)" in capsys.readouterr().err
     assert lock_bytes(project) == before
 
 
@@ -188,3 +188,46 @@ def test_impossible_resolution_writes_nothing(
     assert "numpy<2 (phase numpy) conflicts with numpy>=2 (phase app)" in err
     assert "Traceback" not in err
     assert not (project / "locks").exists()
+
+
+def test_macos_targets_lock_for_macos_14_by_default_and_say_so(
+    tmp_path: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # bitsandbytes >= 0.49 (and torch >= 2.12) ship macOS 14 wheels only
+    index_server.add_wheel("bnb", "0.42.0")
+    index_server.add_wheel("bnb", "0.50.2", tag="py3-none-macosx_14_0_arm64")
+    index_server.add_wheel("bnb", "0.50.2", tag="py3-none-manylinux_2_24_x86_64")
+    index_server.add_wheel("six", "1.16.0")
+    root = tmp_path / "project"
+    root.mkdir()
+    spec = SPEC.format(url=index_server.url).split("[[phases]]")[0]
+    spec = spec.replace('"linux-x86_64", "windows-x86_64", ', '"linux-x86_64", ')
+    phase = '[[phases]]\nname = "main"\nrequirements = ["bnb", "six"]\n'
+    (root / "envspec.toml").write_text(spec + phase)
+    capsys.readouterr()
+    assert lock(root) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert "linux-x86_64: 2 packages, wrote locks/pylock.linux-x86_64.toml" in lines
+    assert "macos-arm64: 2 packages, wrote locks/pylock.macos-arm64.toml (for macOS 14.0)" in lines
+    mac = tomllib.loads((root / "locks" / "pylock.macos-arm64.toml").read_text())
+    assert {p["name"]: p["version"] for p in mac["packages"]} == {"bnb": "0.50.2", "six": "1.16.0"}
+    assert mac["tool"]["envspec"]["inputs"]["target"]["macos"] == "14.0"
+
+
+def test_a_target_setting_stales_only_the_locks_it_is_read_for(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert lock(project) == 0
+    linux = project / "locks" / "pylock.linux-x86_64.toml"
+    # a lock made when macOS 13.0 was the default: what it says of macOS is not its concern
+    text = linux.read_text()
+    assert 'macos = "14.0"' in text
+    linux.write_text(text.replace('macos = "14.0"', 'macos = "13.0"'))
+    assert lock(project, "--check") == 0
+    spec = project / "envspec.toml"
+    spec.write_text(spec.read_text() + '\n[targets.macos-arm64]\nmacos = "15.0"\n')
+    capsys.readouterr()
+    assert lock(project, "--check") == 3
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "error: locks out of date: macos-arm64 (stale: target macos 14.0 → 15.0)"
+    )

@@ -297,6 +297,18 @@ def test_unknown_revision(project: Path, capsys: pytest.CaptureFixture[str]) -> 
     )
 
 
+def test_a_repository_without_commits_says_so(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git(project, "init", "-q", "-b", "main")
+    assert diff(project) == 2
+    assert capsys.readouterr().err == (
+        f"error: {project}: the repository has no commits yet: there is no revision 'HEAD' "
+        "to compare with\n"
+        "hint: commit locks/ first, or compare two lock folders or files: envspec diff OLD NEW\n"
+    )
+
+
 def test_not_a_git_repository(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert diff(project) == 2
     assert capsys.readouterr().err == (

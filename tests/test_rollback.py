@@ -69,7 +69,8 @@ def test_a_rollback_can_itself_be_rolled_back(
     got = events(capsys.readouterr().out)
     assert [e["event"] for e in got] == ["snapshot", "rollback", "done"]
     assert got[1] == {
-        "event": "rollback", "snapshot": 1, "ok": True, "changes": ["alpha 2.0→1.0", "-beta 1.0"],
+        "event": "rollback", "snapshot": 1, "ok": True,
+        "changes": ["alpha 2.0→1.0", "-beta 1.0", "+stray 0.1"],  # the exact sync removed stray
     }  # fmt: skip
     assert proj.freeze() == before
     assert proj.snapshot_ids() == [1, 2, 3, 4]
@@ -95,14 +96,16 @@ def test_history_lists_id_time_command_count_and_what_changed(
     assert proj.run("history", "--json") == 0
     got = events(capsys.readouterr().out)
     assert [(e["id"], e["command"], e["packages"], e["changes"]) for e in got] == [
-        (1, "sync", 2, ["alpha 1.0→2.0", "+beta 1.0"]),
-        (2, "rollback 1", 3, ["alpha 2.0→1.0", "-beta 1.0"]),
+        (1, "sync", 2, ["alpha 1.0→2.0", "+beta 1.0", "-stray 0.1"]),
+        (2, "rollback 1", 2, ["alpha 2.0→1.0", "-beta 1.0", "+stray 0.1"]),
     ]
     assert all(e["created"].endswith("Z") for e in got)
     assert proj.run("history") == 0
     lines = capsys.readouterr().err.splitlines()
     assert [line.split()[0] for line in lines] == ["1", "2"]
-    assert lines[0].endswith("sync                  2 packages  then: alpha 1.0→2.0, +beta 1.0")
+    assert lines[0].endswith(
+        "sync                  2 packages  then: alpha 1.0→2.0, +beta 1.0, -stray 0.1"
+    )
 
 
 def test_an_unknown_snapshot_id_is_refused_and_nothing_changes(

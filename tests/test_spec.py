@@ -440,7 +440,7 @@ BAD = [
     pytest.param(
         spec_text(HEAD, PHASE, '[targets.macos-arm64]\nmacos = "14"\n'),
         "envspec.toml: targets.macos-arm64.macos: invalid macos version '14'",
-        'expected "<major>.<minor>", e.g. "13.0"',
+        'expected "<major>.<minor>", e.g. "14.0"',
         id="bad macos",
     ),
     pytest.param(

@@ -129,8 +129,12 @@ def test_a_required_phase_failing_restores_the_pre_sync_freeze_exactly(
     failed = [e for e in got if e["event"] == "phase_failed"]
     assert [(e["phase"], e["optional"]) for e in failed] == [("three", False)]
     assert "delta" in failed[0]["error"]
+    # exact by default: gamma, which the new lock does not name, was removed first, and is back
+    gamma = {"name": "gamma", "version": "1.0"}
+    assert [e["remove"] for e in got if e["event"] == "plan"] == [[gamma]]
+    changes = ["alpha 2.0→1.0", "+gamma 1.0"]
     assert [e for e in got if e["event"] == "rollback"] == [
-        {"event": "rollback", "snapshot": 2, "ok": True, "changes": ["alpha 2.0→1.0"]}
+        {"event": "rollback", "snapshot": 2, "ok": True, "changes": changes}
     ]
     assert "four" not in [e.get("phase") for e in got]
     assert got[-1]["event"] == "error"
@@ -198,17 +202,17 @@ def test_phase_limits_a_sync_to_that_phase_and_those_before_it(
     ]
 
 
-def test_exact_removes_what_the_lock_does_not_name(
+def test_exact_the_default_removes_what_the_lock_does_not_name(
     proj: EnvProject, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stray = index_server.add_wheel("stray", "0.1")
     proj.write_spec(THREE)
     proj.lock()
     proj.pip_install(f"stray @ {index_server.file_url(stray.name)}")
-    assert proj.run("sync") == 0
+    assert proj.run("sync", "--inexact") == 0
     assert "stray" in proj.freeze()
     assert "warning: not in the lock: stray 0.1" in capsys.readouterr().err
-    assert proj.run("sync", "--exact") == 0
+    assert proj.run("sync", "--exact") == 0  # the default, named
     assert "  remove: stray 0.1" in capsys.readouterr().err.splitlines()
     assert "stray" not in proj.freeze()
 

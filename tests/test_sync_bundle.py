@@ -310,3 +310,22 @@ def test_a_damaged_manifest_is_named_and_changes_nothing(
     assert capsys.readouterr().err.splitlines() == [
         f"error: {dest / 'bundle.json'}: {message}", f"hint: {hint}"
     ]
+
+
+def test_a_stale_lock_is_refused_from_a_bundle_and_frozen_installs_it(
+    proj: EnvProject, index_server: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = make_bundle(proj, tmp_path / "bundle")
+    proj.write_spec([*PHASES, {"name": "three", "requirements": ["gamma"]}])
+    capsys.readouterr()
+    assert sync(proj, dest) == 3  # relocking would ask the index: the bundle is all there is
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"error: {proj.lock_file}: the lock for {TARGET} is out of date with envspec.toml: "
+        "phase three added",
+        "hint: a sync from a bundle cannot relock: run 'envspec lock' where the indexes can be "
+        "reached, or sync with --frozen to install the lock as it is",
+    ]
+    _unchanged(proj)
+    assert sync(proj, dest, "--frozen") == 0
+    assert proj.freeze() == "alpha==1.0\nbeta==1.0\n"
+    assert index_server.requests == []

@@ -47,9 +47,9 @@ def test_no_lock_for_this_platform_names_the_locks_that_exist(
 def test_no_lock_at_all(proj: EnvProject, capsys: pytest.CaptureFixture[str]) -> None:
     proj.write_spec(PHASES)
     assert proj.run("sync") == 3
+    # the target is in the spec's targets already: the hint says to lock, not to add it
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"hint: no locks exist yet; add '{TARGET}' to [environment] targets, then run "
-        "'envspec lock'"
+        "hint: no locks exist yet; run 'envspec lock' to write it"
     )
     _unchanged(proj)
 
@@ -64,12 +64,13 @@ def test_a_stale_lock_is_refused_with_locked(
     capsys.readouterr()
     assert proj.run("sync", "--locked") == 3
     assert capsys.readouterr().err.splitlines()[1:] == [
-        f"error: {proj.lock_file}: the lock for {TARGET} is out of date with envspec.toml",
+        f"error: {proj.lock_file}: the lock for {TARGET} is out of date with envspec.toml: "
+        "phase two added",
         "hint: run 'envspec lock' and commit locks/, or sync without --locked",
     ]
     _unchanged(proj)
-    assert proj.run("sync") == 0  # without --locked the lock as it stands is applied
-    assert "alpha" in proj.freeze()
+    assert proj.run("sync") == 0  # without --locked, the lock is relocked first
+    assert "beta==1.0" in proj.freeze()
 
 
 def test_a_fresh_lock_passes_locked(proj: EnvProject) -> None:

@@ -36,7 +36,7 @@ from envspec.errors import (
 from envspec.model import Spec
 from envspec.secret import redact
 from envspec.spec import load_spec
-from envspec.targets import check_name, choose_targets
+from envspec.targets import check_name, choose_targets, os_floor
 
 if TYPE_CHECKING:
     from envspec.commands.lock import Locked
@@ -211,17 +211,20 @@ def _lock_stale(
         stats.bytes_downloaded / 1e6,
         stats.metadata_fetched,
     )
-    _report_locks(args, out, run.results)
+    _report_locks(args, out, spec, run.results)
     return EXIT_OK
 
 
-def _report_locks(args: argparse.Namespace, out: _Output, results: Sequence[Locked]) -> None:
+def _report_locks(
+    args: argparse.Namespace, out: _Output, spec: Spec, results: Sequence[Locked]
+) -> None:
     for result in results:
         skipped = [p for p in result.lock.phases if p.skipped]
         verb = "wrote" if result.written else "unchanged"
+        floor = os_floor(result.target, spec.settings_for(result.target))
         out.say(
             f"{result.lock.label}: {len(result.lock.packages)} packages, {verb} "
-            f"{_rel(result.path, args.project)}"
+            f"{_rel(result.path, args.project)}" + (f" (for {floor})" if floor else "")
         )
         for phase in skipped:
             out.say(f"  optional phase '{phase.name}' skipped: {phase.skipped}")

@@ -14,7 +14,7 @@ import argparse
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envspec.apply import uv
 from envspec.apply.check import run_checks
@@ -24,6 +24,7 @@ from envspec.apply.environment import (
     ensure_environment,
     locate,
     open_environment,
+    refuse_system,
 )
 from envspec.apply.installed import load_installed
 from envspec.apply.journal import (
@@ -37,6 +38,7 @@ from envspec.apply.rollback import rollback
 from envspec.apply.select import (
     Choice,
     load_installed_variant,
+    require_lock,
     select_lock,
     select_variant,
     target_of,
@@ -55,11 +57,16 @@ from envspec.errors import (
     UsageError,
 )
 from envspec.model import Checks, Index, Lock, Spec
-from envspec.render import CliReporter, Done, Out, history_line
+from envspec.render import CliReporter, Done, Out, history_line, plural
 from envspec.secret import SecretURL
 from envspec.spec import load_spec
+from envspec.targets import host_target
+
+if TYPE_CHECKING:
+    from envspec.lockfile.status import TargetStatus
 
 Environ = Mapping[str, str]
+_SYSTEM = "allow an interpreter that is not a virtual environment (uv's --system)"
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -94,11 +101,22 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common, env, waits, probes, bundles],
         help="install the lock into the environment, phase by phase",
     )
-    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    p.add_argument("--locked", action="store_true", help="refuse a stale lock (exit 3)")
-    p.add_argument("--exact", action="store_true", help="remove what the lock does not name")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    stale = p.add_mutually_exclusive_group()
+    stale.add_argument(
+        "--locked", action="store_true", help="refuse a stale lock (exit 3) instead of relocking"
+    )
+    stale.add_argument(
+        "--frozen", action="store_true", help="install the lock as it is, without checking it"
+    )
+    extra = p.add_mutually_exclusive_group()
+    extra.add_argument(
+        "--exact", action="store_true", help="remove what the lock does not name (the default)"
+    )
+    extra.add_argument("--inexact", action="store_true", help="keep what the lock does not name")
     p.add_argument("--phase", default=None, metavar="NAME", help="sync up to this phase")
     p.add_argument("--no-checks", action="store_true", help="skip the checks afterwards")
+    p.add_argument("--system", action="store_true", help=_SYSTEM)
     p.add_argument(
         "--variant", default=None, metavar="NAME",
         help="install this accelerator variant's lock, whatever the machine has",
@@ -114,6 +132,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="restore the snapshot taken before the last change",
     )
     p.add_argument("id", nargs="?", default=None, help="snapshot id (see 'envspec history')")
+    p.add_argument("--system", action="store_true", help=_SYSTEM)
     sub.add_parser("history", parents=[common, env], help="list the environment's snapshots")
 
 
@@ -124,12 +143,18 @@ def cmd_sync(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     spec = load_spec(args.project / "envspec.toml", environ)
     options = _uv_options(args, spec, environ)
     location = locate(args.project, args.python, environ)
-    if args.dry_run and not location.python.exists():
-        raise UsageError(
-            f"no environment at {location.root} yet",
-            context=location.source,
-            hint="'envspec sync' creates it",
-        )
+    refuse_system(location, args.system)
+    if not location.python.exists():
+        if args.dry_run:
+            raise UsageError(
+                f"no environment at {location.root} yet",
+                context=location.source,
+                hint="'envspec sync' creates it",
+            )
+        if location.creatable:  # the project's .venv, made here: this machine's lock first
+            host = host_target()
+            variants = [v.name for v in spec.variants_for(host)] if host else []
+            require_lock(args.project, host, spec.targets, variants=variants or [None])
     with contextlib.ExitStack() as creating:
         if location.creatable and not location.python.exists():
             # held until this sync is done: a second first sync waits, then has nothing to do
@@ -147,11 +172,11 @@ def _sync(
 ) -> int:
     environ = options.environ
     env, path, lock, choice = _open(args, out, location, environ, spec=spec, requested=args.variant)
-    if args.locked:
-        _refuse_stale(spec, args.project, lock, path)
+    if not args.frozen:
+        lock = _current_lock(args, out, spec, (path, lock), environ)
     settings = SyncSettings(
         phase=args.phase,
-        exact=args.exact,
+        exact=not args.inexact,
         dry_run=args.dry_run,
         no_build_isolation={p.name for p in spec.phases if p.no_build_isolation},
         lock_timeout=args.lock_timeout,
@@ -187,20 +212,84 @@ def _sync(
     return code
 
 
+def _current_lock(
+    args: argparse.Namespace, out: Out, spec: Spec, found: tuple[Path, Lock], environ: Environ
+) -> Lock:
+    """The lock to install, as `uv sync` takes it: a fresh one as it is; a stale one refused
+    with `--locked` or `--bundle` (relocking asks the indexes), else relocked first (the
+    other pins kept; in memory for `--dry-run`)."""
+    from envspec.lockfile.status import status_of
+
+    path, lock = found
+    status = status_of(spec, lock.target, path, lock, lock.variant)
+    if status.state == "fresh":
+        return lock
+    if lock.target not in spec.targets:
+        hint = f"add '{lock.target}' to [environment] targets, or sync with --frozen"
+    elif args.bundle is not None:  # relocking would ask the indexes: a bundle is all there is
+        hint = "a sync from a bundle cannot relock: run 'envspec lock' where the indexes can "
+        hint += "be reached, or sync with --frozen to install the lock as it is"
+    elif args.locked:
+        hint = "run 'envspec lock' and commit locks/, or sync without --locked"
+    else:
+        out.say(f"The lock for {lock.label} is out of date ({status.reason}): relocking it")
+        return _relock(args, out, spec, status, environ)
+    raise StaleLockError(
+        f"the lock for {lock.label} is out of date with envspec.toml: {status.reason}",
+        context=str(path),
+        hint=hint,
+    )
+
+
+def _relock(
+    args: argparse.Namespace, out: Out, spec: Spec, status: TargetStatus, environ: Environ
+) -> Lock:
+    from envspec.commands.lock import run_lock  # the resolver: only for a stale lock
+    from envspec.index import FinderSettings
+
+    settings = FinderSettings(cache_dir=args.cache_dir, offline=args.offline)
+    run = run_lock(
+        spec, [status], [status], environ=environ, settings=settings,
+        write=not args.dry_run,
+    )  # fmt: skip
+    [result] = run.results
+    state = "resolved" if args.dry_run else "written" if result.written else "unchanged"
+    where = _rel(result.path, args)
+    done = {"resolved": "not written (dry run)", "written": f"wrote {where}"}.get(
+        state, f"unchanged {where}"
+    )
+    out.say(f"{result.lock.label}: {plural(len(result.lock.packages), 'package')}, {done}")
+    out.event(
+        "lock",
+        target=result.target,
+        state=state,
+        path=str(result.path),
+        packages=len(result.lock.packages),
+        skipped=[p.name for p in result.lock.phases if p.skipped],
+        rules=[r.id for r in result.lock.rules],
+        **({"variant": result.lock.variant} if result.lock.variant else {}),
+    )
+    return result.lock
+
+
 def cmd_check(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     location = locate(args.project, args.python, environ)
     if not (args.project / "envspec.toml").exists():  # any environment: the rules still apply
         env, lock, spec = _outside_project(args, out, location, environ), None, None
         choice = None
     else:
+        from envspec.lockfile.status import status_of
+
         spec = load_spec(args.project / "envspec.toml", environ)
-        env, _path, lock, choice = _open(args, out, location, environ, spec=spec, installed=True)
+        env, path, lock, choice = _open(args, out, location, environ, spec=spec, installed=True)
+        status = status_of(spec, lock.target, path, lock, lock.variant)
     reporter = CliReporter(out)
     ok = run_checks(
         env,
         lock,
         spec.checks if spec else Checks(),
         rules=spec.rules if spec else load_builtin_rules(),
+        status=status if spec else None,
         machine=choice.machine if choice is not None else None,
         import_timeout=args.import_timeout,
         environ=environ,
@@ -212,7 +301,7 @@ def cmd_check(args: argparse.Namespace, out: Out, environ: Environ) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, out: Out, environ: Environ) -> int:
-    env = _environment(args, out, environ)
+    env = _environment(args, out, environ, system=args.system)
     spec = _spec_if_valid(args.project, environ)
     options = _uv_options(args, spec, environ)
     reporter = CliReporter(out)
@@ -278,9 +367,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Out, Environ], int]] = {
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _environment(args: argparse.Namespace, out: Out, environ: Environ) -> Environment:
+def _environment(
+    args: argparse.Namespace, out: Out, environ: Environ, *, system: bool | None = None
+) -> Environment:
+    """The environment of `history` (read only), or of `rollback` (`system`: `--system`)."""
     location = locate(args.project, args.python, environ)
-    env = open_environment(location, environ, _cache_root(args))
+    if system is not None:
+        refuse_system(location, system)
+    env = open_environment(location, environ, _cache_root(args), system=bool(system))
     _warn_interrupted(env, out)
     return env
 
@@ -295,10 +389,15 @@ def _open(
     requested: str | None = None,
     installed: bool = False,
 ) -> tuple[Environment, Path, Lock, Choice | None]:
-    env = open_environment(location, environ, _cache_root(args))
+    """The environment of `sync` or `check`, its accelerator variant (`requested`, or for
+    `check`, `installed`: the one the last sync installed) and its lock (nothing written for
+    a dry run)."""
+    system = getattr(args, "system", False)
+    write = not getattr(args, "dry_run", False)
+    env = open_environment(location, environ, _cache_root(args), system=system, write=write)
     _warn_interrupted(env, out)
     choice = _choose(out, env, spec, environ, requested, installed=installed)
-    path, lock = select_lock(args.project, env, choice.variant if choice else None)
+    path, lock = select_lock(args.project, env, spec.targets, choice.variant if choice else None)
     out.event(
         "environment",
         root=str(env.root),
@@ -387,18 +486,6 @@ def _reported(env: Environment, command: str) -> Iterator[None]:
         ) from exc
 
 
-def _refuse_stale(spec: Spec, project: Path, lock: Lock, path: Path) -> None:
-    from envspec.lockfile.status import lock_status
-
-    status = lock_status(spec, project, [lock.target], lock.variant)[0]
-    if status.state != "fresh":
-        raise StaleLockError(
-            f"the lock for {lock.target} is out of date with envspec.toml",
-            context=str(path),
-            hint="run 'envspec lock' and commit locks/, or sync without --locked",
-        )
-
-
 def _uv_options(args: argparse.Namespace, spec: Spec | None, environ: Environ) -> uv.UvOptions:
     """uv's options; from a bundle, uv runs offline (every file it installs is in the store)
     with the bundle as its only index."""
@@ -474,7 +561,7 @@ def _spec_if_valid(project: Path, environ: Environ) -> Spec | None:
 
 def _command_line(args: argparse.Namespace) -> str:
     words = ["sync"]
-    words += ["--exact"] if args.exact else []
+    words += ["--inexact"] if args.inexact else []
     words += ["--phase", args.phase] if args.phase else []
     return " ".join(words)
 

@@ -11,10 +11,11 @@ unchanged relock) imports nothing of the resolver or the network.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from envspec.model import AppliedRule, LockedPackage, Phase, RuleSet, Spec, Target, utc_text
 from envspec.secret import redact
@@ -92,6 +93,111 @@ def applied_rules(
         for rule in sorted(rules.rules, key=lambda r: r.id)
         if rule.package in names and any(c.holds(environment, target.name) for c in rule.cases)
     )
+
+
+def relevant_inputs(inputs: Mapping[str, Any], target: str) -> dict[str, Any]:
+    """`inputs` (recorded or current) as far as `target`'s resolution reads them: the macOS
+    release matters to macOS targets only, the glibc level to Linux targets only. A lock
+    records both; comparing this part alone keeps a Linux lock fresh when the macOS default
+    moves (13.0 → 14.0)."""
+    settings = inputs.get("target")
+    if not isinstance(settings, Mapping):
+        return dict(inputs)
+    unread = {"macos"} if not target.startswith("macos-") else set()
+    unread |= {"glibc"} if not target.startswith("linux-") else set()
+    return {**inputs, "target": {k: v for k, v in settings.items() if k not in unread}}
+
+
+def input_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """How a target's inputs changed since a lock recorded them, one phrase each, in the
+    spec's words: ``phase app: transformers>=4.40 → transformers<5,>=4.40``, ``phase extra
+    added``, ``python 3.11 → 3.12``, ``resolution.constraints: added numpy<2``."""
+    changes: list[str] = []
+    if recorded.get("python") != current.get("python"):
+        changes.append(f"python {recorded.get('python') or '(none)'} → {current.get('python')}")
+    old_target, new_target = recorded.get("target") or {}, current.get("target") or {}
+    for key in sorted(old_target.keys() | new_target.keys()):
+        if old_target.get(key) != new_target.get(key):
+            changes.append(f"target {key} {old_target.get(key)} → {new_target.get(key)}")
+    changes += _named_changes("index", recorded.get("indexes"), current.get("indexes"))
+    changes += _phase_changes(recorded.get("phases") or [], current.get("phases") or [])
+    old_res, new_res = recorded.get("resolution") or {}, current.get("resolution") or {}
+    for key in sorted(old_res.keys() | new_res.keys()):
+        before, after = old_res.get(key), new_res.get(key)
+        if before == after:
+            continue
+        if key == "dependency-metadata":
+            found = _named_changes(f"resolution.{key}:", before, after)
+            changes += found or [f"resolution.{key} changed"]
+        elif isinstance(before, list) or isinstance(after, list):
+            changes += _list_changes(f"resolution.{key}", before or [], after or [])
+        else:
+            changes.append(f"resolution.{key} {before or '(none)'} → {after or '(none)'}")
+    known = {"python", "target", "indexes", "phases", "resolution"}
+    for key in sorted((recorded.keys() | current.keys()) - known):
+        if recorded.get(key) != current.get(key):
+            changes.append(f"{key} changed")
+    if not changes and dict(recorded) != dict(current):
+        changes.append("the spec's inputs changed")
+    return changes
+
+
+def _named_changes(what: str, before: Any, after: Any) -> list[str]:
+    """Changes of a list of tables with a `name` each: added, removed, changed, reordered."""
+    old = {e.get("name"): e for e in before or [] if isinstance(e, dict)}
+    new = {e.get("name"): e for e in after or [] if isinstance(e, dict)}
+    out = [f"{what} {name} added" for name in new if name not in old]
+    out += [f"{what} {name} removed" for name in old if name not in new]
+    out += [f"{what} {name} changed" for name in new if name in old and old[name] != new[name]]
+    if not out and list(old) != list(new):
+        out.append(f"{what}es reordered" if what == "index" else f"{what} order changed")
+    return out
+
+
+def _phase_changes(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
+    old = {p["name"]: p for p in before}
+    new = {p["name"]: p for p in after}
+    out = [f"phase {name} added" for name in new if name not in old]
+    out += [f"phase {name} removed" for name in old if name not in new]
+    for name, phase in new.items():
+        was = old.get(name)
+        if was is None or was == phase:
+            continue
+        out += _list_changes(
+            f"phase {name}", was.get("requirements", []), phase.get("requirements", [])
+        )
+        if was.get("index") != phase.get("index"):
+            before_index = was.get("index") or "(default)"
+            out.append(f"phase {name}: index {before_index} → {phase.get('index') or '(default)'}")
+        if was.get("optional", False) != phase.get("optional", False):
+            out.append(f"phase {name}: {'now' if phase.get('optional') else 'no longer'} optional")
+    if not out and list(old) != list(new):
+        out.append("phases reordered")
+    return out
+
+
+def _list_changes(where: str, before: list[Any], after: list[Any]) -> list[str]:
+    """Requirement lists compared by name where they parse (`a<2 → a>=2`), else as text."""
+    removed = [str(x) for x in before if x not in after]
+    added = [str(x) for x in after if x not in before]
+    out = []
+    for text in list(added):
+        name = _name(text)
+        was = next((r for r in removed if name is not None and _name(r) == name), None)
+        if was is not None:
+            out.append(f"{where}: {was} → {text}")
+            removed.remove(was)
+            added.remove(text)
+    out += [f"{where}: added {text}" for text in added]
+    out += [f"{where}: removed {text}" for text in removed]
+    return out
+
+
+def _name(text: str) -> str | None:
+    try:
+        return canonicalize_name(Requirement(text).name)
+    except InvalidRequirement:
+        return None
 
 
 def rule_changes(recorded: Iterable[AppliedRule], current: Iterable[AppliedRule]) -> list[str]:

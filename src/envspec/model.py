@@ -193,7 +193,9 @@ class TargetSettings:
     """Per-target knobs from `[targets.<name>]`."""
 
     glibc: tuple[int, int] = (2, 28)
-    macos: tuple[int, int] = (13, 0)
+    # torch >= 2.12 and bitsandbytes >= 0.49 ship macOS 14 wheels only, and macOS 13 is past
+    # Apple's support window: 13.0 would lock them years back (bitsandbytes 0.42.0)
+    macos: tuple[int, int] = (14, 0)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -75,6 +75,22 @@ _INHERITED: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
 )
 
 
+# The one installer setting a uv child takes from the user's environment: where uv's cache is
+# (uv's own variable; `--cache-dir`, given explicitly, wins over it). Every other `UV_*` and
+# `PIP_*` variable could change what is resolved or installed (indexes, constraints, build
+# and binary policies, offline mode, config files), so none reaches an installer.
+PASSED_TO_UV = frozenset({"UV_CACHE_DIR"})
+
+
+def without_installer_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without its `UV_*` and `PIP_*` variables but those in `PASSED_TO_UV`."""
+    return {
+        k: v
+        for k, v in environ.items()
+        if k in PASSED_TO_UV or not k.startswith(("UV_", "PIP_"))
+    }
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Finished:
     """A process that ran to its end (see the module docstring for `stdout` and `output`)."""

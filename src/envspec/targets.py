@@ -79,6 +79,15 @@ def make_target(name: str, python: str, settings: TargetSettings | None = None) 
     )
 
 
+def os_floor(name: str, settings: TargetSettings) -> str:
+    """The oldest OS release a target's lock is made for, where the target has one to state:
+    ``macOS 14.0`` (the default: torch >= 2.12 and bitsandbytes >= 0.49 ship macOS 14 wheels
+    only), else ``""``."""
+    if name.startswith("macos-"):
+        return "macOS " + ".".join(map(str, settings.macos))
+    return ""
+
+
 def _platforms(name: str, settings: TargetSettings) -> list[str]:
     arch = name.split("-", 1)[1]
     if name.startswith("linux-"):

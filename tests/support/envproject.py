@@ -9,8 +9,10 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -198,3 +200,20 @@ def audit(env: Path) -> list[str]:
                 if not (site / row[0]).exists():
                     problems.append(f"{info.name}: {row[0]} is missing")
     return problems
+
+
+def plain_python(root: Path) -> Path:
+    """A Python installation that is not a virtual environment (no `pyvenv.cfg`), with a
+    site-packages folder of its own: a copy of the base interpreter's binary in `root/bin`
+    whose prefix is `root`, the base's standard library linked in entry by entry. Safe to
+    change, unlike the machine's own."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    lib = root / "lib" / stdlib.name
+    (lib / "site-packages").mkdir(parents=True)
+    for entry in stdlib.iterdir():
+        if entry.name not in ("site-packages", "EXTERNALLY-MANAGED"):
+            (lib / entry.name).symlink_to(entry)
+    (root / "bin").mkdir()
+    python = root / "bin" / stdlib.name
+    shutil.copy2(os.path.realpath(getattr(sys, "_base_executable", sys.executable)), python)
+    return python

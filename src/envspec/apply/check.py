@@ -1,21 +1,26 @@
 """`envspec check`: a pre-flight of an environment against its lock, the spec's `[checks]` and
 the compatibility rules.
 
-Seven kinds, each result a `CheckResult`:
-- installed: each distribution whose metadata is broken (unreadable or missing METADATA, no
-  RECORD, several copies of one name) is a failure, named; nothing is said when all are sound;
+Eight kinds, each result a `CheckResult`, reported as it is known in this order (the
+variant first, then drift, then the lock's freshness, the import probes last, each as it
+finishes):
+- variant: for an environment synced from an accelerator variant's lock, whether this machine
+  still meets that variant's needs (`compat.cuda.judge`, on what `apply.machine` finds);
 - drift: each locked package installed at its locked version (and commit); packages of
   optional phases that are absent are warnings, as are packages the lock does not name;
+- lock: whether the lock is fresh against `envspec.toml` (`lockfile.status`), naming what
+  changed in the spec when it is not;
+- installed: each distribution whose metadata is broken (unreadable or missing METADATA, no
+  RECORD, several copies of one name) is a failure, named; nothing is said when all are sound;
 - dependencies: every installed distribution's requirements hold, evaluated under the
   environment's own marker environment, extras followed;
 - version: the spec's `versions = { numpy = "<2" }` rules;
-- import: each `module` or `module:attr` imported in a fresh interpreter with a timeout;
-  warnings raised or printed during the import are reported;
-- variant: for an environment synced from an accelerator variant's lock, whether this machine
-  still meets that variant's needs (`compat.cuda.judge`, on what `apply.machine` finds);
 - rules: the compatibility rules in force (`compat.evaluate`) against the installed versions,
   in any environment: without a project (no `envspec.toml`) the built-in rules alone, and
-  only the checks that need no lock (installed, dependencies, rules).
+  only the checks that need no lock (installed, dependencies, rules);
+- import: each `module` or `module:attr` imported in a fresh interpreter with a timeout, up to
+  four at a time, started before the other checks run; warnings raised or printed during the
+  import are reported.
 
 It lives in `apply` rather than `review` because it reads a live environment and starts
 processes (import probes, through `apply.uv`). All but the import probes are pure.
@@ -23,8 +28,9 @@ processes (import probes, through `apply.uv`). All but the import probes are pur
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,9 +47,12 @@ from envspec.apply.plan import Installed, phases_upto
 from envspec.apply.select import target_of
 from envspec.compat.cuda import judge
 from envspec.compat.evaluate import evaluate
+from envspec.lockfile.status import TargetStatus
 from envspec.model import Checks, Lock, LockedPackage, Machine, RuleSet, os_family
 
-Kind = Literal["installed", "drift", "dependencies", "version", "import", "rules", "variant"]
+Kind = Literal[
+    "variant", "lock", "installed", "drift", "dependencies", "version", "import", "rules"
+]
 _PROBE_WORKERS = 4
 
 
@@ -257,29 +266,39 @@ def variant_fit(lock: Lock, machine: Machine) -> list[CheckResult]:
     return [CheckResult(kind="variant", subject=lock.variant, ok=verdict.ok, message=message)]
 
 
-def import_probes(
-    env: Environment, imports: Sequence[str], timeout: float, environ: Mapping[str, str]
-) -> list[CheckResult]:
-    """Each import check in its own interpreter (in `environ`), a few at a time."""
-
-    def one(check: str) -> CheckResult:
-        probe = uv.probe_import(env.python, check, timeout, environ)
-        if probe.error is None:
-            message = f"import {check} ok ({probe.seconds:.2f}s)"
-        else:
-            message = f"import {check} failed: {probe.error}"
-        return CheckResult(
-            kind="import",
-            subject=check,
-            ok=probe.error is None,
-            message=message,
-            warnings=probe.warnings,
+def freshness(status: TargetStatus) -> CheckResult:
+    """The lock against the spec it was made from."""
+    where = f"the lock for {status.target}"
+    if status.state == "fresh":
+        message = f"{where} is up to date with envspec.toml"
+    else:
+        reason = f": {status.reason}" if status.reason else ""
+        message = (
+            f"{where} is out of date with envspec.toml{reason} ('envspec sync' relocks it "
+            "first, 'envspec lock' relocks it)"
         )
+    ok = status.state == "fresh"
+    return CheckResult(kind="lock", subject=status.target, ok=ok, message=message)
 
-    if not imports:
-        return []
-    with ThreadPoolExecutor(max_workers=min(_PROBE_WORKERS, len(imports))) as pool:
-        return list(pool.map(one, imports))
+
+def _probe(env: Environment, check: str, timeout: float, environ: Mapping[str, str]) -> CheckResult:
+    probe = uv.probe_import(env.python, check, timeout, environ)
+    if probe.error is None:
+        message = f"import {check} ok ({probe.seconds:.2f}s)"
+    else:
+        message = f"import {check} failed: {probe.error}"
+    return CheckResult(
+        kind="import",
+        subject=check,
+        ok=probe.error is None,
+        message=message,
+        warnings=probe.warnings,
+    )
+
+
+def _finished(futures: Sequence[Future[CheckResult]]) -> Iterator[CheckResult]:
+    for future in as_completed(futures):
+        yield future.result()
 
 
 def run_checks(
@@ -289,35 +308,60 @@ def run_checks(
     *,
     rules: RuleSet,
     phase: str | None = None,
+    status: TargetStatus | None = None,
     import_timeout: float = 120.0,
     environ: Mapping[str, str],
     reporter: Reporter,
     machine: Machine | None = None,
 ) -> bool:
-    """Every check; each result is reported as a `Checked` event. True when all passed.
+    """Every check; each result is reported as a `Checked` event as soon as it is known (the
+    import probes, started first, as each finishes). True when all passed.
 
     With `phase` (a partial sync) only drift up to it and dependencies are checked: the
     spec's rules, imports and the compatibility rules may need later phases. Without a
-    `lock` (an environment outside any project) there is no drift to check. With `machine`,
-    a variant's lock is checked against it first."""
-    installed = load_installed(env, requires=True)
-    markers = env.marker_environment()
-    results = variant_fit(lock, machine) if lock is not None and machine is not None else []
-    results += broken(installed)
-    results += drift(lock, installed, phase) if lock is not None else []
-    results += dependencies(installed, markers)
-    if phase is None:
-        results += version_rules(checks.versions, installed)
-        results += rule_checks(rules, installed, markers, target_of(env))
-        results += import_probes(env, checks.imports, import_timeout, environ)
-    for result in results:
-        reporter.checked(
-            Checked(
-                check=result.kind,
-                subject=result.subject,
-                ok=result.ok,
-                message=result.message,
-                warnings=result.warnings,
+    `lock` (an environment outside any project) there is no drift to check; `status`, the
+    lock's freshness, is checked after drift when given; with `machine`, a variant's lock is
+    checked against it first."""
+    imports = checks.imports if phase is None else ()
+    workers = max(1, min(_PROBE_WORKERS, len(imports)))
+    ok = True
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        probes = [pool.submit(_probe, env, check, import_timeout, environ) for check in imports]
+        found = _results(env, lock, checks, rules=rules, phase=phase, status=status)
+        if lock is not None and machine is not None:
+            found = itertools.chain(variant_fit(lock, machine), found)
+        for result in itertools.chain(found, _finished(probes)):
+            ok = ok and result.ok
+            reporter.checked(
+                Checked(
+                    check=result.kind,
+                    subject=result.subject,
+                    ok=result.ok,
+                    message=result.message,
+                    warnings=result.warnings,
+                )
             )
-        )
-    return all(r.ok for r in results)
+    return ok
+
+
+def _results(
+    env: Environment,
+    lock: Lock | None,
+    checks: Checks,
+    *,
+    rules: RuleSet,
+    phase: str | None,
+    status: TargetStatus | None,
+) -> Iterator[CheckResult]:
+    """The checks but the import probes, in the order they are reported, each computed when
+    it is asked for."""
+    installed = load_installed(env, requires=True)
+    if lock is not None:
+        yield from drift(lock, installed, phase)
+    if status is not None:
+        yield freshness(status)
+    yield from broken(installed)
+    yield from dependencies(installed, env.marker_environment())
+    if phase is None:
+        yield from version_rules(checks.versions, installed)
+        yield from rule_checks(rules, installed, env.marker_environment(), target_of(env))

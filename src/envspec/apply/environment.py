@@ -7,6 +7,12 @@ The interpreter's marker environment and site-packages folders cost a subprocess
 they are kept in `<env>/.envspec/interpreter.json` keyed by the interpreter's path and mtime
 (a sync with nothing to do starts no process at all), and, for virtual environments, once per
 base interpreter in the envspec cache folder (a new environment needs no probe either).
+
+An interpreter that is not a virtual environment (no `pyvenv.cfg`, PEP 405) is changed only
+when the user says so (`--system`, uv's rule): `open_environment` is told whether it may write
+there, and writes nothing (not even its cache) otherwise, nor for `--dry-run`. What an exact
+sync keeps although the lock does not name it follows uv too: the seed packages (pip,
+setuptools, wheel, uv) of an environment uv did not make (its `pyvenv.cfg` has no `uv` key).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from envspec.errors import ApplyError, UsageError
 STATE_DIR = ".envspec"
 JOURNAL_FILE = "journal.json"  # in STATE_DIR: see `journal`
 _CACHE_FILE = "interpreter.json"
+SEED_PACKAGES = ("pip", "setuptools", "uv", "wheel")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -37,6 +44,8 @@ class Environment:
     python: Path
     markers: tuple[tuple[str, str], ...]
     site_packages: tuple[Path, ...]
+    virtual: bool = True  # a virtual environment (PEP 405), not an interpreter's own prefix
+    keep: tuple[str, ...] = ()  # what an exact sync keeps unnamed: seeds of a non-uv venv
 
     @property
     def state_dir(self) -> Path:
@@ -109,40 +118,66 @@ def ensure_environment(location: Location, python: str, options: uv.UvOptions) -
     return True
 
 
+def load_venv_config(root: Path) -> dict[str, str] | None:
+    """`<root>/pyvenv.cfg` as keys and values; None when there is none (not a virtual
+    environment)."""
+    try:
+        text = (root / "pyvenv.cfg").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            found[key.strip().lower()] = value.strip()
+    return found
+
+
 def open_environment(
-    location: Location, environ: Mapping[str, str], shared: Path | None = None
+    location: Location,
+    environ: Mapping[str, str],
+    shared: Path | None = None,
+    *,
+    system: bool = False,
+    write: bool = True,
 ) -> Environment:
     """The environment at `location`, its interpreter facts from a cache when still valid:
     its own, else (a new virtual environment) the one in the `shared` cache folder kept for
     every environment made from the same base interpreter, else a probe (run in `environ`,
-    the CLI's snapshot)."""
+    the CLI's snapshot). The caches are written only with `write`, and in an interpreter that
+    is not a virtual environment only with `system` too."""
     if not location.python.exists():
         raise UsageError(
             f"no Python interpreter at {location.python}",
             context=location.source,
             hint="run 'envspec sync' to create the environment, or pass --python",
         )
+    config = load_venv_config(location.root)
+    write = write and (config is not None or system)
     key = _interpreter_key(location.python)
     own = location.root / STATE_DIR / _CACHE_FILE
     facts = load_interpreter_cache(own, key)
     if facts is None:
-        facts = _venv_facts(location, shared, environ)
+        facts = _venv_facts(location, shared if config is not None else None, environ, write)
         facts = facts or uv.probe_interpreter(location.python, environ)
-        write_interpreter_cache(own, key, facts)
+        if write:
+            write_interpreter_cache(own, key, facts)
     return Environment(
         root=location.root,
         python=location.python,
         markers=tuple(sorted((str(k), str(v)) for k, v in facts["markers"].items())),
         site_packages=tuple(dict.fromkeys(Path(p) for p in facts["site_packages"])),
+        virtual=config is not None,
+        keep=() if config is not None and "uv" in config else SEED_PACKAGES,
     )
 
 
 def _venv_facts(
-    location: Location, shared: Path | None, environ: Mapping[str, str]
+    location: Location, shared: Path | None, environ: Mapping[str, str], write: bool
 ) -> dict[str, Any] | None:
     """A virtual environment has its base interpreter's markers and its site-packages at the
     same place below its root as any other of that base: probe once per base interpreter."""
-    if shared is None or not (location.root / "pyvenv.cfg").exists():
+    if shared is None:
         return None
     real = os.path.realpath(location.python)
     key = {**_interpreter_key(location.python), "python": real}
@@ -155,7 +190,7 @@ def _venv_facts(
     facts = uv.probe_interpreter(location.python, environ)
     prefix = Path(facts["prefix"])
     relative = [os.path.relpath(p, prefix) for p in facts["site_packages"]]
-    if not any(rel.startswith("..") for rel in relative):
+    if write and not any(rel.startswith("..") for rel in relative):
         entry = {"markers": facts["markers"], "site_packages": [], "site_relative": relative}
         write_interpreter_cache(path, key, entry)
     return facts
@@ -184,6 +219,20 @@ def write_interpreter_cache(path: Path, key: Mapping[str, Any], facts: Mapping[s
     data = json.dumps({"key": dict(key), "facts": dict(facts)}).encode("utf-8")
     with contextlib.suppress(OSError):
         write_atomic(path, data, mode=0o644)
+
+
+def refuse_system(location: Location, system: bool) -> None:
+    """uv's rule: an interpreter that is not a virtual environment is changed only with
+    `--system` (a project's `.venv` yet to be made is one)."""
+    if system or not location.python.exists():  # nothing there yet: `ensure_environment`
+        return
+    if load_venv_config(location.root) is None:
+        raise UsageError(
+            f"{location.python} is not a virtual environment",
+            context=location.source,
+            hint="run 'uv venv' to create one and pass it with --python, or pass --system "
+            "to install into a non-virtual environment",
+        )
 
 
 def require_state_dir(env: Environment) -> Path:

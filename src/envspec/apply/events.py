@@ -88,7 +88,7 @@ class SnapshotTaken(Event):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Removed(Event):
-    """`--exact` removed what the lock does not name."""
+    """An exact sync (the default) removed what the lock does not name."""
 
     kind: ClassVar[str] = "removed"
     packages: tuple[Installed, ...]
@@ -145,7 +145,7 @@ class Checked(Event):
     """One check's result."""
 
     kind: ClassVar[str] = "check"
-    check: str  # installed, drift, dependencies, version or import
+    check: str  # drift, lock, installed, dependencies, version, rules or import
     subject: str
     ok: bool
     message: str
@@ -171,7 +171,7 @@ class Reporter:
         """Before a sync changes anything, and when a rollback has restored."""
 
     def removed(self, event: Removed) -> None:
-        """`--exact` removed packages."""
+        """An exact sync removed packages."""
 
     def phase_started(self, event: PhaseStarted) -> None:
         """A phase begins installing."""

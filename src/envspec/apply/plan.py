@@ -4,7 +4,9 @@ A locked package is satisfied when a distribution of that name is installed, sou
 `Installed.problem`), at exactly the locked version (and, for a git source, at the locked
 commit). Everything else in a phase is installed by that phase, a broken one as a `repair`
 (installed afresh); a broken distribution the lock does not name is removed (`Plan.repair`);
-with `exact`, whatever else the lock does not name is removed too.
+with `exact` (the default of `envspec sync`, as of `uv sync` and pip-sync), whatever else the
+lock does not name is removed too, but for the names in `keep` (the seed packages of an
+environment uv did not make, as uv keeps them: see `environment`).
 
 What uv is given (`install_calls`), so that nothing is resolved at install time, every byte is
 checked against the lock, and an index package is installed as a registry install (PEP 610
@@ -114,6 +116,7 @@ def make_plan(
     *,
     phase: str | None = None,
     exact: bool = False,
+    keep: Collection[str] = (),
     no_build_isolation: Collection[str] = (),
 ) -> Plan:
     """Compare `installed` with `lock`; see the module docstring."""
@@ -137,7 +140,7 @@ def make_plan(
     named = {p.name for p in lock.packages}
     unnamed = [d for n, d in sorted(have.items()) if n not in named]
     repair = tuple(d for d in unnamed if d.problem)
-    remove = tuple(d for d in unnamed if not d.problem) if exact else ()
+    remove = tuple(d for d in unnamed if not d.problem and d.name not in keep) if exact else ()
     discard = tuple(path for d in (*repair, *repaired) for path in d.discard)
     return Plan(phases=tuple(phases), remove=remove, repair=repair, discard=discard)
 

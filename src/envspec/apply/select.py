@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,33 +170,53 @@ def target_of(env: Environment) -> str | None:
     return None
 
 
-def select_lock(project: Path, env: Environment, variant: str | None = None) -> tuple[Path, Lock]:
-    """The lock for `env` in `project`'s `locks/` (its `variant`'s, when given); see the
-    module docstring."""
+def select_lock(
+    project: Path, env: Environment, targets: Sequence[str], variant: str | None = None
+) -> tuple[Path, Lock]:
+    """The lock for `env` in `project`'s `locks/` (its `variant`'s, when given; `targets`: the
+    spec's, for the hint when it is missing); see the module docstring."""
     target = target_of(env)
     markers = env.marker_environment()
-    if target is None or not lock_path(project, target, variant).exists():
-        what = (f"{target}, variant {variant}" if variant else target) or (
-            f"sys_platform '{markers['sys_platform']}', "
-            f"platform_machine '{markers['platform_machine']}'"
-        )
-        raise StaleLockError(
-            f"no lock for this environment's platform ({what})",
-            context=str(project / "locks"),
-            hint=_existing(project, target),
-        )
-    path = lock_path(project, target, variant)
+    what = (f"{target}, variant {variant}" if variant else target) or (
+        f"sys_platform '{markers['sys_platform']}', "
+        f"platform_machine '{markers['platform_machine']}'"
+    )
+    path = require_lock(project, target, targets, what=what, variants=(variant,))
     lock = load_lock(path)
     _check_fits(lock, path, env)
     return path, lock
 
 
-def _existing(project: Path, target: str | None) -> str:
+def require_lock(
+    project: Path,
+    target: str | None,
+    targets: Sequence[str],
+    *,
+    what: str = "",
+    variants: Sequence[str | None] = (None,),
+) -> Path:
+    """The path of `target`'s lock (the first of its `variants`' that exists), which must
+    exist: else an error naming the locks that do, and what to do (add the target to the
+    spec, or lock it)."""
+    found_path = next(
+        (p for v in variants if target and (p := lock_path(project, target, v)).exists()), None
+    )
+    if found_path is not None:
+        return found_path
     found = sorted(p.name for p in (project / "locks").glob("pylock.*.toml"))
-    add = f"add '{target}' to [environment] targets, then " if target else ""
-    if not found:
-        return f"no locks exist yet; {add}run 'envspec lock'"
-    return f"locks that exist: {', '.join(found)}; {add}run 'envspec lock'"
+    todo = "run 'envspec lock'"
+    if target is not None and target not in targets:
+        todo = f"add '{target}' to [environment] targets, then {todo}"
+    elif target is not None:
+        todo = f"{todo} to write it"
+    hint = f"locks that exist: {', '.join(found)}; {todo}" if found else (
+        f"no locks exist yet; {todo}"
+    )
+    raise StaleLockError(
+        f"no lock for this environment's platform ({what or target or 'not a known target'})",
+        context=str(project / "locks"),
+        hint=hint,
+    )
 
 
 def _check_fits(lock: Lock, path: Path, env: Environment) -> None:

@@ -6,8 +6,8 @@ interrupted sync's journal is left to clear); take the environment's lock and pl
 the artifact store and verify it (`store.fetch`: a network or hash failure raises here, with
 nothing changed and no snapshot taken); snapshot; write the journal; repair (delete what uv
 cannot handle of broken distributions, uninstall the broken ones the lock does not name);
-with `exact`, remove what the lock does not name (first, so a package that moved to another
-distribution is not deleted after it was installed); install each phase with
+with `exact` (the default), remove what the lock does not name (first, so a package that
+moved to another distribution is not deleted after it was installed); install each phase with
 `uv pip install --no-deps` from the stored files (`plan.install_calls`: registry installs for
 index packages, every artifact under `--require-hashes`, git sources apart since they have no
 hash, broken ones with `--reinstall-package`), keep REQUESTED on the spec's own requirements
@@ -78,7 +78,7 @@ class SyncSettings:
     """What the user asked of this sync."""
 
     phase: str | None = None
-    exact: bool = False
+    exact: bool = True
     dry_run: bool = False
     no_build_isolation: Collection[str] = ()
     lock_timeout: float = 60.0
@@ -102,6 +102,7 @@ def plan_for(env: Environment, lock: Lock, settings: SyncSettings) -> Plan:
         load_installed(env),
         phase=settings.phase,
         exact=settings.exact,
+        keep=env.keep,
         no_build_isolation=settings.no_build_isolation,
     )
 

@@ -3,9 +3,10 @@ process starts at `envspec.proc`, with SIGINT and SIGTERM forwarded to it (`Inte
 afterwards), the environment locks inherited and, on Linux, the death signal set: see there.
 
 uv is always the binary the `uv` package ships (`uv.find_uv_bin()`), never whatever `uv` is on
-PATH, and always runs with `--no-config`, with every `UV_*` variable removed from its
-environment (the CLI's snapshot, `UvOptions.environ`) and our own options given explicitly, so
-a user's or machine's uv/pip configuration cannot change what is installed (DESIGN.md §7).
+PATH, and always runs with `--no-config`, with every `UV_*` and `PIP_*` variable but
+`UV_CACHE_DIR` (`proc.PASSED_TO_UV`: uv's cache stays the user's) removed from its environment
+(the CLI's snapshot, `UvOptions.environ`) and our own options given explicitly, so a user's or
+machine's uv/pip configuration cannot change what is installed (DESIGN.md §7).
 Index URLs, which may carry credentials, reach uv through its environment (`UV_INDEX`,
 `UV_DEFAULT_INDEX`: `Index.location.secret`, with an `ENVSPEC_INDEX_<NAME>_*` login put in by
 `index.auth.uv_url`), never through argv (visible to every user of the machine) or a message.
@@ -64,7 +65,7 @@ def index_urls(indexes: Sequence[Index], environ: Mapping[str, str]) -> tuple[st
 
 
 def _uv_environment(options: UvOptions) -> dict[str, str]:
-    env = {k: v for k, v in options.environ.items() if not k.startswith("UV_")}
+    env = proc.without_installer_settings(options.environ)
     env.pop("VIRTUAL_ENV", None)
     env.pop("CONDA_PREFIX", None)
     env["UV_NO_PROGRESS"] = "1"

@@ -6,7 +6,7 @@ for metadata built here); the resolver below it does neither.
 Before writing, a target that ends up with a much older version of a name than the other
 targets (another minor release or more) is reported with the reason, in `fit`'s words:
 ``macos-arm64 locks bitsandbytes 0.42.0, much older than 0.50.2 on linux-x86_64: bitsandbytes
-0.50.2 has wheels for macOS 14.0+ only (…): set [targets.macos-arm64] macos = "14.0"``.
+0.50.2 has wheels for macOS 15.0+ only (…): set [targets.macos-arm64] macos = "15.0"``.
 """
 
 from __future__ import annotations
@@ -61,9 +61,11 @@ def run_lock(
     settings: FinderSettings,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
+    write: bool = True,
 ) -> LockRun:
     """Lock the targets `todo` names, with one finder over the spec's indexes; `statuses`
-    (every target's) lend their locks' files to mirrors (see `locked_files`)."""
+    (every target's) lend their locks' files to mirrors (see `locked_files`). Without
+    `write` (`sync --dry-run`) the locks are made and returned, not written."""
     finder = open_finder(
         spec.indexes,
         environ,
@@ -81,6 +83,7 @@ def run_lock(
             upgrade=upgrade,
             upgrade_packages=upgrade_packages,
             concurrent=not settings.offline,
+            write=write,
         )
     finally:
         stats = finder.stats
@@ -108,10 +111,12 @@ def lock_targets(
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
     concurrent: bool = True,
+    write: bool = True,
 ) -> list[Locked]:
     """Resolve the given targets (concurrently, so one target's waits on the network overlap
     another's work; one after another when nothing is waited for, `--offline`: threads
-    competing for the GIL only cost) and write each lock whose bytes changed."""
+    competing for the GIL only cost) and write each lock whose bytes changed (none without
+    `write`: `sync --dry-run`)."""
     host = host_target()
 
     def one(status: TargetStatus) -> Lock:
@@ -142,7 +147,7 @@ def lock_targets(
         _warn_diverging(spec, [lock for lock in locks if lock.variant == variant], source)
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
     return [
-        Locked(target=s.target, path=s.path, lock=lock, written=write_lock(s.path, lock))
+        Locked(target=s.target, path=s.path, lock=lock, written=write and write_lock(s.path, lock))
         for s, lock in zip(statuses, locks, strict=True)
     ]
 

@@ -9,9 +9,10 @@ the wheel's `.dist-info` when a backend lacks the hook. pyproject-hooks (the PyP
 and build use) owns the hook protocol — the in-process script, `backend-path`, the fallback;
 the processes it starts go through `envspec.proc.HookRunner`.
 
-uv is the binary the `uv` package ships, run with `--no-config` and no `UV_*` variables from
-the caller; the spec's default-routed indexes reach it through `UV_DEFAULT_INDEX`/`UV_INDEX`/
-`UV_FIND_LINKS` in its environment (never argv, which every user of the machine can read).
+uv is the binary the `uv` package ships, run with `--no-config` and no `UV_*` or `PIP_*`
+variables from the caller but `UV_CACHE_DIR` (`proc.PASSED_TO_UV`); the spec's default-routed
+indexes reach it through `UV_DEFAULT_INDEX`/`UV_INDEX`/`UV_FIND_LINKS` in its environment
+(never argv, which every user of the machine can read).
 
 Metadata built here describes the build on this machine: a backend may compute dependencies
 from the platform it runs on. Callers say so when they lock for another platform.
@@ -142,7 +143,7 @@ def _uv_reason(finished: proc.Finished) -> str:
 
 
 def _clean_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env = proc.without_installer_settings(environ)
     for key in _DROPPED:
         env.pop(key, None)
     return env

@@ -2,12 +2,13 @@
 
 Reads the locks and compares their recorded inputs with the spec's, and the rules about
 their packages with the rules in force (`envspec.inputs`); no resolver and no network, so an
-unchanged relock or `lock --check` costs next to nothing. A lock made stale by the rules says
-which (`reason`: ``rule torchao-torch changed``); so does a variant whose needs changed.
+unchanged relock or `lock --check` costs next to nothing. A stale lock says what made it so
+(`reason`: ``phase app: transformers>=4.40 → transformers<5,>=4.40``, ``rule torchao-torch
+changed``, ``variant needs changed``).
 
 A target with accelerator variants has one lock per variant (`Spec.variants_for`), each
-compared with the spec that variant resolves (`Spec.for_variant`); a target without has one
-plain lock, as a spec without variants has everywhere.
+compared with the spec that variant resolves (`Spec.for_variant`) and with the needs it
+records; a target without has one plain lock, as a spec without variants has everywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from pathlib import Path
 from typing import Literal
 
 from envspec.errors import UsageError, did_you_mean
-from envspec.inputs import applied_rules, lock_inputs, rule_changes
+from envspec.inputs import (
+    applied_rules,
+    input_changes,
+    lock_inputs,
+    relevant_inputs,
+    rule_changes,
+)
 from envspec.lockfile import load_lock, lock_path
 from envspec.model import Lock, Needs, Spec, Variant
 from envspec.targets import make_target
@@ -28,13 +35,13 @@ State = Literal["fresh", "stale", "missing"]
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TargetStatus:
-    """Where one target's lock stands against the spec."""
+    """Where one target's lock (one of its variants' locks) stands against the spec."""
 
     target: str
     path: Path
     state: State
     previous: Lock | None
-    reason: str = ""  # why a stale lock is stale, when the rules made it so
+    reason: str = ""  # what made a stale lock stale: the spec's changes, then the rules'
     variant: str | None = None
 
     @property
@@ -89,30 +96,59 @@ def lock_status(
     spec: Spec, project: Path, targets: Sequence[str], variant: str | None = None
 ) -> list[TargetStatus]:
     """Compare each target's lock (each of its variants' locks) on disk with the spec."""
-    return [_status(spec, project, name, v) for name, v in lock_units(spec, targets, variant)]
+    out = []
+    for name, unit in lock_units(spec, targets, variant):
+        label = unit.name if unit else None
+        path = lock_path(project, name, label)
+        if not path.exists():
+            out.append(
+                TargetStatus(target=name, path=path, state="missing", previous=None, variant=label)
+            )
+            continue
+        out.append(status_of(spec, name, path, load_lock(path), label))
+    return out
 
 
-def _status(spec: Spec, project: Path, name: str, variant: Variant | None) -> TargetStatus:
-    label = variant.name if variant else None
-    path = lock_path(project, name, label)
+def status_of(
+    spec: Spec, name: str, path: Path, previous: Lock, variant: str | None = None
+) -> TargetStatus:
+    """Where `previous`, target `name`'s lock (of `variant`) read from `path`, stands against
+    the spec: a target or variant the spec no longer has is stale, and says so."""
+    reason = ""
+    if name not in spec.targets:
+        reason = f"{name} is not in [environment] targets"
+    elif variant is not None and variant not in {v.name for v in spec.variants_for(name)}:
+        reason = f"variant {variant} of {name} is not in the spec"
+    if reason:
+        return TargetStatus(
+            target=name, path=path, state="stale", previous=previous, reason=reason,
+            variant=variant,
+        )  # fmt: skip
+    unit = spec.variant(variant) if variant is not None else None
     target = make_target(name, spec.python, spec.settings_for(name))
-    if not path.exists():
-        return TargetStatus(target=name, path=path, state="missing", previous=None, variant=label)
-    previous = load_lock(path)
-    changes = rule_changes(previous.rules, applied_rules(spec.rules, target, previous.packages))
-    needs = variant.needs_for(name) if variant else Needs()
-    if previous.variant != label:
-        changes.insert(0, f"recorded for variant {previous.variant}" if previous.variant else (
-            "recorded without a variant"))  # fmt: skip
-    elif previous.needs != needs:
-        changes.insert(0, "variant needs changed")
-    fresh = previous.inputs == lock_inputs(spec.for_variant(variant), target) and not changes
-    state: State = "fresh" if fresh else "stale"
+    inputs = relevant_inputs(lock_inputs(spec.for_variant(unit), target), name)
+    recorded = relevant_inputs(previous.inputs, name)
+    changes = _variant_changes(previous, unit, name)
+    changes += input_changes(recorded, inputs) if recorded != inputs else []
+    changes += rule_changes(previous.rules, applied_rules(spec.rules, target, previous.packages))
+    state: State = "stale" if changes else "fresh"
     return TargetStatus(
         target=name,
         path=path,
         state=state,
         previous=previous,
         reason=", ".join(changes),
-        variant=label,
+        variant=variant,
     )
+
+
+def _variant_changes(previous: Lock, variant: Variant | None, target: str) -> list[str]:
+    """How the lock's recorded variant and needs differ from what the spec says now."""
+    name = variant.name if variant else None
+    if previous.variant != name:
+        if previous.variant:
+            return [f"recorded for variant {previous.variant}"]
+        return ["recorded without a variant"]
+    if previous.needs != (variant.needs_for(target) if variant else Needs()):
+        return ["variant needs changed"]
+    return []

@@ -2,8 +2,8 @@
 
 Used where resolution says no version fits (`explain`) and where a target ends up with a much
 older version than the others (`locking`), in the same words:
-``torch 2.13.0 has wheels for macOS 14.0+ only (macosx_14_0_arm64); macos-arm64 is locked for
-macOS 13.0: set [targets.macos-arm64] macos = "14.0"``. Causes, most specific first:
+``torch 2.13.0 has wheels for macOS 15.0+ only (macosx_15_0_arm64); macos-arm64 is locked for
+macOS 14.0: set [targets.macos-arm64] macos = "15.0"``. Causes, most specific first:
 
 - Requires-Python excludes the spec's Python (the fix: the lowest Python it admits);
 - wheels only for other CPython versions (``cp312``), no sdist;

@@ -7,7 +7,8 @@ for two read-only commands is not worth it), so this module runs the ``git`` bin
 ``rev-parse``, ``ls-tree`` and ``show`` only.
 
 Errors (`UsageError`, exit 2), with the project folder as context:
-``not a git repository`` · ``unknown revision 'nope'`` · ``git is not installed``.
+``not a git repository`` · ``unknown revision 'nope'`` · ``the repository has no commits yet:
+there is no revision 'HEAD' to compare with`` · ``git is not installed``.
 """
 
 from __future__ import annotations
@@ -51,15 +52,13 @@ def resolve_revision(project: Path, rev: str, environ: Mapping[str, str]) -> str
             context=str(project),
             hint="compare two lock folders or files instead: envspec diff OLD NEW",
         )
-    found = _git(
-        project,
-        environ,
-        "rev-parse",
-        "--verify",
-        "--quiet",
-        "--end-of-options",
-        f"{rev}^{{commit}}",
-    )
+    found = _commit(project, environ, rev)
+    if found.returncode != 0 and _commit(project, environ, "HEAD").returncode != 0:
+        raise UsageError(  # an unborn HEAD: `git init` and nothing committed
+            f"the repository has no commits yet: there is no revision '{rev}' to compare with",
+            context=str(project),
+            hint="commit locks/ first, or compare two lock folders or files: envspec diff OLD NEW",
+        )
     if found.returncode != 0:
         raise UsageError(
             f"unknown revision '{rev}'",
@@ -67,6 +66,11 @@ def resolve_revision(project: Path, rev: str, environ: Mapping[str, str]) -> str
             hint="give a commit, branch or tag, e.g. HEAD~1 or main",
         )
     return found.stdout.strip()
+
+
+def _commit(project: Path, environ: Mapping[str, str], rev: str) -> proc.Finished:
+    verify = ("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+    return _git(project, environ, *verify)
 
 
 def lock_texts_at(

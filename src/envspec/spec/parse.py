@@ -112,7 +112,7 @@ def _target_settings(table: Table | None) -> tuple[tuple[str, TargetSettings], .
         sub.check_keys(("glibc", "macos"))
         defaults = TargetSettings()
         glibc = _os_version(sub, "glibc", r"(2)\.(\d+)", '"2.<minor>", e.g. "2.28"')
-        macos = _os_version(sub, "macos", r"(\d{2})\.(\d+)", '"<major>.<minor>", e.g. "13.0"')
+        macos = _os_version(sub, "macos", r"(\d{2})\.(\d+)", '"<major>.<minor>", e.g. "14.0"')
         settings = TargetSettings(glibc=glibc or defaults.glibc, macos=macos or defaults.macos)
         out.append((name, settings))
     return tuple(sorted(out))
