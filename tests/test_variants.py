@@ -495,10 +495,17 @@ def test_sync_locked_judges_the_chosen_variants_lock(
     _spec(proj, cu_index, {**THREE, "cpu": {"constraints": ["torch<3"]}})
     capsys.readouterr()
     assert proj.run("sync", "--dry-run", "--locked") == 3
-    assert f"error: locks/pylock.{TARGET}.cpu.toml: the lock for {TARGET} is out of date" in (
-        capsys.readouterr().err.replace(str(proj.project) + "/", "")
-    )
+    assert (
+        f"error: locks/pylock.{TARGET}.cpu.toml: the lock for {TARGET}.cpu is out of date with "
+        "envspec.toml: resolution.constraints: added torch<3\n"
+    ) in capsys.readouterr().err.replace(str(proj.project) + "/", "")
     assert proj.run("sync", "--dry-run", "--locked", "--variant", "old") == 0  # still fresh
+    capsys.readouterr()
+    assert proj.run("sync", "--dry-run", "--json") == 0  # relocked first, that variant only
+    relocked = [e for e in events(capsys.readouterr().out) if e["event"] == "lock"]
+    assert [(e["target"], e["variant"], e["state"]) for e in relocked] == [
+        (TARGET, "cpu", "resolved")
+    ]
 
 
 def test_a_lock_moved_under_a_variant_is_stale_until_relocked(
@@ -558,3 +565,17 @@ def test_a_spec_without_variants_writes_the_plain_lock_names_and_keys(
         assert "variant" not in event
     envspec = tomllib.loads(project.lock_file.read_text())["tool"]["envspec"]
     assert "variant" not in envspec and "needs" not in envspec
+
+
+def test_a_first_sync_creates_the_project_environment_from_a_variant_lock(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = ["--project", str(proj.project), "--cache-dir", str(proj.cache)]
+    locks = proj.project / "locks"
+    for name in ("new", "old", "cpu"):  # this machine's locks are all variants' ...
+        assert (locks / f"pylock.{TARGET}.{name}.toml").exists()
+    assert not (locks / f"pylock.{TARGET}.toml").exists()  # ... and none is plain
+    assert main(["sync", "--no-checks", *project]) == 0
+    venv = proj.project / ".venv"
+    assert "torch==2.0\n" in proj.uv("pip", "freeze", "--python", str(venv / "bin" / "python"))
+    assert '"variant": "cpu"' in (venv / ".envspec" / "variant.json").read_text()
