@@ -282,7 +282,8 @@ def test_targets_and_phases_choose_what_is_bundled(
         ),
         (
             ["--check", "--target", TARGET],
-            "--check: --check verifies the whole bundle: it takes no --target or --phase",
+            "--check: --check verifies the whole bundle: "
+            "it takes no --target, --phase or --variant",
             None,
         ),
     ],

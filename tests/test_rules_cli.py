@@ -62,15 +62,18 @@ def test_the_flagships_rules_about_torch_say_which_lock_records_them(
         "  why: torch 2.4.0's Windows wheels were built against NumPy 1.x and fail at import "
         "under NumPy 2; Linux and macOS are not affected, and 2.4.1 fixed Windows",
         "  source: https://github.com/pytorch/pytorch/issues/131668",
-        "  in locks: windows-x86_64",
+        "  in locks: windows-x86_64.cpu, windows-x86_64.cu121",
     ]
     assert "  ==0.14.1: requires torch>=2.7.1,<=2.9.0 (C++ extensions built for torch 2.9.0)" in err
     assert '  ==2.4.* where sys_platform == "win32": constraint triton-windows>=3.1,<3.2' in err
     assert [line for line in err if line.startswith("  in locks:")] == [
-        "  in locks: windows-x86_64",
-        "  in locks: windows-x86_64",
-        "  in locks: windows-x86_64",
-    ]  # no torchao in any lock; the torch rules hold on Windows only
+        "  in locks: windows-x86_64.cpu, windows-x86_64.cu121",
+    ] * 3  # no torchao in any lock; the torch rules hold on Windows only (both variants)
+    capsys.readouterr()
+    assert rules(REPO, "torch", "--variant", "cu121") == 0
+    assert [line for line in capsys.readouterr().out.splitlines() if "in locks:" in line] == [
+        "  in locks: windows-x86_64.cu121",
+    ] * 3
 
 
 def main_text(project: Path, *args: str) -> list[str]:

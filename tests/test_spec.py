@@ -360,7 +360,7 @@ BAD = [
     pytest.param(
         spec_text("zzz = 1\n", HEAD, PHASE),
         "envspec.toml: unknown key 'zzz'",
-        "allowed keys: environment, targets, indexes, phases, resolution, checks, rules",
+        "allowed keys: environment, targets, indexes, phases, resolution, checks, rules, variants",
         id="unknown key no match",
     ),
     pytest.param(

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envspec import __version__, cli_lock
-from envspec.cli_lock import project_spec, spec_targets
+from envspec.cli_lock import add_variant, project_spec, spec_targets
 from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -216,6 +216,7 @@ def _add_review_parsers(sub: Any) -> None:
     diff.add_argument(
         "--exit-code", action="store_true", help="exit 1 when something changed"
     )
+    add_variant(diff, "compare only this accelerator variant's locks (default: all)")
     export = sub.add_parser(
         "export", parents=[_common("export")], help="a lock as requirements.txt"
     )
@@ -227,12 +228,14 @@ def _add_review_parsers(sub: Any) -> None:
     export.add_argument(
         "-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)"
     )
+    add_variant(export, "the accelerator variant's lock (default: the target's only one)")
     why = sub.add_parser("why", parents=[_common("why")], help="why a package is in the lock")
     why.add_argument("name", help="the package")
     why.add_argument(
         "--target", action="append", default=[],
         help=target_help("only this target (repeatable; default: every spec target)"),
     )
+    add_variant(why, "only this accelerator variant's locks (default: all)")
     rules = sub.add_parser(
         "rules", parents=[_common("rules")],
         help="the compatibility rules in force, with their sources",
@@ -240,6 +243,7 @@ def _add_review_parsers(sub: Any) -> None:
     rules.add_argument(
         "name", nargs="?", help="only the rules about this package (default: all)"
     )
+    add_variant(rules, "which locks record each rule: only this variant's (default: all)")
     init = sub.add_parser("init", parents=[_common("init")], help="write a starter envspec.toml")
     init.add_argument(
         "--from", dest="sources", action="append", default=[], type=Path, metavar="FILE",
@@ -263,7 +267,9 @@ def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.review.diff_format import render_markdown, render_text
     from envspec.review.locks import diff_sides
 
-    before, after = diff_sides(args.project, args.old, args.new, args.target, environ=environ)
+    before, after = diff_sides(
+        args.project, args.old, args.new, args.target, environ=environ, variant=args.variant
+    )
     diff = review_diff.diff_locks(
         before.locks, after.locks, old_label=before.label, new_label=after.label
     )
@@ -281,12 +287,19 @@ def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.lockfile.status import choose_units
     from envspec.review.export import export_requirements, write_requirements
     from envspec.review.locks import load_target_lock
 
     spec = project_spec(args, environ)
     target = _export_target(spec, args.target, host_target())
-    path, lock = load_target_lock(args.project, target)
+    units = choose_units(spec, [target], args.variant)
+    if len(units) > 1:
+        hint = "variants: " + ", ".join(v for _, v in units if v)
+        raise UsageError(
+            f"target {target} has several variants: choose one", context="--variant", hint=hint
+        )
+    path, lock = load_target_lock(args.project, *units[0])
     text = export_requirements(lock, phase=args.phase, source=rel(path, args.project))
     if args.output is None:
         if args.json:
@@ -318,13 +331,17 @@ def _export_target(spec: Spec, wanted: str | None, host: str | None) -> str:
 
 
 def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
+    from envspec.lockfile.status import choose_units
     from envspec.review import why as review_why
     from envspec.review.locks import load_target_lock, locks_dir
 
-    targets = spec_targets(project_spec(args, environ), args.target)
-    found = [load_target_lock(args.project, t) for t in targets]
+    spec = project_spec(args, environ)
+    found = [
+        load_target_lock(args.project, *unit)
+        for unit in choose_units(spec, spec_targets(spec, args.target), args.variant)
+    ]
     where = found[0][0] if len(found) == 1 else locks_dir(args.project)
-    locks = {t: lock for t, (_, lock) in zip(targets, found, strict=True)}
+    locks = {lock.label: lock for _, lock in found}
     report = review_why.why(locks, args.name, where=rel(where, args.project))
     out.result(review_why.render_text(report).rstrip("\n"))
     out.event("why", **review_why.to_json(report))
@@ -334,14 +351,16 @@ def cmd_why(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
 def cmd_rules(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.compat import load_builtin_rules
     from envspec.lockfile import load_lock, lock_path
+    from envspec.lockfile.status import choose_units
     from envspec.review import rules as review_rules
 
     path = args.project / "envspec.toml"
     spec = project_spec(args, environ) if path.exists() else None
     locks = {}
-    for target in spec.targets if spec else ():
-        if lock_path(args.project, target).exists():
-            locks[target] = load_lock(lock_path(args.project, target))
+    for target, variant in choose_units(spec, spec.targets, args.variant) if spec else ():
+        if lock_path(args.project, target, variant).exists():
+            lock = load_lock(lock_path(args.project, target, variant))
+            locks[lock.label] = lock
     listing = review_rules.list_rules(load_builtin_rules(), spec, locks, args.name)
     out.result(review_rules.render_text(listing).rstrip("\n"))
     for item in listing.rules:

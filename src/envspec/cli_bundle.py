@@ -14,6 +14,7 @@ from typing import Any
 from envspec.apply.store import Downloader, Files, store_at
 from envspec.commands.bundle import check_bundle, load_sources, write_bundle
 from envspec.errors import EXIT_OK, ApplyError, UsageError
+from envspec.lockfile.status import choose_units
 from envspec.output import Out, plural, size_text, target_help
 from envspec.render import CliReporter
 from envspec.spec import load_spec
@@ -39,13 +40,17 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
     p.add_argument(
         "--check", action="store_true", help="verify every file; exit 1 naming what is wrong"
     )
+    p.add_argument(
+        "--variant", default=None, metavar="NAME", help="only this accelerator variant's locks"
+    )
 
 
 def cmd_bundle(args: argparse.Namespace, out: Out, environ: Mapping[str, str]) -> int:
     if args.check:
         return _check(args, out)
     spec = load_spec(args.project / "envspec.toml", environ)
-    sources = load_sources(args.project, choose_targets(spec.targets, args.target))
+    units = choose_units(spec, choose_targets(spec.targets, args.target), args.variant)
+    sources = load_sources(args.project, units)
 
     def downloader() -> Downloader:
         from envspec.index.download import LockedFiles  # HTTP code: only when downloading
@@ -81,9 +86,9 @@ def cmd_bundle(args: argparse.Namespace, out: Out, environ: Mapping[str, str]) -
 
 
 def _check(args: argparse.Namespace, out: Out) -> int:
-    if args.target or args.phase:
+    if args.target or args.phase or args.variant:
         raise UsageError(
-            "--check verifies the whole bundle: it takes no --target or --phase",
+            "--check verifies the whole bundle: it takes no --target, --phase or --variant",
             context="--check",
         )
     checked = check_bundle(args.dir)

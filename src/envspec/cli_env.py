@@ -35,7 +35,15 @@ from envspec.apply.journal import (
     stopped_message,
 )
 from envspec.apply.rollback import rollback
-from envspec.apply.select import require_lock, select_lock, target_of
+from envspec.apply.select import (
+    Choice,
+    load_installed_variant,
+    require_lock,
+    select_lock,
+    select_variant,
+    target_of,
+    write_installed_variant,
+)
 from envspec.apply.snapshot import changes, load_snapshot, snapshot_ids
 from envspec.apply.store import Downloader, Files, store_at
 from envspec.apply.sync import SyncSettings, sync
@@ -120,6 +128,10 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
     )
     p.add_argument("--no-checks", action="store_true", help="skip the checks afterwards")
     p.add_argument("--system", action="store_true", help=_SYSTEM)
+    p.add_argument(
+        "--variant", default=None, metavar="NAME",
+        help="install this accelerator variant's lock, whatever the machine has",
+    )  # fmt: skip
     sub.add_parser(
         "check",
         parents=[common("check"), env, probes],
@@ -158,7 +170,9 @@ def cmd_sync(args: argparse.Namespace, out: Out, environ: Environ) -> int:
                 hint="'envspec sync' creates it",
             )
         if location.creatable:  # the project's .venv, made here: this machine's lock first
-            require_lock(args.project, host_target(), spec.targets)
+            host = host_target()
+            variants = [v.name for v in spec.variants_for(host)] if host else []
+            require_lock(args.project, host, spec.targets, variants=variants or [None])
     with contextlib.ExitStack() as creating:
         if location.creatable and not location.python.exists():
             # held until this sync is done: a second first sync waits, then has nothing to do
@@ -175,7 +189,7 @@ def _sync(
     args: argparse.Namespace, out: Out, spec: Spec, options: uv.UvOptions, location: Location
 ) -> int:
     environ = options.environ
-    env, path, lock = _open(args, out, location, environ, spec)
+    env, path, lock, choice = _open(args, out, location, environ, spec=spec, requested=args.variant)
     if not args.frozen:
         lock = _current_lock(args, out, spec, (path, lock), environ)
     settings = SyncSettings(
@@ -190,6 +204,8 @@ def _sync(
     with _reported(env, "sync"):
         files = _files(args, spec, environ)
         outcome = sync(env, lock, settings, options, files=files, reporter=reporter)
+    if not args.dry_run and load_installed_variant(env) != (choice and choice.variant):
+        write_installed_variant(env, choice)
     code = EXIT_OK
     if outcome.changed and not args.no_checks:
         ok = run_checks(
@@ -223,7 +239,7 @@ def _current_lock(
     from envspec.lockfile.status import status_of
 
     path, lock = found
-    status = status_of(spec, lock.target, path, lock)
+    status = status_of(spec, lock.target, path, lock, lock.variant)
     if status.state == "fresh":
         return lock
     if lock.target not in spec.targets:
@@ -234,10 +250,10 @@ def _current_lock(
     elif args.locked:
         hint = "run 'envspec lock' and commit locks/, or sync without --locked"
     else:
-        out.say(f"The lock for {lock.target} is out of date ({status.reason}): relocking it")
+        out.say(f"The lock for {lock.label} is out of date ({status.reason}): relocking it")
         return _relock(args, out, spec, status, environ)
     raise StaleLockError(
-        f"the lock for {lock.target} is out of date with envspec.toml: {status.reason}",
+        f"the lock for {lock.label} is out of date with envspec.toml: {status.reason}",
         context=str(path),
         hint=hint,
     )
@@ -260,7 +276,7 @@ def _relock(
     done = {"resolved": "not written (dry run)", "written": f"wrote {where}"}.get(
         state, f"unchanged {where}"
     )
-    out.say(f"{result.target}: {plural(len(result.lock.packages), 'package')}, {done}")
+    out.say(f"{result.lock.label}: {plural(len(result.lock.packages), 'package')}, {done}")
     out.event(
         "lock",
         target=result.target,
@@ -269,6 +285,7 @@ def _relock(
         packages=len(result.lock.packages),
         skipped=[p.name for p in result.lock.phases if p.skipped],
         rules=[r.id for r in result.lock.rules],
+        **({"variant": result.lock.variant} if result.lock.variant else {}),
     )
     return result.lock
 
@@ -277,12 +294,13 @@ def cmd_check(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     location = locate(args.project, args.python, environ)
     if not (args.project / "envspec.toml").exists():  # any environment: the rules still apply
         env, lock, spec = _outside_project(args, out, location, environ), None, None
+        choice = None
     else:
         from envspec.lockfile.status import status_of
 
         spec = load_spec(args.project / "envspec.toml", environ)
-        env, path, lock = _open(args, out, location, environ, spec)
-        status = status_of(spec, lock.target, path, lock)
+        env, path, lock, choice = _open(args, out, location, environ, spec=spec, installed=True)
+        status = status_of(spec, lock.target, path, lock, lock.variant)
     reporter = CliReporter(out)
     ok = run_checks(
         env,
@@ -290,6 +308,7 @@ def cmd_check(args: argparse.Namespace, out: Out, environ: Environ) -> int:
         spec.checks if spec else Checks(),
         rules=spec.rules if spec else load_builtin_rules(),
         status=status if spec else None,
+        machine=choice.machine if choice is not None else None,
         import_timeout=args.import_timeout,
         environ=environ,
         reporter=reporter,
@@ -313,6 +332,9 @@ def cmd_rollback(args: argparse.Namespace, out: Out, environ: Environ) -> int:
             lock_timeout=args.lock_timeout,
             reporter=reporter,
         )
+    if restored is not None and load_installed_variant(env) is not None:
+        # the snapshot does not say which variant it held: `check` chooses by the machine again
+        write_installed_variant(env, None)
     reporter.done(Done(command="rollback", exit_code=EXIT_OK, changed=restored is not None))
     return EXIT_OK
 
@@ -376,14 +398,24 @@ def _environment(
 
 
 def _open(
-    args: argparse.Namespace, out: Out, location: Location, environ: Environ, spec: Spec
-) -> tuple[Environment, Path, Lock]:
-    """The environment of `sync` or `check` and its lock (nothing written for a dry run)."""
+    args: argparse.Namespace,
+    out: Out,
+    location: Location,
+    environ: Environ,
+    *,
+    spec: Spec,
+    requested: str | None = None,
+    installed: bool = False,
+) -> tuple[Environment, Path, Lock, Choice | None]:
+    """The environment of `sync` or `check`, its accelerator variant (`requested`, or for
+    `check`, `installed`: the one the last sync installed) and its lock (nothing written for
+    a dry run)."""
     system = getattr(args, "system", False)
     write = not getattr(args, "dry_run", False)
     env = open_environment(location, environ, _cache_root(args), system=system, write=write)
     _warn_interrupted(env, out)
-    path, lock = select_lock(args.project, env, spec.targets)
+    choice = _choose(out, env, spec, environ, requested, installed=installed)
+    path, lock = select_lock(args.project, env, spec.targets, choice.variant if choice else None)
     out.event(
         "environment",
         root=str(env.root),
@@ -393,7 +425,34 @@ def _open(
         lock=str(path),
     )
     out.say(f"Environment {env.root} (Python {env.python_version}), lock {_rel(path, args)}")
-    return env, path, lock
+    return env, path, lock, choice
+
+
+def _choose(
+    out: Out,
+    env: Environment,
+    spec: Spec,
+    environ: Environ,
+    requested: str | None,
+    *,
+    installed: bool,
+) -> Choice | None:
+    """The variant to use (`select.select_variant`), reported as a `variant` event and lines."""
+    choice = select_variant(spec, env, environ, requested, installed=installed)
+    if choice is None:
+        return None
+    out.event("variant", **choice.data())
+    for name, reason in choice.skipped:
+        out.say(f"Variant {name} passed over: {reason}")
+    if choice.fits or choice.installed:
+        which = " (installed by the last sync)" if choice.installed else ""
+        out.say(f"Variant {choice.variant}{which}: {choice.reason}")
+    else:
+        out.say(
+            f"warning: --variant {choice.variant}: this machine does not meet its needs: "
+            f"{choice.reason}"
+        )
+    return choice
 
 
 def _outside_project(

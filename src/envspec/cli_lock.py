@@ -53,6 +53,18 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
         "--check", action="store_true", help="exit 3 if a lock is stale or missing; write nothing"
     )
     lock.add_argument("--refresh", action="store_true", help="revalidate every cached index page")
+    add_variant(lock, "lock only this accelerator variant (default: every variant)")
+
+
+def add_variant(parser: argparse.ArgumentParser, text: str) -> None:
+    """`--variant NAME`, for the commands that work on a target's locks."""
+    parser.add_argument("--variant", default=None, metavar="NAME", help=text)
+
+
+def variant_field(variant: str | None) -> dict[str, str]:
+    """A `lock` event's `variant`, present only for a variant's lock (a spec without
+    variants gives the same events as before there were any)."""
+    return {"variant": variant} if variant else {}
 
 
 def project_spec(args: argparse.Namespace, environ: Environ) -> Spec:
@@ -63,19 +75,23 @@ def spec_targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
     """The `--target`s asked for (checked against the spec), else every spec target."""
     return choose_targets(spec.targets, wanted)
 
+
 def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     from envspec.lockfile.memo import memo_folder
-    from envspec.lockfile.status import lock_status
+    from envspec.lockfile.status import check_variant, choose_units, lock_status
 
     spec = project_spec(args, environ)
-    targets = spec_targets(spec, args.target)
-    statuses = lock_status(spec, args.project, targets, memo=memo_folder(args.cache_dir))
+    targets, variant = spec_targets(spec, args.target), check_variant(spec, args.variant)
+    if variant is not None:
+        choose_units(spec, targets, variant)  # the variant is locked for one of them
+    memo = memo_folder(args.cache_dir)
+    statuses = lock_status(spec, args.project, targets, variant, memo=memo)
     forced = args.upgrade or args.upgrade_package or args.refresh
     todo = [s for s in statuses if forced or s.state != "fresh"]
     if args.check:
         if todo:
             names = ", ".join(
-                f"{s.target} ({s.state}{': ' + s.reason if s.reason else ''})" for s in todo
+                f"{s.label} ({s.state}{': ' + s.reason if s.reason else ''})" for s in todo
             )
             raise StaleLockError(
                 f"locks out of date: {names}", hint="run 'envspec lock' and commit locks/"
@@ -85,8 +101,14 @@ def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
         return EXIT_OK
     for status in statuses:
         if status not in todo:
-            out.say(f"{status.target}: up to date ({rel(status.path, args.project)})")
-            out.event("lock", target=status.target, state="fresh", path=str(status.path))
+            out.say(f"{status.label}: up to date ({rel(status.path, args.project)})")
+            out.event(
+                "lock",
+                target=status.target,
+                state="fresh",
+                path=str(status.path),
+                **variant_field(status.variant),
+            )
     if todo:
         relock(
             args,
@@ -121,7 +143,7 @@ def relock(
 
     refresh = getattr(args, "refresh", False)
     settings = FinderSettings(cache_dir=args.cache_dir, offline=args.offline, refresh=refresh)
-    view = LockView(out, [s.target for s in todo], tty=sys.stderr.isatty())
+    view = LockView(out, [s.label for s in todo], tty=sys.stderr.isatty())
     try:
         run = run_lock(
             spec,
@@ -144,7 +166,9 @@ def relock(
         stats.bytes_downloaded / 1e6,
         stats.metadata_fetched,
     )
-    floors = {r.target: os_floor(r.target, spec.settings_for(r.target)) for r in run.results}
+    floors = {
+        r.lock.label: os_floor(r.target, spec.settings_for(r.target)) for r in run.results
+    }
     view.summary(run.results, run.divergences, args.project, floors)
 
 

@@ -117,9 +117,9 @@ class LockView:
             self._table(results, divergences, project, floors)
         else:
             for result in results:
-                floor = floors.get(result.target)
+                floor = floors.get(result.lock.label)
                 self.out.say(
-                    f"{result.target}: {plural(len(result.lock.packages), 'package')} "
+                    f"{result.lock.label}: {plural(len(result.lock.packages), 'package')} "
                     f"({changes_text(result.changes)}), {_verb(result)} "
                     f"{rel(result.path, project)}" + (f" (for {floor})" if floor else "")
                     + f" in {result.seconds:.2f}s"
@@ -145,6 +145,7 @@ class LockView:
                     "new": result.changes.new,
                 },
                 seconds=round(result.seconds, 3),
+                **({"variant": result.lock.variant} if result.lock.variant else {}),
             )
         for divergence in divergences:
             self.out.event(
@@ -194,12 +195,12 @@ class LockView:
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
         for result in results:
             table.add_row(
-                result.target,
+                result.lock.label,
                 str(len(result.lock.packages)),
                 changes_text(result.changes),
                 f"{result.seconds:.2f}",
                 f"{_verb(result)} {rel(result.path, project)}"
-                + (f" (for {floor})" if (floor := floors.get(result.target)) else ""),
+                + (f" (for {floor})" if (floor := floors.get(result.lock.label)) else ""),
             )
         console = Console(stderr=True, highlight=False)
         with self.lock:
@@ -208,7 +209,7 @@ class LockView:
                 for phase in result.lock.phases:
                     if phase.skipped:
                         console.print(
-                            f"  {result.target}: optional phase '{phase.name}' skipped: "
+                            f"  {result.lock.label}: optional phase '{phase.name}' skipped: "
                             f"{phase.skipped}",
                             markup=False,
                         )

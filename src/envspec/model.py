@@ -1,6 +1,6 @@
-"""Frozen value types shared by every layer: indexes, phases, the spec, targets, artifacts,
-distribution metadata, compatibility rules and locked packages. (Just over 400 lines: they are
-one vocabulary, and the spec and the lock hold most of them.)
+"""Frozen value types shared by every layer: indexes, phases, accelerator variants, the spec,
+targets, artifacts, distribution metadata, compatibility rules and locked packages. (Over 400
+lines: they are one vocabulary, and the spec and the lock hold most of them.)
 
 Values are normalized when built (names canonicalized, requirement strings re-rendered by
 `packaging`), so two values that mean the same compare equal.
@@ -225,6 +225,76 @@ class Checks:
     versions: tuple[tuple[str, str], ...] = ()
 
 
+OS_FAMILIES = ("linux", "windows", "macos")  # a target's OS, as `cuda-driver` tables name it
+
+
+def os_family(target: str) -> str:
+    """The OS family of a target name (`linux-x86_64` → `linux`)."""
+    return target.split("-", 1)[0]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Needs:
+    """What a variant needs of a machine on one target: nothing (CPU), or an NVIDIA driver in
+    `cuda_driver` and optionally a GPU whose compute capability is in `compute_capability`."""
+
+    cuda_driver: SpecifierSet | None = None
+    compute_capability: SpecifierSet | None = None
+
+    @property
+    def gpu(self) -> bool:
+        return self.cuda_driver is not None or self.compute_capability is not None
+
+    def as_data(self) -> dict[str, str]:
+        """The needs as a lock records them (`[tool.envspec.needs]`; empty: needs nothing)."""
+        found = {}
+        if self.cuda_driver is not None:
+            found["cuda-driver"] = str(self.cuda_driver)
+        if self.compute_capability is not None:
+            found["compute-capability"] = str(self.compute_capability)
+        return found
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Variant:
+    """One `[variants.<name>]` table: an accelerator build of the environment. `routes` sends a
+    phase's own names to an index, `requirements` adds to a phase, `constraints` bound any
+    package; `cuda_driver` holds one specifier per OS family (`linux`, `windows`); `targets`
+    are the spec's targets it applies to, in spec order."""
+
+    name: str
+    targets: tuple[str, ...]
+    routes: tuple[tuple[str, str], ...] = ()  # (phase, index), sorted by phase
+    requirements: tuple[tuple[str, tuple[Requirement, ...]], ...] = ()  # (phase, extra)
+    constraints: tuple[Requirement, ...] = ()
+    cuda_driver: tuple[tuple[str, SpecifierSet], ...] = ()
+    compute_capability: SpecifierSet | None = None
+
+    def needs_for(self, target: str) -> Needs:
+        drivers = dict(self.cuda_driver)
+        return Needs(
+            cuda_driver=drivers.get(os_family(target)),
+            compute_capability=self.compute_capability,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Machine:
+    """What this machine offers a variant (read by `apply.machine`, the one edge that looks):
+    the NVIDIA driver's version and GPU 0's compute capability, each None when not found,
+    and where they were read from (`ENVSPEC_CUDA_DRIVER_VERSION`, `/proc/driver/nvidia/version`,
+    `nvidia-smi`, ...)."""
+
+    driver: Version | None = None
+    compute_capability: Version | None = None
+    source: str = ""
+    driver_text: str = ""  # the driver's version as the machine writes it (`470.82.01`)
+
+    @property
+    def driver_shown(self) -> str:
+        return self.driver_text or (str(self.driver) if self.driver else "")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Spec:
     """A validated `envspec.toml`."""
@@ -238,6 +308,28 @@ class Spec:
     checks: Checks = field(default_factory=Checks)
     target_settings: tuple[tuple[str, TargetSettings], ...] = ()
     rules: RuleSet = field(default_factory=RuleSet)  # in force: built-in, ignored, project
+    variants: tuple[Variant, ...] = ()  # in order of preference (`[environment] variants`)
+
+    def variants_for(self, target: str) -> tuple[Variant, ...]:
+        """The variants locked for `target`, in order of preference (none: a plain lock)."""
+        return tuple(v for v in self.variants if target in v.targets)
+
+    def variant(self, name: str) -> Variant:
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise KeyError(name)
+
+    def for_variant(self, variant: Variant | None) -> Spec:
+        """The spec one variant's locks are resolved from: its routes replace the phases' own
+        on its targets, its requirements join the phases', its constraints the resolution's."""
+        if variant is None:
+            return self
+        phases = tuple(_variant_phase(phase, variant) for phase in self.phases)
+        resolution = dataclasses.replace(
+            self.resolution, constraints=self.resolution.constraints + variant.constraints
+        )
+        return dataclasses.replace(self, phases=phases, resolution=resolution, variants=())
 
     def index(self, name: str) -> Index:
         for index in self.indexes:
@@ -247,6 +339,15 @@ class Spec:
 
     def settings_for(self, target: str) -> TargetSettings:
         return dict(self.target_settings).get(target, TargetSettings())
+
+
+def _variant_phase(phase: Phase, variant: Variant) -> Phase:
+    index = dict(variant.routes).get(phase.name)
+    routes = phase.routes
+    if index is not None:
+        routes = tuple(sorted({**dict(routes), **dict.fromkeys(variant.targets, index)}.items()))
+    extra = dict(variant.requirements).get(phase.name, ())
+    return dataclasses.replace(phase, requirements=phase.requirements + extra, routes=routes)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -389,6 +490,13 @@ class Lock:
     inputs: Mapping[str, Any]
     rules: tuple[AppliedRule, ...] = ()  # the rules about its packages, by id
     rules_version: str = ""  # the built-in rule set's version when it was made
+    variant: str | None = None  # the accelerator variant it was resolved for
+    needs: Needs = field(default_factory=Needs)  # what that variant needs of a machine
+
+    @property
+    def label(self) -> str:
+        """How messages name the lock: its target, and its variant when it has one."""
+        return f"{self.target}.{self.variant}" if self.variant else self.target
 
     def package(self, name: str) -> LockedPackage | None:
         wanted = canonicalize_name(name)

@@ -1,8 +1,11 @@
 """`envspec check`: a pre-flight of an environment against its lock, the spec's `[checks]` and
 the compatibility rules.
 
-Seven kinds, each result a `CheckResult`, reported as it is known in this order (drift
-first, then the lock's freshness, the import probes last, each as it finishes):
+Eight kinds, each result a `CheckResult`, reported as it is known in this order (the
+variant first, then drift, then the lock's freshness, the import probes last, each as it
+finishes):
+- variant: for an environment synced from an accelerator variant's lock, whether this machine
+  still meets that variant's needs (`compat.cuda.judge`, on what `apply.machine` finds);
 - drift: each locked package installed at its locked version (and commit); packages of
   optional phases that are absent are warnings, as are packages the lock does not name;
 - lock: whether the lock is fresh against `envspec.toml` (`lockfile.status`), naming what
@@ -42,11 +45,14 @@ from envspec.apply.events import Checked, Reporter
 from envspec.apply.installed import load_installed
 from envspec.apply.plan import Installed, phases_upto
 from envspec.apply.select import target_of
+from envspec.compat.cuda import judge
 from envspec.compat.evaluate import evaluate
 from envspec.lockfile.status import TargetStatus
-from envspec.model import Checks, Lock, LockedPackage, RuleSet
+from envspec.model import Checks, Lock, LockedPackage, Machine, RuleSet, os_family
 
-Kind = Literal["lock", "installed", "drift", "dependencies", "version", "import", "rules"]
+Kind = Literal[
+    "variant", "lock", "installed", "drift", "dependencies", "version", "import", "rules"
+]
 _PROBE_WORKERS = 4
 
 
@@ -244,6 +250,22 @@ def rule_checks(
     ]
 
 
+def variant_fit(lock: Lock, machine: Machine) -> list[CheckResult]:
+    """Whether the machine still meets the needs of the lock's variant (as the lock records
+    them): a driver removed or downgraded since the sync, a GPU swapped."""
+    if lock.variant is None:
+        return []
+    verdict = judge(lock.variant, lock.needs, machine, os_family(lock.target))
+    if verdict.ok:
+        message = f"variant {lock.variant} fits this machine: {verdict.reason}"
+    else:
+        message = (
+            f"installed variant {lock.variant} no longer fits this machine: {verdict.reason}; "
+            "'envspec sync' installs the variant that does"
+        )
+    return [CheckResult(kind="variant", subject=lock.variant, ok=verdict.ok, message=message)]
+
+
 def freshness(status: TargetStatus) -> CheckResult:
     """The lock against the spec it was made from."""
     where = f"the lock for {status.target}"
@@ -290,6 +312,7 @@ def run_checks(
     import_timeout: float = 120.0,
     environ: Mapping[str, str],
     reporter: Reporter,
+    machine: Machine | None = None,
 ) -> bool:
     """Every check; each result is reported as a `Checked` event as soon as it is known (the
     import probes, started first, as each finishes). True when all passed.
@@ -297,13 +320,16 @@ def run_checks(
     With `phase` (a partial sync) only drift up to it and dependencies are checked: the
     spec's rules, imports and the compatibility rules may need later phases. Without a
     `lock` (an environment outside any project) there is no drift to check; `status`, the
-    lock's freshness, is checked after drift when given."""
+    lock's freshness, is checked after drift when given; with `machine`, a variant's lock is
+    checked against it first."""
     imports = checks.imports if phase is None else ()
     workers = max(1, min(_PROBE_WORKERS, len(imports)))
     ok = True
     with ThreadPoolExecutor(max_workers=workers) as pool:
         probes = [pool.submit(_probe, env, check, import_timeout, environ) for check in imports]
         found = _results(env, lock, checks, rules=rules, phase=phase, status=status)
+        if lock is not None and machine is not None:
+            found = itertools.chain(variant_fit(lock, machine), found)
         for result in itertools.chain(found, _finished(probes)):
             ok = ok and result.ok
             reporter.checked(

@@ -76,13 +76,15 @@ class Made:
         return sum(f.size for f in self.manifest.files)
 
 
-def load_sources(project: Path, targets: Sequence[str]) -> list[Source]:
-    """The project's locks for `targets`; a missing one is a `StaleLockError` (exit 3)."""
+def load_sources(project: Path, units: Sequence[tuple[str, str | None]]) -> list[Source]:
+    """The project's locks for `units` (target, accelerator variant or None); a missing one is
+    a `StaleLockError` (exit 3). A variant's lock is bundled under its label
+    (``linux-x86_64.cu121``), as `locks/` names it."""
     out = []
-    for target in targets:
-        path = lock_path(project, target)
+    for target, variant in units:
+        path = lock_path(project, target, variant)
         lock = load_lock(path)
-        out.append(Source(target=target, data=path.read_bytes(), lock=lock))
+        out.append(Source(target=lock.label, data=path.read_bytes(), lock=lock))
     return out
 
 

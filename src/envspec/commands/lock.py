@@ -16,6 +16,7 @@ the shared finder) and finish; each `Locked` says how many pins changed and how 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -187,22 +188,29 @@ def lock_targets(
     def one(status: TargetStatus) -> tuple[Lock, float]:
         name = status.target
         target = make_target(name, spec.python, spec.settings_for(name))
+        variant = spec.variant(status.variant) if status.variant else None
         start = time.monotonic()
         if progress is not None:
-            progress.started(name)
+            progress.started(status.label)
         lock = resolve_target(
-            spec,
+            spec.for_variant(variant),
             target,
             source,
             host=host,
             previous=status.previous,
             upgrade=upgrade,
             upgrade_packages=upgrade_packages,
-            on_round=(lambda n: progress.advanced(name, n, requests())) if progress else None,
+            on_round=(
+                (lambda n: progress.advanced(status.label, n, requests())) if progress else None
+            ),
         )
+        if variant is not None:
+            lock = dataclasses.replace(
+                lock, variant=variant.name, needs=variant.needs_for(status.target)
+            )
         seconds = time.monotonic() - start
         if progress is not None:
-            progress.finished(name, len(lock.packages), requests(), seconds)
+            progress.finished(status.label, len(lock.packages), requests(), seconds)
         return lock, seconds
 
     if len(statuses) == 1 or not concurrent:
@@ -212,7 +220,11 @@ def lock_targets(
             done = list(pool.map(one, statuses))
     locks = [lock for lock, _ in done]
     _warn_unused_overrides(spec, locks)
-    divergences = diverging(spec, locks, source)
+    divergences = [  # across the targets of one build
+        found
+        for variant in dict.fromkeys(lock.variant for lock in locks)
+        for found in diverging(spec, [lock for lock in locks if lock.variant == variant], source)
+    ]
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
     if before_write is not None and write:
         before_write()

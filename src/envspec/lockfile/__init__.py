@@ -11,11 +11,13 @@ rest of the standard, its errors wrapped with the file name (module `parse`).
 
 What a lock holds: one file per package (a wheel or an sdist, as `model.Artifact`: name, URL,
 size, sha256, upload time) or a git source (``[packages.vcs]``); ``[packages.tool.envspec]``
-with the package's phase and who required it; ``[tool.envspec]`` with the target, the phases
-and the inputs the lock was made from, and, when compatibility rules are about its packages,
-``[tool.envspec.rules]``: the built-in rule set's ``version`` and ``applied``, one
-``{id, sha256, source}`` per rule (``sha256``: a digest of what the rule says). Index
-listing details (yanked, requires-python of the file, PEP 658 metadata) are not recorded.
+with the package's phase and who required it; ``[tool.envspec]`` with the target, for a lock of an
+accelerator variant its ``variant`` and ``needs`` (``{cuda-driver, compute-capability}``,
+specifiers; absent for a CPU build), the phases and the inputs the lock was made from, and,
+when compatibility rules are about its packages, ``[tool.envspec.rules]``: the built-in rule
+set's ``version`` and ``applied``, one ``{id, sha256, source}`` per rule (``sha256``: a
+digest of what the rule says). Index listing details (yanked, requires-python of the file,
+PEP 658 metadata) are not recorded.
 Packages are sorted by name, ``required-by`` is sorted, user names and passwords are removed
 from every URL (except an ssh account name), and upload times are written as UTC TOML
 date-times (read back as aware UTC `datetime`s). Inputs may hold strings, integers, floats,
@@ -110,9 +112,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def lock_path(project_dir: Path, target: str) -> Path:
-    """Where the lock for `target` lives in a project."""
-    return project_dir / "locks" / f"pylock.{target}.toml"
+def lock_path(project_dir: Path, target: str, variant: str | None = None) -> Path:
+    """Where the lock for `target` (and its accelerator `variant`, if any) lives in a
+    project: ``locks/pylock.<target>.toml`` or ``locks/pylock.<target>.<variant>.toml``."""
+    name = f"{target}.{variant}" if variant else target
+    return project_dir / "locks" / f"pylock.{name}.toml"
 
 
 def load_lock(path: Path, *, memo: Path | None = None) -> Lock:

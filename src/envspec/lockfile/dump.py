@@ -47,7 +47,13 @@ def dump_lock(lock: Lock) -> str:
     for package in packages:
         _package(out, lock, package)
     phases = _array([_inline(_phase_pairs(phase)) for phase in lock.phases])
-    out.table(("tool", "envspec"), [("target", _str(lock.target)), ("phases", phases)])
+    envspec: Pairs = [("target", _str(lock.target))]
+    if lock.variant:  # none: no keys, so a spec without variants keeps its locks' bytes
+        envspec.append(("variant", _str(lock.variant)))
+        if lock.needs.gpu:
+            needs = [(key, _str(text)) for key, text in lock.needs.as_data().items()]
+            envspec.append(("needs", _inline(needs)))
+    out.table(("tool", "envspec"), [*envspec, ("phases", phases)])
     if lock.rules:  # none: no table, so a lock no rule is about keeps its bytes
         out.table(("tool", "envspec", "rules"), _rules_pairs(lock))
     _mapping(out, lock.inputs, ("tool", "envspec", "inputs"))

@@ -35,9 +35,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from envspec.model import AppliedRule, Artifact, Lock, LockedPackage, LockedPhase, VcsSource
+from envspec.model import (
+    AppliedRule,
+    Artifact,
+    Lock,
+    LockedPackage,
+    LockedPhase,
+    Needs,
+    VcsSource,
+)
 
 FORMAT = 1
 MEMOIZED_FIRST_LINE = b'lock-version = "1.0"\n'
@@ -144,6 +153,8 @@ def _encode(lock: Lock) -> dict[str, Any]:
         "inputs": lock.inputs,
         "rules": [[r.id, r.sha256, r.source] for r in lock.rules],
         "rules-version": lock.rules_version,
+        "variant": lock.variant,
+        "needs": lock.needs.as_data(),
     }
 
 
@@ -183,7 +194,16 @@ def _decode(data: dict[str, Any]) -> Lock:
         inputs=data["inputs"],
         rules=tuple(AppliedRule(id=i, sha256=s, source=src) for i, s, src in data["rules"]),
         rules_version=data["rules-version"],
+        variant=data["variant"],
+        needs=Needs(
+            cuda_driver=_specifier(data["needs"].get("cuda-driver")),
+            compute_capability=_specifier(data["needs"].get("compute-capability")),
+        ),
     )
+
+
+def _specifier(text: str | None) -> SpecifierSet | None:
+    return SpecifierSet(text) if text is not None else None
 
 
 def _decode_artifact(fields: list[Any]) -> Artifact:

@@ -43,7 +43,15 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import LockFileError
-from envspec.model import AppliedRule, Artifact, Lock, LockedPackage, LockedPhase, VcsSource
+from envspec.model import (
+    AppliedRule,
+    Artifact,
+    Lock,
+    LockedPackage,
+    LockedPhase,
+    Needs,
+    VcsSource,
+)
 from envspec.secret import redact
 from envspec.tomlread import Doc, Table, loads, type_name
 
@@ -111,6 +119,26 @@ def _read(root: Table) -> Lock:
         inputs=envspec.value("inputs", dict, required=True) or {},
         rules=tuple(_applied_rule(t) for t in rules.tables("applied")) if rules else (),
         rules_version=(rules.string("version") or "") if rules else "",
+        variant=envspec.string("variant"),
+        needs=_needs(envspec.table("needs")),
+    )
+
+
+def _needs(table: Table | None) -> Needs:
+    """``[tool.envspec] needs``: what the lock's variant needs of a machine."""
+    if table is None:
+        return Needs()
+    found: dict[str, SpecifierSet] = {}
+    for key in ("cuda-driver", "compute-capability"):
+        text = table.string(key)
+        if text is None:
+            continue
+        try:
+            found[key] = SpecifierSet(text)
+        except InvalidSpecifier:
+            table.fail(f"invalid {key} '{text}'", _DAMAGED, key=key)
+    return Needs(
+        cuda_driver=found.get("cuda-driver"), compute_capability=found.get("compute-capability")
     )
 
 

@@ -4,7 +4,11 @@ Reads the locks and compares their recorded inputs with the spec's, and the rule
 their packages with the rules in force (`envspec.inputs`); no resolver and no network, so an
 unchanged relock or `lock --check` costs next to nothing. A stale lock says what made it so
 (`reason`: ``phase app: transformers>=4.40 → transformers<5,>=4.40``, ``rule torchao-torch
-changed``).
+changed``, ``variant needs changed``).
+
+A target with accelerator variants has one lock per variant (`Spec.variants_for`), each
+compared with the spec that variant resolves (`Spec.for_variant`) and with the needs it
+records; a target without has one plain lock, as a spec without variants has everywhere.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from envspec.errors import UsageError, did_you_mean
 from envspec.inputs import (
     applied_rules,
     input_changes,
@@ -22,7 +27,7 @@ from envspec.inputs import (
     rule_changes,
 )
 from envspec.lockfile import load_lock, lock_path
-from envspec.model import Lock, Spec
+from envspec.model import Lock, Needs, Spec, Variant
 from envspec.targets import make_target
 
 State = Literal["fresh", "stale", "missing"]
@@ -30,42 +35,127 @@ State = Literal["fresh", "stale", "missing"]
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TargetStatus:
-    """Where one target's lock stands against the spec."""
+    """Where one target's lock (one of its variants' locks) stands against the spec."""
 
     target: str
     path: Path
     state: State
     previous: Lock | None
     reason: str = ""  # what made a stale lock stale: the spec's changes, then the rules'
+    variant: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The target, and its variant when it has one (as `Lock.label`)."""
+        return f"{self.target}.{self.variant}" if self.variant else self.target
+
+
+def lock_units(
+    spec: Spec, targets: Sequence[str], variant: str | None = None
+) -> list[tuple[str, Variant | None]]:
+    """Every (target, variant) the spec locks among `targets`: a target's variants in order of
+    preference, or the target alone when it has none; with `variant`, only that variant's."""
+    units: list[tuple[str, Variant | None]] = []
+    for name in targets:
+        found = spec.variants_for(name)
+        if variant is not None:
+            units += [(name, v) for v in found if v.name == variant]
+        else:
+            units += [(name, v) for v in found] or [(name, None)]
+    return units
+
+
+def check_variant(spec: Spec, name: str | None) -> str | None:
+    """`--variant NAME`, checked against the spec's variants."""
+    names = [v.name for v in spec.variants]
+    if name is not None and name not in names:
+        hint = did_you_mean(name, names) or (
+            "spec variants: " + ", ".join(names) if names else "the spec has no [variants]"
+        )
+        raise UsageError(f"variant '{name}' is not in the spec", context="--variant", hint=hint)
+    return name
+
+
+def choose_units(
+    spec: Spec, targets: Sequence[str], variant: str | None
+) -> list[tuple[str, str | None]]:
+    """The (target, variant name) locks a command works on, `--variant` checked; a target
+    without a lock of the variant asked for is left out (none at all: an error)."""
+    units = lock_units(spec, targets, check_variant(spec, variant))
+    if not units:
+        hint = f"'{variant}' is locked for: " + ", ".join(spec.variant(str(variant)).targets)
+        raise UsageError(
+            f"variant '{variant}' is not locked for {', '.join(targets)}",
+            context="--variant",
+            hint=hint,
+        )
+    return [(target, v.name if v else None) for target, v in units]
 
 
 def lock_status(
-    spec: Spec, project: Path, targets: Sequence[str], *, memo: Path | None = None
+    spec: Spec,
+    project: Path,
+    targets: Sequence[str],
+    variant: str | None = None,
+    *,
+    memo: Path | None = None,
 ) -> list[TargetStatus]:
-    """Compare each target's lock on disk with the spec; `memo`: the checked-lock memo's
-    folder (`envspec.lockfile.memo`), so an unchanged lock is not read in full again."""
+    """Compare each target's lock (each of its variants' locks) on disk with the spec; `memo`:
+    the checked-lock memo's folder (`envspec.lockfile.memo`), so an unchanged lock is not read
+    in full again."""
     out = []
-    for name in targets:
-        path = lock_path(project, name)
+    for name, unit in lock_units(spec, targets, variant):
+        label = unit.name if unit else None
+        path = lock_path(project, name, label)
         if not path.exists():
-            out.append(TargetStatus(target=name, path=path, state="missing", previous=None))
+            out.append(
+                TargetStatus(target=name, path=path, state="missing", previous=None, variant=label)
+            )
             continue
-        out.append(status_of(spec, name, path, load_lock(path, memo=memo)))
+        out.append(status_of(spec, name, path, load_lock(path, memo=memo), label))
     return out
 
 
-def status_of(spec: Spec, name: str, path: Path, previous: Lock) -> TargetStatus:
-    """Where `previous`, target `name`'s lock read from `path`, stands against the spec: a
-    target the spec no longer has is stale, and says so."""
+def status_of(
+    spec: Spec, name: str, path: Path, previous: Lock, variant: str | None = None
+) -> TargetStatus:
+    """Where `previous`, target `name`'s lock (of `variant`) read from `path`, stands against
+    the spec: a target or variant the spec no longer has is stale, and says so."""
+    reason = ""
     if name not in spec.targets:
         reason = f"{name} is not in [environment] targets"
-        return TargetStatus(target=name, path=path, state="stale", previous=previous, reason=reason)
+    elif variant is not None and variant not in {v.name for v in spec.variants_for(name)}:
+        reason = f"variant {variant} of {name} is not in the spec"
+    if reason:
+        return TargetStatus(
+            target=name, path=path, state="stale", previous=previous, reason=reason,
+            variant=variant,
+        )  # fmt: skip
+    unit = spec.variant(variant) if variant is not None else None
     target = make_target(name, spec.python, spec.settings_for(name))
-    inputs = relevant_inputs(lock_inputs(spec, target), name)
+    inputs = relevant_inputs(lock_inputs(spec.for_variant(unit), target), name)
     recorded = relevant_inputs(previous.inputs, name)
-    changes = input_changes(recorded, inputs) if recorded != inputs else []
+    changes = _variant_changes(previous, unit, name)
+    changes += input_changes(recorded, inputs) if recorded != inputs else []
     changes += rule_changes(previous.rules, applied_rules(spec.rules, target, previous.packages))
     state: State = "stale" if changes else "fresh"
     return TargetStatus(
-        target=name, path=path, state=state, previous=previous, reason=", ".join(changes)
+        target=name,
+        path=path,
+        state=state,
+        previous=previous,
+        reason=", ".join(changes),
+        variant=variant,
     )
+
+
+def _variant_changes(previous: Lock, variant: Variant | None, target: str) -> list[str]:
+    """How the lock's recorded variant and needs differ from what the spec says now."""
+    name = variant.name if variant else None
+    if previous.variant != name:
+        if previous.variant:
+            return [f"recorded for variant {previous.variant}"]
+        return ["recorded without a variant"]
+    if previous.needs != (variant.needs_for(target) if variant else Needs()):
+        return ["variant needs changed"]
+    return []

@@ -1,8 +1,9 @@
 """Finding and loading the locks a review command works on: a project's ``locks/`` folder, a
 folder or a single lock file given on the command line, or the texts git gave for a revision.
 
-Locks are keyed by the target recorded in them (``[tool.envspec] target``), not by file name,
-so a renamed file still compares with its target.
+Locks are keyed by the target recorded in them (``[tool.envspec] target``), and its variant
+when it has one (``linux-x86_64.cu121``, `Lock.label`), not by file name, so a renamed file
+still compares with its target.
 
 Errors: ``no lock files`` (`StaleLockError`, exit 3) for an empty or absent folder where locks
 were expected; ``no such lock file or folder`` (`UsageError`, exit 2) for a path that does not
@@ -60,9 +61,12 @@ def parse_lock_texts(texts: Mapping[str, str], *, where: str) -> dict[str, Lock]
     )
 
 
-def load_target_lock(project: Path, target: str) -> tuple[Path, Lock]:
-    """The project's lock for `target` and its path; a missing lock is a `StaleLockError`."""
-    path = lock_path(project, target)
+def load_target_lock(
+    project: Path, target: str, variant: str | None = None
+) -> tuple[Path, Lock]:
+    """The project's lock for `target` (and `variant`) and its path; a missing lock is a
+    `StaleLockError`."""
+    path = lock_path(project, target, variant)
     return path, load_lock(path)
 
 
@@ -70,13 +74,13 @@ def _by_target(locks: Mapping[str, Lock]) -> dict[str, Lock]:
     out: dict[str, Lock] = {}
     seen: dict[str, str] = {}
     for where, lock in sorted(locks.items()):
-        if lock.target in out:
+        if lock.label in out:
             raise LockFileError(
-                f"two locks for target '{lock.target}': {seen[lock.target]} and {where}",
+                f"two locks for target '{lock.label}': {seen[lock.label]} and {where}",
                 hint="keep one lock file per target",
             )
-        out[lock.target] = lock
-        seen[lock.target] = where
+        out[lock.label] = lock
+        seen[lock.label] = where
     return out
 
 
@@ -95,12 +99,14 @@ def diff_sides(
     targets: Sequence[str] = (),
     *,
     environ: Mapping[str, str],
+    variant: str | None = None,
 ) -> tuple[Side, Side]:
     """The two sides `envspec diff [OLD [NEW]]` compares (`environ`: git's environment).
 
     No argument: the project's locks at ``HEAD`` against its ``locks/`` folder. One: OLD is a
     lock file or folder when that path exists, else a git revision. Two: two paths. When
-    `targets` are given (or a side is one lock file) only those targets are compared.
+    `targets` are given (or a side is one lock file) only those targets are compared; with
+    `variant`, only that accelerator variant's locks.
     """
     if new is not None:
         assert old is not None
@@ -121,12 +127,31 @@ def diff_sides(
             raise StaleLockError(
                 "no lock files", context=str(folder), hint="run 'envspec lock' to write them"
             )
-    _check_targets(targets, {*before.locks, *after.locks})
+    every = [*before.locks.values(), *after.locks.values()]
+    _check_targets(targets, {lock.target for lock in every})
+    if variant is not None:
+        _check_variant(variant, {lock.variant for lock in every if lock.variant})
+        before = Side(label=before.label, locks=_of_variant(before.locks, variant))
+        after = Side(label=after.label, locks=_of_variant(after.locks, variant))
     wanted = set(targets) or _single_file_targets(old, new, before, after)
     if wanted:
         before = Side(label=before.label, locks=_only(before.locks, wanted))
         after = Side(label=after.label, locks=_only(after.locks, wanted))
     return before, after
+
+
+def _check_variant(wanted: str, present: set[str]) -> None:
+    if wanted not in present:
+        hint = did_you_mean(wanted, sorted(present)) or (
+            "variants in the locks: " + ", ".join(sorted(present))
+            if present
+            else "no lock is a variant's"
+        )
+        raise UsageError(f"unknown variant '{wanted}'", context="--variant", hint=hint)
+
+
+def _of_variant(locks: Mapping[str, Lock], variant: str) -> dict[str, Lock]:
+    return {key: lock for key, lock in locks.items() if lock.variant == variant}
 
 
 def _check_targets(wanted: Sequence[str], present: set[str]) -> None:
@@ -142,9 +167,9 @@ def _single_file_targets(old: str | None, new: str | None, *sides: Side) -> set[
     wanted: set[str] = set()
     for arg, side in zip((old, new), sides, strict=True):
         if arg is not None and Path(arg).is_file():
-            wanted |= set(side.locks)
+            wanted |= {lock.target for lock in side.locks.values()}
     return wanted
 
 
 def _only(locks: Mapping[str, Lock], targets: set[str]) -> dict[str, Lock]:
-    return {t: lock for t, lock in locks.items() if t in targets}
+    return {key: lock for key, lock in locks.items() if lock.target in targets}

@@ -73,7 +73,7 @@ def why(locks: Mapping[str, Lock], name: str, *, where: str = "locks") -> WhyRep
 def _target_why(lock: Lock, name: str) -> TargetWhy:
     package = lock.package(name)
     if package is None:
-        return TargetWhy(target=lock.target, package=None)
+        return TargetWhy(target=lock.label, package=None)
     paths = _upward_paths(lock, name)
     roots = _spec_requirements(lock.inputs)
     versions: dict[str, str] = {p.name: str(p.version) for p in lock.packages}
@@ -94,7 +94,7 @@ def _target_why(lock: Lock, name: str) -> TargetWhy:
                 Chain(phase=phase, requirement=requirement, path=steps, requires=requires)
             )
     return TargetWhy(
-        target=lock.target,
+        target=lock.label,
         package=package,
         chains=tuple(chains[:MAX_CHAINS]),
         more=max(0, len(chains) - MAX_CHAINS),

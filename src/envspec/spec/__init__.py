@@ -1,8 +1,8 @@
 """The spec: `envspec.toml` → a validated, normalized `model.Spec` (DESIGN.md §3).
 
 Modules: `parse` (the document, [environment], [targets], [indexes]), `phases` ([[phases]]),
-`options` ([resolution], [checks]) and `values` (requirements, names, versions and target
-lists, checked with `packaging` and `targets`).
+`variants` ([variants.<name>]), `options` ([resolution], [checks]) and `values`
+(requirements, names, versions and target lists, checked with `packaging` and `targets`).
 
 `load_spec` reads the file (the only file access); `parse_spec` is pure: ``${VAR}``
 references in index URLs are expanded from the `environ` it is given (the CLI's snapshot).
@@ -57,6 +57,17 @@ ones of `tomlread` (invalid TOML, ``expected a string, got integer``,
   of `compat.parse`, e.g. ``rules[0].constraints[0]: constraint 'numpy[dev]<2' may not have
   extras`` · ``resolution.ignore-rules[0]: unknown rule 'torchao-torhc'`` (hint ``did you
   mean 'torchao-torch'?``)
+
+- ``[environment] variants`` and ``[variants.<name>]`` (accelerator variants, module
+  `variants`): ``environment.variants[1]: unknown variant 'cpu'`` (hint ``add a
+  [variants.cpu] table``, or ``did you mean``) · ``duplicate variant 'cpu'`` · ``invalid
+  variant name 'a b'`` · ``variants.cu122: variant 'cu122' is not in environment.variants`` ·
+  ``variants.cu121.index.torhc: unknown phase 'torhc'`` (likewise ``requirements``; hint
+  ``did you mean 'torch'?``) · ``variants.cu121.index.torch: unknown index 'cuda'`` ·
+  ``variants.cu121.cuda-driver.linux: invalid cuda-driver '>=525..60'`` (hint ``expected a
+  version specifier, e.g. ">=525.60.13"``) · ``variants.cu121.cuda-driver: no windows driver
+  given for target windows-x86_64`` · ``variants.cu121.compute-capability: invalid
+  compute-capability 'sm_50'`` · the target and constraint messages above
 
 `Spec.rules` is the set in force: the built-in rules (`compat.load_builtin_rules`, or the
 `builtin` given to `parse_spec`) less the ignored ones, then the project's own.

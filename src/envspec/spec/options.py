@@ -41,8 +41,8 @@ def resolution(table: Table | None, rule_ids: Collection[str]) -> Resolution:
         return Resolution()
     table.check_keys(_RESOLUTION_KEYS)
     return Resolution(
-        constraints=_bounds(table, "constraints", "constraint"),
-        overrides=_bounds(table, "overrides", "override"),
+        constraints=bounds(table, "constraints", "constraint"),
+        overrides=bounds(table, "overrides", "override"),
         prereleases=_prereleases(table),
         exclude_newer=_exclude_newer(table),
         no_build=name_list(table, "no-build", allow_all=True),
@@ -52,7 +52,7 @@ def resolution(table: Table | None, rule_ids: Collection[str]) -> Resolution:
     )
 
 
-def _bounds(table: Table, key: str, what: str) -> tuple[Requirement, ...]:
+def bounds(table: Table, key: str, what: str) -> tuple[Requirement, ...]:
     """Constraints or overrides: version bounds (markers allowed), no extras, no URLs."""
     reqs = requirement_list(table, key)
     texts = table.strings(key) or []

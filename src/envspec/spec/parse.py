@@ -18,10 +18,13 @@ from envspec.secret import UnsetVariable, expand
 from envspec.spec.options import checks, resolution
 from envspec.spec.phases import phases
 from envspec.spec.values import NAME, NAME_HINT, article, target_list, url_problem
+from envspec.spec.variants import variants
 from envspec.tomlread import Doc, Table, check_type, loads, type_name
 
 PYPI = "https://pypi.org/simple"
-_ROOT_KEYS = ("environment", "targets", "indexes", "phases", "resolution", "checks", "rules")
+_ROOT_KEYS = (
+    "environment", "targets", "indexes", "phases", "resolution", "checks", "rules", "variants",
+)  # fmt: skip
 _PYTHON = re.compile(r"3\.\d{1,3}(?:\.\d{1,3})?")
 _URL_SCHEMES = ("http://", "https://", "file://")
 
@@ -52,8 +55,10 @@ def parse_spec(
     `builtin` is the built-in rule set (envspec's own when not given)."""
     root = Doc(filename, SpecError).root(loads(text, where=filename, error=SpecError))
     root.check_keys(_ROOT_KEYS)
-    name, python, targets = _environment(root)
+    name, python, targets, order = _environment(root)
     indexes = _indexes(root, environ)
+    index_names = tuple(index.name for index in indexes)
+    spec_phases = phases(root, targets, index_names)
     builtin = load_builtin_rules() if builtin is None else builtin
     own = parse_rules(root.tables("rules"), builtin=False, taken={r.id for r in builtin.rules})
     known = [r.id for r in (*builtin.rules, *own)]
@@ -64,22 +69,23 @@ def parse_spec(
         python=python,
         targets=targets,
         indexes=indexes,
-        phases=phases(root, targets, tuple(index.name for index in indexes)),
+        phases=spec_phases,
         resolution=res,
         checks=checks(root.table("checks")),
         target_settings=_target_settings(root.table("targets")),
         rules=RuleSet(version=builtin.version, rules=in_force),
+        variants=variants(root, order, targets, spec_phases, index_names),
     )
 
 
-def _environment(root: Table) -> tuple[str, str, tuple[str, ...]]:
+def _environment(root: Table) -> tuple[str, str, tuple[str, ...], list[str]]:
     table = root.table("environment")
     if table is None:
         root.fail(
             "missing required table [environment]",
             "add [environment] with name, python and targets",
         )
-    table.check_keys(("name", "python", "targets"))
+    table.check_keys(("name", "python", "targets", "variants"))
     name = table.required_string("name")
     if not NAME.fullmatch(name):
         table.fail(f"invalid environment name '{name}'", NAME_HINT, key="name")
@@ -87,7 +93,12 @@ def _environment(root: Table) -> tuple[str, str, tuple[str, ...]]:
     if not _PYTHON.fullmatch(python):
         hint = 'expected "3.<minor>" or "3.<minor>.<patch>", e.g. "3.11"'
         table.fail(f"invalid python version '{python}'", hint, key="python")
-    return name, python, target_list(table, "targets", None)
+    order = table.strings("variants") or []
+    for i, variant in enumerate(order):
+        if not NAME.fullmatch(variant):
+            path = f"{table.at('variants')}[{i}]"
+            table.doc.fail(path, f"invalid variant name '{variant}'", NAME_HINT)
+    return name, python, target_list(table, "targets", None), order
 
 
 def _target_settings(table: Table | None) -> tuple[tuple[str, TargetSettings], ...]:

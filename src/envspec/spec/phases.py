@@ -66,7 +66,7 @@ def _routes(
     if value is None:
         return ()
     if isinstance(value, str):
-        index = _index_name(table.doc, table.at("index"), value, indexes)
+        index = index_name(table.doc, table.at("index"), value, indexes)
         return tuple(sorted((target, index) for target in targets))
     if not isinstance(value, dict):
         table.fail(f"expected a string or a table, got {type_name(value)}", key="index")
@@ -76,12 +76,12 @@ def _routes(
         path = sub.at(target)
         check_target(sub.doc, path, target, targets)
         routes.append(
-            (target, _index_name(sub.doc, path, check_type(name, str, sub.doc, path), indexes))
+            (target, index_name(sub.doc, path, check_type(name, str, sub.doc, path), indexes))
         )
     return tuple(sorted(routes))
 
 
-def _index_name(doc: Doc, path: str, name: str, indexes: tuple[str, ...]) -> str:
+def index_name(doc: Doc, path: str, name: str, indexes: tuple[str, ...]) -> str:
     if name not in indexes:
         hint = did_you_mean(name, indexes) or "defined indexes: " + ", ".join(indexes)
         doc.fail(path, f"unknown index '{name}'", hint)
