@@ -28,7 +28,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from envspec import __version__, cli_lock
 from envspec.cli_lock import add_variant, project_spec, spec_targets
@@ -42,9 +42,6 @@ from envspec.model import Spec
 from envspec.output import rel, target_help
 from envspec.secret import redact
 from envspec.targets import KNOWN, check_name, host_target
-
-if TYPE_CHECKING:
-    pass
 
 Environ = Mapping[str, str]
 

@@ -56,8 +56,9 @@ from envspec.errors import (
     StaleLockError,
     UsageError,
 )
+from envspec.lock_view import lock_fields
 from envspec.model import Checks, Index, Lock, Spec
-from envspec.output import Out, plural
+from envspec.output import Out, plural, rel
 from envspec.render import CliReporter, Done, history_line
 from envspec.secret import SecretURL
 from envspec.spec import load_spec
@@ -272,7 +273,7 @@ def _relock(
     )  # fmt: skip
     [result] = run.results
     state = "resolved" if args.dry_run else "written" if result.written else "unchanged"
-    where = _rel(result.path, args)
+    where = rel(result.path, args.project)
     done = {"resolved": "not written (dry run)", "written": f"wrote {where}"}.get(
         state, f"unchanged {where}"
     )
@@ -282,10 +283,7 @@ def _relock(
         target=result.target,
         state=state,
         path=str(result.path),
-        packages=len(result.lock.packages),
-        skipped=[p.name for p in result.lock.phases if p.skipped],
-        rules=[r.id for r in result.lock.rules],
-        **({"variant": result.lock.variant} if result.lock.variant else {}),
+        **lock_fields(result.lock),
     )
     return result.lock
 
@@ -424,7 +422,7 @@ def _open(
         target=lock.target,
         lock=str(path),
     )
-    out.say(f"Environment {env.root} (Python {env.python_version}), lock {_rel(path, args)}")
+    out.say(f"Environment {env.root} (Python {env.python_version}), lock {rel(path, args.project)}")
     return env, path, lock, choice
 
 
@@ -583,9 +581,3 @@ def _command_line(args: argparse.Namespace) -> str:
     words += ["--phase", args.phase] if args.phase else []
     return " ".join(words)
 
-
-def _rel(path: Path, args: argparse.Namespace) -> str:
-    try:
-        return str(path.resolve().relative_to(Path(args.project).resolve()))
-    except ValueError:
-        return str(path)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from envspec.errors import EXIT_OK, StaleLockError
-from envspec.lock_view import LockView
+from envspec.lock_view import LockView, variant_field
 from envspec.model import Spec
 from envspec.output import Out, rel, target_help
 from envspec.spec import load_spec
@@ -59,12 +59,6 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
 def add_variant(parser: argparse.ArgumentParser, text: str) -> None:
     """`--variant NAME`, for the commands that work on a target's locks."""
     parser.add_argument("--variant", default=None, metavar="NAME", help=text)
-
-
-def variant_field(variant: str | None) -> dict[str, str]:
-    """A `lock` event's `variant`, present only for a variant's lock (a spec without
-    variants gives the same events as before there were any)."""
-    return {"variant": variant} if variant else {}
 
 
 def project_spec(args: argparse.Namespace, environ: Environ) -> Spec:

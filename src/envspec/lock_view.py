@@ -28,6 +28,7 @@ from envspec.output import Out, plural, rel
 
 if TYPE_CHECKING:
     from envspec.commands.lock import Changes, Divergence, Locked
+    from envspec.model import Lock
 
 log = logging.getLogger("envspec")
 _EVENT_GAP = 0.25  # seconds between two `resolving` events of one target
@@ -135,9 +136,7 @@ class LockView:
                 target=result.target,
                 state="written" if result.written else "unchanged",
                 path=str(result.path),
-                packages=len(result.lock.packages),
-                skipped=[p.name for p in result.lock.phases if p.skipped],
-                rules=[r.id for r in result.lock.rules],
+                **lock_fields(result.lock),
                 changes={
                     "added": result.changes.added,
                     "removed": result.changes.removed,
@@ -145,7 +144,6 @@ class LockView:
                     "new": result.changes.new,
                 },
                 seconds=round(result.seconds, 3),
-                **({"variant": result.lock.variant} if result.lock.variant else {}),
             )
         for divergence in divergences:
             self.out.event(
@@ -217,6 +215,22 @@ class LockView:
                 console.print("[yellow]Diverging across targets:[/]")
                 for divergence in divergences:  # wrapped lines keep the indent
                     console.print(Padding(Text(divergence.text()), (0, 0, 0, 2)))
+
+
+def variant_field(variant: str | None) -> dict[str, str]:
+    """A `lock` event's `variant`, present only for a variant's lock (a spec without
+    variants gives the same events as before there were any)."""
+    return {"variant": variant} if variant else {}
+
+
+def lock_fields(lock: Lock) -> dict[str, Any]:
+    """What a `lock` event says of a lock just resolved, beside its target, state and path."""
+    return {
+        "packages": len(lock.packages),
+        "skipped": [p.name for p in lock.phases if p.skipped],
+        "rules": [r.id for r in lock.rules],
+        **variant_field(lock.variant),
+    }
 
 
 def changes_text(changes: Changes) -> str:
