@@ -1,6 +1,7 @@
 """The METADATA member of a wheel read from its central directory (index/wheelzip.py): the
 same bytes `zipfile` reads, for every layout a wheel can have; damaged zips refused with the
-reason; over HTTP, a directory larger than the fetched tail costs one request more."""
+reason; over HTTP, a directory larger than the fetched tail costs one request more, and that
+request brings the METADATA member with it."""
 
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def _directory_entry(data: bytes) -> int:
         (lambda d: d[:-30], "File is not a zip file"),
         (lambda d: b"not a zip", "File is not a zip file"),
         (
-            lambda d: _damaged(d, d.rindex(b"PK\x01\x02"), b"XX"),
+            lambda d: _damaged(d, _directory_entry(d), b"XX"),
             "bad central directory entry",
         ),
         (
@@ -138,7 +139,82 @@ def test_unsupported_compression_and_encryption_are_refused() -> None:
     assert err.value.message.endswith(f"({NAME} is encrypted)")
 
 
-def test_a_directory_beyond_the_tail_costs_one_more_request(
+def test_metadata_names_outside_an_entrys_name_are_not_members() -> None:
+    # the name inside a nested path, a member's comment and another member's extra field
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("foo/vendored/bar-1.0.dist-info/METADATA", b"Name: bar\n")
+        info = zipfile.ZipInfo("foo/a.py")
+        info.comment = b"copied from x-1.0.dist-info/METADATA"
+        info.extra = struct.pack("<2H", 0xCAFE, len(NAME)) + NAME.encode()
+        zf.writestr(info, b"a = 1\n")
+        zf.writestr(NAME, b"Metadata-Version: 2.1\nName: foo\nVersion: 1.0\n")
+    data = out.getvalue()
+    assert read(data) == zipfile_read(data)
+
+
+def _hand_made_zip(local_extra: bytes) -> bytes:
+    """One stored METADATA member whose local header carries `local_extra` while its
+    directory entry has none (zipfile always writes both alike)."""
+    body = b"Metadata-Version: 2.1\nName: foo\nVersion: 1.0\n"
+    name, crc = NAME.encode(), zipfile.crc32(body)
+    local = struct.pack(
+        "<4s2B4HL2L2H",
+        b"PK\x03\x04",
+        20,
+        0,
+        0,
+        0,
+        0,
+        0,
+        crc,
+        len(body),
+        len(body),
+        len(name),
+        len(local_extra),
+    )
+    entry = struct.pack(
+        "<4s4B4HL2L5H2L",
+        b"PK\x01\x02",
+        20,
+        0,
+        20,
+        0,
+        0,
+        0,
+        0,
+        0,
+        crc,
+        len(body),
+        len(body),
+        len(name),
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
+    head = local + name + local_extra + body
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(entry) + len(name), len(head), 0)
+    return head + entry + name + end
+
+
+def test_a_local_header_longer_than_its_entry_says_is_read_whole() -> None:
+    reads: list[tuple[int, int]] = []
+    data = _hand_made_zip(local_extra=b"\0" * 2000)
+
+    def counted(start: int, end: int) -> bytes:
+        reads.append((start, end))
+        return data[start:end]
+
+    got = _read_metadata(counted, len(data), data[-50:], ARTIFACT)
+    assert got == zipfile_read(data)
+    member_reads = [r for r in reads if r[0] == 0]  # the member's local header is at 0
+    assert len(member_reads) == 2  # as its entry sizes it, then whole
+
+
+def test_a_directory_beyond_the_tail_costs_one_more_request_that_brings_metadata(
     index_server: IndexServer, tmp_path: Path
 ) -> None:
     index_server.metadata = False
@@ -152,4 +228,27 @@ def test_a_directory_beyond_the_tail_costs_one_more_request(
         assert finder.metadata(artifact).requires_dist == (Requirement("bar"),)
     with zipfile.ZipFile(whl) as zf:
         assert zf.start_dir < whl.stat().st_size - 65536  # the directory is not in the tail
-    assert index_server.paths_requested() == [f"/files/{whl.name}"] * 3
+    # the directory's read takes the bytes before it too, where METADATA is: not a third
+    assert index_server.paths_requested() == [f"/files/{whl.name}"] * 2
+
+
+def test_a_projects_next_wheel_is_read_in_one_request(
+    index_server: IndexServer, tmp_path: Path
+) -> None:
+    # a backtrack reads version after version of one project: the first read of the next is
+    # as long as the last one's metadata needed, so it takes one request, not two
+    index_server.metadata = False
+    files = {f"foo/module_with_a_long_name_{i:05}.py": b"" for i in range(2000)}
+    wheels = [
+        index_server.add_wheel("foo", version, requires_dist=["bar"], files=files)
+        for version in ("1.0", "1.1")
+    ]
+    index = Index(name="test", url=index_server.url)
+    settings = FinderSettings(cache_dir=tmp_path / "cache", backoff=0.0, workers=2)
+    with open_finder([index], {"HOME": str(tmp_path)}, settings) as finder:
+        artifacts = sorted(finder.files(canonicalize_name("foo"), index), key=lambda a: a.filename)
+        index_server.reset_counters()
+        for artifact in artifacts:
+            assert finder.metadata(artifact).requires_dist == (Requirement("bar"),)
+    requested = index_server.paths_requested()
+    assert [requested.count(f"/files/{whl.name}") for whl in wheels] == [2, 1]

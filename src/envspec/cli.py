@@ -96,8 +96,10 @@ _GLOBALS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     ),
     (
         ("-v", "--verbose"),
-        {"action": "count", "help": "more log lines on stderr; -vv for debugging (default: "
-         "warnings and errors)"},
+        {
+            "action": "count",
+            "help": "more log lines on stderr; -vv for debugging (default: warnings and errors)",
+        },
     ),
     (
         ("-q", "--quiet"),
@@ -109,8 +111,10 @@ _GLOBALS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     ),
     (
         ("--offline",),
-        {"action": "store_true", "help": "use only what is cached; never the network "
-         "(default: off)"},
+        {
+            "action": "store_true",
+            "help": "use only what is cached; never the network (default: off)",
+        },
     ),
     (
         ("--cache-dir",),
@@ -195,24 +199,30 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def _add_review_parsers(sub: Any) -> None:
     diff = sub.add_parser("diff", parents=[_common("diff")], help="what changed in the locks")
     diff.add_argument(
-        "old", nargs="?", metavar="REV|OLD",
+        "old",
+        nargs="?",
+        metavar="REV|OLD",
         help="a git revision, or a lock file or folder (default: HEAD)",
     )
     diff.add_argument(
-        "new", nargs="?", metavar="NEW",
+        "new",
+        nargs="?",
+        metavar="NEW",
         help="the lock file or folder to compare to (default: locks/ in the working tree)",
     )
     diff.add_argument(
-        "--target", action="append", default=[],
+        "--target",
+        action="append",
+        default=[],
         help=target_help("compare only this target (repeatable; default: all)"),
     )
     diff.add_argument(
-        "--format", choices=("text", "markdown", "json"), default="text",
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
         help="text, markdown (a PR comment) or json (default: text)",
     )
-    diff.add_argument(
-        "--exit-code", action="store_true", help="exit 1 when something changed"
-    )
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when something changed")
     add_variant(diff, "compare only this accelerator variant's locks (default: all)")
     export = sub.add_parser(
         "export", parents=[_common("export")], help="a lock as requirements.txt"
@@ -229,30 +239,40 @@ def _add_review_parsers(sub: Any) -> None:
     why = sub.add_parser("why", parents=[_common("why")], help="why a package is in the lock")
     why.add_argument("name", help="the package")
     why.add_argument(
-        "--target", action="append", default=[],
+        "--target",
+        action="append",
+        default=[],
         help=target_help("only this target (repeatable; default: every spec target)"),
     )
     add_variant(why, "only this accelerator variant's locks (default: all)")
     rules = sub.add_parser(
-        "rules", parents=[_common("rules")],
+        "rules",
+        parents=[_common("rules")],
         help="the compatibility rules in force, with their sources",
     )
-    rules.add_argument(
-        "name", nargs="?", help="only the rules about this package (default: all)"
-    )
+    rules.add_argument("name", nargs="?", help="only the rules about this package (default: all)")
     add_variant(rules, "which locks record each rule: only this variant's (default: all)")
     init = sub.add_parser("init", parents=[_common("init")], help="write a starter envspec.toml")
     init.add_argument(
-        "--from", dest="sources", action="append", default=[], type=Path, metavar="FILE",
+        "--from",
+        dest="sources",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
         help="a requirements file; each becomes a phase (repeatable, in order)",
     )
     init.add_argument("--name", help="environment name (default: the folder's name)")
     init.add_argument(
-        "--python-version", default="3.11", metavar="X.Y",
+        "--python-version",
+        default="3.11",
+        metavar="X.Y",
         help="Python version to lock for (default: 3.11)",
     )
     init.add_argument(
-        "--target", action="append", default=[],
+        "--target",
+        action="append",
+        default=[],
         help=target_help(
             "a target (repeatable; default: linux-x86_64, windows-x86_64, macos-arm64)"
         ),
@@ -443,8 +463,12 @@ class _RedactingFormatter(logging.Formatter):
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else logging.DEBUG if verbose > 1 else (
-        logging.INFO if verbose else logging.WARNING
+    level = (
+        logging.ERROR
+        if quiet
+        else logging.DEBUG
+        if verbose > 1
+        else (logging.INFO if verbose else logging.WARNING)
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter("%(levelname)s: %(message)s"))

@@ -580,4 +580,3 @@ def _command_line(args: argparse.Namespace) -> str:
     words += ["--inexact"] if args.inexact else []
     words += ["--phase", args.phase] if args.phase else []
     return " ".join(words)
-

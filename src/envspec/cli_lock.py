@@ -160,9 +160,7 @@ def relock(
         stats.bytes_downloaded / 1e6,
         stats.metadata_fetched,
     )
-    floors = {
-        r.lock.label: os_floor(r.target, spec.settings_for(r.target)) for r in run.results
-    }
+    floors = {r.lock.label: os_floor(r.target, spec.settings_for(r.target)) for r in run.results}
     view.summary(run.results, run.divergences, args.project, floors)
 
 

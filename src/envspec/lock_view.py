@@ -94,9 +94,7 @@ class LockView:
             return
         row.evented = now
         with self.lock:
-            self.out.event(
-                "resolving", target=target, packages=row.packages, requests=row.requests
-            )
+            self.out.event("resolving", target=target, packages=row.packages, requests=row.requests)
 
     # -- the end -----------------------------------------------------------------------------
 
@@ -122,7 +120,8 @@ class LockView:
                 self.out.say(
                     f"{result.lock.label}: {plural(len(result.lock.packages), 'package')} "
                     f"({changes_text(result.changes)}), {_verb(result)} "
-                    f"{rel(result.path, project)}" + (f" (for {floor})" if floor else "")
+                    f"{rel(result.path, project)}"
+                    + (f" (for {floor})" if floor else "")
                     + f" in {result.seconds:.2f}s"
                 )
                 for phase in result.lock.phases:

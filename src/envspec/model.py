@@ -130,7 +130,9 @@ class RuleCase:
         }
 
 
-_GITHUB = re.compile(r"https://github\.com/([^/]+/[^/#]+)(?:/(issues|pull)/(\d+)|/blob/[^/]+/(\S+))?")
+_GITHUB = re.compile(
+    r"https://github\.com/([^/]+/[^/#]+)(?:/(issues|pull)/(\d+)|/blob/[^/]+/(\S+))?"
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -517,4 +519,3 @@ def as_utc(moment: dt.datetime) -> dt.datetime:
 def utc_text(moment: dt.datetime) -> str:
     """A date-time as RFC 3339 text in UTC, ending in ``Z``."""
     return as_utc(moment).isoformat().replace("+00:00", "Z")
-

@@ -85,9 +85,7 @@ PASSED_TO_UV = frozenset({"UV_CACHE_DIR"})
 def without_installer_settings(environ: Mapping[str, str]) -> dict[str, str]:
     """`environ` without its `UV_*` and `PIP_*` variables but those in `PASSED_TO_UV`."""
     return {
-        k: v
-        for k, v in environ.items()
-        if k in PASSED_TO_UV or not k.startswith(("UV_", "PIP_"))
+        k: v for k, v in environ.items() if k in PASSED_TO_UV or not k.startswith(("UV_", "PIP_"))
     }
 
 

@@ -233,8 +233,7 @@ class _Downloads:
         seconds = time.monotonic() - self.start
         total = sum(self.done.values())
         self.out.say(
-            f"  downloaded {plural(len(self.done), 'file')} ({size_text(total)}) in "
-            f"{seconds:.2f}s"
+            f"  downloaded {plural(len(self.done), 'file')} ({size_text(total)}) in {seconds:.2f}s"
         )
         return True
 

@@ -183,7 +183,9 @@ def _record_problem(path: str) -> str | None:
     missing = [
         row[0]
         for row in rows
-        if row and row[0] and not row[0].endswith(".pyc")
+        if row
+        and row[0]
+        and not row[0].endswith(".pyc")
         and not os.path.lexists(os.path.join(site, row[0]))
     ]
     if not missing:

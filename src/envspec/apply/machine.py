@@ -62,9 +62,7 @@ def detect_machine(environ: Mapping[str, str], *, root: Path = Path("/")) -> Mac
     return _machine(shown, parse_version(shown), capability or found, "nvidia-smi")
 
 
-def _machine(
-    text: str, driver: Version | None, capability: Version | None, source: str
-) -> Machine:
+def _machine(text: str, driver: Version | None, capability: Version | None, source: str) -> Machine:
     if driver is None:
         return Machine(source="none")
     return Machine(

@@ -209,8 +209,10 @@ def require_lock(
         todo = f"add '{target}' to [environment] targets, then {todo}"
     elif target is not None:
         todo = f"{todo} to write it"
-    hint = f"locks that exist: {', '.join(found)}; {todo}" if found else (
-        f"no locks exist yet; {todo}"
+    hint = (
+        f"locks that exist: {', '.join(found)}; {todo}"
+        if found
+        else (f"no locks exist yet; {todo}")
     )
     raise StaleLockError(
         f"no lock for this environment's platform ({what or target or 'not a known target'})",

@@ -336,9 +336,7 @@ class Pruned:
     partial: int  # partial downloads removed
 
 
-def prune(
-    store: Store, *, older_than: float | None, max_size: int | None, now: float
-) -> Pruned:
+def prune(store: Store, *, older_than: float | None, max_size: int | None, now: float) -> Pruned:
     """Remove partial downloads, files unused for `older_than` seconds, then the least
     recently used files until the rest fits in `max_size` bytes."""
     if not store.root.is_dir():

@@ -130,9 +130,7 @@ def dump_manifest(manifest: Manifest) -> str:
             for k in sorted(manifest.locks, key=lambda k: k.target)
         ],
         "files": [_file_json(f) for f in sorted(manifest.files, key=lambda f: f.path)],
-        "left-out": [
-            asdict(o) for o in sorted(manifest.left_out, key=lambda o: (o.lock, o.name))
-        ],
+        "left-out": [asdict(o) for o in sorted(manifest.left_out, key=lambda o: (o.lock, o.name))],
     }
     return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 

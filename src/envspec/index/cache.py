@@ -145,9 +145,7 @@ class Cache:
             return True
         return not self.refresh and meta.fresh(self._clock())
 
-    def _page(
-        self, client: Client, url: str, key: str, accept: str
-    ) -> tuple[Response, str | None]:
+    def _page(self, client: Client, url: str, key: str, accept: str) -> tuple[Response, str | None]:
         """The page and the sha256 of its body, None when the page is not kept. The stored
         body is read only to be used, or to be confirmed by a 304 (a page stored without
         validators is fetched again whole), and written only when it changed."""

@@ -244,9 +244,7 @@ class Finder:
                 # ~10x its size in Python objects while parsed, and the GIL serializes
                 # parsing anyway.
                 with self._parse_lock:
-                    found = parse_page(
-                        page.body, page.header("content-type") or "", page.url, keep
-                    )
+                    found = parse_page(page.body, page.header("content-type") or "", page.url, keep)
             parsed.append(found)
             return dump_listing(found)
 

@@ -83,9 +83,7 @@ def _parse_refs(output: str) -> Mapping[str, str]:
     return refs
 
 
-def checkout(
-    url: str, commit: str, dest: Path, *, shown: str, environ: Mapping[str, str]
-) -> Path:
+def checkout(url: str, commit: str, dest: Path, *, shown: str, environ: Mapping[str, str]) -> Path:
     """The tree of `commit` from `url` at `dest` (reused when already there)."""
     if dest.is_dir():
         return dest

@@ -63,6 +63,7 @@ class Fetched:
 
     data: bytes
     how: How
+    needed: int | None = None  # range reads: the bytes from the end one read would have taken
 
 
 def parse_metadata(data: bytes, source: str, artifact: Artifact | None = None) -> DistMetadata:
@@ -193,14 +194,15 @@ def _warn_once(message: str) -> None:
     log.warning("%s", message)
 
 
-def fetch(client: Client, artifact: Artifact) -> Fetched:
-    """The raw core metadata of `artifact`, by sidecar, range reads or download."""
+def fetch(client: Client, artifact: Artifact, tail: int = TAIL) -> Fetched:
+    """The raw core metadata of `artifact`, by sidecar, range reads or download; a wheel's
+    range reads start with its last `tail` bytes."""
     if artifact.metadata is CoreMetadata.SERVED:
         data = _sidecar(client, artifact)
         if data is not None:
             return Fetched(data=data, how="sidecar")
     if artifact.kind == "wheel":
-        return _wheel(client, artifact)
+        return _wheel(client, artifact, max(tail, TAIL))
     return Fetched(data=_sdist(client, artifact), how="sdist")
 
 
@@ -226,12 +228,13 @@ def _sidecar(client: Client, artifact: Artifact) -> bytes | None:
 # -- wheels: range reads -------------------------------------------------------------------
 
 
-def _wheel(client: Client, artifact: Artifact) -> Fetched:
-    tail = client.get_range(artifact.url, suffix=TAIL)
+def _wheel(client: Client, artifact: Artifact, suffix: int) -> Fetched:
+    tail = client.get_range(artifact.url, suffix=suffix)
     total = _total_size(tail)
     if tail.status == 206 and total is not None:
         remote = _Remote(client, artifact.url, total, tail.body)
-        return Fetched(data=_read_metadata(remote.read, total, tail.body, artifact), how="range")
+        data = _read_metadata(remote.read, total, tail.body, artifact)
+        return Fetched(data=data, how="range", needed=total - remote.lowest)
     if tail.status == 200:
         log.info("downloading whole wheel %s for metadata", artifact.filename)
         body = tail.body
@@ -260,16 +263,14 @@ def _read_metadata(read: wheelzip.Read, size: int, tail: bytes, artifact: Artifa
     member."""
     source = redact(artifact.url)
     try:
-        found, offsets, directory = wheelzip.metadata_members(read, size, tail)
+        found, directory = wheelzip.metadata_members(read, size, tail)
         if len(found) > 1:
             parsed = parse_filename(artifact.filename)
             wanted = parsed[0] if parsed else ""
             found = [m for m in found if canonicalize_name(m.name.split("-")[0]) == wanted]
         if len(found) != 1:
             raise UnreadableMetadata(f"{source}: wheel has no single .dist-info/METADATA")
-        member = found[0]
-        end = min((o for o in offsets if o > member.offset), default=directory)
-        return wheelzip.member_bytes(read, member, end)
+        return wheelzip.member_bytes(read, found[0], directory)
     except (wheelzip.BadWheel, OSError) as exc:
         raise UnreadableMetadata(f"{source}: not a readable wheel ({exc})") from exc
 
@@ -280,17 +281,27 @@ class _Remote:
     def __init__(self, client: Client, url: str, size: int, tail: bytes) -> None:
         self._client, self._url = client, url
         self._chunks: list[tuple[int, bytes]] = [(size - len(tail), tail)]
+        self.lowest = size  # the lowest offset read (the member's header, once read)
 
     def read(self, start: int, end: int) -> bytes:
-        """Bytes [start, end), with one request unless a fetched chunk holds them all."""
+        """Bytes [start, end), with one request unless a fetched chunk holds them all.
+
+        The first read past the tail is the central directory's: it also takes the bytes
+        before it, as many again plus `TAIL`. A wheel's `.dist-info` members come last, just
+        before the directory, with RECORD (about the directory's size) after METADATA, so
+        METADATA usually arrives with the directory: two round trips instead of three for
+        wheels with many files (torch's, transformers')."""
+        self.lowest = min(self.lowest, start)
         for offset, chunk in self._chunks:
             if offset <= start and end <= offset + len(chunk):
                 return chunk[start - offset : end - offset]
-        response = self._client.get_range(self._url, start, end - 1)
-        if response.status != 206 or len(response.body) != end - start:
-            raise OSError(f"range {start}-{end - 1} answered HTTP {response.status}")
-        self._chunks.append((start, response.body))
-        return response.body
+        ahead = (end - start) + TAIL if len(self._chunks) == 1 else 0
+        first = max(0, start - ahead)
+        response = self._client.get_range(self._url, first, end - 1)
+        if response.status != 206 or len(response.body) != end - first:
+            raise OSError(f"range {first}-{end - 1} answered HTTP {response.status}")
+        self._chunks.append((first, response.body))
+        return response.body[start - first :]
 
 
 # -- sdists --------------------------------------------------------------------------------

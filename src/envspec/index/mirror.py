@@ -115,7 +115,6 @@ class Mirror:
         rest = parts.path[len(mirror_root) :]
         return site + rest + (f"?{parts.query}" if parts.query else "")
 
-
     def to_mirror(self, url: str) -> str:
         """Where the mirror serves the locked file `url`: the rules above, backwards. A file
         outside the canonical index's site is fetched where it is (rule 3)."""
@@ -264,4 +263,3 @@ def _mirror_url(raw: str, environ: Mapping[str, str], source: str, flat: bool) -
             hint="give the mirror's index URL, e.g. https://mirror.example.com/whl/cu121",
         )
     return url if flat or url.endswith("/") else url + "/"
-

@@ -74,8 +74,8 @@ def _parse_filename(filename: str) -> Identity | None:
             head, sep, python = head.rpartition("-")
             if not sep or not _tags_valid(python, abi, tags):
                 return None
-            name, version, _build, _tags = parse_wheel_filename(f"{head}-py3-none-any.whl")
-            return name, version, "wheel"
+            named = _wheel_head(head)
+            return None if named is None else (*named, "wheel")
         if filename.endswith(SDIST_SUFFIXES):
             stem = filename[: -len(".tar.gz")] if filename.endswith(".tar.gz") else filename[:-4]
             name, version = parse_sdist_filename(stem + ".tar.gz")
@@ -83,6 +83,15 @@ def _parse_filename(filename: str) -> Identity | None:
     except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
         return None
     return None
+
+
+@functools.cache  # a version's wheels (torch's: ~20 per release) share the name-version head
+def _wheel_head(head: str) -> tuple[NormalizedName, Version] | None:
+    try:
+        name, version, _build, _tags = parse_wheel_filename(f"{head}-py3-none-any.whl")
+    except (InvalidWheelFilename, InvalidVersion):
+        return None
+    return name, version
 
 
 def _tags_valid(python: str, abi: str, platform: str) -> bool:

@@ -70,9 +70,7 @@ def memo_folder(cache_dir: Path | None) -> Path:
     return cache_dir / "v1" / "locks"
 
 
-def read_memoized(
-    path: Path, data: bytes, folder: Path, parse: Callable[[bytes], Lock]
-) -> Lock:
+def read_memoized(path: Path, data: bytes, folder: Path, parse: Callable[[bytes], Lock]) -> Lock:
     """The `Lock` the bytes `data` of the lock at `path` read as: from the memo in `folder`
     when it holds these bytes for this code, else `parse(data)` (which raises for a bad
     lock), memoized when it succeeds."""

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 YOUNG = 50_000  # allocations between collections of the youngest generation
 
 
-
 class _Collector:
     """The process's collector thresholds, raised while any resolution runs."""
 

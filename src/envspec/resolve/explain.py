@@ -255,9 +255,11 @@ def _rule_dead_end(
         return ""
     probes = set(files.listed(via[0].name)) if files is not None else set()
     probes |= {v for r in (*via, *bounds) for v in _named_versions(r)}
-    if any(needs.contains(v, prereleases=True) and all(
-        b.specifier.contains(v, prereleases=True) for b in bounds
-    ) for v in probes):
+    if any(
+        needs.contains(v, prereleases=True)
+        and all(b.specifier.contains(v, prereleases=True) for b in bounds)
+        for v in probes
+    ):
         return ""  # not a conflict of versions: the generic explanation says what it is
     steps = "".join(f" needs {hop.text}, which" for hop in hops)
     rule = f"by rule {via[0].origin.rule} ({via[0].origin.cite})"

@@ -26,6 +26,7 @@ from envspec.resolve.values import PSEUDO, PYTHON, UNUSABLE, Candidate, Req
 DEPTH = 3
 WINDOW = 4  # candidates whose metadata is fetched ahead while a list is walked
 AHEAD = 1  # versions per dependency whose metadata is fetched ahead of the look-ahead
+_UNKNOWN = object()  # a version the look-ahead has no verdict on yet
 
 
 @dataclass(kw_only=True, slots=True)
@@ -46,6 +47,7 @@ class Pruner:
     _versions_memo: dict[tuple[str, str], list[tuple[Version, Artifact]]] = field(
         default_factory=dict
     )
+    _walked: dict[str, set[Version]] = field(default_factory=dict)  # identifier → walked
 
     def alive(self, candidates: Sequence[Candidate]) -> Callable[[], Iterator[Candidate]]:
         """A re-iterable view of `candidates` without the doomed ones (checked lazily, as
@@ -54,11 +56,19 @@ class Pruner:
 
     def _walk(self, candidates: Sequence[Candidate]) -> Iterator[Candidate]:
         for i, candidate in enumerate(candidates):
-            # Backtracking walks down a list: fetch what comes next, ahead by as many as were
-            # walked (1, 3, then 2 * WINDOW), since most walks stop at the first candidate.
-            if (i < WINDOW and not i & (i + 1)) or i % WINDOW == 0:
-                upto = i + 1 + min(i, 2 * WINDOW)
-                self.prefetch(_wheels(c.artifact for c in candidates[i:upto]))
+            # Backtracking walks down a name's versions: fetch what comes next, ahead by as
+            # many as were walked (1, 3, then 2 * WINDOW), since most walks stop at the first
+            # candidate. Counted per name, distinct versions over every list of it: after a
+            # backjump resolvelib asks again and walks a new list, from the next version down.
+            walked = self._walked.setdefault(candidate.key, set())
+            if candidate.version not in walked:
+                ahead = _ahead(len(walked))
+                walked.add(candidate.version)
+                if ahead:
+                    self.prefetch(_wheels(c.artifact for c in candidates[i : i + ahead]))
+                if i and i == len(candidates) - 1:  # a widening requirement: see `_below`
+                    count = _ahead(len(walked) - 1) or len(walked) - 1
+                    self.prefetch(_wheels(self._below(candidate.name, candidate.version, count)))
             if not self.doomed(candidate):
                 yield candidate
 
@@ -117,8 +127,39 @@ class Pruner:
         wanted = []
         for dep in deps:
             if dep.key not in PSEUDO and dep.url is None and dep.name not in self.direct:
-                wanted += [artifact for _, artifact in self._matching(dep)[:AHEAD]]
+                wanted += self._next_unknown(dep)
         self.prefetch(_wheels(wanted))
+
+    def _next_unknown(self, dep: Req) -> list[Artifact]:
+        """The files of the first AHEAD versions `dep` admits that the look-ahead will read:
+        past the ones already known doomed (a backtrack widens a requirement one version at
+        a time, so the newest are known and the one it needs is the lowest)."""
+        found: list[Artifact] = []
+        matching = self._matching(dep)
+        for i, (version, artifact) in enumerate(matching):
+            verdict = self._memo.get((dep.name, version), _UNKNOWN)
+            if verdict is None:  # viable: the look-ahead stops here, already known
+                break
+            if verdict is _UNKNOWN:
+                found.append(artifact)
+                if i and i == len(matching) - 1:
+                    found += self._below(dep.name, version, _ahead(i) or i)
+                if len(found) >= AHEAD:
+                    break
+        return found
+
+    def _below(self, name: NormalizedName, version: Version, count: int) -> list[Artifact]:
+        """The files of the `count` versions of `name` right below `version`. When all but
+        the last version a requirement admits are doomed, a backtrack is widening it one
+        version at a time (unsloth's `unsloth_zoo>=` as unsloth goes down): the next ones
+        it will admit are read ahead rather than one round trip each."""
+        key = (name, "")  # every version: no requirement's text is empty
+        if key not in self._versions_memo:
+            fixed = [r.specifier for r in self.fixed.get(name, ())]
+            self._versions_memo[key] = self.versions(name, fixed)
+        every = self._versions_memo[key]
+        at = next((i for i, (v, _) in enumerate(every) if v == version), len(every))
+        return [artifact for _, artifact in every[at + 1 : at + 1 + count]]
 
     def _dead_end(self, dep: Req, depth: int) -> Req | None:
         """None when `dep` can be met; else the requirement at the bottom of its dead end."""
@@ -129,12 +170,24 @@ class Pruner:
         if dep.url is not None or dep.name in self.direct or dep.constraint:
             return None  # a rule's constraint is met by the name's absence
         bottom: Req | None = dep
-        for version, artifact in self._matching(dep):
+        found = self._matching(dep)
+        for i, (version, artifact) in enumerate(found):
+            if i and (ahead := _ahead(i)):  # the first was read ahead by `_prefetch`
+                self.prefetch(_wheels(a for _, a in found[i : i + ahead]))
             culprit = self._culprit(self.make(dep.name, version, artifact), depth)
             if culprit is None:
                 return None
             bottom = culprit if bottom is dep else bottom
         return bottom
+
+
+def _ahead(walked: int) -> int:
+    """How many versions to read ahead from the next one, when `walked` versions of a list
+    have been walked already: most walks stop at the first, long ones go far, so the window
+    grows (1, then 2, 4, and every WINDOW versions 2 * WINDOW + 1); 0 between."""
+    if (walked < WINDOW and not walked & (walked + 1)) or walked % WINDOW == 0:
+        return 1 + min(walked, 2 * WINDOW)
+    return 0
 
 
 def _wheels(artifacts: Iterable[Artifact | None]) -> list[Artifact]:

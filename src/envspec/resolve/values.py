@@ -105,7 +105,11 @@ def to_req(requirement: Requirement, origin: Origin, *, constraint: bool = False
         extras = frozenset(canonicalize_name(e) for e in requirement.extras)
         text = str(requirement).split(";", 1)[0].strip()
         derived = _DERIVED[id(requirement)] = (
-            requirement, make_key(name, extras), name, extras, text
+            requirement,
+            make_key(name, extras),
+            name,
+            extras,
+            text,
         )
     _, key, name, extras, text = derived
     return Req(

@@ -61,9 +61,7 @@ def parse_lock_texts(texts: Mapping[str, str], *, where: str) -> dict[str, Lock]
     )
 
 
-def load_target_lock(
-    project: Path, target: str, variant: str | None = None
-) -> tuple[Path, Lock]:
+def load_target_lock(project: Path, target: str, variant: str | None = None) -> tuple[Path, Lock]:
     """The project's lock for `target` (and `variant`) and its path; a missing lock is a
     `StaleLockError`."""
     path = lock_path(project, target, variant)

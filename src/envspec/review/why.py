@@ -85,9 +85,7 @@ def _target_why(lock: Lock, name: str) -> TargetWhy:
         top = path[-1]
         names = tuple(reversed(path))
         steps = tuple((n, versions.get(n, "?")) for n in names)
-        requires = tuple(
-            declared.get((child, parent), "") for parent, child in pairwise(names)
-        )
+        requires = tuple(declared.get((child, parent), "") for parent, child in pairwise(names))
         fallback = [((lock.package(top) or package).phase, top)]
         for phase, requirement in roots.get(top, fallback):
             chains.append(

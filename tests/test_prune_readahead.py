@@ -1,0 +1,187 @@
+"""The pruner's metadata read-ahead while resolvelib walks a name's versions.
+
+After a backjump resolvelib asks for a name's candidates again and walks a new list that
+starts at the next version down; the read-ahead counts the versions walked per name over
+every list, so a long backtrack fetches ahead instead of one version per round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from envspec.model import Artifact
+from envspec.resolve.prune import Pruner
+from envspec.resolve.values import Candidate, Origin, Req, to_req
+
+NAME = NormalizedName("unsloth")
+
+
+def _candidate(version: int) -> Candidate:
+    artifact = Artifact(
+        filename=f"unsloth-{version}.0-py3-none-any.whl", url=f"https://x/{version}", kind="wheel"
+    )
+    return Candidate(key=NAME, name=NAME, version=Version(f"{version}.0"), artifact=artifact)
+
+
+def _pruner(fetched: list[str]) -> Pruner:
+    def prefetch(artifacts: Iterable[Artifact]) -> None:
+        fetched.extend(a.filename.split("-")[1] for a in artifacts)
+
+    def no_deps(candidate: Candidate) -> list[Req]:
+        return []
+
+    return Pruner(
+        python=Version("3.11"),
+        dependencies=no_deps,
+        versions=lambda name, specifiers: [],
+        make=lambda name, version, artifact: _candidate(int(version.major)),
+        prefetch=prefetch,
+    )
+
+
+def test_a_backtrack_walk_reads_ahead_across_lists() -> None:
+    fetched: list[str] = []
+    pruner = _pruner(fetched)
+    versions = [_candidate(v) for v in range(40, 0, -1)]
+    for start in range(12):  # twelve backjumps: each list starts one version lower
+        walk = pruner.alive(versions[start:])()
+        assert next(walk).version == Version(f"{40 - start}.0")
+    asked = {Version(v) for v in fetched}
+    # by the twelfth list, versions well below it were asked for ahead of need
+    assert Version("24.0") in asked
+    assert all(Version(f"{v}.0") in asked for v in range(29, 41))
+
+
+def test_a_repeated_look_at_the_first_candidate_reads_no_further() -> None:
+    fetched: list[str] = []
+    pruner = _pruner(fetched)
+    versions = [_candidate(v) for v in range(40, 0, -1)]
+    for _ in range(12):  # resolvelib's truth tests walk the same list's head again and again
+        assert next(pruner.alive(versions)()).version == Version("40.0")
+    assert fetched == ["40.0"]  # asked once, not once per look
+
+
+def test_the_look_ahead_reads_ahead_down_a_dependency_s_versions() -> None:
+    # a 1.0 needs b; of b's 20 versions only the oldest can be met (the rest need c>=99, which
+    # has none): the look-ahead walks b from 20 down, fetching ahead as it goes
+    events: list[tuple[str, str]] = []
+
+    def artifact(name: str, version: int) -> Artifact:
+        return Artifact(
+            filename=f"{name}-{version}.0-py3-none-any.whl", url="https://x/", kind="wheel"
+        )
+
+    def make(name: NormalizedName, version: Version, art: Artifact) -> Candidate:
+        return Candidate(key=name, name=name, version=version, artifact=art)
+
+    def dependencies(candidate: Candidate) -> list[Req]:
+        events.append(("deps", f"{candidate.name}-{candidate.version}"))
+        if candidate.name == "a":
+            return [_req("b")]
+        if candidate.name == "b" and candidate.version != Version("1.0"):
+            return [_req("c>=99")]
+        return []
+
+    def versions(name: NormalizedName, specifiers: object) -> list[tuple[Version, Artifact]]:
+        found = range(20, 0, -1) if name == "b" else ()
+        return [(Version(f"{v}.0"), artifact(name, v)) for v in found]
+
+    def prefetch(artifacts: Iterable[Artifact]) -> None:
+        events.extend(("fetch", "-".join(a.filename.split("-")[:2])) for a in artifacts)
+
+    pruner = Pruner(
+        python=Version("3.11"),
+        dependencies=dependencies,
+        versions=versions,
+        make=make,
+        prefetch=prefetch,
+    )
+    a = make(NormalizedName("a"), Version("1.0"), artifact("a", 1))
+    assert not pruner.doomed(a)
+    order = [f"{kind} {what}" for kind, what in events]
+    # by the time b 12.0's dependencies are read, the next eight versions are under way
+    before = order[: order.index("deps b-12.0")]
+    assert all(f"fetch b-{v}.0" in before for v in range(4, 13))
+    assert "deps b-1.0" in order
+
+
+def _req(text: str) -> Req:
+    return to_req(Requirement(text), Origin(phase="main", parent=None))
+
+
+def test_a_widening_requirement_reads_the_version_it_newly_admits() -> None:
+    # a k needs b>=k; every b but 1.0 is doomed (needs c>=99): checking a 20, 19, ... in turn,
+    # the look-ahead asks for the b each newly admits, not the newest (known doomed already),
+    # and the ones below it, which the next a will admit
+    events: list[str] = []
+
+    def artifact(name: str, version: int) -> Artifact:
+        return Artifact(
+            filename=f"{name}-{version}.0-py3-none-any.whl", url="https://x/", kind="wheel"
+        )
+
+    def make(name: NormalizedName, version: Version, art: Artifact) -> Candidate:
+        return Candidate(key=name, name=name, version=version, artifact=art)
+
+    def dependencies(candidate: Candidate) -> list[Req]:
+        events.append(f"deps {candidate.name}-{candidate.version}")
+        if candidate.name == "a":
+            return [_req(f"b>={candidate.version}")]
+        return [_req("c>=99")] if candidate.version != Version("1.0") else []
+
+    def versions(name: NormalizedName, specifiers: Any) -> list[tuple[Version, Artifact]]:
+        found = [
+            v
+            for v in range(20, 0, -1)
+            if name == "b" and all(Version(f"{v}.0") in spec for spec in specifiers)
+        ]
+        return [(Version(f"{v}.0"), artifact(name, v)) for v in found]
+
+    def prefetch(artifacts: Iterable[Artifact]) -> None:
+        events.extend(f"fetch {'-'.join(a.filename.split('-')[:2])}" for a in artifacts)
+
+    pruner = Pruner(
+        python=Version("3.11"),
+        dependencies=dependencies,
+        versions=versions,
+        make=make,
+        prefetch=prefetch,
+    )
+    for k in range(20, 16, -1):
+        events.clear()
+        assert pruner.doomed(make(NormalizedName("a"), Version(f"{k}.0"), artifact("a", k)))
+        assert events[:2] == [f"deps a-{k}.0", f"fetch b-{k}.0"]
+        if k < 20:  # all newer known doomed: the next ones it will admit are read too
+            assert events[2:4] == [f"fetch b-{k - 1}.0", f"fetch b-{k - 2}.0"]
+
+
+def test_a_list_growing_at_its_end_reads_below_it() -> None:
+    # resolvelib's own list of b grows by its lowest version as a backtrack widens b's
+    # requirement; every b but 1.0 is doomed: reaching the new last one, the ones below it
+    # (the next lists' new ends) are read ahead too
+    fetched: list[str] = []
+
+    def prefetch(artifacts: Iterable[Artifact]) -> None:
+        fetched.extend(a.filename.split("-")[1] for a in artifacts)
+
+    def dependencies(candidate: Candidate) -> list[Req]:
+        return [] if candidate.version == Version("1.0") else [_req("c>=99")]
+
+    every = [(Version(f"{v}.0"), _candidate(v).artifact) for v in range(20, 0, -1)]
+    pruner = Pruner(
+        python=Version("3.11"),
+        dependencies=dependencies,
+        versions=lambda name, specifiers: list(every) if name == NAME else [],
+        make=lambda name, version, artifact: _candidate(int(version.major)),
+        prefetch=prefetch,
+    )
+    versions = [_candidate(v) for v in range(20, 0, -1)]
+    assert list(pruner.alive(versions[:1])()) == []
+    fetched.clear()
+    assert list(pruner.alive(versions[:2])()) == []
+    assert fetched[-2:] == ["18.0", "17.0"]
