@@ -7,6 +7,7 @@ manylinux lists are built here because `packaging` derives them from the running
 
 from __future__ import annotations
 
+import itertools
 import platform
 import sys
 from collections.abc import Sequence
@@ -135,27 +136,38 @@ class WheelFilter:
     """Whether a file can matter to some targets (see `wheel_filter`); `key` names the filter
     (the parsed pages the index cache keeps are kept per filter)."""
 
-    pairs: frozenset[tuple[str, str]]  # (interpreter, abi) tags any of the targets accepts
+    tags: frozenset[tuple[str, str, str]]  # (interpreter, abi, platform) a target accepts
 
     @property
     def key(self) -> str:
-        return " ".join(sorted(f"{py}-{abi}" for py, abi in self.pairs))
+        return " ".join(sorted("-".join(tag) for tag in self.tags))
 
     def __call__(self, filename: str) -> bool:
         if not filename.endswith(".whl"):
             return True
-        parts = filename[:-4].lower().split("-")
-        if len(parts) < 5:
-            return False
-        abis = parts[-2].split(".")
-        return any((py, abi) in self.pairs for py in parts[-3].split(".") for abi in abis)
+        parts = filename[:-4].lower().rsplit("-", 3)
+        return len(parts) == 4 and "-" in parts[0] and _fits(self.tags, parts[1:])
+
+
+def _fits(tags: frozenset[tuple[str, str, str]], fields: Sequence[str]) -> bool:
+    key = (tags, "-".join(fields))  # pages repeat a few hundred tag triples thousands of times
+    if key not in _FITS:
+        found = itertools.product(*(field.split(".") for field in fields))
+        _FITS[key] = any(tag in tags for tag in found)
+    return _FITS[key]
+
+
+_FITS: dict[tuple[frozenset[tuple[str, str, str]], str], bool] = {}
 
 
 def wheel_filter(targets: Sequence[Target]) -> WheelFilter:
-    """Whether a file can matter to any of `targets`: every sdist, and the wheels whose
-    Python and ABI tags one of them accepts, on any platform (another platform's wheel of a
-    version stands in for its metadata). Index pages list every Python ever released for;
-    dropping the rest as pages are read keeps memory down."""
+    """Whether a file can matter to any of `targets`: every sdist, and the wheels one of them
+    can install. Index pages list every Python and platform ever released for; the rest are
+    dropped as pages are read (memory, and every later read of the page). What the rest is
+    needed for reads the page whole: another platform's wheel standing in for an sdist's
+    metadata, the explanation of why no file fits."""
     return WheelFilter(
-        pairs=frozenset((tag.interpreter, tag.abi) for target in targets for tag in target.tags)
+        tags=frozenset(
+            (tag.interpreter, tag.abi, tag.platform) for target in targets for tag in target.tags
+        )
     )

@@ -31,7 +31,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker
-from packaging.pylock import Pylock, PylockValidationError
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
@@ -71,6 +70,10 @@ def parse_lock(text: str, *, path: str) -> Lock:
     """Read and check a lock's text; `path` names it in errors and warnings."""
     data = loads(text, where=path, error=LockFileError)
     lock = _read(Doc(path, LockFileError).root(data))
+    # Imported here: its ~40 classes cost ~13 ms, and a relock whose locks are unchanged
+    # (`lockfile.memo`) never parses one.
+    from packaging.pylock import Pylock, PylockValidationError
+
     try:
         Pylock.from_dict(_as_standard(data))
     except PylockValidationError as exc:

@@ -9,7 +9,7 @@ per specifier, unless the spec itself names a pre-release).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 from envspec.errors import EnvspecError
 from envspec.index.simple import parse_filename
 from envspec.model import Artifact, Index, Resolution, Target, Yank
+from envspec.resolve.lazy import Lazy
 
 
 class Listing(Protocol):
@@ -45,9 +46,12 @@ class FileChoice:
     _tag_rank: dict[Tag, int] = field(default_factory=dict)
     _fast_rank: dict[tuple[str, str, str], int] = field(default_factory=dict)
     _best: dict[NormalizedName, dict[Version, Artifact]] = field(default_factory=dict)
+    _ordered: dict[NormalizedName, list[tuple[Version, Artifact]]] = field(default_factory=dict)
     _python_ok: dict[str, bool] = field(default_factory=dict)
     _suffix_rank: dict[str, int | None] = field(default_factory=dict)
-    _match_memo: dict[tuple[NormalizedName, str], frozenset[Version]] = field(default_factory=dict)
+    # a specifier's text → its verdict on each version it was asked about
+    _admits: dict[str, dict[Version, bool]] = field(default_factory=dict)
+    _takes_pre: dict[tuple[NormalizedName, str], bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._tag_rank = {tag: i for i, tag in enumerate(self.target.tags)}
@@ -61,58 +65,84 @@ class FileChoice:
         specifiers: Sequence[SpecifierSet],
         bad: set[Version],
         user: Sequence[SpecifierSet] = (),
-    ) -> list[tuple[Version, Artifact]]:
-        """Every acceptable version of `name` with the best file for the target. `user` are
-        the specifiers the spec itself sets (phase requirements, constraints): only they opt
-        into a yanked release or into pre-releases a dependency's bounds would exclude."""
-        best = self.best_files(name)
+        first: Version | None = None,
+    ) -> Lazy[tuple[Version, Artifact]]:
+        """Every acceptable version of `name` with the best file for the target, newest
+        first (`first`, a previous lock's pin, ahead of all when acceptable), computed as far
+        as it is read (see `lazy`). `user` are the specifiers the spec itself sets (phase
+        requirements, constraints): only they opt into a yanked release or into pre-releases
+        a dependency's bounds would exclude."""
+        found = self._acceptable(name, specifiers, bad, user)
+        if (
+            first is not None
+            and first in self.best_files(name)
+            and first not in bad
+            and all(spec.contains(first, prereleases=True) for spec in specifiers)
+        ):
+            found = _first(found, first)
+        return Lazy(found)
+
+    def _acceptable(
+        self,
+        name: NormalizedName,
+        specifiers: Sequence[SpecifierSet],
+        bad: set[Version],
+        user: Sequence[SpecifierSet],
+    ) -> Iterator[tuple[Version, Artifact]]:
         exact = {
             Version(s.version)
             for spec in user
             for s in spec
             if s.operator in ("==", "===") and "*" not in s.version and _is_version(s.version)
         }
-        allowed = set(best)
-        for spec in specifiers:
-            allowed &= self._matching(name, spec)
-        pool = {
-            v: best[v]
-            for v in allowed - bad
-            if best[v].yanked is Yank.LIVE or _matches_exact(v, exact)
-        }
-        if any(spec.prereleases for spec in user):
-            return list(pool.items())
-        return list(self._apply_prereleases(name, pool, specifiers).items())
+        checks = [(spec, self._admits.setdefault(str(spec), {})) for spec in specifiers]
 
-    def _matching(self, name: NormalizedName, spec: SpecifierSet) -> frozenset[Version]:
-        """The versions of `name` a specifier admits (memoized: resolvelib asks again and
-        again while it backtracks)."""
-        key = (name, str(spec))
-        if key not in self._match_memo:
-            self._match_memo[key] = frozenset(
-                v for v in self.best_files(name) if spec.contains(v, prereleases=True)
-            )
-        return self._match_memo[key]
+        def ok(version: Version, artifact: Artifact) -> bool:
+            if version in bad or not (
+                artifact.yanked is Yank.LIVE or _matches_exact(version, exact)
+            ):
+                return False
+            for spec, known in checks:
+                verdict = known.get(version)
+                if verdict is None:
+                    verdict = known[version] = spec.contains(version, prereleases=True)
+                if not verdict:
+                    return False
+            return True
 
-    def _apply_prereleases(
-        self,
-        name: NormalizedName,
-        pool: dict[Version, Artifact],
-        specifiers: Sequence[SpecifierSet],
-    ) -> dict[Version, Artifact]:
+        ordered = self._newest_first(name)
+        rule = self._prerelease_rule(name, specifiers, user)
+        any_final = False
+        for version, artifact in ordered:
+            if (rule == "all" or not version.is_prerelease) and ok(version, artifact):
+                any_final = any_final or not version.is_prerelease
+                yield version, artifact
+        if rule == "finals, else all" and not any_final:  # PEP 440: pre-releases if necessary
+            yield from ((v, a) for v, a in ordered if v.is_prerelease and ok(v, a))
+
+    def _newest_first(self, name: NormalizedName) -> list[tuple[Version, Artifact]]:
+        """`best_files(name)` as a list, newest first: sorted once per name rather than on
+        every question (resolvelib asks thousands)."""
+        if name not in self._ordered:
+            self._ordered[name] = sorted(self.best_files(name).items(), reverse=True)
+        return self._ordered[name]
+
+    def _prerelease_rule(
+        self, name: NormalizedName, specifiers: Sequence[SpecifierSet], user: Sequence[SpecifierSet]
+    ) -> str:
+        """Which versions the prerelease policy lets through: "all", "finals", or "finals,
+        else all" (pre-releases only when no final release is acceptable)."""
         policy = self.settings.prereleases
-        if policy == "allow":
-            return pool
-        finals = {v: a for v, a in pool.items() if not v.is_prerelease}
+        if policy == "allow" or any(spec.prereleases for spec in user):
+            return "all"
         if policy == "disallow":
-            return finals
+            return "finals"
         # PEP 440, per specifier: each requirement that bounds the version must admit
         # pre-releases, so a dependency's `c==2.0b1` does not override another's `c>=1,<=3`.
         bounded = [spec for spec in specifiers if len(spec)]
         if not bounded:
-            return finals or pool
-        admitted = all(self._admits_prereleases(name, spec) for spec in bounded)
-        return pool if admitted else finals
+            return "finals, else all"
+        return "all" if all(self._admits_prereleases(name, s) for s in bounded) else "finals"
 
     def takes_prereleases(self, name: NormalizedName, specifiers: Sequence[SpecifierSet]) -> bool:
         """Whether the prerelease policy lets pre-releases through these specifiers."""
@@ -126,10 +156,13 @@ class FileChoice:
         offer satisfies it (PEP 440)."""
         if spec.prereleases:
             return True
-        best = self.best_files(name)
-        return not any(
-            not v.is_prerelease and best[v].yanked is Yank.LIVE for v in self._matching(name, spec)
-        )
+        key = (name, str(spec))
+        if key not in self._takes_pre:
+            self._takes_pre[key] = not any(
+                not v.is_prerelease and a.yanked is Yank.LIVE and spec.contains(v, prereleases=True)
+                for v, a in self._newest_first(name)
+            )
+        return self._takes_pre[key]
 
     def best_files(self, name: NormalizedName) -> dict[Version, Artifact]:
         """Per version, the file that fits the target best: a wheel by tag rank, else an sdist."""
@@ -209,13 +242,8 @@ class FileChoice:
     def sibling_wheels(self, name: NormalizedName, version: Version) -> list[Artifact]:
         """Wheels of a version for any platform (metadata stand-ins for an sdist)."""
         index = self.used_indexes.get(name)
-        return [
-            artifact
-            for artifact in (self.listing.files(name, index) if index else ())
-            if artifact.kind == "wheel"
-            and (parsed := parse_filename(artifact.filename)) is not None
-            and parsed[:2] == (name, version)
-        ]
+        every = self.listing.every_file(name, index, version) if index else []
+        return [artifact for artifact in every if artifact.kind == "wheel"]
 
 
 def _listed(name: NormalizedName, names: Sequence[str]) -> bool:
@@ -228,6 +256,20 @@ def _is_version(text: str) -> bool:
     except InvalidVersion:
         return False
     return True
+
+
+def _first(
+    found: Iterator[tuple[Version, Artifact]], first: Version
+) -> Iterator[tuple[Version, Artifact]]:
+    """`found` with the item of version `first` moved ahead of all, when it has one."""
+    held = []
+    for item in found:
+        if item[0] == first:
+            yield item
+            break
+        held.append(item)
+    yield from held
+    yield from found
 
 
 def _matches_exact(version: Version, exact: set[Version]) -> bool:

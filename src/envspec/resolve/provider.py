@@ -33,6 +33,7 @@ from envspec.errors import EnvspecError, UnreadableMetadata
 from envspec.model import Artifact
 from envspec.resolve.direct import DirectRefs, HostBuilds
 from envspec.resolve.files import FileChoice
+from envspec.resolve.lazy import Lazy
 from envspec.resolve.metadata import CandidateMetadata, Source, SourceFailed
 from envspec.resolve.prune import Pruner
 from envspec.resolve.rules import Patch, Rules
@@ -86,7 +87,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     _wanted_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Requirement, bool]] = field(
         default_factory=dict, init=False
     )
-    _matches_memo: dict[tuple[object, ...], list[Candidate]] = field(
+    _matches_memo: dict[tuple[object, ...], Lazy[Candidate]] = field(
         default_factory=dict, init=False
     )
     _absent: dict[NormalizedName, Candidate] = field(default_factory=dict, init=False)
@@ -256,17 +257,20 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             return self.refs.matches(reqs[0], url, specifiers, bad)
         memo_key = (identifier, *(frozenset(map(str, s)) for s in (specifiers, user, bad)))
         if memo_key not in self._matches_memo:
-            found = self._order(name, self.files.versions(name, specifiers, bad, user))
-            result = [self._candidate(identifier, name, extras, v, a) for v, a in found]
+            keep = self.rules.preferred.get(name)
+            found = self.files.versions(name, specifiers, bad, user, first=keep)
+            result = Lazy(self._candidate(identifier, name, extras, v, a) for v, a in found)
             self._matches_memo[memo_key] = result
-            self.source.prefetch_metadata(c.artifact for c in result[:PREFETCH_AHEAD] if c.artifact)
+            ahead = result.head(PREFETCH_AHEAD)
+            self.source.prefetch_metadata(c.artifact for c in ahead if c.artifact)
         return self.pruner.alive(self._matches_memo[memo_key])
 
     def _fixed_versions(
         self, name: NormalizedName, specifiers: Sequence[SpecifierSet]
-    ) -> list[tuple[Version, Artifact]]:
+    ) -> Lazy[tuple[Version, Artifact]]:
         user = [r.specifier for r in self.rules.fixed.get(name, ())]  # the spec's pins opt in
-        return self._order(name, self.files.versions(name, specifiers, set(), user))
+        keep = self.rules.preferred.get(name)
+        return self.files.versions(name, specifiers, set(), user, first=keep)
 
     def _candidate(
         self,
@@ -288,16 +292,6 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 index=self.files.used_indexes.get(name),
             )
         return self._candidates[memo_key]
-
-    def _order(
-        self, name: NormalizedName, found: list[tuple[Version, Artifact]]
-    ) -> list[tuple[Version, Artifact]]:
-        """Highest version first, with a kept pin from the previous lock ahead of all."""
-        found.sort(key=lambda item: item[0], reverse=True)
-        keep = self.rules.preferred.get(name)
-        if keep is not None:
-            found.sort(key=lambda item: item[0] != keep)
-        return found
 
     def _note_phase(self, identifier: str, reqs: Sequence[Req]) -> None:
         for req in reqs:  # a rule's constraint brings nothing into its parent's phase

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from envspec.model import Artifact
+from envspec.resolve.lazy import Lazy
 from envspec.resolve.values import PSEUDO, PYTHON, UNUSABLE, Candidate, Req
 
+T = TypeVar("T")
 DEPTH = 3
 WINDOW = 4  # candidates whose metadata is fetched ahead while a list is walked
 AHEAD = 1  # versions per dependency whose metadata is fetched ahead of the look-ahead
@@ -35,7 +38,7 @@ class Pruner:
 
     python: Version
     dependencies: Callable[[Candidate], Iterable[Req]]
-    versions: Callable[[NormalizedName, Sequence[SpecifierSet]], list[tuple[Version, Artifact]]]
+    versions: Callable[[NormalizedName, Sequence[SpecifierSet]], Iterable[tuple[Version, Artifact]]]
     make: Callable[[NormalizedName, Version, Artifact], Candidate]
     fixed: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
     direct: Collection[NormalizedName] = ()  # names the spec requires by URL: never on an index
@@ -44,17 +47,18 @@ class Pruner:
     _memo: dict[tuple[str, Version], Req | None] = field(default_factory=dict)
     # (identifier, version) → its own dependency that leads there
     _via: dict[tuple[str, Version], Req] = field(default_factory=dict)
-    _versions_memo: dict[tuple[str, str], list[tuple[Version, Artifact]]] = field(
+    _versions_memo: dict[tuple[str, str], Lazy[tuple[Version, Artifact]]] = field(
         default_factory=dict
     )
     _walked: dict[str, set[Version]] = field(default_factory=dict)  # identifier → walked
 
-    def alive(self, candidates: Sequence[Candidate]) -> Callable[[], Iterator[Candidate]]:
+    def alive(self, candidates: Iterable[Candidate]) -> Callable[[], Iterator[Candidate]]:
         """A re-iterable view of `candidates` without the doomed ones (checked lazily, as
         resolvelib walks the list)."""
-        return lambda: self._walk(candidates)
+        walked = _lazy(candidates)
+        return lambda: self._walk(walked)
 
-    def _walk(self, candidates: Sequence[Candidate]) -> Iterator[Candidate]:
+    def _walk(self, candidates: Lazy[Candidate]) -> Iterator[Candidate]:
         for i, candidate in enumerate(candidates):
             # Backtracking walks down a name's versions: fetch what comes next, ahead by as
             # many as were walked (1, 3, then 2 * WINDOW), since most walks stop at the first
@@ -65,8 +69,8 @@ class Pruner:
                 ahead = _ahead(len(walked))
                 walked.add(candidate.version)
                 if ahead:
-                    self.prefetch(_wheels(c.artifact for c in candidates[i : i + ahead]))
-                if i and i == len(candidates) - 1:  # a widening requirement: see `_below`
+                    self.prefetch(_wheels(c.artifact for c in candidates.span(i, i + ahead)))
+                if i and candidates.is_last(i):  # a widening requirement: see `_below`
                     count = _ahead(len(walked) - 1) or len(walked) - 1
                     self.prefetch(_wheels(self._below(candidate.name, candidate.version, count)))
             if not self.doomed(candidate):
@@ -78,7 +82,7 @@ class Pruner:
     def culprit(self, requirement: Req) -> Req | None:
         """When every version `requirement` admits is doomed: the dependency at the bottom of
         the newest one's dead end, to explain the conflict with. Else None."""
-        found = self._matching(requirement)
+        found = self._matching(requirement).head(1)
         if not found:
             return None
         return self._culprit(self.make(requirement.name, *found[0]), 0)
@@ -97,11 +101,11 @@ class Pruner:
             out.append(self._via[(candidate.key, candidate.version)])
         return out
 
-    def _matching(self, dep: Req) -> list[tuple[Version, Artifact]]:
+    def _matching(self, dep: Req) -> Lazy[tuple[Version, Artifact]]:
         key = (dep.name, dep.text)  # its specifier's text, without rendering it again
         if key not in self._versions_memo:
             fixed = [r.specifier for r in self.fixed.get(dep.name, ())]
-            self._versions_memo[key] = self.versions(dep.name, [dep.specifier, *fixed])
+            self._versions_memo[key] = _lazy(self.versions(dep.name, [dep.specifier, *fixed]))
         return self._versions_memo[key]
 
     def _culprit(self, candidate: Candidate, depth: int) -> Req | None:
@@ -142,7 +146,7 @@ class Pruner:
                 break
             if verdict is _UNKNOWN:
                 found.append(artifact)
-                if i and i == len(matching) - 1:
+                if i and matching.is_last(i):
                     found += self._below(dep.name, version, _ahead(i) or i)
                 if len(found) >= AHEAD:
                     break
@@ -156,10 +160,10 @@ class Pruner:
         key = (name, "")  # every version: no requirement's text is empty
         if key not in self._versions_memo:
             fixed = [r.specifier for r in self.fixed.get(name, ())]
-            self._versions_memo[key] = self.versions(name, fixed)
+            self._versions_memo[key] = _lazy(self.versions(name, fixed))
         every = self._versions_memo[key]
-        at = next((i for i, (v, _) in enumerate(every) if v == version), len(every))
-        return [artifact for _, artifact in every[at + 1 : at + 1 + count]]
+        at = next((i for i, (v, _) in enumerate(every) if v == version), None)
+        return [] if at is None else [a for _, a in every.span(at + 1, at + 1 + count)]
 
     def _dead_end(self, dep: Req, depth: int) -> Req | None:
         """None when `dep` can be met; else the requirement at the bottom of its dead end."""
@@ -173,7 +177,7 @@ class Pruner:
         found = self._matching(dep)
         for i, (version, artifact) in enumerate(found):
             if i and (ahead := _ahead(i)):  # the first was read ahead by `_prefetch`
-                self.prefetch(_wheels(a for _, a in found[i : i + ahead]))
+                self.prefetch(_wheels(a for _, a in found.span(i, i + ahead)))
             culprit = self._culprit(self.make(dep.name, version, artifact), depth)
             if culprit is None:
                 return None
@@ -188,6 +192,10 @@ def _ahead(walked: int) -> int:
     if (walked < WINDOW and not walked & (walked + 1)) or walked % WINDOW == 0:
         return 1 + min(walked, 2 * WINDOW)
     return 0
+
+
+def _lazy(items: Iterable[T]) -> Lazy[T]:
+    return items if isinstance(items, Lazy) else Lazy(items)
 
 
 def _wheels(artifacts: Iterable[Artifact | None]) -> list[Artifact]:

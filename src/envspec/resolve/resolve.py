@@ -65,7 +65,9 @@ def resolve_target(
                 spec, target, active, previous, upgrade=upgrade, upgrade_packages=upgrade_packages
             )
             provider = Provider(rules=rules, source=source, builds=builds)
-            provider.prefetch(r.name for r in rules.roots)
+            # With a previous lock, nearly every name it will need is known: all their pages
+            # at once rather than as the resolution comes to them.
+            provider.prefetch([*(r.name for r in rules.roots), *rules.preferred])
             reach = Reach(on_round)
             try:
                 result = Resolver(provider, reach).resolve(rules.roots, max_rounds=MAX_ROUNDS)
