@@ -1,5 +1,5 @@
 """`python -m envspec` runs the command line."""
 
-from envspec.cli import main
+from envspec.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -30,9 +30,10 @@ from packaging.version import Version
 
 from envspec.errors import EnvspecError
 from envspec.index import FinderSettings, FinderStats, open_finder
+from envspec.index.simple import parse_filename
 from envspec.lockfile import write_lock
 from envspec.lockfile.status import TargetStatus
-from envspec.model import Artifact, Lock, LockedPackage, Spec, Target
+from envspec.model import Lock, LockedPackage, Spec, Target
 from envspec.resolve.fit import no_fit_reason
 from envspec.resolve.resolve import LockSource, resolve_target
 from envspec.secret import redact
@@ -319,13 +320,24 @@ def _fit_reason(
         (i for i in spec.indexes if package.index and _same(i.location.public, package.index)),
         None,
     )
-    files: list[Artifact] = []
-    if index is not None:
-        try:
-            files = source.every_file(package.name, index, newest)
-        except EnvspecError as exc:
-            log.debug("cannot list %s: %s", package.name, exc)
-    return no_fit_reason(package.name, newest, files, target, spec.resolution) if files else ""
+    if index is None:
+        return ""
+    name = canonicalize_name(package.name)
+    try:
+        # The listing resolution read holds every file some target can install: when one of
+        # `newest` fits, that is the answer, without reading the whole page again.
+        kept = [
+            a
+            for a in source.files(name, index)
+            if (parsed := parse_filename(a.filename)) is not None and parsed[:2] == (name, newest)
+        ]
+        if kept and not no_fit_reason(name, newest, kept, target, spec.resolution):
+            return ""
+        files = source.every_file(name, index, newest)
+    except EnvspecError as exc:
+        log.debug("cannot list %s: %s", package.name, exc)
+        return ""
+    return no_fit_reason(name, newest, files, target, spec.resolution) if files else ""
 
 
 def _same(a: str, b: str) -> bool:
