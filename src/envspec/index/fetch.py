@@ -44,6 +44,7 @@ class Fetcher:
         self._metadata_fetched = 0
         self._full_downloads = 0
         self._tails: dict[str, int] = {}  # project → bytes its last wheel's metadata took
+        self._present: set[str] = set()  # metadata keys known stored
 
     def page(self, url: str, accept: str) -> Response:
         """A project page or flat listing (200 or 404), revalidated as HTTP says."""
@@ -86,7 +87,14 @@ class Fetcher:
         self._cache.store_parsed(key, data)
 
     def has_metadata(self, key: str) -> bool:
-        return self._cache.has_metadata(key)
+        # Read-ahead asks about the same files again and again; once stored, a file's
+        # metadata stays (kept by its hash): one stat per file, not one per question.
+        if key in self._present:
+            return True
+        found = self._cache.has_metadata(key)
+        if found:
+            self._present.add(key)
+        return found
 
     # -- hashes ----------------------------------------------------------------------------
     def file_info(self, artifact: Artifact, url: str) -> tuple[str, int | None]:

@@ -33,34 +33,26 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.client import BadStatusLine, RemoteDisconnected
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
-from urllib.request import url2pathname
-
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    LocationParseError,
-    MaxRetryError,
-    NameResolutionError,
-    NewConnectionError,
-    ProtocolError,
-    SSLError,
-    TimeoutError,
-)
-from urllib3.exceptions import HTTPError as _Urllib3Error
-from urllib3.util.ssl_ import create_urllib3_context
 
 from envspec.errors import IndexError_
 from envspec.index.auth import Credentials
 from envspec.secret import redact
+
+if TYPE_CHECKING:
+    import ssl
+
+    import urllib3
+    from urllib3.exceptions import ProtocolError, SSLError
+
+# urllib3 (and ssl, http.client) are imported at the first request, not with this module: a
+# lock from the cache (`--offline`, or pages still fresh) sends none, and they cost ~50 ms.
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +115,6 @@ class Client:
         self.attempts = max(1, retries)
         self.backoff = backoff
         self.stats = HttpStats()
-        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self._timeout_seconds = timeout
         self._maxsize = maxsize
         self._managers: dict[bool, urllib3.PoolManager] = {}  # by whether TLS
@@ -139,6 +130,9 @@ class Client:
         share one TLS context with the system's trust store loaded once: urllib3 loads it
         again for every connection otherwise (~60 ms of CPU each, 21 times in a cold lock of
         the seed stack), and an offline run never loads it."""
+        import urllib3
+        from urllib3.util.ssl_ import create_urllib3_context
+
         tls = url.startswith("https:")
         with self._managers_lock:
             if tls not in self._managers:
@@ -157,6 +151,11 @@ class Client:
                     **extra,
                 )
             return self._managers[tls]
+
+    def _timeout(self) -> urllib3.Timeout:
+        import urllib3
+
+        return urllib3.Timeout(connect=self._timeout_seconds, read=self._timeout_seconds)
 
     # -- public ----------------------------------------------------------------------------
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -246,9 +245,9 @@ class Client:
         self.stats.add(requests=1)
         try:
             return self._manager(url).request(
-                method, url, headers=sent, timeout=self._timeout, preload_content=preload
+                method, url, headers=sent, timeout=self._timeout(), preload_content=preload
             )
-        except _Urllib3Error as exc:
+        except _urllib3_error() as exc:
             raise self._failed(method, url, exc) from exc
 
     def _failed(self, method: str, url: str, exc: BaseException) -> Exception:
@@ -301,7 +300,7 @@ class Client:
                     self.stats.add(nbytes=len(chunk))
                     if sink is not None:
                         sink.write(chunk)
-            except _Urllib3Error as exc:
+            except _urllib3_error() as exc:
                 raise self._failed("GET", url, exc) from exc
             return hasher.hexdigest(), size
         finally:
@@ -337,7 +336,7 @@ class Client:
                         self.stats.add(nbytes=len(chunk))
                         if progress is not None:
                             progress(done, total)
-                except _Urllib3Error as exc:
+                except _urllib3_error() as exc:
                     raise _Retryable(failure(exc, url).reason) from exc
             return hasher.hexdigest(), done
         except BaseException:
@@ -397,6 +396,13 @@ def _read_prefix(path: Path, size: int, feed: Callable[[bytes], object]) -> None
             size -= len(chunk)
 
 
+def _urllib3_error() -> type[Exception]:
+    """urllib3's base exception (imported by then: a request was sent)."""
+    from urllib3.exceptions import HTTPError
+
+    return HTTPError
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Failure:
     """What went wrong with one attempt, in words (credential-free), and whether another
@@ -412,6 +418,17 @@ def failure(exc: BaseException, url: str, timeout: float | None = None) -> Failu
     (`MaxRetryError.reason`), and its class tree misleads: `NameResolutionError` and every
     `NewConnectionError` subclass `ConnectTimeoutError`, so classes are tested most specific
     first and refusal is told by the OS error under it."""
+    from urllib3.exceptions import (
+        ConnectTimeoutError,
+        LocationParseError,
+        MaxRetryError,
+        NameResolutionError,
+        NewConnectionError,
+        ProtocolError,
+        SSLError,
+        TimeoutError,
+    )
+
     if isinstance(exc, MaxRetryError) and exc.reason is not None:
         exc = exc.reason
     host, port = _host_port(url)
@@ -440,6 +457,8 @@ def failure(exc: BaseException, url: str, timeout: float | None = None) -> Failu
 
 
 def _protocol_failure(exc: ProtocolError, host: str, port: int | None) -> Failure:
+    from http.client import BadStatusLine, RemoteDisconnected
+
     text = str(exc).lower().replace(" ", "")
     if "incompleteread" in text or "incomplete" in text:
         return Failure(reason="truncated body", transient=True)
@@ -455,6 +474,8 @@ def _protocol_failure(exc: ProtocolError, host: str, port: int | None) -> Failur
 
 
 def _tls_reason(exc: SSLError) -> str:
+    import ssl
+
     cause = next((e for e in _causes(exc) if isinstance(e, ssl.SSLError)), None)
     if isinstance(cause, ssl.SSLCertVerificationError):
         return f"certificate verify failed ({cause.verify_message})"
@@ -493,6 +514,8 @@ def _host_port(url: str) -> tuple[str, int | None]:
 
 
 def _local_path(url: str) -> Path:
+    from urllib.request import url2pathname
+
     return Path(url2pathname(urlsplit(url).path))
 
 

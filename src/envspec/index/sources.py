@@ -25,7 +25,6 @@ from envspec.index.auth import uv_url
 from envspec.index.cache import Cache
 from envspec.index.direct import DirectRef
 from envspec.index.http import Client
-from envspec.index.project import load_static_metadata
 from envspec.model import Artifact, Index
 from envspec.secret import redact
 
@@ -96,6 +95,10 @@ class SourceTrees:
             if data is not None:
                 raise BuildNeeded(f"{shown}: its metadata needs a PEP 517 build")
         tree = self._checkout(ref, commit)
+        # Imported here: packaging.metadata brings the email package (~17 ms), and only a
+        # source tree (a git or local direct reference) needs it.
+        from envspec.index.project import load_static_metadata
+
         static = load_static_metadata(tree, shown)
         if static is not None:
             self._cache.store_metadata(f"git-static:{commit}", static)
