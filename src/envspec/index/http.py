@@ -26,6 +26,9 @@ not speak TLS``) and an answer that is not HTTP are final at once; ``connection 
 H:P``, ``timed out connecting to H:P in N s``, ``timed out: no answer from H:P in N s``,
 ``connection reset by H:P``, ``H:P closed the connection without answering``, a truncated body
 and ``HTTP 5xx`` are retried, the final message ending ``after N attempts``.
+
+(Over 400 lines: all of envspec's network I/O is kept in this one module, as the house rules
+ask, the client with its retries and resumed downloads, the failure names and `file://`.)
 """
 
 from __future__ import annotations

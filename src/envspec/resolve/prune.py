@@ -9,6 +9,10 @@ choice made since; skipping doomed candidates up front keeps that walk short.
 
 Sound by construction: the look-ahead is depth-limited and a cycle or the limit counts as
 viable, so a candidate is only ever skipped on a proof.
+
+The pruner also decides which metadata is read ahead while it and resolvelib walk version
+lists (`_ahead`, `_next_unknown`, `_below`): a cold lock is a chain of round trips, and each
+version a walk will reach that is already fetched is one the chain does not wait for.
 """
 
 from __future__ import annotations
