@@ -1,8 +1,10 @@
-"""The pruner's metadata read-ahead while resolvelib walks a name's versions.
+"""The pruner's metadata read-ahead while resolvelib and the look-ahead walk versions.
 
 After a backjump resolvelib asks for a name's candidates again and walks a new list that
 starts at the next version down; the read-ahead counts the versions walked per name over
-every list, so a long backtrack fetches ahead instead of one version per round trip.
+every list, so a long backtrack fetches ahead instead of one version per round trip. The
+look-ahead reads ahead down a dependency's versions too, past those known doomed, and below
+the end of a requirement a backtrack widens one version at a time.
 """
 
 from __future__ import annotations
@@ -21,11 +23,27 @@ from envspec.resolve.values import Candidate, Origin, Req, to_req
 NAME = NormalizedName("unsloth")
 
 
-def _candidate(version: int) -> Candidate:
-    artifact = Artifact(
-        filename=f"unsloth-{version}.0-py3-none-any.whl", url=f"https://x/{version}", kind="wheel"
+def _artifact(name: str, version: int) -> Artifact:
+    return Artifact(
+        filename=f"{name}-{version}.0-py3-none-any.whl", url=f"https://x/{version}", kind="wheel"
     )
-    return Candidate(key=NAME, name=NAME, version=Version(f"{version}.0"), artifact=artifact)
+
+
+def _make(name: NormalizedName, version: Version, artifact: Artifact) -> Candidate:
+    return Candidate(key=name, name=name, version=version, artifact=artifact)
+
+
+def _candidate(version: int) -> Candidate:
+    return _make(NAME, Version(f"{version}.0"), _artifact(NAME, version))
+
+
+def _req(text: str) -> Req:
+    return to_req(Requirement(text), Origin(phase="main", parent=None))
+
+
+def _fetched(artifacts: Iterable[Artifact]) -> list[str]:
+    """`name-version` of each file read ahead."""
+    return ["-".join(a.filename.split("-")[:2]) for a in artifacts]
 
 
 def _pruner(fetched: list[str]) -> Pruner:
@@ -71,14 +89,6 @@ def test_the_look_ahead_reads_ahead_down_a_dependency_s_versions() -> None:
     # has none): the look-ahead walks b from 20 down, fetching ahead as it goes
     events: list[tuple[str, str]] = []
 
-    def artifact(name: str, version: int) -> Artifact:
-        return Artifact(
-            filename=f"{name}-{version}.0-py3-none-any.whl", url="https://x/", kind="wheel"
-        )
-
-    def make(name: NormalizedName, version: Version, art: Artifact) -> Candidate:
-        return Candidate(key=name, name=name, version=version, artifact=art)
-
     def dependencies(candidate: Candidate) -> list[Req]:
         events.append(("deps", f"{candidate.name}-{candidate.version}"))
         if candidate.name == "a":
@@ -89,19 +99,19 @@ def test_the_look_ahead_reads_ahead_down_a_dependency_s_versions() -> None:
 
     def versions(name: NormalizedName, specifiers: object) -> list[tuple[Version, Artifact]]:
         found = range(20, 0, -1) if name == "b" else ()
-        return [(Version(f"{v}.0"), artifact(name, v)) for v in found]
+        return [(Version(f"{v}.0"), _artifact(name, v)) for v in found]
 
     def prefetch(artifacts: Iterable[Artifact]) -> None:
-        events.extend(("fetch", "-".join(a.filename.split("-")[:2])) for a in artifacts)
+        events.extend(("fetch", what) for what in _fetched(artifacts))
 
     pruner = Pruner(
         python=Version("3.11"),
         dependencies=dependencies,
         versions=versions,
-        make=make,
+        make=_make,
         prefetch=prefetch,
     )
-    a = make(NormalizedName("a"), Version("1.0"), artifact("a", 1))
+    a = _make(NormalizedName("a"), Version("1.0"), _artifact("a", 1))
     assert not pruner.doomed(a)
     order = [f"{kind} {what}" for kind, what in events]
     # by the time b 12.0's dependencies are read, the next eight versions are under way
@@ -110,23 +120,11 @@ def test_the_look_ahead_reads_ahead_down_a_dependency_s_versions() -> None:
     assert "deps b-1.0" in order
 
 
-def _req(text: str) -> Req:
-    return to_req(Requirement(text), Origin(phase="main", parent=None))
-
-
 def test_a_widening_requirement_reads_the_version_it_newly_admits() -> None:
     # a k needs b>=k; every b but 1.0 is doomed (needs c>=99): checking a 20, 19, ... in turn,
     # the look-ahead asks for the b each newly admits, not the newest (known doomed already),
     # and the ones below it, which the next a will admit
     events: list[str] = []
-
-    def artifact(name: str, version: int) -> Artifact:
-        return Artifact(
-            filename=f"{name}-{version}.0-py3-none-any.whl", url="https://x/", kind="wheel"
-        )
-
-    def make(name: NormalizedName, version: Version, art: Artifact) -> Candidate:
-        return Candidate(key=name, name=name, version=version, artifact=art)
 
     def dependencies(candidate: Candidate) -> list[Req]:
         events.append(f"deps {candidate.name}-{candidate.version}")
@@ -140,21 +138,21 @@ def test_a_widening_requirement_reads_the_version_it_newly_admits() -> None:
             for v in range(20, 0, -1)
             if name == "b" and all(Version(f"{v}.0") in spec for spec in specifiers)
         ]
-        return [(Version(f"{v}.0"), artifact(name, v)) for v in found]
+        return [(Version(f"{v}.0"), _artifact(name, v)) for v in found]
 
     def prefetch(artifacts: Iterable[Artifact]) -> None:
-        events.extend(f"fetch {'-'.join(a.filename.split('-')[:2])}" for a in artifacts)
+        events.extend(f"fetch {what}" for what in _fetched(artifacts))
 
     pruner = Pruner(
         python=Version("3.11"),
         dependencies=dependencies,
         versions=versions,
-        make=make,
+        make=_make,
         prefetch=prefetch,
     )
     for k in range(20, 16, -1):
         events.clear()
-        assert pruner.doomed(make(NormalizedName("a"), Version(f"{k}.0"), artifact("a", k)))
+        assert pruner.doomed(_make(NormalizedName("a"), Version(f"{k}.0"), _artifact("a", k)))
         assert events[:2] == [f"deps a-{k}.0", f"fetch b-{k}.0"]
         if k < 20:  # all newer known doomed: the next ones it will admit are read too
             assert events[2:4] == [f"fetch b-{k - 1}.0", f"fetch b-{k - 2}.0"]

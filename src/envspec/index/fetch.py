@@ -17,6 +17,7 @@ from envspec.errors import IndexError_
 from envspec.index import metadata as md
 from envspec.index.cache import Cache
 from envspec.index.http import Client, Response
+from envspec.index.simple import parse_filename
 from envspec.model import Artifact
 
 
@@ -63,7 +64,8 @@ class Fetcher:
         if data is not None:
             return data
         self._cache.require_online(artifact.url)
-        project = artifact.filename.split("-", 1)[0].lower()
+        parsed = parse_filename(artifact.filename)
+        project = parsed[0] if parsed else artifact.filename
         with self._lock:
             learned = self._tails.get(project, 0)
         # A project's wheels are alike from version to version: a first read as long as the

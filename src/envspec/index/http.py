@@ -33,6 +33,7 @@ ask, the client with its retries and resumed downloads, the failure names and `f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import logging
@@ -133,10 +134,13 @@ class Client:
         share one TLS context with the system's trust store loaded once: urllib3 loads it
         again for every connection otherwise (~60 ms of CPU each, 21 times in a cold lock of
         the seed stack), and an offline run never loads it."""
+        tls = url.startswith("https:")
+        found = self._managers.get(tls)
+        if found is not None:
+            return found
         import urllib3
         from urllib3.util.ssl_ import create_urllib3_context
 
-        tls = url.startswith("https:")
         with self._managers_lock:
             if tls not in self._managers:
                 extra: dict[str, ssl.SSLContext] = {}
@@ -155,6 +159,7 @@ class Client:
                 )
             return self._managers[tls]
 
+    @functools.cached_property
     def _timeout(self) -> urllib3.Timeout:
         import urllib3
 
@@ -248,7 +253,7 @@ class Client:
         self.stats.add(requests=1)
         try:
             return self._manager(url).request(
-                method, url, headers=sent, timeout=self._timeout(), preload_content=preload
+                method, url, headers=sent, timeout=self._timeout, preload_content=preload
             )
         except _urllib3_error() as exc:
             raise self._failed(method, url, exc) from exc

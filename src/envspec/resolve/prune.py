@@ -65,10 +65,12 @@ class Pruner:
     def _walk(self, candidates: Lazy[Candidate]) -> Iterator[Candidate]:
         for i, candidate in enumerate(candidates):
             # Backtracking walks down a name's versions: fetch what comes next, ahead by as
-            # many as were walked (1, 3, then 2 * WINDOW), since most walks stop at the first
-            # candidate. Counted per name, distinct versions over every list of it: after a
-            # backjump resolvelib asks again and walks a new list, from the next version down.
-            walked = self._walked.setdefault(candidate.key, set())
+            # many as `_ahead` says for the versions walked. Counted per name, distinct
+            # versions over every list of it: after a backjump resolvelib asks again and
+            # walks a new list, from the next version down.
+            walked = self._walked.get(candidate.key)
+            if walked is None:
+                walked = self._walked[candidate.key] = set()
             if candidate.version not in walked:
                 ahead = _ahead(len(walked))
                 walked.add(candidate.version)
@@ -106,10 +108,18 @@ class Pruner:
         return out
 
     def _matching(self, dep: Req) -> Lazy[tuple[Version, Artifact]]:
-        key = (dep.name, dep.text)  # its specifier's text, without rendering it again
+        # keyed by its specifier's text, without rendering it again
+        return self._versions_of(dep.name, dep.text, [dep.specifier])
+
+    def _versions_of(
+        self, name: NormalizedName, text: str, specifiers: Sequence[SpecifierSet]
+    ) -> Lazy[tuple[Version, Artifact]]:
+        """The versions of `name` that `specifiers` (whose text is `text`) and the spec's own
+        pins admit, memoized by `text`."""
+        key = (name, text)
         if key not in self._versions_memo:
-            fixed = [r.specifier for r in self.fixed.get(dep.name, ())]
-            self._versions_memo[key] = _lazy(self.versions(dep.name, [dep.specifier, *fixed]))
+            fixed = [r.specifier for r in self.fixed.get(name, ())]
+            self._versions_memo[key] = _lazy(self.versions(name, [*specifiers, *fixed]))
         return self._versions_memo[key]
 
     def _culprit(self, candidate: Candidate, depth: int) -> Req | None:
@@ -161,11 +171,7 @@ class Pruner:
         the last version a requirement admits are doomed, a backtrack is widening it one
         version at a time (unsloth's `unsloth_zoo>=` as unsloth goes down): the next ones
         it will admit are read ahead rather than one round trip each."""
-        key = (name, "")  # every version: no requirement's text is empty
-        if key not in self._versions_memo:
-            fixed = [r.specifier for r in self.fixed.get(name, ())]
-            self._versions_memo[key] = _lazy(self.versions(name, fixed))
-        every = self._versions_memo[key]
+        every = self._versions_of(name, "", [])  # every version: no requirement's text is ""
         at = next((i for i, (v, _) in enumerate(every) if v == version), None)
         return [] if at is None else [a for _, a in every.span(at + 1, at + 1 + count)]
 
@@ -192,7 +198,8 @@ class Pruner:
 def _ahead(walked: int) -> int:
     """How many versions to read ahead from the next one, when `walked` versions of a list
     have been walked already: most walks stop at the first, long ones go far, so the window
-    grows (1, then 2, 4, and every WINDOW versions 2 * WINDOW + 1); 0 between."""
+    grows with the walk (1 + `walked`, at most 2 * WINDOW + 1), read at walks of 0, 1 and 3
+    and then every WINDOW versions; 0 between."""
     if (walked < WINDOW and not walked & (walked + 1)) or walked % WINDOW == 0:
         return 1 + min(walked, 2 * WINDOW)
     return 0
