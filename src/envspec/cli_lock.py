@@ -10,21 +10,22 @@ asked for (`spec_targets`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from envspec.errors import EXIT_OK, StaleLockError
 from envspec.lock_view import LockView, variant_field
-from envspec.model import Spec
 from envspec.output import Out, rel, target_help
-from envspec.spec import load_spec
 from envspec.targets import choose_targets, os_floor
 
 if TYPE_CHECKING:
+    from envspec.lockfile.fresh import FreshLock
     from envspec.lockfile.status import TargetStatus
+    from envspec.model import Spec
 
 Environ = Mapping[str, str]
 
@@ -62,6 +63,8 @@ def add_variant(parser: argparse.ArgumentParser, text: str) -> None:
 
 
 def project_spec(args: argparse.Namespace, environ: Environ) -> Spec:
+    from envspec.spec import load_spec
+
     return load_spec(args.project / "envspec.toml", environ)
 
 
@@ -71,38 +74,33 @@ def spec_targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
 
 
 def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    from envspec.lockfile import fresh
     from envspec.lockfile.memo import memo_folder
-    from envspec.lockfile.status import check_variant, choose_units, lock_status
 
-    spec = project_spec(args, environ)
-    targets, variant = spec_targets(spec, args.target), check_variant(spec, args.variant)
-    if variant is not None:
-        choose_units(spec, targets, variant)  # the variant is locked for one of them
-    memo = memo_folder(args.cache_dir)
-    statuses = lock_status(spec, args.project, targets, variant, memo=memo)
     forced = args.upgrade or args.upgrade_package or args.refresh
+    question = fresh.Question(
+        project=args.project, targets=tuple(args.target), variant=args.variant
+    )
+    folder = memo_folder(args.cache_dir, "fresh")
+    snapshot = None if forced else fresh.load_snapshot(question, environ)
+    known = fresh.load_fresh(folder, question, snapshot) if snapshot else None
+    if known is not None:
+        log.debug("every lock is fresh: the same spec, locks and code were checked before")
+        return _report_fresh(args, out, known, count=len(known))
+    with _warnings() as warned:
+        spec, statuses = _lock_status(args, environ)
     todo = [s for s in statuses if forced or s.state != "fresh"]
-    if args.check:
-        if todo:
-            names = ", ".join(
-                f"{s.label} ({s.state}{': ' + s.reason if s.reason else ''})" for s in todo
-            )
-            raise StaleLockError(
-                f"locks out of date: {names}", hint="run 'envspec lock' and commit locks/"
-            )
-        count = len(statuses)
-        out.say("The lock is up to date." if count == 1 else f"All {count} locks are up to date.")
-        return EXIT_OK
-    for status in statuses:
-        if status not in todo:
-            out.say(f"{status.label}: up to date ({rel(status.path, args.project)})")
-            out.event(
-                "lock",
-                target=status.target,
-                state="fresh",
-                path=str(status.path),
-                **variant_field(status.variant),
-            )
+    if snapshot is not None and not todo and not warned:
+        locks = [fresh.FreshLock(target=s.target, variant=s.variant, path=s.path) for s in statuses]
+        fresh.dump_fresh(folder, question, environ, snapshot, locks)
+    if args.check and todo:
+        names = ", ".join(
+            f"{s.label} ({s.state}{': ' + s.reason if s.reason else ''})" for s in todo
+        )
+        raise StaleLockError(
+            f"locks out of date: {names}", hint="run 'envspec lock' and commit locks/"
+        )
+    _report_fresh(args, out, [s for s in statuses if s not in todo], count=len(statuses))
     if todo:
         relock(
             args,
@@ -115,6 +113,63 @@ def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
             upgrade_packages=args.upgrade_package,
         )
     return EXIT_OK
+
+
+def _lock_status(args: argparse.Namespace, environ: Environ) -> tuple[Spec, list[TargetStatus]]:
+    """The spec, and where each lock `lock` was asked about stands against it."""
+    from envspec.lockfile.memo import memo_folder
+    from envspec.lockfile.status import check_variant, choose_units, lock_status
+
+    spec = project_spec(args, environ)
+    targets, variant = spec_targets(spec, args.target), check_variant(spec, args.variant)
+    if variant is not None:
+        choose_units(spec, targets, variant)  # the variant is locked for one of them
+    return spec, lock_status(spec, args.project, targets, variant, memo=memo_folder(args.cache_dir))
+
+
+def _report_fresh(
+    args: argparse.Namespace, out: Out, fresh: Sequence[FreshLock | TargetStatus], count: int
+) -> int:
+    """What `lock` says of the fresh locks among `count`: with --check (every lock fresh),
+    that they all are; else one line and one event per fresh lock."""
+    if args.check:
+        out.say("The lock is up to date." if count == 1 else f"All {count} locks are up to date.")
+        return EXIT_OK
+    for status in fresh:
+        out.say(f"{status.label}: up to date ({rel(status.path, args.project)})")
+        out.event(
+            "lock",
+            target=status.target,
+            state="fresh",
+            path=str(status.path),
+            **variant_field(status.variant),
+        )
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _warnings() -> Iterator[list[logging.LogRecord]]:
+    """The warnings the `envspec` logger emits within the block, caught under -q too (its
+    handlers still show only what they would have shown)."""
+    caught: list[logging.LogRecord] = []
+
+    class _Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            caught.append(record)
+
+    level, shown = log.level, [(h, h.level) for h in log.handlers]
+    for handler, was in shown:
+        handler.setLevel(max(was, log.getEffectiveLevel()))
+    catch = _Catch(logging.WARNING)
+    log.addHandler(catch)
+    log.setLevel(min(log.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield caught
+    finally:
+        log.removeHandler(catch)
+        log.setLevel(level)
+        for handler, was in shown:
+            handler.setLevel(was)
 
 
 def relock(

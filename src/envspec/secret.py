@@ -67,6 +67,11 @@ def expand(text: str, environ: Mapping[str, str]) -> str:
     return _VARIABLE.sub(value, text)
 
 
+def variables(text: str) -> list[str]:
+    """The names of the ``${VAR}`` references in `text`, each once, in order."""
+    return list(dict.fromkeys(_VARIABLE.findall(text)))
+
+
 @dataclass(frozen=True, slots=True)
 class SecretURL:
     """A URL that may carry credentials. Shown (`str`, `repr`) only as `public`."""

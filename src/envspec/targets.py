@@ -3,6 +3,10 @@
 Nothing here reads the host except `host_target()`. Tag lists come from `packaging.tags`
 called with every parameter given (it only inspects the host for parameters left out);
 manylinux lists are built here because `packaging` derives them from the running glibc.
+
+`packaging.tags` and the model are imported when a target is first made: the names
+(`KNOWN`, `check_name`, `choose_targets`) are all a fresh relock's command line needs, and those
+imports are half of its time (see `lockfile.memo`'s fresh-locks memo).
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from packaging import tags as ptags
+from typing import TYPE_CHECKING
 
 from envspec.errors import SpecError, UsageError, did_you_mean
-from envspec.model import Target, TargetSettings
+
+if TYPE_CHECKING:
+    from packaging.tags import Tag
+
+    from envspec.model import Target, TargetSettings
 
 # name: (sys_platform, platform_system, os_name, platform_machine)
 KNOWN: dict[str, tuple[str, str, str, str]] = {
@@ -57,6 +64,8 @@ def python_versions(python: str) -> tuple[str, str]:
 
 def make_target(name: str, python: str, settings: TargetSettings | None = None) -> Target:
     """The `Target` for a known name at a Python version."""
+    from envspec.model import Target, TargetSettings
+
     settings = settings or TargetSettings()
     sys_platform, system, os_name, machine = KNOWN[name]
     short, full = python_versions(python)
@@ -96,6 +105,8 @@ def _platforms(name: str, settings: TargetSettings) -> list[str]:
     if name.startswith("windows-"):
         return ["win_amd64"]
     mac_arch = "arm64" if arch == "arm64" else "x86_64"
+    from packaging import tags as ptags
+
     return list(ptags.mac_platforms(settings.macos, mac_arch))
 
 
@@ -110,7 +121,9 @@ def _manylinux(arch: str, glibc: tuple[int, int]) -> list[str]:
     return out
 
 
-def _tags(name: str, short: str, settings: TargetSettings) -> list[ptags.Tag]:
+def _tags(name: str, short: str, settings: TargetSettings) -> list[Tag]:
+    from packaging import tags as ptags
+
     major, minor = (int(x) for x in short.split("."))
     platforms = _platforms(name, settings)
     abi = f"cp{major}{minor}"

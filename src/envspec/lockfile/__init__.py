@@ -80,11 +80,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envspec.errors import LockFileError, StaleLockError
-from envspec.model import Lock
 
 if TYPE_CHECKING:
     from envspec.lockfile.dump import CREATED_BY, LOCK_VERSION, dump_lock
     from envspec.lockfile.parse import parse_lock
+    from envspec.model import Lock
 
 __all__ = [
     "CREATED_BY",

@@ -33,20 +33,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from packaging.specifiers import SpecifierSet
-from packaging.version import Version
+if TYPE_CHECKING:  # imported by `_decode`: `memo_folder` is on a fresh relock's path
+    from packaging.specifiers import SpecifierSet
 
-from envspec.model import (
-    AppliedRule,
-    Artifact,
-    Lock,
-    LockedPackage,
-    LockedPhase,
-    Needs,
-    VcsSource,
-)
+    from envspec.model import Artifact, Lock
 
 FORMAT = 1
 MEMOIZED_FIRST_LINE = b'lock-version = "1.0"\n'
@@ -61,13 +53,14 @@ _DECIDING = (
 log = logging.getLogger("envspec")
 
 
-def memo_folder(cache_dir: Path | None) -> Path:
-    """Where the memo lives under the envspec cache (`cache_dir`, else the user's)."""
+def memo_folder(cache_dir: Path | None, kind: str = "locks") -> Path:
+    """Where a memo lives under the envspec cache (`cache_dir`, else the user's): the
+    checked-lock memo's ("locks"), or the fresh-locks memo's ("fresh", module `fresh`)."""
     if cache_dir is None:
         import platformdirs
 
         cache_dir = Path(platformdirs.user_cache_dir("envspec"))
-    return cache_dir / "v1" / "locks"
+    return cache_dir / "v1" / kind
 
 
 def read_memoized(path: Path, data: bytes, folder: Path, parse: Callable[[bytes], Lock]) -> Lock:
@@ -164,6 +157,10 @@ def _encode_artifact(a: Artifact) -> list[Any]:
 
 
 def _decode(data: dict[str, Any]) -> Lock:
+    from packaging.version import Version
+
+    from envspec.model import AppliedRule, Lock, LockedPackage, LockedPhase, Needs, VcsSource
+
     return Lock(
         target=data["target"],
         requires_python=data["requires-python"],
@@ -201,10 +198,14 @@ def _decode(data: dict[str, Any]) -> Lock:
 
 
 def _specifier(text: str | None) -> SpecifierSet | None:
+    from packaging.specifiers import SpecifierSet
+
     return SpecifierSet(text) if text is not None else None
 
 
 def _decode_artifact(fields: list[Any]) -> Artifact:
+    from envspec.model import Artifact
+
     filename, url, kind, sha256, size, moment = fields
     return Artifact(
         filename=filename,

@@ -126,6 +126,8 @@ def status_of(
         reason = f"{name} is not in [environment] targets"
     elif variant is not None and variant not in {v.name for v in spec.variants_for(name)}:
         reason = f"variant {variant} of {name} is not in the spec"
+    elif previous.target != name:  # a lock copied or renamed from another target's
+        reason = f"recorded for target {previous.target}"
     if reason:
         return TargetStatus(
             target=name, path=path, state="stale", previous=previous, reason=reason,
