@@ -85,6 +85,27 @@ def test_index_packages_are_registry_installs_as_uv_makes_them_from_the_lock(
     assert proj.run("check") == 0
 
 
+def test_a_rollback_puts_back_the_requested_markers_of_its_snapshot(proj: EnvProject) -> None:
+    """uv's restore marks everything it installs; the snapshot says which were requested."""
+    proj.write_spec([{"name": "one", "requirements": ["beta"]}])
+    proj.lock()
+    assert proj.run("sync") == 0  # beta requested, alpha not
+    [site] = proj.env.glob("lib/python*/site-packages")
+    marked = {d.name for d in site.glob("*.dist-info") if (d / "REQUESTED").exists()}
+    assert marked == {"beta-1.0.dist-info"}
+    proj.write_spec([{"name": "one", "requirements": ["gamma"]}])
+    proj.lock()
+    assert proj.run("sync") == 0  # beta removed, gamma requested
+    assert proj.freeze() == "alpha==1.0\ngamma==1.0\n"
+    assert proj.run("rollback") == 0
+    assert proj.freeze() == "alpha==1.0\nbeta==1.0\n"
+    marked = {d.name for d in site.glob("*.dist-info") if (d / "REQUESTED").exists()}
+    assert marked == {"beta-1.0.dist-info"}
+    record = (site / "alpha-1.0.dist-info" / "RECORD").read_text()
+    assert "REQUESTED" not in record
+    assert "beta-1.0.dist-info/REQUESTED," in (site / "beta-1.0.dist-info" / "RECORD").read_text()
+
+
 def test_an_index_package_installed_from_its_url_becomes_a_registry_install(
     proj: EnvProject, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -433,9 +433,14 @@ def test_check_reports_an_installed_variant_that_no_longer_fits(
     assert proj.run("sync", "--no-checks") == 0  # back to the CPU build
     assert "torch==2.0\n" in proj.freeze()
     assert '"variant": "cpu"' in (proj.state / "variant.json").read_text()
-    assert proj.run("rollback") == 0  # to the GPU build; the snapshot does not name a variant
+    assert proj.run("rollback") == 0  # to the GPU build, and its variant record
     assert "torch==2.0+cu121" in proj.freeze()
-    assert not (proj.state / "variant.json").exists()
+    assert (proj.state / "variant.json").read_text() == (
+        f'{{"target": "{TARGET}", "variant": "new"}}'
+    )
+    assert proj.run("rollback") == 0  # the rollback rolled back: the CPU build again
+    assert "torch==2.0\n" in proj.freeze()
+    assert '"variant": "cpu"' in (proj.state / "variant.json").read_text()
 
 
 def test_no_fitting_variant_is_an_error_naming_each_reason(

@@ -330,9 +330,6 @@ def cmd_rollback(args: argparse.Namespace, out: Out, environ: Environ) -> int:
             lock_timeout=args.lock_timeout,
             reporter=reporter,
         )
-    if restored is not None and load_installed_variant(env) is not None:
-        # the snapshot does not say which variant it held: `check` chooses by the machine again
-        write_installed_variant(env, None)
     reporter.done(Done(command="rollback", exit_code=EXIT_OK, changed=restored is not None))
     return EXIT_OK
 

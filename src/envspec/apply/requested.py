@@ -6,17 +6,18 @@ was asked for. envspec hands uv every package of a phase (nothing is resolved at
 time), so after each phase it keeps the marker on the spec's own requirements alone — the
 lock's packages whose `required-by` has "<spec>" — and removes it, with its line in `RECORD`,
 from the others. Tools reading it (`pip inspect`'s `requested`) then see what the user asked
-for, as after a `pip install` of the spec's requirements.
+for, as after a `pip install` of the spec's requirements. A snapshot records which
+distributions carry it (`load_requested`), and a rollback puts them back (`restore_requested`).
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envspec.atomic import write_atomic
@@ -31,18 +32,37 @@ _EMPTY_HASH = "sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0"  # RECORD's
 def write_requested(site_packages: Iterable[Path], packages: Iterable[LockedPackage]) -> None:
     """Mark each of `packages` (just installed) as requested or not, as the lock says."""
     wanted = {p.name: (p.version, SPEC in p.required_by) for p in packages}
+    for dist_info, name, version in _dist_infos(site_packages):
+        locked = wanted.get(name)
+        if locked is not None and _same(version, locked[0]):
+            _mark(dist_info, requested=locked[1])
+
+
+def load_requested(site_packages: Iterable[Path]) -> tuple[str, ...]:
+    """The names of the installed distributions that carry the marker, sorted."""
+    found = {name for d, name, _ in _dist_infos(site_packages) if (d / _MARKER).exists()}
+    return tuple(sorted(found))
+
+
+def restore_requested(site_packages: Iterable[Path], requested: Collection[str]) -> None:
+    """Mark every installed distribution as requested exactly when its name is in `requested`
+    (a snapshot's: a rollback's uv run marks all it installs)."""
+    for dist_info, name, _ in _dist_infos(site_packages):
+        if (dist_info / "RECORD").is_file():  # not a distribution uv or pip would read
+            _mark(dist_info, requested=name in requested)
+
+
+def _dist_infos(site_packages: Iterable[Path]) -> Iterator[tuple[Path, NormalizedName, str]]:
+    """Each `.dist-info` folder with its distribution's normalized name and its version."""
     for folder in site_packages:
         try:
             entries = sorted(os.listdir(folder))
         except OSError:
             continue
         for entry in entries:
-            if not entry.endswith(".dist-info"):
-                continue
-            name, _, version = entry[: -len(".dist-info")].rpartition("-")
-            locked = wanted.get(canonicalize_name(name))
-            if locked is not None and _same(version, locked[0]):
-                _mark(folder / entry, requested=locked[1])
+            if entry.endswith(".dist-info"):
+                name, _, version = entry[: -len(".dist-info")].rpartition("-")
+                yield folder / entry, canonicalize_name(name), version
 
 
 def _same(text: str, version: Version) -> bool:

@@ -16,6 +16,10 @@ folders without RECORD, which uv cannot remove, are deleted first. So a rollback
 killed sync leaves no empty or duplicate `.dist-info` behind, even where the freeze already
 matches.
 
+The REQUESTED markers and the variant record come back as the snapshot has them. Every
+distribution whose version is to change is reinstalled (`--reinstall-package`): uv takes an
+installed ``2.0+cu121`` as meeting the freeze's ``torch==2.0`` and would keep the GPU build.
+
 `rollback` snapshots the environment first, so a rollback can itself be rolled back, and
 keeps a journal while it restores, so a rollback that is killed is named by the next command
 (and `envspec rollback` finishes it).
@@ -39,6 +43,8 @@ from envspec.apply.journal import (
     remove_journal,
     write_journal,
 )
+from envspec.apply.requested import restore_requested
+from envspec.apply.select import restore_variant_record
 from envspec.apply.snapshot import (
     Snapshot,
     changes,
@@ -85,7 +91,10 @@ def restore(
             ) from exc
         broken = [d for d in installed if d.problem]
         discard_dist_info(env, [path for d in broken for path in d.discard])
-        reinstall = [d.name for d in broken]
+        # and every version to change: uv takes an installed 2.0+cu121 as meeting `torch==2.0`
+        versions = snapshot.versions()
+        moved = [n for n, v in before.items() if versions.get(n, v) != v]
+        reinstall = list(dict.fromkeys([*(d.name for d in broken), *moved]))
         text = one_line_per_name(restore_text(snapshot, stored), snapshot.versions())
         path = write_requirements(env.state_dir, f"restore-{snapshot.id}.txt", text)
         offline = dataclasses.replace(options, offline=True)
@@ -105,6 +114,9 @@ def restore(
             tail=uv.tail(ran),
         )
     write_provenance(env.state_dir, dict(snapshot.provenance))
+    if snapshot.requested is not None:  # uv marked everything it installed
+        restore_requested(env.site_packages, snapshot.requested)
+    restore_variant_record(env, snapshot.variant)
     return changes(before, after)
 
 
@@ -177,7 +189,8 @@ def rollback(
         target = choose(env, snapshot_id)
         before = take_snapshot(env, f"rollback {target.id}", options)
         sound = not any(d.problem for d in load_installed(env))
-        if before.freeze == target.freeze and sound:
+        marked = target.requested is None or before.requested == target.requested
+        if before.freeze == target.freeze and sound and marked and before.variant == target.variant:
             delete_snapshot(state, before.id)
             remove_journal(state)
             reporter.rolled_back(RolledBack(snapshot=target.id, changes=()))

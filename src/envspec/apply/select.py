@@ -8,7 +8,8 @@ hold for it.
 Only the one matching lock file is read, so a sync with nothing to do parses one file. The
 variant a sync installed is recorded in the environment's state (`<env>/.envspec/variant.json`,
 `write_installed_variant`), so that `check` compares the environment with that variant's lock
-and says when the machine no longer meets its needs.
+and says when the machine no longer meets its needs; a snapshot keeps the record
+(`load_variant_record`) and a rollback puts it back (`restore_variant_record`).
 """
 
 from __future__ import annotations
@@ -157,6 +158,30 @@ def write_installed_variant(env: Environment, choice: Choice | None) -> None:
     data = {"target": choice.target, "variant": choice.variant}
     try:
         write_atomic(path, json.dumps(data, sort_keys=True).encode("utf-8"), mode=0o644)
+    except OSError as exc:
+        raise ApplyError(f"cannot write {path}: {exc.strerror}", context=str(env.root)) from exc
+
+
+def load_variant_record(env: Environment) -> str | None:
+    """The environment's variant record as it is on disk (None: there is none), for a
+    snapshot to keep."""
+    try:
+        return (env.state_dir / VARIANT_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        path = env.state_dir / VARIANT_FILE
+        raise ApplyError(f"cannot read {path}: {exc}", context=str(env.root)) from exc
+
+
+def restore_variant_record(env: Environment, record: str | None) -> None:
+    """Put back a variant record a snapshot kept (None: remove the record)."""
+    path = require_state_dir(env) / VARIANT_FILE
+    try:
+        if record is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_atomic(path, record.encode("utf-8"), mode=0o644)
     except OSError as exc:
         raise ApplyError(f"cannot write {path}: {exc.strerror}", context=str(env.root)) from exc
 

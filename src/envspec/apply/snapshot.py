@@ -3,7 +3,9 @@
 A snapshot is one JSON file `<env>/.envspec/snapshots/<id>.json` (ids count up from 1; the
 newest 20 are kept) holding the environment's `pip freeze` verbatim (taken with
 `uv pip freeze`, which needs no pip in the environment), the installed versions by name, and
-the provenance of what envspec installed (artifact URL and sha256, index, phase). Provenance
+the provenance of what envspec installed (artifact URL and sha256, index, phase), which
+distributions carry a REQUESTED marker, and the environment's variant record (see
+`select`). Provenance
 lives between syncs in `<env>/.envspec/provenance.json`, written after every phase.
 Restoring gives uv the freeze with each URL line's recorded hash added, and each registry
 line (`name==version`) whose file envspec installed from the artifact store pinned to that
@@ -28,6 +30,8 @@ from envspec.apply import uv
 from envspec.apply.environment import Environment
 from envspec.apply.installed import has_distributions, load_installed
 from envspec.apply.plan import Installed
+from envspec.apply.requested import load_requested
+from envspec.apply.select import load_variant_record
 from envspec.apply.store import Wanted
 from envspec.atomic import write_atomic
 from envspec.errors import ApplyError, UsageError
@@ -60,6 +64,9 @@ class Snapshot:
     freeze: str
     packages: tuple[tuple[str, str], ...]  # (name, version), sorted
     provenance: tuple[tuple[str, Provenance], ...] = ()
+    # the distributions carrying REQUESTED, sorted (None: a snapshot from before it was kept)
+    requested: tuple[str, ...] | None = None
+    variant: str | None = None  # the environment's variant record (variant.json), if it had one
 
     def versions(self) -> dict[str, str]:
         return dict(self.packages)
@@ -89,6 +96,8 @@ def new_snapshot(
     installed: Iterable[Installed],
     provenance: Mapping[str, Provenance],
     now: dt.datetime,
+    requested: Iterable[str] = (),
+    variant: str | None = None,
 ) -> Snapshot:
     """A snapshot of `installed`; provenance is kept where it still describes the version."""
     versions: dict[str, str] = {dist.name: dist.version for dist in installed}
@@ -100,6 +109,8 @@ def new_snapshot(
         freeze=freeze,
         packages=tuple(sorted(versions.items())),
         provenance=tuple(sorted(kept.items())),
+        requested=tuple(sorted(requested)),
+        variant=variant,
     )
 
 
@@ -183,6 +194,8 @@ def take_snapshot(env: Environment, command: str, options: uv.UvOptions) -> Snap
         installed=installed,
         provenance=load_provenance(env.state_dir),
         now=dt.datetime.now(dt.timezone.utc),
+        requested=load_requested(env.site_packages),
+        variant=load_variant_record(env),
     )
     write_snapshot(env.state_dir, snapshot)
     return snapshot
@@ -226,8 +239,13 @@ def _decode(data: Any, snapshot_id: int) -> Snapshot:
         raise ValueError("not a snapshot")
     packages = data["packages"]
     provenance = data["provenance"]
+    requested, variant = data.get("requested"), data.get("variant")
     if not isinstance(data["freeze"], str) or not isinstance(packages, dict):
         raise ValueError("bad snapshot fields")
+    if requested is not None and not all(isinstance(n, str) for n in requested):
+        raise ValueError("bad snapshot requested")
+    if variant is not None and not isinstance(variant, str):
+        raise ValueError("bad snapshot variant")
     return Snapshot(
         id=snapshot_id,
         created=str(data["created"]),
@@ -235,6 +253,8 @@ def _decode(data: Any, snapshot_id: int) -> Snapshot:
         freeze=data["freeze"],
         packages=tuple(sorted((str(k), str(v)) for k, v in packages.items())),
         provenance=tuple(sorted((str(k), Provenance(**v)) for k, v in provenance.items())),
+        requested=tuple(sorted(requested)) if requested is not None else None,
+        variant=variant,
     )
 
 
@@ -248,6 +268,8 @@ def write_snapshot(state_dir: Path, snapshot: Snapshot, keep: int = KEEP) -> Pat
         "freeze": snapshot.freeze,
         "packages": dict(snapshot.packages),
         "provenance": {name: asdict(p) for name, p in snapshot.provenance},
+        "requested": list(snapshot.requested) if snapshot.requested is not None else None,
+        "variant": snapshot.variant,
     }
     path = snapshots_dir(state_dir) / f"{snapshot.id}.json"
     write_json(path, data)
