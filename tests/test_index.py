@@ -235,6 +235,52 @@ def test_every_fixture_metadata_parses() -> None:
         assert meta.name == canonicalize_name(path.name.split("-")[0])
 
 
+def _fields(requirement: Requirement) -> tuple[object, ...]:
+    r = requirement
+    return (str(r), r.name, r.url, r.extras, r.specifier, r.marker, hash(r))
+
+
+def test_every_fixture_requirement_reads_as_its_whole_line_parses() -> None:
+    """Requires-Dist lines are read in two halves, each parsed once (see `_split_parse`): the
+    requirement equals `Requirement(line)` in every field, for every line of the real
+    metadata, and one line's requirement is not another's."""
+    lines = {
+        line.split(":", 1)[1].strip()
+        for path in FIXTURES.glob("*.metadata")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.startswith("Requires-Dist:")
+    }
+    assert len(lines) > 2000
+    text = "".join(f"Requires-Dist: {line}\n" for line in sorted(lines))
+    meta = parse_metadata(f"Name: x\nVersion: 1\n{text}".encode(), "x")
+    assert [_fields(r) for r in meta.requires_dist] == [
+        _fields(Requirement(line)) for line in sorted(lines)
+    ]
+    assert len({id(r) for r in meta.requires_dist}) == len(lines)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        ' foo [a,b] >= 1.0 ; extra == "X_Y"',
+        'foo; extra == "a" or python_version < "3.8"',
+        "foo==1.*;os_name=='nt'",
+        'foo @ https://example.com/f.whl?a=1;b=2 ; python_version >= "3"',  # `;` in the URL
+    ],
+)
+def test_a_requirement_read_in_halves_is_the_whole_parse(line: str) -> None:
+    meta = parse_metadata(f"Name: x\nVersion: 1\nRequires-Dist: {line}\n".encode(), "x")
+    assert [_fields(r) for r in meta.requires_dist] == [_fields(Requirement(line))]
+
+
+@pytest.mark.parametrize(
+    "line", ["foo ; ", 'foo (>=1.0 ; extra=="x")', 'foo>=1.0;extra == "x" and', "foo; bogus"]
+)
+def test_a_line_refused_whole_is_refused(line: str) -> None:
+    with pytest.raises(MetadataError, match="invalid Requires-Dist"):
+        parse_metadata(f"Name: x\nVersion: 1\nRequires-Dist: {line}\n".encode(), "x")
+
+
 def test_metadata_identity_is_checked() -> None:
     artifact = Artifact(
         filename="foo-2.0-py3-none-any.whl", url="http://x/foo-2.0-py3-none-any.whl", kind="wheel"
