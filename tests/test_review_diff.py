@@ -19,6 +19,7 @@ from envspec.review.diff_format import render_text
 from support.index_server import IndexServer
 from support.lockproject import commit_all, git, lock, spec_text
 
+ROOT = Path(__file__).parent.parent
 PHASES = [
     {"name": "numpy", "requirements": ["numpy<2"]},
     {"name": "app", "requirements": ["app"]},
@@ -433,3 +434,48 @@ def test_text_is_coloured_for_a_terminal() -> None:
     assert "\x1b" not in plain
     assert "\x1b[1;31m~ x 1.0 (same version)  SOURCE CHANGED\x1b[0m" in coloured
     assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+
+
+def test_a_change_of_the_rules_a_lock_records_is_shown_though_no_pin_moved(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """This repository's Windows lock, its rules table edited: one rule gone, one rule's text
+    changed and one moved to another source, one new."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder in (old, new):
+        folder.mkdir()
+    name = "pylock.windows-x86_64.cu121.toml"
+    text = (ROOT / "locks" / name).read_text()
+    (old / name).write_text(text)
+    triton = "https://github.com/woct0rdho/triton-windows/blob/66361c03af0b1e1c18f8ee2f7050a23911c949f8/README.md"
+    edited = text.replace(
+        '    {id = "torch-numpy-windows", sha256 = "d74174c7f4d75c2e", source = '
+        '"https://github.com/pytorch/pytorch/issues/131668"},\n',
+        '    {id = "new-rule", sha256 = "0123456789abcdef", source = "project"},\n',
+    ).replace('sha256 = "3e36bbc0be9eeaa4"', 'sha256 = "3e36bbc0be9eeaa5"')
+    edited = edited.replace(
+        f'{{id = "triton-windows-torch", sha256 = "0b3fac6a1ec4a403", source = "{triton}"}}',
+        '{id = "triton-windows-torch", sha256 = "0b3fac6a1ec4a403", source = "project"}',
+    )
+    assert edited.count('source = "project"') == 2
+    (new / name).write_text(edited)
+    assert main(["diff", str(old / name), str(new / name)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{old / name} → {new / name}: 1 target changed",
+        "windows-x86_64.cu121: rules changed",
+        "  rule new-rule: added (project)",
+        "  rule torch-numpy-windows: removed (https://github.com/pytorch/pytorch/issues/131668)",
+        f"  rule torch-triton-windows: changed ({triton})",
+        f"  rule triton-windows-torch: changed (project, from {triton})",
+    ]
+    assert main(["diff", str(old / name), str(new / name), "--format", "json"]) == 0
+    [target] = json.loads(capsys.readouterr().out)["targets"]
+    assert target["status"] == "changed"
+    assert [(r["id"], r["status"]) for r in target["rules"]] == [
+        ("new-rule", "added"),
+        ("torch-numpy-windows", "removed"),
+        ("torch-triton-windows", "changed"),
+        ("triton-windows-torch", "changed"),
+    ]
+    assert main(["diff", str(old / name), str(old / name)]) == 0
+    assert "no changes" in capsys.readouterr().out.splitlines()[0]

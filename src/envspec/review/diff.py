@@ -1,7 +1,9 @@
 """What a change does to the locks: per target, packages added, removed, upgraded, downgraded
 or changed at the same version; major-version bumps; index, URL, hash and git changes (how a
 supply-chain swap shows up); phases whose membership changed; and, across targets, packages
-locked at different versions on different targets.
+locked at different versions on different targets; and the compatibility rules each
+target's lock records (`[tool.envspec.rules]`) added, removed or changed (a rule's text or its
+source), which change what a lock was made under though no pin moves.
 
 Pure: two mappings target → `Lock` in, a `LockDiff` out. `to_json` gives its plain-data form;
 the text and Markdown renderings live in `review.diff_format`.
@@ -72,11 +74,23 @@ class PhaseChange:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class RuleChange:
+    """A compatibility rule a target's lock records that is new, gone, or says something else
+    (its digest, or where it comes from)."""
+
+    id: str
+    status: TargetStatus
+    source: str  # the new side's (the old side's for a removed rule)
+    old_source: str | None = None  # when the source changed
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TargetDiff:
     target: str
     status: TargetStatus
     packages: tuple[PackageChange, ...] = ()
     phases: tuple[PhaseChange, ...] = ()
+    rules: tuple[RuleChange, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -145,14 +159,17 @@ def diff_target(target: str, old: Lock | None, new: Lock | None) -> TargetDiff:
         if change is not None:
             changes.append(change)
     phases = phase_changes(old, new)
+    rules = rule_changes(old, new) if old and new else ()
     status: TargetStatus
     if old is None:
         status = "added"
     elif new is None:
         status = "removed"
     else:
-        status = "changed" if changes or phases else "unchanged"
-    return TargetDiff(target=target, status=status, packages=tuple(changes), phases=phases)
+        status = "changed" if changes or phases or rules else "unchanged"
+    return TargetDiff(
+        target=target, status=status, packages=tuple(changes), phases=phases, rules=rules
+    )
 
 
 def package_change(old: LockedPackage | None, new: LockedPackage | None) -> PackageChange | None:
@@ -273,6 +290,23 @@ def phase_changes(old: Lock | None, new: Lock | None) -> tuple[PhaseChange, ...]
     return tuple(out)
 
 
+def rule_changes(old: Lock, new: Lock) -> tuple[RuleChange, ...]:
+    """The rules recorded by one lock and not the other, or by both but not alike, by id."""
+    before, after = {r.id: r for r in old.rules}, {r.id: r for r in new.rules}
+    out = []
+    for rule_id in sorted(before.keys() | after.keys()):
+        a, b = before.get(rule_id), after.get(rule_id)
+        if b is None:
+            assert a is not None
+            out.append(RuleChange(id=rule_id, status="removed", source=a.source))
+        elif a is None:
+            out.append(RuleChange(id=rule_id, status="added", source=b.source))
+        elif a != b:
+            moved = a.source if a.source != b.source else None
+            out.append(RuleChange(id=rule_id, status="changed", source=b.source, old_source=moved))
+    return tuple(out)
+
+
 def _members(lock: Lock | None) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for package in lock.packages if lock else ():
@@ -320,6 +354,10 @@ def to_json(diff: LockDiff) -> dict[str, Any]:
                 "status": t.status,
                 "packages": [_package_json(p) for p in t.packages],
                 "phases": [_phase_json(p) for p in t.phases],
+                "rules": [
+                    {"id": r.id, "status": r.status, "source": r.source, "old-source": r.old_source}
+                    for r in t.rules
+                ],
             }
             for t in diff.targets
         ],

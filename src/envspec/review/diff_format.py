@@ -13,6 +13,7 @@ from envspec.review.diff import (
     LockDiff,
     PackageChange,
     PhaseChange,
+    RuleChange,
     SourceChange,
     TargetDiff,
 )
@@ -73,6 +74,7 @@ def render_text(diff: LockDiff, *, color: bool = False) -> str:
                 style = "alarm" if source.flagged else "yellow"
                 lines.append("      " + paint(_source_text(source), style))
         lines += ["  " + _phase_text(change) for change in target.phases]
+        lines += ["  " + _rule_text(change) for change in target.rules]
     if diff.divergences:
         lines.append(paint("across targets:", "bold"))
         lines += ["  " + _divergence_text(d) for d in diff.divergences]
@@ -95,7 +97,7 @@ def _target_headline(target: TargetDiff) -> str:
         for kind in ("added", "removed", "upgraded", "downgraded", "changed")
         if target.count(kind)
     ]
-    return ", ".join(parts) or "phases changed"
+    return ", ".join(parts) or ("phases changed" if target.phases else "rules changed")
 
 
 def _package_text(change: PackageChange) -> str:
@@ -130,6 +132,13 @@ def _phase_text(change: PhaseChange) -> str:
     return text
 
 
+def _rule_text(change: RuleChange) -> str:
+    if change.status == "changed":
+        moved = f", from {change.old_source}" if change.old_source else ""
+        return f"rule {change.id}: changed ({change.source}{moved})"
+    return f"rule {change.id}: {change.status} ({change.source})"
+
+
 def _skip_note(change: PhaseChange) -> str:
     if change.skipped_new is not None:
         return f"(now skipped: {change.skipped_new})"
@@ -162,8 +171,9 @@ def render_markdown(diff: LockDiff) -> str:
             lines += ["| | package | old | new | phase | notes |", "|---|---|---|---|---|---|"]
             lines += [_package_row(change) for change in target.packages]
             lines.append("")
-        if target.phases:
+        if target.phases or target.rules:
             lines += [f"- {_cell(_phase_text(change))}" for change in target.phases]
+            lines += [f"- {_cell(_rule_text(change))}" for change in target.rules]
             lines.append("")
     unchanged = [t.target for t in diff.targets if not t.has_changes]
     if unchanged:
