@@ -12,9 +12,10 @@ a dependency (pip and most of the ecosystem ship it), keeps connections alive pe
 thread-safe. Index traffic is many small pages plus a few range reads; against real indexes it
 is latency-bound, and the finder's worker threads (`FinderSettings.workers`, 10) over a pool of
 as many keep-alive connections per host overlap that latency as well as HTTP/2 streams would.
-Measured on the 2-core dev machine against the test server in the same process: ~1,750 page GETs/s sequentially over one kept-alive connection (~0.6 ms
-each; the Python server is the bottleneck), ~1,300/s from 16 threads — orders of magnitude above
-what a resolution needs. httpx with HTTP/2 would add httpx, httpcore, h2, hpack, hyperframe,
+Measured on the 2-core dev machine against the test server in the same process: ~1,750 page
+GETs/s sequentially over one kept-alive connection (~0.6 ms each; the Python server is the
+bottleneck), ~1,300/s from 16 threads — orders of magnitude above what a resolution needs.
+httpx with HTTP/2 would add httpx, httpcore, h2, hpack, hyperframe,
 anyio and sniffio for no measured gain.
 Retries are our own short loop (not urllib3's `Retry`, not tenacity/stamina) because a
 truncated body, a timeout and a 5xx must all be retried alike and the final error must be one
