@@ -1,7 +1,8 @@
 """The product as a user gets it: every module envspec imports at run time is a declared
 dependency, and the project installed non-editable, without its dev extras, into a fresh
 virtual environment runs `lock`, `sync`, `check`, `history` and `rollback` on a
-pseudo-terminal (where the rich progress display is used) without a traceback."""
+pseudo-terminal (where the rich progress display is used) without a traceback, and answers an
+unchanged `lock --check` from its fresh-locks memo."""
 
 from __future__ import annotations
 
@@ -95,3 +96,8 @@ def test_the_installed_product_runson_a_terminal(
         assert code == 0, f"{command}:\n{output}"
         assert "Traceback" not in output, f"{command}:\n{output}"
         assert shown in output, f"{command}:\n{output}"
+    # the fresh-locks memo works from an installed package: its code stamp reads the install
+    for _ in range(2):
+        code, output = on_a_terminal([envspec, "lock", "--check", *cache], cwd=project)
+        assert (code, "The lock is up to date." in output) == (0, True), output
+    assert len(list((tmp_path / "cache" / "v1" / "fresh").glob("*.json"))) == 1
