@@ -9,7 +9,7 @@ the end of a requirement a backtrack widens one version at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from packaging.requirements import Requirement
@@ -62,6 +62,25 @@ def _pruner(fetched: list[str]) -> Pruner:
     )
 
 
+def _logged(
+    dependencies: Callable[[Candidate], list[Req]],
+    versions: Callable[[NormalizedName, Any], list[tuple[Version, Artifact]]],
+    events: list[str],
+) -> Pruner:
+    """A pruner over `dependencies` and `versions` whose read-ahead is logged in `events`."""
+
+    def prefetch(artifacts: Iterable[Artifact]) -> None:
+        events.extend(f"fetch {what}" for what in _fetched(artifacts))
+
+    return Pruner(
+        python=Version("3.11"),
+        dependencies=dependencies,
+        versions=versions,
+        make=_make,
+        prefetch=prefetch,
+    )
+
+
 def test_a_backtrack_walk_reads_ahead_across_lists() -> None:
     fetched: list[str] = []
     pruner = _pruner(fetched)
@@ -87,10 +106,10 @@ def test_a_repeated_look_at_the_first_candidate_reads_no_further() -> None:
 def test_the_look_ahead_reads_ahead_down_a_dependency_s_versions() -> None:
     # a 1.0 needs b; of b's 20 versions only the oldest can be met (the rest need c>=99, which
     # has none): the look-ahead walks b from 20 down, fetching ahead as it goes
-    events: list[tuple[str, str]] = []
+    events: list[str] = []
 
     def dependencies(candidate: Candidate) -> list[Req]:
-        events.append(("deps", f"{candidate.name}-{candidate.version}"))
+        events.append(f"deps {candidate.name}-{candidate.version}")
         if candidate.name == "a":
             return [_req("b")]
         if candidate.name == "b" and candidate.version != Version("1.0"):
@@ -101,23 +120,13 @@ def test_the_look_ahead_reads_ahead_down_a_dependency_s_versions() -> None:
         found = range(20, 0, -1) if name == "b" else ()
         return [(Version(f"{v}.0"), _artifact(name, v)) for v in found]
 
-    def prefetch(artifacts: Iterable[Artifact]) -> None:
-        events.extend(("fetch", what) for what in _fetched(artifacts))
-
-    pruner = Pruner(
-        python=Version("3.11"),
-        dependencies=dependencies,
-        versions=versions,
-        make=_make,
-        prefetch=prefetch,
-    )
+    pruner = _logged(dependencies, versions, events)
     a = _make(NormalizedName("a"), Version("1.0"), _artifact("a", 1))
     assert not pruner.doomed(a)
-    order = [f"{kind} {what}" for kind, what in events]
     # by the time b 12.0's dependencies are read, the next eight versions are under way
-    before = order[: order.index("deps b-12.0")]
+    before = events[: events.index("deps b-12.0")]
     assert all(f"fetch b-{v}.0" in before for v in range(4, 13))
-    assert "deps b-1.0" in order
+    assert "deps b-1.0" in events
 
 
 def test_a_widening_requirement_reads_the_version_it_newly_admits() -> None:
@@ -140,16 +149,7 @@ def test_a_widening_requirement_reads_the_version_it_newly_admits() -> None:
         ]
         return [(Version(f"{v}.0"), _artifact(name, v)) for v in found]
 
-    def prefetch(artifacts: Iterable[Artifact]) -> None:
-        events.extend(f"fetch {what}" for what in _fetched(artifacts))
-
-    pruner = Pruner(
-        python=Version("3.11"),
-        dependencies=dependencies,
-        versions=versions,
-        make=_make,
-        prefetch=prefetch,
-    )
+    pruner = _logged(dependencies, versions, events)
     for k in range(20, 16, -1):
         events.clear()
         assert pruner.doomed(_make(NormalizedName("a"), Version(f"{k}.0"), _artifact("a", k)))

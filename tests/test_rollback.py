@@ -144,6 +144,38 @@ def test_a_corrupt_snapshot_is_refused_and_nothing_changes(
     ]
 
 
+@pytest.mark.parametrize("requested", ['"beta"', "[1]"])
+def test_a_snapshot_with_a_bad_requested_list_is_damaged(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str], requested: str
+) -> None:
+    assert proj.run("sync") == 0
+    path = proj.state / "snapshots" / "1.json"
+    text = path.read_text()
+    assert '"requested": [' in text
+    path.write_text(text.replace('"requested": [', f'"requested": {requested}, "x": [', 1))
+    capsys.readouterr()
+    assert proj.run("rollback") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {path}: snapshot 1 is damaged and cannot be read",
+        "hint: pick another snapshot with 'envspec history'",
+    ]
+
+
+def test_an_unreadable_variant_record_fails_the_snapshot_naming_it(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert proj.run("sync") == 0
+    synced = proj.freeze()
+    (proj.state / "variant.json").mkdir()  # not a file: it cannot be read
+    capsys.readouterr()
+    assert proj.run("rollback") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {proj.env}: cannot read {proj.state / 'variant.json'}: Is a directory"
+    ]
+    assert proj.freeze() == synced
+    assert proj.snapshot_ids() == [1]
+
+
 def test_rollback_without_any_snapshot_says_so(
     proj: EnvProject, capsys: pytest.CaptureFixture[str]
 ) -> None:

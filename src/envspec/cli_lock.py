@@ -86,7 +86,8 @@ def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     known = fresh.load_fresh(folder, question, snapshot) if snapshot else None
     if known is not None:
         log.debug("every lock is fresh: the same spec, locks and code were checked before")
-        return _report_fresh(args, out, known, count=len(known))
+        _report_fresh(args, out, known, count=len(known))
+        return EXIT_OK
     with _warnings() as warned:
         spec, statuses = _lock_status(args, environ)
     todo = [s for s in statuses if forced or s.state != "fresh"]
@@ -129,12 +130,12 @@ def _lock_status(args: argparse.Namespace, environ: Environ) -> tuple[Spec, list
 
 def _report_fresh(
     args: argparse.Namespace, out: Out, fresh: Sequence[FreshLock | TargetStatus], count: int
-) -> int:
+) -> None:
     """What `lock` says of the fresh locks among `count`: with --check (every lock fresh),
     that they all are; else one line and one event per fresh lock."""
     if args.check:
         out.say("The lock is up to date." if count == 1 else f"All {count} locks are up to date.")
-        return EXIT_OK
+        return
     for status in fresh:
         out.say(f"{status.label}: up to date ({rel(status.path, args.project)})")
         out.event(
@@ -144,7 +145,6 @@ def _report_fresh(
             path=str(status.path),
             **variant_field(status.variant),
         )
-    return EXIT_OK
 
 
 @contextlib.contextmanager

@@ -165,13 +165,15 @@ def write_installed_variant(env: Environment, choice: Choice | None) -> None:
 def load_variant_record(env: Environment) -> str | None:
     """The environment's variant record as it is on disk (None: there is none), for a
     snapshot to keep."""
+    path = env.state_dir / VARIANT_FILE
     try:
-        return (env.state_dir / VARIANT_FILE).read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        path = env.state_dir / VARIANT_FILE
-        raise ApplyError(f"cannot read {path}: {exc}", context=str(env.root)) from exc
+    except OSError as exc:
+        raise ApplyError(f"cannot read {path}: {exc.strerror}", context=str(env.root)) from exc
+    except UnicodeDecodeError as exc:
+        raise ApplyError(f"cannot read {path}: not UTF-8", context=str(env.root)) from exc
 
 
 def restore_variant_record(env: Environment, record: str | None) -> None:

@@ -242,7 +242,9 @@ def _decode(data: Any, snapshot_id: int) -> Snapshot:
     requested, variant = data.get("requested"), data.get("variant")
     if not isinstance(data["freeze"], str) or not isinstance(packages, dict):
         raise ValueError("bad snapshot fields")
-    if requested is not None and not all(isinstance(n, str) for n in requested):
+    if requested is not None and not (
+        isinstance(requested, list) and all(isinstance(n, str) for n in requested)
+    ):
         raise ValueError("bad snapshot requested")
     if variant is not None and not isinstance(variant, str):
         raise ValueError("bad snapshot variant")

@@ -18,23 +18,23 @@ never recorded as fresh.
 Layout: ``<cache>/v1/fresh/<sha256 of the question>.json``. The question is the spec's absolute
 path, the project folder as given, the targets and the variant asked for; the entry holds
 ``{"version", "code", "spec", "variables", "locks": [[target, variant, path, sha256]]}``.
-``code`` stamps the envspec and packaging installs (each file's path, size and modification
-time) and Python's version; ``variables`` holds digests, not values: they may be secrets.
+``code`` is `memo.code_stamp` (the envspec and packaging installs, each file's path, size and
+modification time, and Python's version); ``variables`` holds digests, not values: they may be
+secrets.
 A memo that cannot be read is a miss; one that cannot be written is skipped.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from envspec.lockfile.memo import code_stamp
 from envspec.secret import variables
 
 FORMAT = 1
@@ -118,7 +118,7 @@ def load_snapshot(question: Question, environ: Mapping[str, str]) -> Snapshot | 
 def load_fresh(folder: Path, question: Question, snapshot: Snapshot) -> list[FreshLock] | None:
     """The locks a previous check found fresh for the same question, spec, variables, locks
     and code; None when the memo has no such answer."""
-    code = _code()
+    code = code_stamp()
     entry = folder / f"{question.key}.json"
     try:
         memo = json.loads(entry.read_bytes())
@@ -152,7 +152,7 @@ def dump_fresh(
 ) -> None:
     """Record that every lock in `fresh` was found fresh by a check that read what `before`
     describes, unless the files changed since (a snapshot taken now differs)."""
-    code = _code()
+    code = code_stamp()
     after = load_snapshot(question, environ)
     if not code or not fresh or after is None or after.spec != before.spec:
         return
@@ -177,39 +177,6 @@ def dump_fresh(
         write_atomic(folder / f"{question.key}.json", json.dumps(memo).encode())
     except OSError as exc:
         log.debug("%s: fresh-locks memo not written: %s", folder, exc)
-
-
-@functools.cache
-def _code() -> str:
-    """A stamp of the code that decides freshness: every file of the envspec and packaging
-    installs (path, size, modification time) and Python's version; "" when a package's files
-    cannot be listed (a zipped install: no memo)."""
-    import importlib.machinery
-
-    roots = [Path(__file__).parent.parent]
-    found = importlib.machinery.PathFinder.find_spec("packaging")
-    if found is None or not found.submodule_search_locations:
-        return ""
-    roots += [Path(p) for p in found.submodule_search_locations]
-    parts = [sys.version, str(FORMAT)]
-    try:
-        for root in roots:
-            parts += _stamps(root)
-    except OSError:
-        return ""
-    return _sha256("\n".join(parts).encode())
-
-
-def _stamps(root: Path) -> list[str]:
-    out = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
-        for name in sorted(files):
-            info = os.stat(os.path.join(folder, name))
-            out.append(f"{folder}/{name} {info.st_size} {info.st_mtime_ns}")
-    if not out:
-        raise FileNotFoundError(root)
-    return out
 
 
 def _sha256(data: bytes) -> str:

@@ -12,8 +12,9 @@ again what was already read.
 
 Layout: ``<cache>/v1/locks/<sha256 of the lock's absolute path>.json`` holding ``{"version",
 "code", "sha256", "lock"}``; one entry per lock file, replaced when its bytes change. The code
-fingerprint covers the modules whose code decides what a lock reads as (`parse`, `load_lock`'s
-package, `tomlread`, `model`, this one), packaging's and Python's versions. A memo that cannot
+fingerprint is `code_stamp` (shared with the fresh-locks memo, module `fresh`): every file of
+the envspec and packaging installs by path, size and modification time, and Python's version;
+stat calls, not reads, so taking it costs ~1 ms. A memo that cannot
 be read or does not give back the `Lock` it was made from is ignored (and written again); one
 that cannot be written is skipped: the memo can make a read faster, never different. Only
 `lock` and `lock --check` use it (`lock_status` with `memo`): `sync` (`--locked` too), `check`,
@@ -42,13 +43,6 @@ if TYPE_CHECKING:  # imported by `_decode`: `memo_folder` is on a fresh relock's
 
 FORMAT = 1
 MEMOIZED_FIRST_LINE = b'lock-version = "1.0"\n'
-_DECIDING = (
-    "lockfile/__init__.py",
-    "lockfile/parse.py",
-    "lockfile/memo.py",
-    "tomlread.py",
-    "model.py",
-)
 
 log = logging.getLogger("envspec")
 
@@ -80,16 +74,41 @@ def read_memoized(path: Path, data: bytes, folder: Path, parse: Callable[[bytes]
 
 
 @functools.cache
-def _code() -> str:
-    root = Path(__file__).parent.parent
-    import packaging
+def code_stamp() -> str:
+    """A stamp of the code that decides what a check says: every file of the envspec and
+    packaging installs (path, size, modification time) and Python's version; "" when a
+    package's files cannot be listed (a zipped install: no memo)."""
+    import importlib.machinery
 
-    parts = [sys.version, packaging.__version__, str(FORMAT)]
+    roots = [Path(__file__).parent.parent]
+    found = importlib.machinery.PathFinder.find_spec("packaging")
+    if found is None or not found.submodule_search_locations:
+        return ""
+    roots += [Path(p) for p in found.submodule_search_locations]
+    parts = [sys.version]
     try:
-        parts += [hashlib.sha256((root / name).read_bytes()).hexdigest() for name in _DECIDING]
-    except OSError:  # no sources to fingerprint (a zipped install): no memo
+        for root in roots:
+            parts += _stamps(root)
+    except OSError:
         return ""
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _stamps(root: Path) -> list[str]:
+    out = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        for name in sorted(files):
+            info = os.stat(os.path.join(folder, name))
+            out.append(f"{folder}/{name} {info.st_size} {info.st_mtime_ns}")
+    if not out:
+        raise FileNotFoundError(root)
+    return out
+
+
+def _code() -> str:
+    stamp = code_stamp()
+    return f"{stamp}-{FORMAT}" if stamp else ""
 
 
 def _recall(entry: Path, digest: str) -> Lock | None:
