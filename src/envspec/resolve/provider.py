@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -85,6 +86,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         default_factory=dict, init=False
     )
     _wanted_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Requirement, bool]] = field(
+        default_factory=dict, init=False
+    )
+    # a marker (one object per distinct text, see `index.requires`) → whether it holds here
+    _holds_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Marker, bool]] = field(
         default_factory=dict, init=False
     )
     _matches_memo: dict[tuple[object, ...], Lazy[Candidate]] = field(
@@ -401,7 +406,15 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def _evaluate_wanted(self, requirement: Requirement, extras: frozenset[NormalizedName]) -> bool:
         if requirement.marker is None:
             return not extras
-        plain = self.rules.target.evaluate(requirement.marker)
+        plain = self._holds(requirement.marker, frozenset())
         if not extras:
             return plain
-        return not plain and self.rules.target.evaluate(requirement.marker, frozenset(extras))
+        return not plain and self._holds(requirement.marker, extras)
+
+    def _holds(self, marker: Marker, extras: frozenset[NormalizedName]) -> bool:
+        """`target.evaluate`, once per marker: thousands of lines share a few hundred."""
+        key = (id(marker), extras)
+        known = self._holds_memo.get(key)
+        if known is None:
+            known = self._holds_memo[key] = (marker, self.rules.target.evaluate(marker, extras))
+        return known[1]

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
-from resolvelib import Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep, Result
 
 from envspec.errors import OfflineError, ResolutionError
@@ -27,6 +26,7 @@ from envspec.resolve.metadata import Source, SourceFailed
 from envspec.resolve.provider import Provider
 from envspec.resolve.reach import Reach
 from envspec.resolve.rules import rules_for
+from envspec.resolve.search import Search
 from envspec.resolve.values import PYTHON, Candidate, Req
 from envspec.secret import redact
 
@@ -70,7 +70,7 @@ def resolve_target(
             provider.prefetch([*(r.name for r in rules.roots), *rules.preferred])
             reach = Reach(on_round)
             try:
-                result = Resolver(provider, reach).resolve(rules.roots, max_rounds=MAX_ROUNDS)
+                result = Search(provider, reach).resolve(rules.roots, max_rounds=MAX_ROUNDS)
             except ResolutionImpossible as exc:
                 skipped.update(_conflict(exc, provider, target, active))
                 continue
