@@ -260,7 +260,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         url = self.refs.url_for(name, reqs)
         if url:
             return self.refs.matches(reqs[0], url, specifiers, bad)
-        memo_key = (identifier, *(frozenset(map(str, s)) for s in (specifiers, user, bad)))
+        memo_key = (identifier, frozenset(specifiers), frozenset(user), frozenset(bad))
         if memo_key not in self._matches_memo:
             keep = self.rules.preferred.get(name)
             found = self.files.versions(name, specifiers, bad, user, first=keep)
