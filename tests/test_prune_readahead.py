@@ -1,4 +1,9 @@
-"""The pruner's metadata read-ahead while resolvelib and the look-ahead walk versions.
+"""The pruner: its verdicts, and its metadata read-ahead while resolvelib and the look-ahead
+walk versions.
+
+A dead end is looked for as deep below a version as the look-ahead goes from wherever the
+version is asked about: a version first met deep below another, and viable as far as that
+look went, is looked at again when resolvelib asks about it itself.
 
 After a backjump resolvelib asks for a name's candidates again and walks a new list that
 starts at the next version down; the read-ahead counts the versions walked per name over
@@ -183,3 +188,53 @@ def test_a_list_growing_at_its_end_reads_below_it() -> None:
     fetched.clear()
     assert list(pruner.alive(versions[:2])()) == []
     assert fetched[-2:] == ["18.0", "17.0"]
+
+
+def _chain(links: dict[str, list[str]], fixed: dict[str, str]) -> Pruner:
+    """A pruner over one version (1.0) of each name, `links` naming each one's dependencies
+    and `fixed` the spec's own requirements (a name no version of which meets them has none)."""
+    spec = {NormalizedName(n): [_req(f"{n}{s}")] for n, s in fixed.items()}
+
+    def dependencies(candidate: Candidate) -> list[Req]:
+        return [_req(d) for d in links.get(candidate.name, [])]
+
+    def versions(name: NormalizedName, specifiers: Any) -> list[tuple[Version, Artifact]]:
+        version = Version("1.0")
+        if all(s.contains(version) for s in specifiers):
+            return [(version, _artifact(name, 1))]
+        return []
+
+    return Pruner(
+        python=Version("3.11"), dependencies=dependencies, versions=versions, make=_make, fixed=spec
+    )
+
+
+def test_a_version_met_deep_below_another_is_looked_at_again_from_its_own_depth() -> None:
+    # unsloth -> unsloth-zoo -> mlx-vlm -> opencv-python -> numpy>=2, under the spec's numpy<2:
+    # the dead end is four levels below unsloth (past the look-ahead) and three below the zoo
+    pruner = _chain(
+        {
+            "unsloth": ["unsloth-zoo"],
+            "unsloth-zoo": ["mlx-vlm"],
+            "mlx-vlm": ["opencv-python"],
+            "opencv-python": ["numpy>=2"],
+        },
+        fixed={"numpy": "<2"},
+    )
+    one = Version("1.0")
+    assert not pruner.doomed(_make(NAME, one, _artifact(NAME, 1)))
+    zoo = NormalizedName("unsloth-zoo")
+    assert pruner.doomed(_make(zoo, one, _artifact(zoo, 1)))
+    assert str(pruner.culprit(_req("unsloth-zoo"))) == "numpy>=2"
+
+
+def test_the_look_ahead_goes_three_levels_deep_from_where_it_is_asked() -> None:
+    # e needs numpy>=2, which the spec's numpy<2 leaves without a version: c finds it three
+    # levels down; b and a do not look that far, and are not skipped
+    pruner = _chain(
+        {"a": ["b"], "b": ["c"], "c": ["d"], "d": ["e"], "e": ["numpy>=2"]},
+        fixed={"numpy": "<2"},
+    )
+    one = Version("1.0")
+    for name, doomed in (("a", False), ("b", False), ("c", True)):
+        assert pruner.doomed(_make(NormalizedName(name), one, _artifact(name, 1))) is doomed, name

@@ -8,7 +8,11 @@ backtracks, so without this it would rediscover the same dead end under every un
 choice made since; skipping doomed candidates up front keeps that walk short.
 
 Sound by construction: the look-ahead is depth-limited and a cycle or the limit counts as
-viable, so a candidate is only ever skipped on a proof.
+viable, so a candidate is only ever skipped on a proof. A verdict of viable that rests on the
+limit is kept with how far it looked, and looked at again when the version is asked about
+from higher up (resolvelib asking about it itself): on the seed stack's macos-arm64 target
+that proves unsloth-zoo 2026.10.9 doomed up front, where resolvelib used to find it out by
+68 backjumps, one per unsloth release down to 2026.5.2 (the lock is the same).
 
 The pruner also decides which metadata is read ahead while it and resolvelib walk version
 lists (`_ahead`, `_next_unknown`, `_below`): a cold lock is a chain of round trips, and each
@@ -33,7 +37,7 @@ T = TypeVar("T")
 DEPTH = 3
 WINDOW = 4  # candidates whose metadata is fetched ahead while a list is walked
 AHEAD = 1  # versions per dependency whose metadata is fetched ahead of the look-ahead
-_UNKNOWN = object()  # a version the look-ahead has no verdict on yet
+SURE = DEPTH + 1  # a verdict that no deeper look can change
 
 
 @dataclass(kw_only=True, slots=True)
@@ -47,8 +51,9 @@ class Pruner:
     fixed: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
     direct: Collection[NormalizedName] = ()  # names the spec requires by URL: never on an index
     prefetch: Callable[[Iterable[Artifact]], None] = lambda artifacts: None
-    # (identifier, version) → the dependency at the bottom of its dead end (None: viable)
-    _memo: dict[tuple[str, Version], Req | None] = field(default_factory=dict)
+    # (identifier, version) → the dependency at the bottom of its dead end (None: viable),
+    # and how many levels below it a verdict of viable holds (`SURE`: at any depth)
+    _memo: dict[tuple[str, Version], tuple[Req | None, int]] = field(default_factory=dict)
     # (identifier, version) → its own dependency that leads there
     _via: dict[tuple[str, Version], Req] = field(default_factory=dict)
     _versions_memo: dict[tuple[str, str], Lazy[tuple[Version, Artifact]]] = field(
@@ -83,7 +88,7 @@ class Pruner:
                 yield candidate
 
     def doomed(self, candidate: Candidate) -> bool:
-        return self._culprit(candidate, 0) is not None
+        return self._culprit(candidate) is not None
 
     def culprit(self, requirement: Req) -> Req | None:
         """When every version `requirement` admits is doomed: the dependency at the bottom of
@@ -91,7 +96,7 @@ class Pruner:
         found = self._matching(requirement).head(1)
         if not found:
             return None
-        return self._culprit(self.make(requirement.name, *found[0]), 0)
+        return self._culprit(self.make(requirement.name, *found[0]))
 
     def dooming(self, requirement: Req) -> list[Req] | None:
         """Why every version `requirement` admits is doomed: each one's own dependency that
@@ -102,7 +107,7 @@ class Pruner:
         out = []
         for version, artifact in self._matching(requirement):
             candidate = self.make(requirement.name, version, artifact)
-            if self._culprit(candidate, 0) is None:
+            if self._culprit(candidate) is None:
                 return None
             out.append(self._via[(candidate.key, candidate.version)])
         return out
@@ -122,22 +127,39 @@ class Pruner:
             self._versions_memo[key] = _lazy(self.versions(name, [*specifiers, *fixed]))
         return self._versions_memo[key]
 
-    def _culprit(self, candidate: Candidate, depth: int) -> Req | None:
+    def _culprit(self, candidate: Candidate) -> Req | None:
+        """The bottom of `candidate`'s dead end within the look-ahead's depth; None: viable."""
+        return self._verdict(candidate, DEPTH)[0]
+
+    def _verdict(self, candidate: Candidate, budget: int) -> tuple[Req | None, int]:
+        """The bottom of `candidate`'s dead end (None: viable), looking at most `budget`
+        levels below it; and how many levels a verdict of viable holds for (`SURE`: all). A
+        viable found by a shallower look (this version first met below another) is looked at
+        again with the deeper one: unsloth-zoo 2026.10.9, met below an unsloth release, is
+        viable as far as that look goes, and its own look finds the dead end three levels
+        down (mlx-vlm, opencv-python, numpy>=2 under the spec's numpy<2)."""
         key = (candidate.key, candidate.version)
-        if key in self._memo:
-            return self._memo[key]
-        if depth >= DEPTH or candidate.url is not None:
-            return None
-        self._memo[key] = None  # a cycle counts as viable
+        known = self._memo.get(key)
+        if known is not None and (known[0] is not None or known[1] >= budget):
+            return known
+        if budget <= 0:
+            return None, 0
+        if candidate.url is not None:
+            return None, SURE
+        self._memo[key] = (None, SURE)  # a cycle counts as viable
         deps = list(self.dependencies(candidate))
-        if depth + 1 < DEPTH:
+        if budget > 1:
             self._prefetch(deps)
+        sure = SURE
         for dep in deps:
-            found = self._dead_end(dep, depth + 1)
+            found, holds = self._dead_end(dep, budget - 1)
             if found is not None:
-                self._memo[key], self._via[key] = found, dep
-                break
-        return self._memo[key]
+                self._memo[key], self._via[key] = (found, SURE), dep
+                return found, SURE
+            if holds < SURE:  # viable only as far as the look went
+                sure = budget
+        self._memo[key] = (None, sure)
+        return None, sure
 
     def _prefetch(self, deps: Iterable[Req]) -> None:
         """Start fetching the metadata the look-ahead is about to read, all at once rather
@@ -155,10 +177,10 @@ class Pruner:
         found: list[Artifact] = []
         matching = self._matching(dep)
         for i, (version, artifact) in enumerate(matching):
-            verdict = self._memo.get((dep.name, version), _UNKNOWN)
-            if verdict is None:  # viable: the look-ahead stops here, already known
+            verdict = self._memo.get((dep.name, version))
+            if verdict is not None and verdict[0] is None:  # viable: the look-ahead stops here
                 break
-            if verdict is _UNKNOWN:
+            if verdict is None:
                 found.append(artifact)
                 if i and matching.is_last(i):
                     found += self._below(dep.name, version, _ahead(i) or i)
@@ -175,24 +197,25 @@ class Pruner:
         at = next((i for i, (v, _) in enumerate(every) if v == version), None)
         return [] if at is None else [a for _, a in every.span(at + 1, at + 1 + count)]
 
-    def _dead_end(self, dep: Req, depth: int) -> Req | None:
-        """None when `dep` can be met; else the requirement at the bottom of its dead end."""
+    def _dead_end(self, dep: Req, budget: int) -> tuple[Req | None, int]:
+        """(None, how far that holds) when `dep` can be met, looking `budget` levels below
+        it; else the requirement at the bottom of its dead end."""
         if dep.key == PYTHON:
-            return None if dep.specifier.contains(self.python, prereleases=True) else dep
+            return (None if dep.specifier.contains(self.python, prereleases=True) else dep), SURE
         if dep.key == UNUSABLE:
-            return dep
+            return dep, SURE
         if dep.url is not None or dep.name in self.direct or dep.constraint:
-            return None  # a rule's constraint is met by the name's absence
+            return None, SURE  # a rule's constraint is met by the name's absence
         bottom: Req | None = dep
         found = self._matching(dep)
         for i, (version, artifact) in enumerate(found):
             if i and (ahead := _ahead(i)):  # the first was read ahead by `_prefetch`
                 self.prefetch(_wheels(a for _, a in found.span(i, i + ahead)))
-            culprit = self._culprit(self.make(dep.name, version, artifact), depth)
+            culprit, holds = self._verdict(self.make(dep.name, version, artifact), budget)
             if culprit is None:
-                return None
+                return None, holds
             bottom = culprit if bottom is dep else bottom
-        return bottom
+        return bottom, SURE
 
 
 def _ahead(walked: int) -> int:
