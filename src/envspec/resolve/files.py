@@ -180,19 +180,25 @@ class FileChoice:
         no_build = _listed(name, self.settings.no_build)
         no_binary = _listed(name, self.settings.no_binary)
         sdist_rank = None if no_build else len(self._tag_rank)
+        suffix_rank, allowed = self._suffix_rank, self._allowed
         ranked: dict[Version, tuple[int, Artifact]] = {}
+        # Every file of the name, for each target: the loop is kept to lookups.
         for artifact in self.listing.files(name, index):
-            if artifact.kind == "wheel":
-                rank = None if no_binary else self._wheel_rank(artifact.filename)
-            else:
+            filename = artifact.filename
+            if artifact.kind != "wheel":
                 rank = sdist_rank
+            elif no_binary or (tags := _wheel_tags(filename)) is None:
+                continue
+            elif (rank := suffix_rank.get(tags, -1)) == -1:
+                rank = self._wheel_rank(tags)
             if rank is None:
                 continue
-            parsed = parse_filename(artifact.filename)
-            if parsed is None or parsed[0] != name or not self._allowed(artifact, python):
+            parsed = parse_filename(filename)
+            if parsed is None or parsed[0] != name or not allowed(artifact, python):
                 continue
             version = parsed[1]
-            if version not in ranked or rank < ranked[version][0]:
+            known = ranked.get(version)
+            if known is None or rank < known[0]:
                 ranked[version] = (rank, artifact)
         return {v: a for v, (_, a) in ranked.items()}
 
@@ -207,22 +213,16 @@ class FileChoice:
                 self._python_ok[hint] = True  # unreadable: the metadata's Requires-Python decides
         return not hint or self._python_ok[hint]
 
-    def _wheel_rank(self, filename: str) -> int | None:
-        """The best rank of a wheel's tags on the target, read from the filename's last three
-        fields without a full parse (most files on a big page fit no target); memoized by
-        those fields, which a few hundred combinations cover for a whole resolution."""
-        parts = filename[:-4].rsplit("-", 3)
-        if len(parts) < 4 or "-" not in parts[0]:
-            return None
-        tags = "-".join(parts[1:]).lower()
-        if tags not in self._suffix_rank:
-            ranks = [
-                self._fast_rank[key]
-                for key in itertools.product(*(p.split(".") for p in tags.split("-")))
-                if key in self._fast_rank
-            ]
-            self._suffix_rank[tags] = min(ranks) if ranks else None
-        return self._suffix_rank[tags]
+    def _wheel_rank(self, tags: str) -> int | None:
+        """The best rank on the target of a wheel's tags (its filename's last three fields,
+        see `_wheel_tags`), memoized: a few hundred combinations cover a whole resolution."""
+        ranks = [
+            self._fast_rank[key]
+            for key in itertools.product(*(p.split(".") for p in tags.split("-")))
+            if key in self._fast_rank
+        ]
+        self._suffix_rank[tags] = found = min(ranks) if ranks else None
+        return found
 
     def listed(self, name: NormalizedName) -> dict[Version, list[Artifact]]:
         """Every version the routed index lists for `name`, with all its files, whether or
@@ -244,6 +244,20 @@ class FileChoice:
         index = self.used_indexes.get(name)
         every = self.listing.every_file(name, index, version) if index else []
         return [artifact for artifact in every if artifact.kind == "wheel"]
+
+
+# a wheel's filename → its last three fields, lower-cased (None: not a wheel's name): read
+# without a full parse (most files on a big page fit no target), once for every target
+_TAGS: dict[str, str | None] = {}
+
+
+def _wheel_tags(filename: str) -> str | None:
+    found = _TAGS.get(filename, "")
+    if found == "":
+        parts = filename[:-4].rsplit("-", 3)
+        found = None if len(parts) < 4 or "-" not in parts[0] else "-".join(parts[1:]).lower()
+        _TAGS[filename] = found
+    return found
 
 
 def _listed(name: NormalizedName, names: Sequence[str]) -> bool:
