@@ -180,21 +180,19 @@ class FileChoice:
         no_build = _listed(name, self.settings.no_build)
         no_binary = _listed(name, self.settings.no_binary)
         sdist_rank = None if no_build else len(self._tag_rank)
-        suffix_rank, allowed = self._suffix_rank, self._allowed
         ranked: dict[Version, tuple[int, Artifact]] = {}
-        # Every file of the name, for each target: the loop is kept to lookups.
         for artifact in self.listing.files(name, index):
             filename = artifact.filename
             if artifact.kind != "wheel":
                 rank = sdist_rank
             elif no_binary or (tags := _wheel_tags(filename)) is None:
                 continue
-            elif (rank := suffix_rank.get(tags, -1)) == -1:
+            else:
                 rank = self._wheel_rank(tags)
             if rank is None:
                 continue
             parsed = parse_filename(filename)
-            if parsed is None or parsed[0] != name or not allowed(artifact, python):
+            if parsed is None or parsed[0] != name or not self._allowed(artifact, python):
                 continue
             version = parsed[1]
             known = ranked.get(version)
@@ -216,13 +214,14 @@ class FileChoice:
     def _wheel_rank(self, tags: str) -> int | None:
         """The best rank on the target of a wheel's tags (its filename's last three fields,
         see `_wheel_tags`), memoized: a few hundred combinations cover a whole resolution."""
-        ranks = [
-            self._fast_rank[key]
-            for key in itertools.product(*(p.split(".") for p in tags.split("-")))
-            if key in self._fast_rank
-        ]
-        self._suffix_rank[tags] = found = min(ranks) if ranks else None
-        return found
+        if tags not in self._suffix_rank:
+            ranks = [
+                self._fast_rank[key]
+                for key in itertools.product(*(p.split(".") for p in tags.split("-")))
+                if key in self._fast_rank
+            ]
+            self._suffix_rank[tags] = min(ranks) if ranks else None
+        return self._suffix_rank[tags]
 
     def listed(self, name: NormalizedName) -> dict[Version, list[Artifact]]:
         """Every version the routed index lists for `name`, with all its files, whether or
