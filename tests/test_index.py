@@ -428,11 +428,11 @@ def test_offline_with_warm_cache(index_server: IndexServer, finders: Any) -> Non
     index_server.add_wheel("foo", "2.0")
     index = index_of(index_server)
     online = finders(index)
-    first, second = online.files(n("foo"), index)
+    second, first = online.files(n("foo"), index)  # newest release first
     online.metadata(first)
     index_server.reset_counters()
     offline = finders(index, offline=True)
-    assert offline.files(n("foo"), index) == [first, second]
+    assert offline.files(n("foo"), index) == [second, first]
     assert offline.metadata(first).requires_dist == (Requirement("bar"),)
     with pytest.raises(OfflineError) as err:
         offline.metadata(second)

@@ -38,13 +38,14 @@ from envspec.index.direct import parse_direct
 from envspec.index.fetch import Fetcher, FinderStats
 from envspec.index.http import Client, Response
 from envspec.index.mirror import KnownFiles, Mirrors
+from envspec.index.releases import Releases, of_artifacts
 from envspec.index.simple import (
     ACCEPT,
     FileFilter,
     Keep,
     dump_listing,
-    for_project,
     load_listing,
+    load_releases,
     parse_filename,
     parse_page,
 )
@@ -54,6 +55,13 @@ from envspec.secret import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _identity(filename: str) -> tuple[str, Version] | None:
+    parsed = parse_filename(filename)
+    return None if parsed is None else parsed[:2]
+
+
 EVERY_FILE = "every file"  # the listing variant kept by no filter
 
 
@@ -165,8 +173,14 @@ class Finder:
 
     # -- files and routing -----------------------------------------------------------------
     def files(self, name: NormalizedName, index: Index) -> list[Artifact]:
-        """The files `index` lists for `name`; [] when it does not have the name."""
-        return list(self._listing(canonicalize_name(name), self._known(index))[1])
+        """The files `index` lists for `name`, newest release first; [] when it does not
+        have the name."""
+        return list(self.releases(name, index).every())
+
+    def releases(self, name: NormalizedName, index: Index) -> Releases[Any]:
+        """The releases `index` lists for `name`, newest first (none when it does not have
+        the name)."""
+        return self._listing(canonicalize_name(name), self._known(index))[1]
 
     def every_file(
         self, name: NormalizedName, index: Index, version: Version | None = None
@@ -182,7 +196,10 @@ class Finder:
             parsed = parse_filename(filename)
             return parsed is not None and parsed[0] == wanted and version in (None, parsed[1])
 
-        found = self._page_files(url, accept, EVERY_FILE, None, pick)
+        data, parsed = self._page(url, accept, EVERY_FILE, None)
+        found = load_listing(data, pick) if not parsed else parsed[0]
+        if found is not None and parsed:
+            found = [a for a in found if pick(a.filename)]
         return self._mirrors.canonical(index, found or [])
 
     def route(self, name: NormalizedName, routed: str | None) -> Index | None:
@@ -201,22 +218,26 @@ class Finder:
     def _known(self, index: Index) -> Index:
         return self._indexes.get(index.name) or public_index(index)
 
-    def _listing(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
+    def _listing(self, name: NormalizedName, index: Index) -> tuple[bool, Releases[Any]]:
         if index.flat:
             every = self._once.run(("flat", index.location.public), lambda: self._flat(index))
-            found = tuple(for_project(every, name))
+            found = of_artifacts(every, _identity, name)
             return bool(found), found
         key = ("files", index.location.public, name)
         return self._once.run(key, lambda: self._project(name, index))
 
-    def _project(self, name: NormalizedName, index: Index) -> tuple[bool, tuple[Artifact, ...]]:
+    def _project(self, name: NormalizedName, index: Index) -> tuple[bool, Releases[Any]]:
         url = f"{self._mirrors.page_base(index)}{name}/"
-        found = self._page_files(url, ACCEPT, self._variant, self._keep)
+        data, parsed = self._page(url, ACCEPT, self._variant, self._keep)
+        if not parsed and not self._mirrors:
+            releases = load_releases(data, name)
+            return releases is not None, releases or of_artifacts((), _identity, name)
+        found = parsed[0] if parsed else load_listing(data)
         if found is None:
-            return False, ()
+            return False, of_artifacts((), _identity, name)
         found = self._mirrors.canonical(index, found)
         log.debug("%s: %d files for %s", redact(url), len(found), name)
-        return True, tuple(found)
+        return True, of_artifacts(found, _identity, name)
 
     def _flat(self, index: Index) -> tuple[Artifact, ...]:
         url = self._mirrors.page_base(index)
@@ -229,12 +250,12 @@ class Finder:
         found = parse_page(page.body, "text/html", page.url, self._keep)
         return tuple(self._mirrors.canonical(index, found))
 
-    def _page_files(
-        self, url: str, accept: str, variant: str, keep: Keep | None, pick: Keep | None = None
-    ) -> list[Artifact] | None:
-        """The files of the page at `url` whose names `keep` accepts (None: no such page), as
-        the cache keeps them parsed (`variant` naming `keep`), or parsed now and kept; of
-        those, the ones `pick` accepts (by default all)."""
+    def _page(
+        self, url: str, accept: str, variant: str, keep: Keep | None
+    ) -> tuple[bytes, list[list[Artifact] | None]]:
+        """The page at `url` as the cache keeps it parsed (`variant` naming `keep`, the
+        filter of its filenames), and, when it was parsed now, the files parsed (None: no
+        such page)."""
         parsed: list[list[Artifact] | None] = []
 
         def parse(page: Response) -> bytes:
@@ -248,11 +269,7 @@ class Finder:
             parsed.append(found)
             return dump_listing(found)
 
-        data = self._fetch.listing(url, accept, variant, parse)
-        if not parsed:
-            return load_listing(data, pick)
-        found = parsed[0]
-        return found if found is None or pick is None else [a for a in found if pick(a.filename)]
+        return self._fetch.listing(url, accept, variant, parse), parsed
 
     # -- metadata and hashes ---------------------------------------------------------------
     def metadata(self, artifact: Artifact) -> DistMetadata:

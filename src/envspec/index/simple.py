@@ -21,7 +21,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html.parser import HTMLParser
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -30,13 +30,13 @@ from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
     NormalizedName,
-    canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import IndexError_
+from envspec.index.releases import Releases
 from envspec.model import Artifact, ArtifactKind, CoreMetadata, Yank
 from envspec.secret import redact
 from envspec.tomlread import parse_datetime
@@ -123,11 +123,6 @@ def parse_page(
     return parse_html(body, url, keep)
 
 
-def for_project(artifacts: Iterable[Artifact], project: str) -> list[Artifact]:
-    wanted = canonicalize_name(project)
-    return [a for a in artifacts if (parsed := parse_filename(a.filename)) and parsed[0] == wanted]
-
-
 def parse_json(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact]:
     """A PEP 691 project page."""
     try:
@@ -180,6 +175,30 @@ def load_listing(data: bytes, keep: Keep | None = None) -> list[Artifact] | None
                     versions[version] = Version(version)
                 _IDENTITIES[filename] = (name, versions[version], row[2])
     return [_from_row(row) for row in rows if keep is None or keep(row[0])]
+
+
+def load_releases(data: bytes, name: NormalizedName) -> Releases[list[Any]] | None:
+    """`dump_listing`'s output back as the releases of project `name` (None: the index does
+    not have the project), each release's rows made `Artifact`s when first asked for; like
+    `load_listing`, the filenames' names and versions become `parse_filename`'s answers."""
+    rows = json.loads(data)
+    if rows is None:
+        return None
+    versions: dict[str, Version] = {}
+    grouped: dict[Version, list[list[Any]]] = {}
+    for row in rows:
+        filename, project, text = row[0], row[-2], row[-1]
+        if text is None:
+            _IDENTITIES[filename] = None
+            continue
+        version = versions.get(text)
+        if version is None:
+            version = versions[text] = Version(text)
+        if filename not in _IDENTITIES:
+            _IDENTITIES[filename] = (project, version, row[2])
+        if project == name:
+            grouped.setdefault(version, []).append(row)
+    return Releases(grouped, _from_row)
 
 
 def _row(a: Artifact) -> list[object]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
@@ -19,6 +19,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import EnvspecError
+from envspec.index.releases import Releases
 from envspec.index.simple import parse_filename
 from envspec.model import Artifact, Index, Resolution, Target, Yank
 from envspec.resolve.lazy import Lazy
@@ -29,6 +30,7 @@ class Listing(Protocol):
 
     def route(self, name: NormalizedName, routed: str | None) -> Index | None: ...
     def files(self, name: NormalizedName, index: Index) -> list[Artifact]: ...
+    def releases(self, name: NormalizedName, index: Index) -> Releases[Any]: ...
     def every_file(
         self, name: NormalizedName, index: Index, version: Version | None = None
     ) -> list[Artifact]: ...
@@ -45,8 +47,12 @@ class FileChoice:
     used_indexes: dict[NormalizedName, Index | None] = field(default_factory=dict)
     _tag_rank: dict[Tag, int] = field(default_factory=dict)
     _fast_rank: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    _best: dict[NormalizedName, dict[Version, Artifact]] = field(default_factory=dict)
-    _ordered: dict[NormalizedName, list[tuple[Version, Artifact]]] = field(default_factory=dict)
+    # per name, the file that fits best of each release asked about (None: none fits)
+    _best: dict[NormalizedName, dict[Version, Artifact | None]] = field(default_factory=dict)
+    _releases: dict[NormalizedName, Releases[Any] | None] = field(default_factory=dict)
+    # per name: the rank of an sdist (None: not built, no-build) and whether no-binary
+    _builds: dict[NormalizedName, tuple[int | None, bool]] = field(default_factory=dict)
+    _python: Version = field(init=False)
     _python_ok: dict[str, bool] = field(default_factory=dict)
     _suffix_rank: dict[str, int | None] = field(default_factory=dict)
     # a specifier's text → its verdict on each version it was asked about
@@ -54,6 +60,7 @@ class FileChoice:
     _takes_pre: dict[tuple[NormalizedName, str], bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._python = Version(self.target.python_full_version)
         self._tag_rank = {tag: i for i, tag in enumerate(self.target.tags)}
         self._fast_rank = {
             (t.interpreter, t.abi, t.platform): i for i, t in enumerate(self.target.tags)
@@ -75,7 +82,7 @@ class FileChoice:
         found = self._acceptable(name, specifiers, bad, user)
         if (
             first is not None
-            and first in self.best_files(name)
+            and self.best_file(name, first) is not None
             and first not in bad
             and all(spec.contains(first, prereleases=True) for spec in specifiers)
         ):
@@ -96,36 +103,40 @@ class FileChoice:
             if s.operator in ("==", "===") and "*" not in s.version and _is_version(s.version)
         }
         checks = [(spec, self._admits.setdefault(str(spec), {})) for spec in specifiers]
+        best = self.best_file
 
-        def ok(version: Version, artifact: Artifact) -> bool:
-            if version in bad or not (
-                artifact.yanked is Yank.LIVE or _matches_exact(version, exact)
-            ):
-                return False
+        def ok(version: Version) -> Artifact | None:
+            if version in bad:
+                return None
             for spec, known in checks:
                 verdict = known.get(version)
                 if verdict is None:
                     verdict = known[version] = spec.contains(version, prereleases=True)
                 if not verdict:
-                    return False
-            return True
+                    return None
+            artifact = best(name, version)
+            if artifact is None or not (
+                artifact.yanked is Yank.LIVE or _matches_exact(version, exact)
+            ):
+                return None
+            return artifact
 
-        ordered = self._newest_first(name)
+        order = self._order(name)
         rule = self._prerelease_rule(name, specifiers, user)
         any_final = False
-        for version, artifact in ordered:
-            if (rule == "all" or not version.is_prerelease) and ok(version, artifact):
+        for version in order:
+            if (rule == "all" or not version.is_prerelease) and (artifact := ok(version)):
                 any_final = any_final or not version.is_prerelease
                 yield version, artifact
         if rule == "finals, else all" and not any_final:  # PEP 440: pre-releases if necessary
-            yield from ((v, a) for v, a in ordered if v.is_prerelease and ok(v, a))
+            for version in order:
+                if version.is_prerelease and (artifact := ok(version)):
+                    yield version, artifact
 
-    def _newest_first(self, name: NormalizedName) -> list[tuple[Version, Artifact]]:
-        """`best_files(name)` as a list, newest first: sorted once per name rather than on
-        every question (resolvelib asks thousands)."""
-        if name not in self._ordered:
-            self._ordered[name] = sorted(self.best_files(name).items(), reverse=True)
-        return self._ordered[name]
+    def _order(self, name: NormalizedName) -> tuple[Version, ...]:
+        """The releases of `name` on its index, newest first, whether or not a file fits."""
+        releases = self._listed_releases(name)
+        return releases.order if releases is not None else ()
 
     def _prerelease_rule(
         self, name: NormalizedName, specifiers: Sequence[SpecifierSet], user: Sequence[SpecifierSet]
@@ -159,54 +170,68 @@ class FileChoice:
         key = (name, str(spec))
         if key not in self._takes_pre:
             self._takes_pre[key] = not any(
-                not v.is_prerelease and a.yanked is Yank.LIVE and spec.contains(v, prereleases=True)
-                for v, a in self._newest_first(name)
+                not v.is_prerelease
+                and spec.contains(v, prereleases=True)
+                and (a := self.best_file(name, v)) is not None
+                and a.yanked is Yank.LIVE
+                for v in self._order(name)
             )
         return self._takes_pre[key]
 
     def best_files(self, name: NormalizedName) -> dict[Version, Artifact]:
-        """Per version, the file that fits the target best: a wheel by tag rank, else an sdist."""
-        if name not in self._best:
-            self._best[name] = self._rank_files(name)
-        return self._best[name]
+        """Per version, newest first, the file that fits the target best (an error path's
+        question: resolution asks `best_file` of the releases it reads)."""
+        return {v: a for v in self._order(name) if (a := self.best_file(name, v)) is not None}
 
-    def _rank_files(self, name: NormalizedName) -> dict[Version, Artifact]:
-        if name not in self.used_indexes:
-            self.used_indexes[name] = self.listing.route(name, self.routes.get(name))
-        index = self.used_indexes[name]
-        if index is None:
-            return {}
-        python = Version(self.target.python_full_version)
-        no_build = _listed(name, self.settings.no_build)
-        no_binary = _listed(name, self.settings.no_binary)
-        sdist_rank = None if no_build else len(self._tag_rank)
-        ranked: dict[Version, tuple[int, Artifact]] = {}
-        for artifact in self.listing.files(name, index):
-            filename = artifact.filename
+    def best_file(self, name: NormalizedName, version: Version) -> Artifact | None:
+        """The file of `name` `version` that fits the target best: a wheel by tag rank, else
+        an sdist; None when none fits (or the index lists no such release)."""
+        known = self._best.get(name)
+        if known is None:
+            known = self._best[name] = {}
+        elif version in known:
+            return known[version]
+        releases = self._listed_releases(name)
+        found = None if releases is None else self._pick(name, releases.files(version))
+        known[version] = found
+        return found
+
+    def _listed_releases(self, name: NormalizedName) -> Releases[Any] | None:
+        if name not in self._releases:
+            if name not in self.used_indexes:
+                self.used_indexes[name] = self.listing.route(name, self.routes.get(name))
+            index = self.used_indexes[name]
+            self._releases[name] = None if index is None else self.listing.releases(name, index)
+        return self._releases[name]
+
+    def _pick(self, name: NormalizedName, files: Sequence[Artifact]) -> Artifact | None:
+        if name not in self._builds:
+            self._builds[name] = (
+                None if _listed(name, self.settings.no_build) else len(self._tag_rank),
+                _listed(name, self.settings.no_binary),
+            )
+        sdist_rank, no_binary = self._builds[name]
+        best: tuple[int, Artifact] | None = None
+        for artifact in files:
             if artifact.kind != "wheel":
                 rank = sdist_rank
-            elif no_binary or (tags := _wheel_tags(filename)) is None:
+            elif no_binary or (tags := _wheel_tags(artifact.filename)) is None:
                 continue
             else:
                 rank = self._wheel_rank(tags)
-            if rank is None:
+            if rank is None or not self._allowed(artifact):
                 continue
-            parsed = parse_filename(filename)
-            if parsed is None or parsed[0] != name or not self._allowed(artifact, python):
-                continue
-            version = parsed[1]
-            known = ranked.get(version)
-            if known is None or rank < known[0]:
-                ranked[version] = (rank, artifact)
-        return {v: a for v, (_, a) in ranked.items()}
+            if best is None or rank < best[0]:
+                best = (rank, artifact)
+        return None if best is None else best[1]
 
-    def _allowed(self, artifact: Artifact, python: Version) -> bool:
+    def _allowed(self, artifact: Artifact) -> bool:
         if self.settings.exclude_newer is not None and self.settings.too_new(artifact):
             return False
         hint = artifact.requires_python
         if hint and hint not in self._python_ok:
             try:
-                self._python_ok[hint] = SpecifierSet(hint).contains(python, prereleases=True)
+                self._python_ok[hint] = SpecifierSet(hint).contains(self._python, prereleases=True)
             except InvalidSpecifier:
                 self._python_ok[hint] = True  # unreadable: the metadata's Requires-Python decides
         return not hint or self._python_ok[hint]
