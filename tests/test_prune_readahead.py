@@ -238,3 +238,29 @@ def test_the_look_ahead_goes_three_levels_deep_from_where_it_is_asked() -> None:
     one = Version("1.0")
     for name, doomed in (("a", False), ("b", False), ("c", True)):
         assert pruner.doomed(_make(NormalizedName(name), one, _artifact(name, 1))) is doomed, name
+
+
+def test_with_nothing_to_fetch_the_walks_compute_no_version_ahead_of_need() -> None:
+    # offline the finder fetches nothing: a walk then computes the versions it is read as far
+    # as, not the read-ahead's (each one a file ranked, a candidate made)
+    def walked(prefetch: Callable[[Iterable[Artifact]], None] | None) -> list[int]:
+        made: list[int] = []
+
+        def versions() -> Iterable[Candidate]:
+            for v in range(40, 0, -1):
+                made.append(v)
+                yield _candidate(v)
+
+        pruner = Pruner(
+            python=Version("3.11"),
+            dependencies=lambda candidate: [],
+            versions=lambda name, specifiers: [],
+            make=lambda name, version, artifact: _candidate(int(version.major)),
+            prefetch=prefetch,
+        )
+        walk = pruner.alive(versions())()
+        assert [next(walk).version, next(walk).version] == [Version("40.0"), Version("39.0")]
+        return made
+
+    assert walked(None) == [40, 39]
+    assert walked(lambda artifacts: None) == [40, 39, 38]  # the next one read ahead

@@ -341,6 +341,11 @@ class Finder:
         return md.parse_metadata(data, redact(artifact.url), artifact)
 
     # -- prefetching -----------------------------------------------------------------------
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether prefetching fetches anything (offline, it does nothing)."""
+        return self._read_ahead
+
     def prefetch_files(self, names: Iterable[tuple[NormalizedName, str | None]]) -> None:
         """Start fetching the routed listings of `names` (name, routed index or None)."""
         if not self._read_ahead:

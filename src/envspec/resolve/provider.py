@@ -115,7 +115,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             ),
             fixed=rules.fixed,
             direct=frozenset(rules.urls),
-            prefetch=self.source.prefetch_metadata,
+            prefetch=self.source.prefetch_metadata if self.source.reads_ahead else None,
         )
 
     # -- identity ------------------------------------------------------------------------

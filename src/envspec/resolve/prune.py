@@ -50,7 +50,9 @@ class Pruner:
     make: Callable[[NormalizedName, Version, Artifact], Candidate]
     fixed: Mapping[NormalizedName, Sequence[Req]] = field(default_factory=dict)
     direct: Collection[NormalizedName] = ()  # names the spec requires by URL: never on an index
-    prefetch: Callable[[Iterable[Artifact]], None] = lambda artifacts: None
+    # starts fetching metadata; None when nothing is fetched (offline): then what would
+    # be read ahead is not even worked out (it means walking version lists further)
+    prefetch: Callable[[Iterable[Artifact]], None] | None = None
     # (identifier, version) → the dependency at the bottom of its dead end (None: viable),
     # and how many levels below it a verdict of viable holds (`SURE`: at any depth)
     _memo: dict[tuple[str, Version], tuple[Req | None, int]] = field(default_factory=dict)
@@ -77,15 +79,27 @@ class Pruner:
             if walked is None:
                 walked = self._walked[candidate.key] = set()
             if candidate.version not in walked:
-                ahead = _ahead(len(walked))
                 walked.add(candidate.version)
-                if ahead:
-                    self.prefetch(_wheels(c.artifact for c in candidates.span(i, i + ahead)))
-                if i and candidates.is_last(i):  # a widening requirement: see `_below`
-                    count = _ahead(len(walked) - 1) or len(walked) - 1
-                    self.prefetch(_wheels(self._below(candidate.name, candidate.version, count)))
+                if self.prefetch is not None:
+                    self._read_ahead(candidates, i, len(walked) - 1, self.prefetch)
             if not self.doomed(candidate):
                 yield candidate
+
+    def _read_ahead(
+        self,
+        candidates: Lazy[Candidate],
+        i: int,
+        walked: int,
+        prefetch: Callable[[Iterable[Artifact]], None],
+    ) -> None:
+        """Fetch what a walk down `candidates`, at `i` after `walked` versions of its name,
+        reaches next."""
+        candidate = candidates.span(i, i + 1)[0]
+        if ahead := _ahead(walked):
+            prefetch(_wheels(c.artifact for c in candidates.span(i, i + ahead)))
+        if i and candidates.is_last(i):  # a widening requirement: see `_below`
+            count = _ahead(walked) or walked
+            prefetch(_wheels(self._below(candidate.name, candidate.version, count)))
 
     def doomed(self, candidate: Candidate) -> bool:
         return self._culprit(candidate) is not None
@@ -148,8 +162,8 @@ class Pruner:
             return None, SURE
         self._memo[key] = (None, SURE)  # a cycle counts as viable
         deps = list(self.dependencies(candidate))
-        if budget > 1:
-            self._prefetch(deps)
+        if budget > 1 and self.prefetch is not None:
+            self._prefetch(deps, self.prefetch)
         sure = SURE
         for dep in deps:
             found, holds = self._dead_end(dep, budget - 1)
@@ -161,14 +175,16 @@ class Pruner:
         self._memo[key] = (None, sure)
         return None, sure
 
-    def _prefetch(self, deps: Iterable[Req]) -> None:
+    def _prefetch(
+        self, deps: Iterable[Req], prefetch: Callable[[Iterable[Artifact]], None]
+    ) -> None:
         """Start fetching the metadata the look-ahead is about to read, all at once rather
         than one round trip at a time."""
         wanted = []
         for dep in deps:
             if dep.key not in PSEUDO and dep.url is None and dep.name not in self.direct:
                 wanted += self._next_unknown(dep)
-        self.prefetch(_wheels(wanted))
+        prefetch(_wheels(wanted))
 
     def _next_unknown(self, dep: Req) -> list[Artifact]:
         """The files of the first AHEAD versions `dep` admits that the look-ahead will read:
@@ -209,7 +225,8 @@ class Pruner:
         bottom: Req | None = dep
         found = self._matching(dep)
         for i, (version, artifact) in enumerate(found):
-            if i and (ahead := _ahead(i)):  # the first was read ahead by `_prefetch`
+            # the first was read ahead by `_prefetch`
+            if i and self.prefetch is not None and (ahead := _ahead(i)):
                 self.prefetch(_wheels(a for _, a in found.span(i, i + ahead)))
             culprit, holds = self._verdict(self.make(dep.name, version, artifact), budget)
             if culprit is None:
