@@ -8,8 +8,14 @@ import datetime as dt
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from envspec.index.releases import Releases, of_artifacts
-from envspec.index.simple import dump_listing, load_releases, parse_filename
+from envspec.index.releases import (
+    Releases,
+    dump_listing,
+    load_listing,
+    load_releases,
+    of_artifacts,
+)
+from envspec.index.simple import parse_filename
 from envspec.model import Artifact, CoreMetadata, Yank
 
 
@@ -36,7 +42,7 @@ PAGE = [
 def test_a_cached_page_reads_back_as_its_releases_newest_first() -> None:
     releases = load_releases(dump_listing(PAGE), canonicalize_name("foo"))
     assert releases is not None
-    assert releases.order == tuple(map(Version, ["10.0rc1", "2.0", "1.0.post1", "1.0"]))
+    assert list(releases.versions()) == list(map(Version, ["10.0rc1", "2.0", "1.0.post1", "1.0"]))
     # a release's files in page order, equal to the ones the page listed
     assert releases.files(Version("2.0")) == (PAGE[1], PAGE[4])
     assert list(releases.every()) == [PAGE[2], PAGE[1], PAGE[4], PAGE[5], PAGE[0]]
@@ -46,30 +52,39 @@ def test_a_cached_page_reads_back_as_its_releases_newest_first() -> None:
     )
 
 
+def test_a_cached_page_reads_back_whole() -> None:
+    every = load_listing(dump_listing(PAGE))
+    assert every is not None and sorted(every, key=PAGE.index) == PAGE
+    assert load_listing(dump_listing(PAGE), lambda f: f.startswith("foo_bar")) == [PAGE[3]]
+
+
 def test_a_page_the_index_does_not_have_reads_back_as_none() -> None:
     assert load_releases(dump_listing(None), canonicalize_name("foo")) is None
+    assert load_listing(dump_listing(None)) is None
 
 
-def test_a_release_is_made_once_and_only_when_asked_for() -> None:
-    made: list[str] = []
+def test_a_release_is_made_once_and_versions_are_parsed_as_far_as_walked() -> None:
+    made: list[int] = []
 
-    def make(filename: str) -> Artifact:
-        made.append(filename)
-        return artifact(filename)
+    def files_of(i: int) -> tuple[Artifact, ...]:
+        made.append(i)
+        return (artifact(f"foo-{50 - i}.0-py3-none-any.whl"),)
 
-    releases = Releases(
-        {Version("1.0"): ["foo-1.0-py3-none-any.whl"], Version("2.0"): ["foo-2.0.tar.gz"]}, make
-    )
+    releases = Releases([f"{v}.0" for v in range(50, 0, -1)], files_of)
     assert made == []
-    assert releases.order == (Version("2.0"), Version("1.0"))
-    first = releases.files(Version("1.0"))
-    assert releases.files(Version("1.0")) is first
-    assert made == ["foo-1.0-py3-none-any.whl"]
+    walk = releases.versions()
+    assert [next(walk), next(walk)] == [Version("50.0"), Version("49.0")]
+    assert len(releases._versions) == 8  # one chunk parsed, not fifty versions
+    first = releases.files(Version("49.0"))
+    assert releases.files(Version("49.0")) is first
+    assert made == [1]
+    assert releases.files(Version("3.0"))[0].filename == "foo-3.0-py3-none-any.whl"
+    assert releases.files(Version("0.5")) == ()
+    assert len(list(releases.versions())) == 50
 
 
 def test_parsed_files_group_by_release_of_the_named_project() -> None:
-    identify = lambda f: (p[:2] if (p := parse_filename(f)) else None)  # noqa: E731
-    releases = of_artifacts(PAGE, identify, "foo-bar")
-    assert releases.order == (Version("5.0"),)
+    releases = of_artifacts(PAGE, canonicalize_name("foo-bar"))
+    assert list(releases.versions()) == [Version("5.0")]
     assert releases.files(Version("5.0")) == (PAGE[3],)
-    assert not of_artifacts(PAGE, identify, "baz")
+    assert not of_artifacts(PAGE, canonicalize_name("baz"))

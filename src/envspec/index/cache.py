@@ -8,7 +8,7 @@ metadata keyed by content hash rather than by URL. What we do take from HTTP is 
 `Cache-Control: max-age` (a fresh page is used without a request, `no-cache` revalidates,
 `no-store` is not kept) and ETag/Last-Modified revalidation (a 304 reuses the stored body).
 
-A page's files are also kept parsed (`listing`), as the finder's compact form of them, beside
+A page's files are also kept parsed (`listing`), in the compact form of `releases`, beside
 the page and tagged with the sha256 of the body they came from: a page whose content did not
 change is never parsed again, and one used without a request (fresh, or `--offline`) is not
 even read.
@@ -37,7 +37,7 @@ from envspec.index.http import Client, Response
 from envspec.secret import redact
 
 OFFLINE_HINT = "run without --offline"
-LISTING_FORMAT = "2"  # part of a listing's file name: a new form never reads an old one
+LISTING_FORMAT = "3"  # part of a listing's file name: a new form never reads an old one
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -38,14 +38,17 @@ from envspec.index.direct import parse_direct
 from envspec.index.fetch import Fetcher, FinderStats
 from envspec.index.http import Client, Response
 from envspec.index.mirror import KnownFiles, Mirrors
-from envspec.index.releases import Releases, of_artifacts
+from envspec.index.releases import (
+    Releases,
+    dump_listing,
+    load_listing,
+    load_releases,
+    of_artifacts,
+)
 from envspec.index.simple import (
     ACCEPT,
     FileFilter,
     Keep,
-    dump_listing,
-    load_listing,
-    load_releases,
     parse_filename,
     parse_page,
 )
@@ -55,11 +58,6 @@ from envspec.secret import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _identity(filename: str) -> tuple[str, Version] | None:
-    parsed = parse_filename(filename)
-    return None if parsed is None else parsed[:2]
 
 
 EVERY_FILE = "every file"  # the listing variant kept by no filter
@@ -177,7 +175,7 @@ class Finder:
         have the name."""
         return list(self.releases(name, index).every())
 
-    def releases(self, name: NormalizedName, index: Index) -> Releases[Any]:
+    def releases(self, name: NormalizedName, index: Index) -> Releases:
         """The releases `index` lists for `name`, newest first (none when it does not have
         the name)."""
         return self._listing(canonicalize_name(name), self._known(index))[1]
@@ -218,26 +216,26 @@ class Finder:
     def _known(self, index: Index) -> Index:
         return self._indexes.get(index.name) or public_index(index)
 
-    def _listing(self, name: NormalizedName, index: Index) -> tuple[bool, Releases[Any]]:
+    def _listing(self, name: NormalizedName, index: Index) -> tuple[bool, Releases]:
         if index.flat:
             every = self._once.run(("flat", index.location.public), lambda: self._flat(index))
-            found = of_artifacts(every, _identity, name)
+            found = of_artifacts(every, name)
             return bool(found), found
         key = ("files", index.location.public, name)
         return self._once.run(key, lambda: self._project(name, index))
 
-    def _project(self, name: NormalizedName, index: Index) -> tuple[bool, Releases[Any]]:
+    def _project(self, name: NormalizedName, index: Index) -> tuple[bool, Releases]:
         url = f"{self._mirrors.page_base(index)}{name}/"
         data, parsed = self._page(url, ACCEPT, self._variant, self._keep)
         if not parsed and not self._mirrors:
             releases = load_releases(data, name)
-            return releases is not None, releases or of_artifacts((), _identity, name)
+            return releases is not None, releases or of_artifacts((), name)
         found = parsed[0] if parsed else load_listing(data)
         if found is None:
-            return False, of_artifacts((), _identity, name)
+            return False, of_artifacts((), name)
         found = self._mirrors.canonical(index, found)
         log.debug("%s: %d files for %s", redact(url), len(found), name)
-        return True, of_artifacts(found, _identity, name)
+        return True, of_artifacts(found, name)
 
     def _flat(self, index: Index) -> tuple[Artifact, ...]:
         url = self._mirrors.page_base(index)

@@ -21,7 +21,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from html.parser import HTMLParser
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -36,7 +36,6 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import IndexError_
-from envspec.index.releases import Releases
 from envspec.model import Artifact, ArtifactKind, CoreMetadata, Yank
 from envspec.secret import redact
 from envspec.tomlread import parse_datetime
@@ -62,6 +61,12 @@ def parse_filename(filename: str) -> Identity | None:
     except KeyError:
         found = _IDENTITIES[filename] = _parse_filename(filename)
         return found
+
+
+def remember_identity(filename: str, identity: Identity | None) -> None:
+    """Tell `parse_filename` its answer for `filename`, known from elsewhere (a cached
+    listing's header), so the name is not parsed again."""
+    _IDENTITIES.setdefault(filename, identity)
 
 
 def _parse_filename(filename: str) -> Identity | None:
@@ -143,99 +148,6 @@ def parse_json(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact
         if artifact is not None:
             out.append(artifact)
     return out
-
-
-# -- the compact form the cache keeps (see `cache.Cache.listing`) ---------------------------
-
-
-def dump_listing(artifacts: Sequence[Artifact] | None) -> bytes:
-    """`artifacts` (None: the index does not have the project) in the compact form the cache
-    keeps: one JSON array per file (see `_row`), its fields already checked, with the
-    project name and version its filename gives (`parse_filename`)."""
-    if artifacts is None:
-        return b"null"
-    return json.dumps([_row(a) for a in artifacts], separators=(",", ":")).encode()
-
-
-def load_listing(data: bytes, keep: Keep | None = None) -> list[Artifact] | None:
-    """`dump_listing`'s output back (written by us from checked values, so trusted), the
-    files whose names `keep` accepts (by default all). The filenames' names and versions
-    become `parse_filename`'s answers, so the files are not parsed again."""
-    rows = json.loads(data)
-    if rows is None:
-        return None
-    versions: dict[str, Version] = {}
-    for row in rows:
-        filename, name, version = row[0], row[-2], row[-1]
-        if filename not in _IDENTITIES:
-            if version is None:
-                _IDENTITIES[filename] = None
-            else:
-                if version not in versions:
-                    versions[version] = Version(version)
-                _IDENTITIES[filename] = (name, versions[version], row[2])
-    return [_from_row(row) for row in rows if keep is None or keep(row[0])]
-
-
-def load_releases(data: bytes, name: NormalizedName) -> Releases[list[Any]] | None:
-    """`dump_listing`'s output back as the releases of project `name` (None: the index does
-    not have the project), each release's rows made `Artifact`s when first asked for; like
-    `load_listing`, the filenames' names and versions become `parse_filename`'s answers."""
-    rows = json.loads(data)
-    if rows is None:
-        return None
-    versions: dict[str, Version] = {}
-    grouped: dict[Version, list[list[Any]]] = {}
-    for row in rows:
-        filename, project, text = row[0], row[-2], row[-1]
-        if text is None:
-            _IDENTITIES[filename] = None
-            continue
-        version = versions.get(text)
-        if version is None:
-            version = versions[text] = Version(text)
-        if filename not in _IDENTITIES:
-            _IDENTITIES[filename] = (project, version, row[2])
-        if project == name:
-            grouped.setdefault(version, []).append(row)
-    return Releases(grouped, _from_row)
-
-
-def _row(a: Artifact) -> list[object]:
-    moment = a.upload_time.isoformat() if a.upload_time else None
-    parsed = parse_filename(a.filename)
-    return [
-        a.filename,
-        a.url,
-        a.kind,
-        a.sha256,
-        a.size,
-        a.requires_python,
-        a.yanked is Yank.YANKED,
-        a.yanked_reason,
-        moment,
-        a.metadata is CoreMetadata.SERVED,
-        a.metadata_sha256,
-        parsed[0] if parsed else None,
-        str(parsed[1]) if parsed else None,
-    ]
-
-
-def _from_row(row: list[Any]) -> Artifact:
-    filename, url, kind, sha256, size, requires_python, yanked, reason, moment, *served = row
-    return Artifact(
-        filename=filename,
-        url=url,
-        kind=kind,
-        sha256=sha256,
-        size=size,
-        requires_python=requires_python,
-        yanked=Yank.YANKED if yanked else Yank.LIVE,
-        yanked_reason=reason,
-        upload_time=dt.datetime.fromisoformat(moment) if moment else None,
-        metadata=CoreMetadata.SERVED if served[0] else CoreMetadata.ABSENT,
-        metadata_sha256=served[1],
-    )
 
 
 def _not_a_page(url: str, reason: str) -> IndexError_:

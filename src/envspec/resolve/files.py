@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
@@ -30,7 +30,7 @@ class Listing(Protocol):
 
     def route(self, name: NormalizedName, routed: str | None) -> Index | None: ...
     def files(self, name: NormalizedName, index: Index) -> list[Artifact]: ...
-    def releases(self, name: NormalizedName, index: Index) -> Releases[Any]: ...
+    def releases(self, name: NormalizedName, index: Index) -> Releases: ...
     def every_file(
         self, name: NormalizedName, index: Index, version: Version | None = None
     ) -> list[Artifact]: ...
@@ -49,7 +49,7 @@ class FileChoice:
     _fast_rank: dict[tuple[str, str, str], int] = field(default_factory=dict)
     # per name, the file that fits best of each release asked about (None: none fits)
     _best: dict[NormalizedName, dict[Version, Artifact | None]] = field(default_factory=dict)
-    _releases: dict[NormalizedName, Releases[Any] | None] = field(default_factory=dict)
+    _releases: dict[NormalizedName, Releases | None] = field(default_factory=dict)
     # per name: the rank of an sdist (None: not built, no-build) and whether no-binary
     _builds: dict[NormalizedName, tuple[int | None, bool]] = field(default_factory=dict)
     _python: Version = field(init=False)
@@ -121,22 +121,21 @@ class FileChoice:
                 return None
             return artifact
 
-        order = self._order(name)
         rule = self._prerelease_rule(name, specifiers, user)
         any_final = False
-        for version in order:
+        for version in self._order(name):
             if (rule == "all" or not version.is_prerelease) and (artifact := ok(version)):
                 any_final = any_final or not version.is_prerelease
                 yield version, artifact
         if rule == "finals, else all" and not any_final:  # PEP 440: pre-releases if necessary
-            for version in order:
+            for version in self._order(name):
                 if version.is_prerelease and (artifact := ok(version)):
                     yield version, artifact
 
-    def _order(self, name: NormalizedName) -> tuple[Version, ...]:
+    def _order(self, name: NormalizedName) -> Iterator[Version]:
         """The releases of `name` on its index, newest first, whether or not a file fits."""
         releases = self._listed_releases(name)
-        return releases.order if releases is not None else ()
+        return releases.versions() if releases is not None else iter(())
 
     def _prerelease_rule(
         self, name: NormalizedName, specifiers: Sequence[SpecifierSet], user: Sequence[SpecifierSet]
@@ -196,7 +195,7 @@ class FileChoice:
         known[version] = found
         return found
 
-    def _listed_releases(self, name: NormalizedName) -> Releases[Any] | None:
+    def _listed_releases(self, name: NormalizedName) -> Releases | None:
         if name not in self._releases:
             if name not in self.used_indexes:
                 self.used_indexes[name] = self.listing.route(name, self.routes.get(name))
