@@ -11,6 +11,7 @@ imports are half of its time (see `lockfile.memo`'s fresh-locks memo).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import platform
 import sys
@@ -62,6 +63,7 @@ def python_versions(python: str) -> tuple[str, str]:
     return short, full
 
 
+@functools.lru_cache(maxsize=32)  # a lock makes each target four times; its tags cost ~1 ms
 def make_target(name: str, python: str, settings: TargetSettings | None = None) -> Target:
     """The `Target` for a known name at a Python version."""
     from envspec.model import Target, TargetSettings

@@ -195,10 +195,13 @@ class Finder:
             return parsed is not None and parsed[0] == wanted and version in (None, parsed[1])
 
         data, parsed = self._page(url, accept, EVERY_FILE, None)
-        found = load_listing(data, pick) if not parsed else parsed[0]
-        if found is not None and parsed:
-            found = [a for a in found if pick(a.filename)]
-        return self._mirrors.canonical(index, found or [])
+        if parsed:
+            found = [a for a in parsed[0] or () if pick(a.filename)]
+        elif (releases := load_releases(data, wanted)) is None:
+            found = []
+        else:
+            found = list(releases.every() if version is None else releases.files(version))
+        return self._mirrors.canonical(index, found)
 
     def route(self, name: NormalizedName, routed: str | None) -> Index | None:
         """The index `name` comes from: the explicit one it is routed to, else the first

@@ -55,8 +55,6 @@ class FileChoice:
     _python: Version = field(init=False)
     _python_ok: dict[str, bool] = field(default_factory=dict)
     _suffix_rank: dict[str, int | None] = field(default_factory=dict)
-    # a specifier's text → its verdict on each version it was asked about
-    _admits: dict[str, dict[Version, bool]] = field(default_factory=dict)
     _takes_pre: dict[tuple[NormalizedName, str], bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -102,7 +100,7 @@ class FileChoice:
             for s in spec
             if s.operator in ("==", "===") and "*" not in s.version and _is_version(s.version)
         }
-        checks = [(spec, self._admits.setdefault(str(spec), {})) for spec in specifiers]
+        checks = [(spec, _ADMITS.setdefault(str(spec), {})) for spec in specifiers]
         best = self.best_file
 
         def ok(version: Version) -> Artifact | None:
@@ -268,6 +266,9 @@ class FileChoice:
         every = self.listing.every_file(name, index, version) if index else []
         return [artifact for artifact in every if artifact.kind == "wheel"]
 
+
+# a specifier's text → its verdict on each version it was asked about, for every target
+_ADMITS: dict[str, dict[Version, bool]] = {}
 
 # a wheel's filename → its last three fields, lower-cased (None: not a wheel's name): read
 # without a full parse (most files on a big page fit no target), once for every target
