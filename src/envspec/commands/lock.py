@@ -30,7 +30,6 @@ from packaging.version import Version
 
 from envspec.errors import EnvspecError
 from envspec.index import FinderSettings, FinderStats, open_finder
-from envspec.index.simple import parse_filename
 from envspec.lockfile import write_lock
 from envspec.lockfile.status import TargetStatus
 from envspec.model import Lock, LockedPackage, Spec, Target
@@ -326,11 +325,7 @@ def _fit_reason(
     try:
         # The listing resolution read holds every file some target can install: when one of
         # `newest` fits, that is the answer, without reading the whole page again.
-        kept = [
-            a
-            for a in source.files(name, index)
-            if (parsed := parse_filename(a.filename)) is not None and parsed[:2] == (name, newest)
-        ]
+        kept = list(source.releases(name, index).files(newest))
         if kept and not no_fit_reason(name, newest, kept, target, spec.resolution):
             return ""
         files = source.every_file(name, index, newest)
