@@ -270,11 +270,11 @@ def from_json(data: bytes) -> DistMetadata:
     """`to_json`'s output back (written by us after validation, so trusted)."""
     raw = json.loads(data)
     return DistMetadata(
-        name=canonicalize_name(raw["name"]),
+        name=raw["name"],  # `to_json` wrote them normalized (unsloth lists ~200 extras)
         version=Version(raw["version"]),
-        requires_dist=tuple(requirement(line) for line in raw["requires-dist"]),
+        requires_dist=tuple(map(requirement, raw["requires-dist"])),
         requires_python=raw["requires-python"],
-        provides_extra=tuple(canonicalize_name(e) for e in raw["provides-extra"]),
+        provides_extra=tuple(raw["provides-extra"]),
     )
 
 

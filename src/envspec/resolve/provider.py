@@ -96,6 +96,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         default_factory=dict, init=False
     )
     _absent: dict[NormalizedName, Candidate] = field(default_factory=dict, init=False)
+    # a specifier (by identity; the entry holds it) → whether it pins one version
+    _pinning: dict[int, tuple[SpecifierSet, bool]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         rules = self.rules
@@ -147,11 +149,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         - `identifier`: a tie-break, so the order (and the lock) is the same on every run.
         """
         infos = list(information[identifier])
-        pinned = any(
-            s.operator in ("==", "===") and "*" not in s.version
-            for info in infos
-            for s in info.requirement.specifier
-        )
+        pinned = any(self._pins(info.requirement.specifier) for info in infos)
         direct = any(info.parent is None for info in infos)
         causes = {c.requirement.name for c in backtrack_causes}
         name = identifier.split("[", 1)[0]
@@ -165,6 +163,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             "[" not in identifier,
             identifier,
         )
+
+    def _pins(self, specifier: SpecifierSet) -> bool:
+        """Whether `specifier` pins one version (`==` without a wildcard), once per object."""
+        known = self._pinning.get(id(specifier))
+        if known is None:
+            pins = any(s.operator in ("==", "===") and "*" not in s.version for s in specifier)
+            known = self._pinning[id(specifier)] = (specifier, pins)
+        return known[1]
 
     def _depth(
         self, identifier: str, infos: Sequence[RequirementInformation[Req, Candidate]]
@@ -371,7 +377,12 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self, requirement: Requirement, origin: Origin, constraint: bool = False
     ) -> list[Req]:
         """A wanted requirement as the resolver takes it: an override replaces it."""
-        chosen = self.rules.overrides.get(canonicalize_name(requirement.name), requirement)
+        overrides = self.rules.overrides
+        chosen = (
+            overrides.get(canonicalize_name(requirement.name), requirement)
+            if overrides
+            else requirement
+        )
         if chosen is requirement or self.rules.target.evaluate(chosen.marker):
             return [to_req(chosen, origin, constraint=constraint)]
         return []
