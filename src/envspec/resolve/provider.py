@@ -96,11 +96,17 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         default_factory=dict, init=False
     )
     _absent: dict[NormalizedName, Candidate] = field(default_factory=dict, init=False)
+    _python: Candidate = field(init=False)  # the target's interpreter, `<python>`'s one
     # a specifier (by identity; the entry holds it) → whether it pins one version
     _pinning: dict[int, tuple[SpecifierSet, bool]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         rules = self.rules
+        self._python = Candidate(
+            key=PYTHON,
+            name=NormalizedName(PYTHON),
+            version=Version(rules.target.python_full_version),
+        )
         self.files = FileChoice(
             target=rules.target, listing=self.source, settings=rules.settings, routes=rules.routes
         )
@@ -247,11 +253,9 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self._note_phase(identifier, reqs)
         if identifier == UNUSABLE:
             return []
-        if identifier == PYTHON:
-            version = Version(self.rules.target.python_full_version)
-            ok = all(r.specifier.contains(version, prereleases=True) for r in reqs)
-            python = Candidate(key=PYTHON, name=NormalizedName(PYTHON), version=version)
-            return [python] if ok else []
+        if identifier == PYTHON:  # every pin's Requires-Python, asked again each time
+            python = self._python
+            return [python] if all(self._admits(r.specifier, python.version) for r in reqs) else []
         name, extras = reqs[0].name, reqs[0].extras
         if all(r.constraint for r in reqs):  # only rules' constraints: see `resolve.rules`
             gone = any(c.absent for c in incompatibilities[identifier])
@@ -316,12 +320,15 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if requirement.url and candidate.url is None and candidate.key != PYTHON:
             return False  # an index file never stands for a direct reference
         # resolvelib asks the same question for every pin it re-checks while backtracking.
+        return self._admits(requirement.specifier, candidate.version)
+
+    def _admits(self, specifier: SpecifierSet, version: Version) -> bool:
         # Keyed by identity; the entry holds the specifier, so its id is never reused.
-        key = (id(requirement.specifier), candidate.version)
+        key = (id(specifier), version)
         found = self._satisfied.get(key)
         if found is None:
-            verdict = requirement.specifier.contains(candidate.version, prereleases=True)
-            found = self._satisfied[key] = (requirement.specifier, verdict)
+            verdict = specifier.contains(version, prereleases=True)
+            found = self._satisfied[key] = (specifier, verdict)
         return found[1]
 
     def get_dependencies(self, candidate: Candidate) -> Iterable[Req]:
