@@ -21,11 +21,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from envspec.cli import main
 from envspec.errors import EnvspecError
 from envspec.index.metadata import parse_metadata
+from envspec.index.releases import dump_listing, load_listing, load_releases, of_artifacts
 from envspec.index.simple import JSON_TYPE, parse_page
+from envspec.model import Artifact
 from envspec.lockfile import load_lock
 from envspec.review.reqfile import parse_requirements
 from envspec.secret import redact as redact_urls
@@ -244,7 +247,18 @@ def test_index_pages(deadline: float) -> None:
         )
         if found is not None:
             _lockable(found)
+            _kept_as_parsed(found)
         assert time.monotonic() < deadline
+
+
+def _kept_as_parsed(found: list[Artifact]) -> None:
+    """The cache's compact form of a page gives back the files parsed, whole and by release."""
+    data = dump_listing(found)
+    back = load_listing(data)
+    assert back is not None and sorted(back, key=repr) == sorted(found, key=repr)
+    releases = load_releases(data, canonicalize_name("foo"))
+    assert releases is not None
+    assert list(releases.every()) == list(of_artifacts(found, canonicalize_name("foo")).every())
 
 
 def test_core_metadata(deadline: float) -> None:

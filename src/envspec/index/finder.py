@@ -357,7 +357,7 @@ class Finder:
     def _prefetch_route(self, name: NormalizedName, routed: str | None) -> None:
         index = self.route(name, routed)
         if index is not None:
-            self.files(name, index)
+            self.releases(name, index)  # the page fetched; its releases are read when asked
 
     def prefetch_metadata(self, artifacts: Iterable[Artifact]) -> None:
         """Start fetching the metadata of `artifacts`."""
