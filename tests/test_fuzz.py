@@ -28,8 +28,8 @@ from envspec.errors import EnvspecError
 from envspec.index.metadata import parse_metadata
 from envspec.index.releases import dump_listing, load_listing, load_releases, of_artifacts
 from envspec.index.simple import JSON_TYPE, parse_page
-from envspec.model import Artifact
 from envspec.lockfile import load_lock
+from envspec.model import Artifact
 from envspec.review.reqfile import parse_requirements
 from envspec.secret import redact as redact_urls
 from envspec.spec import parse_spec
