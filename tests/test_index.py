@@ -189,6 +189,35 @@ def test_sdist_static_metadata(index_server: IndexServer, finders: Any) -> None:
     assert meta.requires_dist == (Requirement("bar<3"),) and meta.requires_python == ">=3.8"
 
 
+def test_a_large_sdist_is_read_only_up_to_its_pkg_info(
+    index_server: IndexServer, finders: Any
+) -> None:
+    sdist = index_server.add_sdist("big", "1.0", requires_dist=["bar<3"], pad_bytes=5_000_000)
+    index_server.rate = 10_000_000  # so what the client never reads is never sent either
+    index = index_of(index_server)
+    finder = finders(index)
+    [artifact] = finder.files(n("big"), index)
+    assert finder.metadata(artifact).requires_dist == (Requirement("bar<3"),)
+    assert sdist.stat().st_size > 5_000_000
+    assert index_server.file_bytes_sent(sdist.name) < 2_000_000
+    assert finder.stats.full_downloads == 1  # counted as the sdist read it is
+
+
+@pytest.mark.parametrize("fault", ["cut", "500"])
+def test_an_sdist_read_that_fails_midway_is_read_again(
+    index_server: IndexServer, finders: Any, fault: str
+) -> None:
+    index_server.add_sdist(
+        "foo", "1.0", requires_dist=["bar<3"], pkg_info_last=True, pad_bytes=300_000
+    )
+    index_server.fail("foo-1.0.tar.gz", fault)
+    index = index_of(index_server)
+    finder = finders(index)
+    [artifact] = finder.files(n("foo"), index)
+    assert finder.metadata(artifact).requires_dist == (Requirement("bar<3"),)
+    assert index_server.paths_requested().count("/files/foo-1.0.tar.gz") == 2
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -145,19 +145,26 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD" and status != 304:
-            self.index._count(path, len(body))  # before writing: the client may look at once
             self._write(body, path)
 
     def _write(self, body: bytes, path: str) -> None:
-        """The body, at most `rate` bytes a second for files when the server has a rate."""
+        """The body, at most `rate` bytes a second for files when the server has a rate (a
+        client that stops reading and hangs up gets no more). Bytes are counted before they
+        are written: the client may look at once."""
         rate = self.index.rate
         if rate is None or not path.startswith("/files/"):
+            self.index._count(path, len(body))
             self.wfile.write(body)
             return
         step = max(rate // 20, 1)
         for start in range(0, len(body), step):
-            self.wfile.write(body[start : start + step])
-            self.wfile.flush()
+            self.index._count(path, len(body[start : start + step]))
+            try:
+                self.wfile.write(body[start : start + step])
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+                return
             time.sleep(step / rate)
 
     def _cut(self, status: int, body: bytes, headers: Mapping[str, str], path: str) -> None:

@@ -130,8 +130,12 @@ def build_sdist(
     provides_extra: Sequence[str] = (),
     metadata_version: str = "2.2",
     dynamic: Sequence[str] = (),
+    pad_bytes: int = 0,
+    pkg_info_last: bool = False,
 ) -> Path:
-    """Build a real sdist (.tar.gz with PKG-INFO and pyproject.toml) and return its path."""
+    """Build a real sdist (.tar.gz with PKG-INFO and pyproject.toml) and return its path.
+    `pad_bytes` adds an incompressible member after PKG-INFO (before it with
+    `pkg_info_last`), so an sdist can be large where its metadata is not."""
     out_dir.mkdir(parents=True, exist_ok=True)
     filename = sdist_filename(name, version)
     root = filename[: -len(".tar.gz")]
@@ -157,6 +161,10 @@ def build_sdist(
         f"{root}/pyproject.toml": pyproject.encode(),
         f"{root}/{pkg}/__init__.py": f"__version__ = {version!r}\n".encode(),
     }
+    if pad_bytes:
+        members[f"{root}/{pkg}/_pad.bin"] = random.Random(filename).randbytes(pad_bytes)
+    if pkg_info_last:
+        members[f"{root}/PKG-INFO"] = members.pop(f"{root}/PKG-INFO")
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
         for member, data in members.items():

@@ -37,13 +37,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import html
+import io
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 from envspec.errors import IndexError_
@@ -195,6 +196,12 @@ class Client:
         """Stream `url` into `sink` (rewound on a retry) while hashing: (sha256 hex, size)."""
         return self._with_retries("GET", url, lambda: self._stream(url, sink))
 
+    def read_stream(self, url: str, read: Callable[[BinaryIO], T]) -> T:
+        """`read(body)`, the body of `url` as a stream: only what `read` reads is fetched (the
+        connection is closed on the rest); a transient failure runs `read` again on a new
+        stream."""
+        return self._with_retries("GET", url, lambda: self._read_stream(url, read))
+
     def download(self, url: str, path: Path, progress: Progress | None = None) -> Downloaded:
         """Download `url` into `path`, resuming what `path` already holds (see the module
         docstring); the sha256 and size of the whole file."""
@@ -313,6 +320,26 @@ class Client:
                 raise self._failed("GET", url, exc) from exc
             return hasher.hexdigest(), size
         finally:
+            response.release_conn()
+
+    def _read_stream(self, url: str, read: Callable[[BinaryIO], T]) -> T:
+        if url.startswith("file:"):
+            path = _local_path(url)
+            if not path.is_file():
+                raise IndexError_(f"GET {redact(url)} failed: no such file")
+            with path.open("rb") as local:
+                return read(local)
+        response = self._send("GET", url, {"Accept-Encoding": "identity"}, preload=False)
+        try:
+            self._check_status("GET", url, response.status)
+            if response.status != 200:
+                raise IndexError_(f"GET {redact(url)} failed: HTTP {response.status}")
+            try:
+                return read(io.BufferedReader(_Counted(response, self.stats), CHUNK))
+            except _urllib3_error() as exc:
+                raise self._failed("GET", url, exc) from exc
+        finally:
+            response.close()  # a body left unread cannot go back to the pool
             response.release_conn()
 
     def _download_once(
@@ -520,6 +547,22 @@ def _host_port(url: str) -> tuple[str, int | None]:
 
 
 # -- file:// --------------------------------------------------------------------------------
+
+
+class _Counted(io.RawIOBase):
+    """A response body read as a file, its bytes counted in the client's stats."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, stats: HttpStats) -> None:
+        self._response, self._stats = response, stats
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._response.read(len(buffer))
+        self._stats.add(nbytes=len(data))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _local_path(url: str) -> Path:
