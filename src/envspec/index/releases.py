@@ -136,15 +136,15 @@ def dump_listing(artifacts: Sequence[Artifact] | None) -> bytes:
 def load_releases(data: bytes, name: NormalizedName) -> Releases | None:
     """`dump_listing`'s output back as the releases of project `name` (None: the index does
     not have the project); a release's files are decoded when first asked for."""
-    head, _, body = data.partition(b"\n")
-    entries = json.loads(head)
+    base = data.index(b"\n") + 1  # the body is not copied out: a release's part is sliced
+    entries = json.loads(data[:base])
     if entries is None:
         return None
     mine = [(version, start, end) for project, version, start, end in entries if project == name]
 
     def files_of(i: int) -> tuple[Artifact, ...]:
         text, start, end = mine[i]
-        return _made(body[start:end], (name, Version(text)))
+        return _made(data[base + start : base + end], (name, Version(text)))
 
     return Releases([version for version, _, _ in mine], files_of)
 
