@@ -3,8 +3,9 @@
 Order: the PEP 658/714 `<url>.metadata` sidecar when the index advertises one (its hash checked
 when given); for wheels, HTTP range reads of the zip (the last 64 KiB — end-of-central-directory
 and usually the whole directory — then the one `*.dist-info/METADATA` member), falling back to
-the whole file when the server ignores Range; for sdists, `PKG-INFO`, trusted only when it is
-static (Metadata-Version ≥ 2.2, neither Requires-Dist nor Requires-Python `Dynamic`).
+the whole file when the server ignores Range; for sdists, `PKG-INFO` (a tarball read as it
+arrives and no further than that member; a zip sdist whole), trusted only when it is static
+(Metadata-Version ≥ 2.2, neither Requires-Dist nor Requires-Python `Dynamic`).
 
 The range reads are ours: pip's `lazy_wheel` is internal and no maintained library reads a
 remote zip by ranges. `_Remote` keeps the bytes fetched; `wheelzip` finds and inflates the
