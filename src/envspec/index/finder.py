@@ -58,8 +58,6 @@ from envspec.secret import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
 EVERY_FILE = "every file"  # the listing variant kept by no filter
 
 
