@@ -94,7 +94,7 @@ class Pruner:
     ) -> None:
         """Fetch what a walk down `candidates`, at its `i`-th after `walked` versions of its
         name, reaches next."""
-        candidate = candidates.head(i + 1)[i]  # already computed: the walk is at it
+        candidate = candidates.span(i, i + 1)[0]  # already computed: the walk is at it
         if ahead := _ahead(walked):
             prefetch(_wheels(c.artifact for c in candidates.span(i, i + ahead)))
         if i and candidates.is_last(i):  # a widening requirement: see `_below`
