@@ -57,6 +57,11 @@ class Releases:
 
     def versions(self) -> Iterator[Version]:
         """The releases' versions, newest first."""
+        if len(self._versions) == len(self._texts):  # all parsed: the list's own iterator
+            return iter(self._versions)
+        return self._parsing()
+
+    def _parsing(self) -> Iterator[Version]:
         parsed, i = self._versions, 0
         while i < len(parsed) or self._parse_more():
             yield parsed[i]
