@@ -25,12 +25,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing
-
-from envspec import proc
 from envspec.errors import MetadataError
+
+if TYPE_CHECKING:
+    from envspec import proc
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -87,6 +87,11 @@ def _strings(value: Any) -> bool:
 def build_metadata(source: Path, work: Path, settings: BuildSettings, *, shown: str) -> bytes:
     """The METADATA of the wheel `source` would build, from its backend; `work` is an empty
     scratch folder the caller removes; `shown` names the source in errors."""
+    # imported by a build only: with the process door (subprocess), ~7 ms a lock need not pay
+    from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing
+
+    from envspec import proc
+
     system = load_build_system(source, shown)
     python = _make_environment(work / "env", settings, shown)
     _install(python, system.requires, settings, shown)
@@ -143,6 +148,8 @@ def _uv_reason(finished: proc.Finished) -> str:
 
 
 def _clean_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    from envspec import proc
+
     env = proc.without_installer_settings(environ)
     for key in _DROPPED:
         env.pop(key, None)
@@ -151,6 +158,8 @@ def _clean_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 def _uv(args: Sequence[str], settings: BuildSettings) -> proc.Finished:
     from uv import find_uv_bin  # the uv package: imported when a build needs it
+
+    from envspec import proc
 
     argv = [find_uv_bin(), *args, "--no-config", "--quiet", "--color", "never"]
     if settings.offline:

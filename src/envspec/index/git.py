@@ -19,10 +19,13 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from envspec import proc
 from envspec.atomic import place_folder
 from envspec.errors import MetadataError
+
+if TYPE_CHECKING:
+    from envspec import proc
 
 FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 TIMEOUT = 300.0
@@ -51,6 +54,8 @@ def resolve_commit(url: str, ref: str | None, *, shown: str, environ: Mapping[st
     environment git runs in (prompts are turned off in it)."""
     if ref is not None and FULL_SHA.fullmatch(ref):
         return ref.lower()
+    from envspec import proc  # the process door, imported when git runs (a lock may not)
+
     patterns = [ref, f"{ref}^{{}}"] if ref else ["HEAD"]
     try:
         argv = ["git", "ls-remote", "--", url, *patterns]
@@ -98,6 +103,8 @@ def checkout(url: str, commit: str, dest: Path, *, shown: str, environ: Mapping[
 
 
 def _fetch(url: str, commit: str, repo: Path, *, shown: str, env: Mapping[str, str]) -> None:
+    from envspec import proc
+
     def git(*args: str) -> proc.Finished:
         return proc.run(["git", "-C", str(repo), *args], env=env, timeout=TIMEOUT)
 

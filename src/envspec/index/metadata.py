@@ -26,9 +26,7 @@ import json
 import logging
 import os
 import re
-import tarfile
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -227,6 +225,9 @@ def _pkg_info(
 ) -> bytes | None:
     """The sdist's top-level PKG-INFO (None: it has none); with `stream`, `fileobj` (a
     tarball) is read forward only, and no further than that member."""
+    import tarfile  # with zipfile, ~6 ms to import: only an sdist needs them
+    import zipfile
+
     try:
         if filename.endswith(".zip"):
             with zipfile.ZipFile(fileobj) as zf:

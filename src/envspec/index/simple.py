@@ -22,7 +22,6 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from html.parser import HTMLParser
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
@@ -297,7 +296,7 @@ def _listed_sha256(value: object, filename: str, page: str) -> str | Literal[Fal
 
 def parse_html(body: bytes, url: str, keep: Keep | None = None) -> list[Artifact]:
     """A PEP 503 project page or a flat find-links page."""
-    parser = _LinkParser()
+    parser = _link_parser()()
     parser.feed(body.decode("utf-8", errors="replace"))
     parser.close()
     base = _join(url, url, parser.base) if parser.base else url
@@ -347,14 +346,32 @@ def _html_metadata(value: str | bool | None) -> Sidecar:
     return _NO_SIDECAR if name.lower() == "false" else (CoreMetadata.SERVED, None)
 
 
-class _LinkParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.links: list[dict[str, str | None]] = []
-        self.base: str | None = None
+@functools.cache
+def _link_parser() -> type[_LinkParser]:
+    """The HTML page parser, made when a first HTML page comes (PyPI answers JSON, and a lock
+    from the cache reads none): `html.parser` and its entities cost ~3 ms to import."""
+    from html.parser import HTMLParser
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.links.append(dict(attrs))
-        elif tag == "base" and self.base is None:
-            self.base = dict(attrs).get("href")
+    class LinkParser(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.links: list[dict[str, str | None]] = []
+            self.base: str | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "a":
+                self.links.append(dict(attrs))
+            elif tag == "base" and self.base is None:
+                self.base = dict(attrs).get("href")
+
+    return LinkParser
+
+
+class _LinkParser(Protocol):
+    """What `parse_html` reads of its parser."""
+
+    links: list[dict[str, str | None]]
+    base: str | None
+
+    def feed(self, data: str) -> None: ...
+    def close(self) -> None: ...

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tarfile
 import tempfile
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +170,9 @@ class _Scratch:
 
 def _unpack(archive: Path, dest: Path, filename: str) -> Path:
     """Unpack an sdist; its source tree (the single top folder, as sdists are laid out)."""
+    import tarfile  # with zipfile, ~6 ms to import: only a build needs them
+    import zipfile
+
     try:
         if filename.endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
