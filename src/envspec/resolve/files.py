@@ -164,11 +164,12 @@ class FileChoice:
         offer satisfies it (PEP 440)."""
         if spec.prereleases:
             return True
-        key = (name, str(spec))
+        text = str(spec)
+        key = (name, text)
         if key not in self._takes_pre:
             self._takes_pre[key] = not any(
                 not v.is_prerelease
-                and spec.contains(v, prereleases=True)
+                and _admits(spec, text, v)
                 and (a := self.best_file(name, v)) is not None
                 and a.yanked is Yank.LIVE
                 for v in self._order(name)
@@ -269,6 +270,15 @@ class FileChoice:
 
 # a specifier's text → its verdict on each version it was asked about, for every target
 _ADMITS: dict[str, dict[Version, bool]] = {}
+
+
+def _admits(spec: SpecifierSet, text: str, version: Version) -> bool:
+    """`spec` (whose text is `text`) on `version`, pre-releases included, asked once."""
+    known = _ADMITS.setdefault(text, {})
+    verdict = known.get(version)
+    if verdict is None:
+        verdict = known[version] = spec.contains(version, prereleases=True)
+    return verdict
 
 # a wheel's filename → its last three fields, lower-cased (None: not a wheel's name): read
 # without a full parse (most files on a big page fit no target), once for every target
