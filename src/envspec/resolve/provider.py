@@ -157,15 +157,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         infos = list(information[identifier])
         pinned = any(self._pins(info.requirement.specifier) for info in infos)
         direct = any(info.parent is None for info in infos)
-        causes = {c.requirement.name for c in backtrack_causes}
         name = identifier.split("[", 1)[0]
-        depth = self._depth(identifier, infos)
+        cause = any(c.requirement.name == name for c in backtrack_causes)
         return (
             identifier not in PSEUDO,
             not pinned,
-            name not in causes,
+            not cause,
             not direct,
-            depth,
+            self._depth(identifier, infos, direct),
             "[" not in identifier,
             identifier,
         )
@@ -179,11 +178,15 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         return known[1]
 
     def _depth(
-        self, identifier: str, infos: Sequence[RequirementInformation[Req, Candidate]]
+        self,
+        identifier: str,
+        infos: Sequence[RequirementInformation[Req, Candidate]],
+        direct: bool,
     ) -> float:
-        """How far from the spec a name was first asked for: names near the root are decided
-        first, so a conflict deep down backjumps to the choice that brought it in."""
-        if any(info.parent is None for info in infos):
+        """How far from the spec a name was first asked for (1 when the spec asks for it,
+        `direct`): names near the root are decided first, so a conflict deep down backjumps
+        to the choice that brought it in."""
+        if direct:
             depth = 1.0
         else:
             parents = (self._depths.get(info.parent.key, math.inf) for info in infos if info.parent)
