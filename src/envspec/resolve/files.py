@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -45,7 +44,6 @@ class FileChoice:
     settings: Resolution
     routes: Mapping[NormalizedName, str] = field(default_factory=dict)
     used_indexes: dict[NormalizedName, Index | None] = field(default_factory=dict)
-    _tag_rank: dict[Tag, int] = field(default_factory=dict)
     _fast_rank: dict[tuple[str, str, str], int] = field(default_factory=dict)
     # per name, the file that fits best of each release asked about (None: none fits)
     _best: dict[NormalizedName, dict[Version, Artifact | None]] = field(default_factory=dict)
@@ -59,7 +57,6 @@ class FileChoice:
 
     def __post_init__(self) -> None:
         self._python = Version(self.target.python_full_version)
-        self._tag_rank = {tag: i for i, tag in enumerate(self.target.tags)}
         self._fast_rank = {
             (t.interpreter, t.abi, t.platform): i for i, t in enumerate(self.target.tags)
         }
@@ -205,7 +202,7 @@ class FileChoice:
     def _pick(self, name: NormalizedName, files: Sequence[Artifact]) -> Artifact | None:
         if name not in self._builds:
             self._builds[name] = (
-                None if _listed(name, self.settings.no_build) else len(self._tag_rank),
+                None if _listed(name, self.settings.no_build) else len(self.target.tags),
                 _listed(name, self.settings.no_binary),
             )
         sdist_rank, no_binary = self._builds[name]
@@ -279,6 +276,7 @@ def _admits(spec: SpecifierSet, text: str, version: Version) -> bool:
     if verdict is None:
         verdict = known[version] = spec.contains(version, prereleases=True)
     return verdict
+
 
 # a wheel's filename → its last three fields, lower-cased (None: not a wheel's name): read
 # without a full parse (most files on a big page fit no target), once for every target
