@@ -91,6 +91,20 @@ def test_locking_twice_gives_the_same_bytes(project: Path) -> None:
     assert lock_bytes(project) == first
 
 
+def test_locking_some_targets_reads_the_pages_a_full_lock_parsed(project: Path) -> None:
+    """The cache keeps pages parsed per file filter; the filter is the spec's targets', not
+    the ones locked now, so `--target` (or sync relocking one stale target) reuses them."""
+    assert lock(project) == 0
+    first = lock_bytes(project)
+    parsed = sorted((project / ".cache").rglob("*.listing"))
+    for path in (project / "locks").iterdir():
+        path.unlink()
+    for target in ("linux-x86_64", "windows-x86_64", "macos-arm64"):
+        assert lock(project, "--target", target, "--offline") == 0
+    assert sorted((project / ".cache").rglob("*.listing")) == parsed
+    assert lock_bytes(project) == first
+
+
 def test_fresh_locks_need_no_network(
     project: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -129,8 +129,10 @@ def run_lock(
         environ,
         settings,
         known_files=locked_files(statuses),
+        # the spec's targets, not only those locked now: the cache keeps pages parsed per
+        # filter, so `--target` and a relock of one target read what a full lock parsed
         keep_file=wheel_filter(
-            [make_target(s.target, spec.python, spec.settings_for(s.target)) for s in todo]
+            [make_target(name, spec.python, spec.settings_for(name)) for name in spec.targets]
         ),
     )
     if progress is not None:
