@@ -128,7 +128,38 @@ def test_no_solution_is_reported_as_resolvelib_reports_it() -> None:
     ]
 
 
-def test_the_replaced_method_is_resolvelibs() -> None:
-    # the search overrides a private method: a resolvelib that renames it must fail here
+class Prefers(Toy):
+    """A provider that also takes a criterion's own information list (`preference`), and
+    notes which list each call was handed."""
+
+    def __init__(self, index: Mapping[str, Mapping[str, list[tuple[str, str]]]]) -> None:
+        super().__init__(index)
+        self.calls = 0
+        self.lists: dict[int, list[Any]] = {}  # held, so that no id is reused
+
+    def get_preference(self, identifier: str, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the search asks `preference`")
+
+    def preference(self, identifier: str, information: Any, causes: Any) -> Any:
+        assert isinstance(information, list)
+        self.calls += 1
+        self.lists[id(information)] = information
+        return identifier
+
+
+def test_a_provider_that_takes_the_criterions_list_is_handed_it() -> None:
+    roots = [Req("app", SpecifierSet())]
+    expected = Resolver(Toy(INDEX), BaseReporter()).resolve(roots, max_rounds=200)
+    provider = Prefers(INDEX)
+    found = Search(provider, BaseReporter()).resolve(roots, max_rounds=200)
+    assert _pins(found) == _pins(expected)
+    assert _edges(found) == _edges(expected)
+    # asked, and handed the criteria's own lists: the same list again while it is unchanged
+    assert 0 < len(provider.lists) < provider.calls, (len(provider.lists), provider.calls)
+
+
+def test_the_replaced_methods_are_resolvelibs() -> None:
+    # the search overrides private methods: a resolvelib that renames them must fail here
     base = inspect.signature(Resolution._is_current_pin_satisfying)
     assert list(base.parameters) == ["self", "name", "criterion"]
+    assert list(inspect.signature(Resolution._get_preference).parameters) == ["self", "name"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,8 @@ from envspec.resolve.values import (
 )
 
 log = logging.getLogger("envspec")
+# of a name's requirements: one pins it, the spec asks for it, the keys of those that ask
+Facts = tuple[bool, bool, tuple[str, ...]]
 # How many of a name's best candidates get their metadata fetched ahead of need: the first,
 # for every name at once; the pruner's walk fetches further down a list it walks.
 PREFETCH_AHEAD = 1
@@ -99,6 +101,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     _python: Candidate = field(init=False)  # the target's interpreter, `<python>`'s one
     # a specifier (by identity; the entry holds it) → whether it pins one version
     _pinning: dict[int, tuple[SpecifierSet, bool]] = field(default_factory=dict, init=False)
+    # a criterion's information list (by identity; the entry holds it) → its `_facts`
+    _facts_memo: dict[int, tuple[object, Facts]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         rules = self.rules
@@ -154,9 +158,36 @@ class Provider(AbstractProvider[Req, Candidate, str]):
           extras' dependencies join the search with the version they belong to;
         - `identifier`: a tie-break, so the order (and the lock) is the same on every run.
         """
-        infos = list(information[identifier])
+        facts = self._facts(list(information[identifier]))
+        return self._preference(identifier, facts, backtrack_causes)
+
+    def preference(
+        self,
+        identifier: str,
+        information: Collection[RequirementInformation[Req, Candidate]],
+        backtrack_causes: Collection[RequirementInformation[Req, Candidate]],
+    ) -> Any:
+        """`get_preference` from a criterion's own `information` list (`search`'s way in):
+        what the list says is worked out once per list, since a criterion is never changed."""
+        known = self._facts_memo.get(id(information))
+        if known is None:
+            known = self._facts_memo[id(information)] = (information, self._facts(information))
+        return self._preference(identifier, known[1], backtrack_causes)
+
+    def _facts(self, infos: Collection[RequirementInformation[Req, Candidate]]) -> Facts:
+        """Whether a requirement pins the name, whether the spec asks for it, and the keys
+        of the candidates that ask for it."""
         pinned = any(self._pins(info.requirement.specifier) for info in infos)
         direct = any(info.parent is None for info in infos)
+        return pinned, direct, tuple(info.parent.key for info in infos if info.parent)
+
+    def _preference(
+        self,
+        identifier: str,
+        facts: Facts,
+        backtrack_causes: Iterable[RequirementInformation[Req, Candidate]],
+    ) -> Any:
+        pinned, direct, parents = facts
         name = identifier.split("[", 1)[0]
         cause = any(c.requirement.name == name for c in backtrack_causes)
         return (
@@ -164,7 +195,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             not pinned,
             not cause,
             not direct,
-            self._depth(identifier, infos, direct),
+            self._depth(identifier, parents, direct),
             "[" not in identifier,
             identifier,
         )
@@ -177,20 +208,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             known = self._pinning[id(specifier)] = (specifier, pins)
         return known[1]
 
-    def _depth(
-        self,
-        identifier: str,
-        infos: Sequence[RequirementInformation[Req, Candidate]],
-        direct: bool,
-    ) -> float:
+    def _depth(self, identifier: str, parents: Sequence[str], direct: bool) -> float:
         """How far from the spec a name was first asked for (1 when the spec asks for it,
-        `direct`): names near the root are decided first, so a conflict deep down backjumps
-        to the choice that brought it in."""
+        `direct`; else one more than its nearest parent's): names near the root are decided
+        first, so a conflict deep down backjumps to the choice that brought it in."""
         if direct:
             depth = 1.0
         else:
-            parents = (self._depths.get(info.parent.key, math.inf) for info in infos if info.parent)
-            depth = min(parents, default=math.inf) + 1
+            depth = min((self._depths.get(p, math.inf) for p in parents), default=math.inf) + 1
         self._depths[identifier] = min(depth, self._depths.get(identifier, math.inf))
         return self._depths[identifier]
 
