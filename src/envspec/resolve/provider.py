@@ -16,6 +16,7 @@ phases reach it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -55,6 +56,7 @@ from envspec.resolve.values import (
 log = logging.getLogger("envspec")
 # of a name's requirements: one pins it, the spec asks for it, the keys of those that ask
 Facts = tuple[bool, bool, tuple[str, ...]]
+_INFINITY = itertools.repeat(math.inf)  # a parent not decided yet is infinitely deep
 # How many of a name's best candidates get their metadata fetched ahead of need: the first,
 # for every name at once; the pruner's walk fetches further down a list it walks.
 PREFETCH_AHEAD = 1
@@ -215,7 +217,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if direct:
             depth = 1.0
         else:
-            depth = min((self._depths.get(p, math.inf) for p in parents), default=math.inf) + 1
+            depth = min(map(self._depths.get, parents, _INFINITY), default=math.inf) + 1
         self._depths[identifier] = min(depth, self._depths.get(identifier, math.inf))
         return self._depths[identifier]
 

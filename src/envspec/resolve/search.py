@@ -51,7 +51,7 @@ class _Resolution(Resolution[Req, Candidate, str]):
         reporter: BaseReporter[Req, Candidate, str],
     ) -> None:
         super().__init__(provider, reporter)
-        self._checked: dict[tuple[int, int], Checked] = {}
+        self._checked: dict[int, Checked] = {}  # by the criterion's id: its last pin's answer
         self._prefer: Prefers | None = getattr(provider, "preference", None)
 
     def _get_preference(self, name: str) -> Any:
@@ -63,14 +63,13 @@ class _Resolution(Resolution[Req, Candidate, str]):
         return self._prefer(name, state.criteria[name].information, state.backtrack_causes)
 
     def _is_current_pin_satisfying(self, name: str, criterion: Criterion[Req, Candidate]) -> bool:
-        pin = self.state.mapping.get(name)
+        pin = self._states[-1].mapping.get(name)  # `state`, without its property call
         if pin is None:
             return False
-        key = (id(criterion), id(pin))
-        known = self._checked.get(key)
-        if known is None:
+        known = self._checked.get(id(criterion))
+        if known is None or known[1] is not pin:
             satisfied = super()._is_current_pin_satisfying(name, criterion)
-            known = self._checked[key] = (criterion, pin, satisfied)
+            known = self._checked[id(criterion)] = (criterion, pin, satisfied)
         return known[2]
 
 
