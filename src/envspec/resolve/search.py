@@ -9,9 +9,10 @@ requirements, and once more, after a pin, of the names that were satisfied
 54,000 requirements for macos-arm64 alone, nearly all asked before with the same answer. A
 criterion is never changed once made (resolvelib builds a new one to add or remove
 requirements, and documents it as immutable) and neither is a candidate, so one (criterion,
-pin) pair always gets the same answer. It is kept by the pair's identities, with both
-objects held so that their ids stay theirs. Which questions are asked, and in what order,
-is resolvelib's as before: the locks are the same bytes.
+pin) pair always gets the same answer. Each criterion keeps the answer for its last pin, by
+the criterion's identity, with both objects held so that their ids stay theirs. Which
+questions are asked, and in what order, is resolvelib's as before: the locks are the same
+bytes.
 
 For the preference of each unsatisfied name, every round, resolvelib wraps the state in two
 fresh mappings and the provider copies the name's information out of them: 9,500 times for
