@@ -22,8 +22,10 @@ URLs are always credential-free.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +40,7 @@ from envspec.secret import redact
 
 OFFLINE_HINT = "run without --offline"
 LISTING_FORMAT = "3"  # part of a listing's file name: a new form never reads an old one
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,6 +92,10 @@ class Cache:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = (root or default_root()) / "v1"
+        # Reads build their paths as text: a lock reads hundreds of files, and pathlib's
+        # joins cost more than the reads (writes, far fewer, take a Path)
+        self._pages_dir = f"{self.root}{os.sep}pages{os.sep}"
+        self._metadata_dir = f"{self.root}{os.sep}metadata{os.sep}"
         self.offline = offline
         self.refresh = refresh
         self._clock = clock
@@ -123,7 +130,7 @@ class Cache:
         if url.startswith("file:"):
             return parse(client.get(url, {"Accept": accept}))
         key = _key(url, accept)
-        path = self._pages() / f"{key}.{_key(variant, LISTING_FORMAT)[:16]}.listing"
+        path = f"{self._pages_dir}{key}.{_variant_key(variant)}.listing"
         meta = self._load_meta(key)
         if meta is not None and self._current(key, meta):
             found = _load_listing(path, meta.body_sha256)
@@ -134,7 +141,7 @@ class Cache:
         if found is None:
             found = parse(page)
             if digest:
-                write_atomic(path, digest.encode() + b"\n" + found)
+                write_atomic(Path(path), digest.encode() + b"\n" + found)
         return found
 
     def _current(self, key: str, meta: _PageMeta) -> bool:
@@ -187,7 +194,7 @@ class Cache:
 
     def _load_meta(self, key: str) -> _PageMeta | None:
         try:
-            return _PageMeta(**json.loads((self._pages() / f"{key}.json").read_text("utf-8")))
+            return _PageMeta(**json.loads(_read(f"{self._pages_dir}{key}.json")))
         except (OSError, ValueError, TypeError):
             return None
 
@@ -236,32 +243,33 @@ class Cache:
         write_atomic(self._pages() / f"{key}.json", json.dumps(asdict(meta)).encode())
 
     # -- metadata --------------------------------------------------------------------------
-    def _metadata_path(self, key: str) -> Path:
-        digest = key if re.fullmatch(r"[0-9a-f]{64}", key) else "url-" + _key(redact(key))
-        return self.root / "metadata" / digest[:2] / f"{digest}.metadata"
+    def _metadata_path(self, key: str) -> str:
+        """Where the metadata under `key` is kept, without its suffix."""
+        digest = key if _DIGEST.fullmatch(key) else "url-" + _key(redact(key))
+        return f"{self._metadata_dir}{digest[:2]}{os.sep}{digest}"
 
     def load_metadata(self, key: str) -> bytes | None:
         """Raw core metadata stored under an artifact's sha256 (or its URL)."""
         try:
-            return self._metadata_path(key).read_bytes()
+            return _read(self._metadata_path(key) + ".metadata")
         except OSError:
             return None
 
     def store_metadata(self, key: str, data: bytes) -> None:
-        write_atomic(self._metadata_path(key), data)
+        write_atomic(Path(self._metadata_path(key) + ".metadata"), data)
 
     def has_metadata(self, key: str) -> bool:
-        return self._metadata_path(key).exists()
+        return os.path.exists(self._metadata_path(key) + ".metadata")
 
     def load_parsed(self, key: str) -> bytes | None:
         """The parsed form of the metadata under `key` (see `Finder`), if stored."""
         try:
-            return self._metadata_path(key).with_suffix(".json").read_bytes()
+            return _read(self._metadata_path(key) + ".json")
         except OSError:
             return None
 
     def store_parsed(self, key: str, data: bytes) -> None:
-        write_atomic(self._metadata_path(key).with_suffix(".json"), data)
+        write_atomic(Path(self._metadata_path(key) + ".json"), data)
 
     # -- file hashes -----------------------------------------------------------------------
     def _file_path(self, url: str) -> Path:
@@ -280,10 +288,21 @@ class Cache:
         write_atomic(self._file_path(url), json.dumps(data).encode())
 
 
-def _load_listing(path: Path, digest: str) -> bytes | None:
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+@functools.lru_cache(maxsize=16)
+def _variant_key(variant: str) -> str:
+    """A listing variant's part of its file name (a filter's name runs to kilobytes)."""
+    return _key(variant, LISTING_FORMAT)[:16]
+
+
+def _load_listing(path: str, digest: str) -> bytes | None:
     """A stored listing, if it was made from the page whose body has sha256 `digest`."""
     try:
-        data = path.read_bytes()
+        data = _read(path)
     except OSError:
         return None
     head, _, listing = data.partition(b"\n")
