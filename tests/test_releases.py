@@ -88,3 +88,18 @@ def test_parsed_files_group_by_release_of_the_named_project() -> None:
     assert list(releases.versions()) == [Version("5.0")]
     assert releases.files(Version("5.0")) == (PAGE[3],)
     assert not of_artifacts(PAGE, canonicalize_name("baz"))
+
+
+def test_an_exact_pin_is_looked_up_among_the_releases_of_its_public_version() -> None:
+    page = [
+        artifact(f"foo-{v}-py3-none-any.whl")
+        for v in ["2.0", "1.0.0", "1.0+cu121", "1.0.post1", "1.0rc1", "1.0+cpu", "0.9"]
+    ]
+    releases = of_artifacts(page, canonicalize_name("foo"))
+    # `==1.0` takes 1.0.0 (the same version) and 1.0's local variants; nothing else
+    local = ["1.0+cu121", "1.0+cpu"]
+    assert releases.same_public(Version("1.0")) == list(map(Version, [*local, "1.0.0"]))
+    assert releases.same_public(Version("1.0.post1")) == [Version("1.0.post1")]
+    assert releases.same_public(Version("3.0")) == []
+    walk = ["2.0", "1.0.post1", *local, "1.0.0", "1.0rc1", "0.9"]
+    assert list(releases.versions()) == list(map(Version, walk))  # the walk is as before

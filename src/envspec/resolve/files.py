@@ -97,7 +97,11 @@ class FileChoice:
             for s in spec
             if s.operator in ("==", "===") and "*" not in s.version and _is_version(s.version)
         }
-        checks = [(spec, _ADMITS.setdefault(str(spec), {})) for spec in specifiers]
+        texts = [str(spec) for spec in specifiers]
+        checks = [
+            (spec, _ADMITS.setdefault(text, {}))
+            for spec, text in zip(specifiers, texts, strict=True)
+        ]
         best = self.best_file
 
         def ok(version: Version) -> Artifact | None:
@@ -117,15 +121,25 @@ class FileChoice:
             return artifact
 
         rule = self._prerelease_rule(name, specifiers, user)
+        pinned = _pinned(specifiers, texts)
         any_final = False
-        for version in self._order(name):
+        for version in self._walk(name, pinned):
             if (rule == "all" or not version.is_prerelease) and (artifact := ok(version)):
                 any_final = any_final or not version.is_prerelease
                 yield version, artifact
         if rule == "finals, else all" and not any_final:  # PEP 440: pre-releases if necessary
-            for version in self._order(name):
+            for version in self._walk(name, pinned):
                 if version.is_prerelease and (artifact := ok(version)):
                     yield version, artifact
+
+    def _walk(self, name: NormalizedName, pinned: Version | None) -> Iterator[Version]:
+        """The releases of `name` that can meet specifiers, newest first: with an `==` pin
+        among them (`_pinned`) only its public version's, else all (`_order`): a pin would
+        otherwise walk past every release (unsloth's 260) to its own."""
+        if pinned is None:
+            return self._order(name)
+        releases = self._listed_releases(name)
+        return iter(releases.same_public(pinned)) if releases is not None else iter(())
 
     def _order(self, name: NormalizedName) -> Iterator[Version]:
         """The releases of `name` on its index, newest first, whether or not a file fits."""
@@ -169,7 +183,7 @@ class FileChoice:
                 and _admits(spec, text, v)
                 and (a := self.best_file(name, v)) is not None
                 and a.yanked is Yank.LIVE
-                for v in self._order(name)
+                for v in self._walk(name, _pinned([spec], [text]))
             )
         return self._takes_pre[key]
 
@@ -267,6 +281,29 @@ class FileChoice:
 
 # a specifier's text → its verdict on each version it was asked about, for every target
 _ADMITS: dict[str, dict[Version, bool]] = {}
+# a specifier's text → the version it pins with `==` (no wildcard, no local label), if any
+_PINS: dict[str, Version | None] = {}
+
+
+def _pinned(specifiers: Sequence[SpecifierSet], texts: Sequence[str]) -> Version | None:
+    """A version one of `specifiers` (whose texts are `texts`) pins with `==`, without a
+    wildcard or a local label: only releases of that public version can satisfy them all."""
+    for spec, text in zip(specifiers, texts, strict=True):
+        if text not in _PINS:
+            _PINS[text] = next(
+                (
+                    Version(s.version)
+                    for s in spec
+                    if s.operator == "=="
+                    and "*" not in s.version
+                    and "+" not in s.version
+                    and _is_version(s.version)
+                ),
+                None,
+            )
+        if (found := _PINS[text]) is not None:
+            return found
+    return None
 
 
 def _admits(spec: SpecifierSet, text: str, version: Version) -> bool:
