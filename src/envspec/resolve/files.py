@@ -121,25 +121,30 @@ class FileChoice:
             return artifact
 
         rule = self._prerelease_rule(name, specifiers, user)
-        pinned = _pinned(specifiers, texts)
+        bounds = _bounds(specifiers, texts)
         any_final = False
-        for version in self._walk(name, pinned):
+        for version in self._walk(name, bounds):
             if (rule == "all" or not version.is_prerelease) and (artifact := ok(version)):
                 any_final = any_final or not version.is_prerelease
                 yield version, artifact
         if rule == "finals, else all" and not any_final:  # PEP 440: pre-releases if necessary
-            for version in self._walk(name, pinned):
+            for version in self._walk(name, bounds):
                 if version.is_prerelease and (artifact := ok(version)):
                     yield version, artifact
 
-    def _walk(self, name: NormalizedName, pinned: Version | None) -> Iterator[Version]:
-        """The releases of `name` that can meet specifiers, newest first: with an `==` pin
-        among them (`_pinned`) only its public version's, else all (`_order`): a pin would
-        otherwise walk past every release (unsloth's 260) to its own."""
+    def _walk(self, name: NormalizedName, bounds: Bounds) -> Iterator[Version]:
+        """The releases of `name` that can meet specifiers with these `bounds`, newest first:
+        with an `==` pin only its public version's, and none below a `>=` floor. Else a pin
+        walks past every release (unsloth's 260) to its own, and unsloth's `unsloth_zoo>=X`
+        past every release older than X, each one failing."""
+        pinned, floor = bounds
         if pinned is None:
-            return self._order(name)
-        releases = self._listed_releases(name)
-        return iter(releases.same_public(pinned)) if releases is not None else iter(())
+            versions = self._order(name)
+        else:
+            releases = self._listed_releases(name)
+            versions = iter(releases.same_public(pinned)) if releases is not None else iter(())
+        # newest first: once below the floor, every older release is below it too
+        return versions if floor is None else itertools.takewhile(floor.__le__, versions)
 
     def _order(self, name: NormalizedName) -> Iterator[Version]:
         """The releases of `name` on its index, newest first, whether or not a file fits."""
@@ -183,7 +188,7 @@ class FileChoice:
                 and _admits(spec, text, v)
                 and (a := self.best_file(name, v)) is not None
                 and a.yanked is Yank.LIVE
-                for v in self._walk(name, _pinned([spec], [text]))
+                for v in self._walk(name, _bounds([spec], [text]))
             )
         return self._takes_pre[key]
 
@@ -281,29 +286,33 @@ class FileChoice:
 
 # a specifier's text → its verdict on each version it was asked about, for every target
 _ADMITS: dict[str, dict[Version, bool]] = {}
-# a specifier's text → the version it pins with `==` (no wildcard, no local label), if any
-_PINS: dict[str, Version | None] = {}
+# What bounds the versions a set of specifiers admits: a version pinned with `==` (only
+# releases of that public version can match) and the highest `>=` floor (no release below it
+# can), each None when there is none. Neither has a wildcard or a local label.
+Bounds = tuple[Version | None, Version | None]
+_BOUNDS: dict[str, Bounds] = {}  # a specifier's text → its bounds
 
 
-def _pinned(specifiers: Sequence[SpecifierSet], texts: Sequence[str]) -> Version | None:
-    """A version one of `specifiers` (whose texts are `texts`) pins with `==`, without a
-    wildcard or a local label: only releases of that public version can satisfy them all."""
+def _bounds(specifiers: Sequence[SpecifierSet], texts: Sequence[str]) -> Bounds:
+    """The bounds of `specifiers` together (`texts`: their texts)."""
+    pinned = floor = None
     for spec, text in zip(specifiers, texts, strict=True):
-        if text not in _PINS:
-            _PINS[text] = next(
-                (
-                    Version(s.version)
-                    for s in spec
-                    if s.operator == "=="
-                    and "*" not in s.version
-                    and "+" not in s.version
-                    and _is_version(s.version)
-                ),
-                None,
-            )
-        if (found := _PINS[text]) is not None:
-            return found
-    return None
+        known = _BOUNDS.get(text)
+        if known is None:
+            known = _BOUNDS[text] = _bounds_of(spec)
+        pinned = pinned or known[0]
+        if known[1] is not None and (floor is None or known[1] > floor):
+            floor = known[1]
+    return pinned, floor
+
+
+def _bounds_of(spec: SpecifierSet) -> Bounds:
+    def plain(version: str) -> bool:
+        return "*" not in version and "+" not in version and _is_version(version)
+
+    pins = [Version(s.version) for s in spec if s.operator == "==" and plain(s.version)]
+    floors = [Version(s.version) for s in spec if s.operator == ">=" and plain(s.version)]
+    return (pins[0] if pins else None), max(floors, default=None)
 
 
 def _admits(spec: SpecifierSet, text: str, version: Version) -> bool:
