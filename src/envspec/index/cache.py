@@ -92,8 +92,8 @@ class Cache:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = (root or default_root()) / "v1"
-        # Reads build their paths as text: a lock reads hundreds of files, and pathlib's
-        # joins cost more than the reads (writes, far fewer, take a Path)
+        # Page and metadata reads build their paths as text: a lock reads hundreds of files,
+        # and pathlib's joins cost more than the reads (writes, far fewer, take a Path)
         self._pages_dir = f"{self.root}{os.sep}pages{os.sep}"
         self._metadata_dir = f"{self.root}{os.sep}metadata{os.sep}"
         self.offline = offline
@@ -185,7 +185,7 @@ class Cache:
 
     def _body_size(self, key: str) -> int | None:
         try:
-            return (self._pages() / f"{key}.body").stat().st_size
+            return os.stat(f"{self._pages_dir}{key}.body").st_size
         except OSError:
             return None
 
@@ -203,7 +203,7 @@ class Cache:
         if meta is None:
             return None
         try:
-            body = (self._pages() / f"{key}.body").read_bytes()
+            body = _read(f"{self._pages_dir}{key}.body")
         except OSError:
             return None
         if hashlib.sha256(body).hexdigest() != meta.body_sha256:
