@@ -57,6 +57,12 @@ def _repaired(proj: EnvProject, synced: str) -> None:
     assert proj.run("check") == 0
 
 
+def _interrupted(proj: EnvProject, snapshot: int, phase: str) -> None:
+    """The journal a sync killed in `phase` leaves."""
+    journal = Journal(command="sync", snapshot=snapshot, phases=("one", "two"), current=phase)
+    write_journal(proj.state, journal)
+
+
 def test_an_empty_dist_info_beside_the_real_one_fails_check_and_sync_repairs_it(
     proj: EnvProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -109,6 +115,15 @@ def _unfinished(info: Path) -> None:
     (info / ".tmpk3Xq9Z").write_text("beta-1.0.dist-info/INSTALLER,sha256=")  # and renames it
 
 
+def _wheel_record(info: Path) -> None:
+    """uv killed after it wrote INSTALLER, REQUESTED and uv_cache.json beside the wheel's own
+    RECORD, before it replaced that with its own, which lists them."""
+    record = info / "RECORD"
+    added = tuple(f"{info.name}/{name}," for name in ("INSTALLER", "REQUESTED", "uv_cache.json"))
+    lines = record.read_text().splitlines(keepends=True)
+    record.write_text("".join(line for line in lines if not line.startswith(added)))
+
+
 def _no_metadata_cut_record(info: Path) -> None:
     (info / "METADATA").unlink()  # a kill mid-write: no METADATA yet, RECORD cut short
     _cut_record(info)
@@ -133,6 +148,11 @@ def _whole(info: Path) -> None:
         (_cut_record, True, "beta-1.0.dist-info has a RECORD cut short"),
         (_unfinished, True, "beta-1.0.dist-info has an unfinished write (.tmpk3Xq9Z)"),
         (_whole, True, "beta-1.0.dist-info: 1 file its RECORD lists missing (beta/__init__.py)"),
+        (
+            _wheel_record, True,
+            "beta-1.0.dist-info: 1 file its RECORD lists missing (beta/__init__.py), and 3 files "
+            "its RECORD does not list (INSTALLER, REQUESTED, …)",
+        ),
     ],
 )  # fmt: skip
 def test_a_partial_dist_info_is_reinstalled(
@@ -145,14 +165,45 @@ def test_a_partial_dist_info_is_reinstalled(
     synced = proj.freeze()
     damage(_site(proj) / "beta-1.0.dist-info")
     (_site(proj) / "beta" / "__init__.py").unlink()  # its files may be half gone too
-    if interrupted:  # as a sync killed in phase two leaves it
-        journal = Journal(command="sync", snapshot=1, phases=("one", "two"), current="two")
-        write_journal(proj.state, journal)
+    if interrupted:
+        _interrupted(proj, 1, "two")
     assert _check_lines(proj, capsys)[0] == f"  FAIL installed: beta is broken: {problem}; {HINT}"
     assert proj.run("sync") == 0
     assert f"  phase two: repair beta 1.0 ({problem})" in capsys.readouterr().err.splitlines()
     assert (_site(proj) / "beta" / "__init__.py").is_file()
     _repaired(proj, synced)
+
+
+def test_a_copy_uv_left_with_the_wheels_record_is_repaired_and_then_uninstalls_whole(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every file of the wheel is there, so it looks whole, but an uninstall by the wheel's
+    RECORD would leave the files uv added, and the folder with them."""
+    synced = proj.freeze()
+    _wheel_record(_site(proj) / "beta-1.0.dist-info")
+    _interrupted(proj, 1, "two")
+    problem = "beta-1.0.dist-info: 3 files its RECORD does not list (INSTALLER, REQUESTED, …)"
+    assert _check_lines(proj, capsys)[0] == f"  FAIL installed: beta is broken: {problem}; {HINT}"
+    assert proj.run("sync") == 0
+    assert f"  phase two: repair beta 1.0 ({problem})" in capsys.readouterr().err.splitlines()
+    _repaired(proj, synced)
+    proj.uv("pip", "uninstall", "--python", str(proj.python), "beta")
+    assert not (_site(proj) / "beta-1.0.dist-info").exists()
+
+
+def test_rollback_leaves_nothing_of_a_copy_uv_left_with_the_wheels_record(
+    proj: EnvProject,
+) -> None:
+    proj.write_spec([{"name": "one", "requirements": ["alpha>=2"]}, PHASES[1]])
+    proj.lock()
+    assert proj.run("sync") == 0  # snapshot 2: alpha 1.0; now alpha 2.0
+    _wheel_record(_site(proj) / "alpha-2.0.dist-info")
+    _interrupted(proj, 2, "one")
+    assert proj.run("rollback") == 0
+    assert "alpha==1.0" in proj.freeze()
+    assert not (_site(proj) / "alpha-2.0.dist-info").exists()
+    assert audit(proj.env) == []
+    proj.uv("pip", "check", "--python", str(proj.python))
 
 
 def test_two_sound_copies_of_one_name_are_reduced_to_the_locked_one(

@@ -178,7 +178,8 @@ def site_packages(env: Path) -> Path:
 def audit(env: Path) -> list[str]:
     """What is wrong with the environment's installed metadata: a `.dist-info` without
     METADATA or RECORD, two of one name, a temporary file left in one, a RECORD cut short, a
-    file it lists not there."""
+    file it lists not there, a file in it that its RECORD does not list (an uninstall, which
+    goes by RECORD, leaves that file and so the folder behind)."""
     site = site_packages(env)
     problems, names = [], {}
     for info in sorted(site.glob("*.dist-info")):
@@ -199,6 +200,12 @@ def audit(env: Path) -> list[str]:
             for row in rows:
                 if not (site / row[0]).exists():
                     problems.append(f"{info.name}: {row[0]} is missing")
+            listed = {row[0] for row in rows}
+            problems += [
+                f"{info.name}: {f.name} is not in its RECORD"
+                for f in sorted(info.iterdir())
+                if f"{info.name}/{f.name}" not in listed and not f.name.startswith(".tmp")
+            ]
     return problems
 
 

@@ -6,8 +6,9 @@ each is validated on the way: its METADATA must be readable and name it, its REC
 there, and one name has one `.dist-info`. While a journal is on disk (a sync or rollback was
 interrupted, or is running) every file each RECORD lists must exist too. That is what uv
 killed part-way leaves, measured by killing it at random points: an empty or partial folder
-of a version it was removing, a second copy beside the first, or a complete-looking new
-`.dist-info` whose files (its `direct_url.json` among them) are not all written yet. Reading
+of a version it was removing, a second copy beside the first, a complete-looking new
+`.dist-info` whose files (its `direct_url.json` among them) are not all written yet, or one
+still holding the wheel's own RECORD, which does not list the files uv added beside it. Reading
 every RECORD costs a no-op sync of a large environment more than the rest of it, so it is
 done only then. Such a distribution is `Installed.problem`; `check` fails on it, and `sync`
 and `rollback` repair it (the plan says how). A folder without RECORD cannot be uninstalled
@@ -131,7 +132,7 @@ def _read_copy(path: str, *, requires: bool, verify: bool) -> _Copy | None:
         problem=f"{folder} {_what_is_wrong(path, headers, recorded)}",
         # Without a whole RECORD uv cannot uninstall it: a kill can leave a RECORD cut short
         # beside a METADATA not yet written, as well as one without any RECORD.
-        discard=(path,) if not recorded or _record_problem(path) == _CUT_SHORT else (),
+        discard=(path,) if not recorded or _cut_short(path) else (),
     )
 
 
@@ -163,39 +164,75 @@ def _verified(path: str, headers: dict[str, list[str]]) -> _Copy:
         problem = f"{folder} has an unfinished write ({', '.join(leftovers)})"
         discard = tuple(os.path.join(path, e) for e in leftovers)
         return _sound_copy(path, headers, problem=problem, discard=discard)
-    found = _record_problem(path)
+    data, rows = _record(path)
+    found = _record_problem(path, data, rows)
     if found == _CUT_SHORT:
         return _sound_copy(path, headers, problem=f"{folder} {found}", discard=(path,))
-    return _sound_copy(path, headers, problem=found and f"{folder}: {found}")
+    unlisted = _unlisted(path, entries, rows)
+    if unlisted:
+        found = f"{found}, and " if found else ""
+        found += f"{_files(unlisted)} its RECORD does not list ({_some(unlisted)})"
+    discard = tuple(os.path.join(path, e) for e in unlisted)
+    return _sound_copy(path, headers, problem=found and f"{folder}: {found}", discard=discard)
 
 
-def _record_problem(path: str) -> str | None:
-    """What is wrong with `path`'s RECORD against the files: cut short (uv writes it last, in
-    8 KiB pieces: a kill leaves a last line without its three fields, or no final newline),
-    or listing files that are not there (compiled `.pyc` files aside: an installer may list
-    them, and they are remade when missing). A RECORD cut exactly at a line end reads as
-    whole: the one case this cannot see."""
-    data = _read_bytes(os.path.join(path, "RECORD")) or b""
-    rows = list(csv.reader(data.decode("utf-8", "replace").splitlines()))
-    if not data.endswith(b"\n") or any(len(row) != 3 for row in rows if row):
+def _unlisted(path: str, entries: list[str], rows: list[list[str]]) -> list[str]:
+    """The files of a copy uv installed that its RECORD does not list. uv copies the wheel's
+    RECORD with the rest of the wheel, writes INSTALLER, REQUESTED and `uv_cache.json` beside
+    it, and only then replaces it with its own, which lists them: a kill in between leaves a
+    copy that looks whole, but an uninstall by that RECORD leaves those files, and so the
+    folder, behind. They are deleted before the repair. Only uv's copies are judged so: other
+    installers (conda) may leave files out of RECORD for good."""
+    if (_read_bytes(os.path.join(path, "INSTALLER")) or b"").strip() != b"uv":
+        return []
+    folder = os.path.basename(path)
+    listed = {row[0] for row in rows}
+    return sorted(
+        entry
+        for entry in entries
+        if f"{folder}/{entry}" not in listed and os.path.isfile(os.path.join(path, entry))
+    )
+
+
+def _record_problem(path: str, data: bytes, rows: list[list[str]]) -> str | None:
+    """What is wrong with `path`'s RECORD (`data`, read as `rows`) against the files: cut
+    short (uv writes it last, in 8 KiB pieces: a kill leaves a last line without its three
+    fields, or no final newline), or listing files that are not there (compiled `.pyc` files
+    aside: an installer may list them, and they are remade when missing). A RECORD cut
+    exactly at a line end reads as whole: the one case this cannot see."""
+    if not data.endswith(b"\n") or any(len(row) != 3 for row in rows):
         return _CUT_SHORT
     site = os.path.dirname(path)
     missing = [
         row[0]
         for row in rows
-        if row
-        and row[0]
+        if row[0]
         and not row[0].endswith(".pyc")
         and not os.path.lexists(os.path.join(site, row[0]))
     ]
     if not missing:
         return None
-    shown = ", ".join(missing[:2]) + (", …" if len(missing) > 2 else "")
-    return f"{_files(len(missing))} its RECORD lists missing ({shown})"
+    return f"{_files(missing)} its RECORD lists missing ({_some(missing)})"
 
 
-def _files(count: int) -> str:
-    return "1 file" if count == 1 else f"{count} files"
+def _cut_short(path: str) -> bool:
+    return _record_problem(path, *_record(path)) == _CUT_SHORT
+
+
+def _record(path: str) -> tuple[bytes, list[list[str]]]:
+    """`path`'s RECORD, as bytes and as its non-empty rows."""
+    data = _read_bytes(os.path.join(path, "RECORD")) or b""
+    rows = [row for row in csv.reader(data.decode("utf-8", "replace").splitlines()) if row]
+    return data, rows
+
+
+def _files(names: list[str]) -> str:
+    return "1 file" if len(names) == 1 else f"{len(names)} files"
+
+
+def _some(names: list[str]) -> str:
+    """The first two of `names`, for a one-line message."""
+    return ", ".join(names[:2]) + (", …" if len(names) > 2 else "")
 
 
 def _what_is_wrong(path: str, headers: dict[str, list[str]] | None, recorded: bool) -> str:

@@ -73,6 +73,10 @@ def _same(text: str, version: Version) -> bool:
 
 
 def _mark(dist_info: Path, *, requested: bool) -> None:
+    """RECORD lists the marker from before it is made until after it is deleted: a kill in
+    between leaves a RECORD listing a missing file, which the next sync or rollback sees and
+    repairs (`installed`); a marker RECORD did not list would be left behind by an uninstall,
+    and its folder with it."""
     marker = dist_info / _MARKER
     if marker.exists() == requested:
         return
@@ -81,13 +85,14 @@ def _mark(dist_info: Path, *, requested: bool) -> None:
     try:
         lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
         kept = [entry for entry in lines if not entry.startswith(line)]
+        mode = stat.S_IMODE(record.stat().st_mode)  # the installer's, kept
         if requested:
-            marker.write_bytes(b"")
             kept.append(f"{line}{_EMPTY_HASH}\n")
+            write_atomic(record, "".join(kept).encode("utf-8"), mode=mode)
+            marker.write_bytes(b"")
         else:
             marker.unlink()
-        mode = stat.S_IMODE(record.stat().st_mode)  # the installer's, kept
-        write_atomic(record, "".join(kept).encode("utf-8"), mode=mode)
+            write_atomic(record, "".join(kept).encode("utf-8"), mode=mode)
     except OSError as exc:
         raise ApplyError(
             f"cannot update {dist_info.name}/{_MARKER}: {exc.strerror}", context=str(dist_info)
