@@ -110,11 +110,6 @@ def _cut_record(info: Path) -> None:
     record.write_bytes(record.read_bytes()[:-20])  # uv's last write of it never came
 
 
-def _unfinished(info: Path) -> None:
-    (info / "INSTALLER").unlink()  # uv writes its final RECORD to a temporary file
-    (info / ".tmpk3Xq9Z").write_text("beta-1.0.dist-info/INSTALLER,sha256=")  # and renames it
-
-
 def _wheel_record(info: Path) -> None:
     """uv killed after it wrote INSTALLER, REQUESTED and uv_cache.json beside the wheel's own
     RECORD, before it replaced that with its own, which lists them."""
@@ -122,6 +117,21 @@ def _wheel_record(info: Path) -> None:
     added = tuple(f"{info.name}/{name}," for name in ("INSTALLER", "REQUESTED", "uv_cache.json"))
     lines = record.read_text().splitlines(keepends=True)
     record.write_text("".join(line for line in lines if not line.startswith(added)))
+
+
+def _wheel_record_requested(info: Path) -> None:
+    """As `_wheel_record`, killed earlier: REQUESTED is the first file uv adds."""
+    _wheel_record(info)
+    for name in ("INSTALLER", "uv_cache.json"):
+        (info / name).unlink(missing_ok=True)
+
+
+def _unfinished(info: Path) -> None:
+    """As `_wheel_record_requested`, killed later: uv writes each file it adds to a temporary
+    file and renames it, so direct_url.json is still one."""
+    _wheel_record_requested(info)
+    (info / "direct_url.json").unlink(missing_ok=True)
+    (info / ".tmpk3Xq9Z").write_text('{"url": "file:///')
 
 
 def _no_metadata_cut_record(info: Path) -> None:
@@ -146,7 +156,11 @@ def _whole(info: Path) -> None:
         (_no_metadata_cut_record, False, "beta-1.0.dist-info has no METADATA"),
         # after an interruption every RECORD is checked against the files too
         (_cut_record, True, "beta-1.0.dist-info has a RECORD cut short"),
-        (_unfinished, True, "beta-1.0.dist-info has an unfinished write (.tmpk3Xq9Z)"),
+        (
+            _unfinished, True,
+            "beta-1.0.dist-info: an unfinished write (.tmpk3Xq9Z), 1 file its RECORD lists "
+            "missing (beta/__init__.py), and 1 file its RECORD does not list (REQUESTED)",
+        ),
         (_whole, True, "beta-1.0.dist-info: 1 file its RECORD lists missing (beta/__init__.py)"),
         (
             _wheel_record, True,
@@ -204,6 +218,23 @@ def test_rollback_leaves_nothing_of_a_copy_uv_left_with_the_wheels_record(
     assert not (_site(proj) / "alpha-2.0.dist-info").exists()
     assert audit(proj.env) == []
     proj.uv("pip", "check", "--python", str(proj.python))
+
+
+@pytest.mark.parametrize("damage", [_wheel_record, _wheel_record_requested, _unfinished])
+def test_rollback_removes_all_of_a_copy_uv_left_with_the_wheels_record(
+    proj: EnvProject, damage: Callable[[Path], None]
+) -> None:
+    """A package the snapshot does not hold, as uv left it when killed while adding it."""
+    before = proj.freeze()
+    proj.write_spec([PHASES[0], {"name": "two", "requirements": ["beta", "stray"]}])
+    proj.lock()
+    assert proj.run("sync") == 0  # snapshot 2: without stray
+    damage(_site(proj) / "stray-0.1.dist-info")
+    _interrupted(proj, 2, "two")
+    assert proj.run("rollback") == 0
+    assert proj.freeze() == before
+    assert not any(p.name.startswith("stray") for p in _site(proj).iterdir())
+    assert audit(proj.env) == []
 
 
 def test_two_sound_copies_of_one_name_are_reduced_to_the_locked_one(

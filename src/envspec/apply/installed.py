@@ -35,6 +35,8 @@ from envspec.errors import ApplyError
 _FIRST, _CHUNK = 1024, 8192  # METADATA is read this much, then this much at a time
 _WANTED = (b"name", b"version", b"requires-dist")
 _CUT_SHORT = "has a RECORD cut short"
+# what uv (and pip) add to a wheel's `.dist-info`, each listed in the RECORD they write last
+_ADDED = frozenset(("INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json", "uv_build.json"))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -152,45 +154,47 @@ def _sound_copy(
 
 def _verified(path: str, headers: dict[str, list[str]]) -> _Copy:
     """After an interruption: a copy that looks whole, checked against its files. A
-    temporary file in it is a write the installer never finished (uv writes its final RECORD
+    temporary file in it is a write the installer never finished (uv writes each file it adds
     to one, then renames it); a RECORD cut short is useless to uninstall by (uv refuses it)."""
     folder = os.path.basename(path)
     try:
         entries = os.listdir(path)
     except OSError:
         entries = []
-    leftovers = sorted(e for e in entries if e.startswith(".tmp") or e.endswith(".tmp"))
-    if leftovers:
-        problem = f"{folder} has an unfinished write ({', '.join(leftovers)})"
-        discard = tuple(os.path.join(path, e) for e in leftovers)
-        return _sound_copy(path, headers, problem=problem, discard=discard)
     data, rows = _record(path)
     found = _record_problem(path, data, rows)
     if found == _CUT_SHORT:
         return _sound_copy(path, headers, problem=f"{folder} {found}", discard=(path,))
+    leftovers = sorted(e for e in entries if e.startswith(".tmp") or e.endswith(".tmp"))
     unlisted = _unlisted(path, entries, rows)
+    problems = [f"an unfinished write ({', '.join(leftovers)})"] if leftovers else []
+    problems += [found] if found else []
     if unlisted:
-        found = f"{found}, and " if found else ""
-        found += f"{_files(unlisted)} its RECORD does not list ({_some(unlisted)})"
-    discard = tuple(os.path.join(path, e) for e in unlisted)
-    return _sound_copy(path, headers, problem=found and f"{folder}: {found}", discard=discard)
+        problems.append(f"{_files(unlisted)} its RECORD does not list ({_some(unlisted)})")
+    if not problems:
+        return _sound_copy(path, headers, problem=None)
+    text = ", ".join(problems[:-1]) + ", and " if len(problems) > 1 else ""
+    discard = tuple(os.path.join(path, e) for e in (*leftovers, *unlisted))
+    return _sound_copy(path, headers, problem=f"{folder}: {text}{problems[-1]}", discard=discard)
 
 
 def _unlisted(path: str, entries: list[str], rows: list[list[str]]) -> list[str]:
-    """The files of a copy uv installed that its RECORD does not list. uv copies the wheel's
-    RECORD with the rest of the wheel, writes INSTALLER, REQUESTED and `uv_cache.json` beside
-    it, and only then replaces it with its own, which lists them: a kill in between leaves a
-    copy that looks whole, but an uninstall by that RECORD leaves those files, and so the
-    folder, behind. They are deleted before the repair. Only uv's copies are judged so: other
-    installers (conda) may leave files out of RECORD for good."""
-    if (_read_bytes(os.path.join(path, "INSTALLER")) or b"").strip() != b"uv":
-        return []
+    """The files an installer adds to a `.dist-info` that are there but not in its RECORD.
+    uv copies the wheel's own RECORD with the rest of the wheel, adds REQUESTED,
+    `direct_url.json`, `uv_cache.json` and INSTALLER in that order (each written to a
+    temporary file and renamed), and only then rewrites the RECORD in place to list them
+    (seen with strace): a kill in between leaves a copy that looks whole, but an uninstall by
+    the wheel's RECORD leaves those files, and so the folder, behind. They are deleted before
+    the repair. Only these names are judged: what else a wheel's `.dist-info` holds is the
+    wheel's, listed by its RECORD."""
     folder = os.path.basename(path)
     listed = {row[0] for row in rows}
     return sorted(
         entry
         for entry in entries
-        if f"{folder}/{entry}" not in listed and os.path.isfile(os.path.join(path, entry))
+        if entry in _ADDED
+        and f"{folder}/{entry}" not in listed
+        and os.path.isfile(os.path.join(path, entry))
     )
 
 
