@@ -36,6 +36,7 @@ from envspec.model import Artifact
 from envspec.resolve.direct import DirectRefs, HostBuilds
 from envspec.resolve.files import FileChoice
 from envspec.resolve.lazy import Lazy
+from envspec.resolve.lines import LineIndex
 from envspec.resolve.metadata import CandidateMetadata, Source, SourceFailed
 from envspec.resolve.prune import Pruner
 from envspec.resolve.rules import Patch, Rules
@@ -60,6 +61,7 @@ _INFINITY = itertools.repeat(math.inf)  # a parent not decided yet is infinitely
 # How many of a name's best candidates get their metadata fetched ahead of need: the first,
 # for every name at once; the pruner's walk fetches further down a list it walks.
 PREFETCH_AHEAD = 1
+_PLAIN: frozenset[NormalizedName] = frozenset()  # no extras: the plain name's
 
 
 # Roles, as pip's provider notes them for its own: resolvelib drives the search and asks the
@@ -89,9 +91,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     _satisfied: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = field(
         default_factory=dict, init=False
     )
-    _wanted_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Requirement, bool]] = field(
-        default_factory=dict, init=False
-    )
+    lines: LineIndex = field(init=False)  # which Requires-Dist lines a candidate wants
     # a marker (one object per distinct text, see `index.requires`) → whether it holds here
     _holds_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Marker, bool]] = field(
         default_factory=dict, init=False
@@ -120,6 +120,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self.metadata = CandidateMetadata(
             rules=rules, source=self.source, refs=self.refs, files=self.files, builds=self.builds
         )
+        self.lines = LineIndex(decide=self._wants)
         self.pruner = Pruner(
             python=Version(rules.target.python_full_version),
             dependencies=self._memo_dependencies,
@@ -400,12 +401,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             deps.append(pin(candidate, origin))
         elif meta.requires_python:
             deps.append(python_req(meta.requires_python, origin))
-        memo, extras = self._wanted_memo, candidate.extras
-        for requirement in meta.requires_dist:
-            known = memo.get((id(requirement), extras))  # `_wanted`, its memo read inline
-            if known[1] if known else self._wanted(requirement, extras):
-                deps += self._chosen(requirement, origin)
-        if not extras:  # the plain name's: its extras pin it
+        requires = meta.requires_dist
+        for i in self.lines.wanted(requires, candidate.extras):
+            deps += self._chosen(requires[i], origin)
+        if not candidate.extras:  # the plain name's: its extras pin it
             for patch in patched.patches:
                 deps += self._patch(patch, origin)
         return deps
@@ -426,7 +425,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
 
     def _patch(self, patch: Patch, origin: Origin) -> list[Req]:
         """What a compatibility rule adds, as if the candidate's metadata had declared it."""
-        if not self._wanted(patch.requirement, frozenset()):
+        if not self._wants(patch.requirement.marker, _PLAIN):
             return []
         by_rule = dataclasses.replace(origin, rule=patch.rule, cite=patch.cite)
         return self._chosen(patch.requirement, by_rule, patch.constraint)
@@ -443,21 +442,15 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             self.rejected.add((candidate.name, candidate.version))
         return unusable_req(f"its metadata cannot be read ({exc.message})", origin)
 
-    def _wanted(self, requirement: Requirement, extras: frozenset[NormalizedName]) -> bool:
-        """A dependency of the plain name, or one only the requested extras bring."""
-        # Keyed by identity: metadata parsing hands out one object per distinct line.
-        key = (id(requirement), extras)
-        if key not in self._wanted_memo:
-            self._wanted_memo[key] = (requirement, self._evaluate_wanted(requirement, extras))
-        return self._wanted_memo[key][1]
-
-    def _evaluate_wanted(self, requirement: Requirement, extras: frozenset[NormalizedName]) -> bool:
-        if requirement.marker is None:
+    def _wants(self, marker: Marker | None, extras: frozenset[NormalizedName]) -> bool:
+        """Whether a line under `marker` is a dependency of the plain name (no `extras`), or
+        one only the requested `extras` bring."""
+        if marker is None:
             return not extras
-        plain = self._holds(requirement.marker, frozenset())
+        plain = self._holds(marker, _PLAIN)
         if not extras:
             return plain
-        return not plain and self._holds(requirement.marker, extras)
+        return not plain and self._holds(marker, extras)
 
     def _holds(self, marker: Marker, extras: frozenset[NormalizedName]) -> bool:
         """`target.evaluate`, once per marker: thousands of lines share a few hundred."""
