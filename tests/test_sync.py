@@ -229,6 +229,26 @@ def test_the_project_venv_is_created_when_no_environment_is_given(
     assert f"Created {proj.project / '.venv'}" in capsys.readouterr().err
 
 
+def test_relative_folders_name_the_same_places_for_envspec_and_uv(
+    proj: EnvProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--cache-dir cache` from the folder above: uv reads the stored wheels through a PEP 751
+    file inside the environment, where a relative path named files that were not there (the
+    sync failed with "failed to query metadata of file `…/env/.envspec/tmp/cache/store/…`")."""
+    from envspec.cli import main
+
+    proj.write_spec(THREE)
+    proj.lock()
+    monkeypatch.chdir(proj.project.parent)
+    relative = ["--project", "project", "--python", "env", "--cache-dir", "cache"]
+    assert main(["sync", *relative]) == 0
+    assert proj.freeze() == _pins("alpha==1.0", "beta==1.0", "gamma==1.0")
+    assert main(["rollback", *relative]) == 0
+    assert proj.freeze() == ""
+    assert main(["sync", "--offline", *relative]) == 0  # the same store, from the same folder
+    assert proj.freeze() == _pins("alpha==1.0", "beta==1.0", "gamma==1.0")
+
+
 def test_index_credentials_reach_uv_and_nothing_else(
     proj: EnvProject,
     index_server: IndexServer,

@@ -85,6 +85,13 @@ class _Output:
             print(json.dumps({"event": kind, **data}, sort_keys=True), flush=True)
 
 
+def _absolute(value: str) -> Path:
+    """A folder option made absolute against the current folder, as uv makes its own: uv is
+    handed files under the cache from other folders (a PEP 751 file in the environment names
+    the stored wheels), where a relative path would name files that are not there."""
+    return Path(value).absolute()
+
+
 # The global options: every command accepts them, before or after its name (as uv's), and
 # shows in its --help the ones it uses (`USES`); the rest are accepted and ignored.
 _GLOBALS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
@@ -122,7 +129,7 @@ _GLOBALS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
         ("--cache-dir",),
         {
-            "type": Path,
+            "type": _absolute,
             "metavar": "DIR",
             "help": "envspec's cache, and uv's under it (default: the user cache folder, "
             "~/.cache/envspec on Linux)",
