@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +17,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from envspec.errors import BuildNeeded, IndexError_, MetadataError, OfflineError
-from envspec.index import Finder, FinderSettings, open_finder
-from envspec.index.metadata import parse_metadata
+from envspec.index import Finder, FinderSettings, open_finder, requires
+from envspec.index.metadata import from_json, parse_metadata, to_json
 from envspec.model import Artifact, CoreMetadata, Index, Yank
 from envspec.targets import make_target, wheel_filter
 from support.index_server import IndexServer
@@ -286,6 +288,32 @@ def test_every_fixture_requirement_reads_as_its_whole_line_parses() -> None:
         _fields(Requirement(line)) for line in sorted(lines)
     ]
     assert len({id(r) for r in meta.requires_dist}) == len(lines)
+
+
+def test_every_fixture_requirement_reads_back_from_the_cache_as_its_whole_line_parses() -> None:
+    """The metadata cache's lines are read with their part before the marker parsed only when
+    it is first read (`cached_requirement`): each requirement still equals `Requirement(line)`
+    in every field, for every line of the real metadata, and so does a copy of one."""
+    metas = [parse_metadata(p.read_bytes(), p.name) for p in sorted(FIXTURES.glob("*.metadata"))]
+    requires._REQUIREMENTS.clear()  # as in a new process: nothing parsed but what it reads
+    back = [from_json(to_json(meta)) for meta in metas]
+    assert [_fields(r) for m in back for r in m.requires_dist] == [
+        _fields(Requirement(requires.line_of(r))) for m in back for r in m.requires_dist
+    ]
+    lazily = next(r for m in back for r in m.requires_dist if type(r) is not Requirement)
+    assert type(copy.copy(lazily)) is Requirement and copy.copy(lazily) == lazily
+
+
+def test_a_cached_line_parses_its_head_only_when_read() -> None:
+    head = "never-read-before-xyzzy >=1.0,<2"
+    line = f'{head}; extra == "gpu"'
+    fields = {"name": "x", "version": "1", "requires-python": "", "provides-extra": ["gpu"]}
+    cached = from_json(json.dumps({**fields, "requires-dist": [line]}).encode())
+    (found,) = cached.requires_dist
+    assert head not in requires._HEADS and str(found.marker) == 'extra == "gpu"'
+    assert (found.name, str(found.specifier)) == ("never-read-before-xyzzy", "<2,>=1.0")
+    assert head in requires._HEADS
+    assert json.loads(to_json(cached))["requires-dist"] == [line]  # written back as read
 
 
 @pytest.mark.parametrize(

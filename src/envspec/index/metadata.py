@@ -38,7 +38,12 @@ from envspec.errors import BuildNeeded, MetadataError, UnreadableMetadata
 from envspec.index import wheelzip
 from envspec.index.fields import read_fields
 from envspec.index.http import Client, Response
-from envspec.index.requires import line_of, requirement, requirements, requires_python
+from envspec.index.requires import (
+    cached_requirement,
+    line_of,
+    requirements,
+    requires_python,
+)
 from envspec.index.simple import parse_filename
 from envspec.model import Artifact, CoreMetadata, DistMetadata
 from envspec.secret import redact
@@ -280,12 +285,13 @@ def to_json(meta: DistMetadata) -> bytes:
 
 
 def from_json(data: bytes) -> DistMetadata:
-    """`to_json`'s output back (written by us after validation, so trusted)."""
+    """`to_json`'s output back (written by us after validation, so trusted: each line's part
+    before its marker is parsed when first read)."""
     raw = json.loads(data)
     return DistMetadata(
         name=raw["name"],  # `to_json` wrote them normalized (unsloth lists ~200 extras)
         version=Version(raw["version"]),
-        requires_dist=tuple(map(requirement, raw["requires-dist"])),
+        requires_dist=tuple(map(cached_requirement, raw["requires-dist"])),
         requires_python=raw["requires-python"],
         provides_extra=tuple(raw["provides-extra"]),
     )
