@@ -26,7 +26,11 @@ envspec runs as installed: its modules and its dependencies' are compiled to byt
 otherwise compile envspec's sources again, ~0.3 s that no user pays).
 
 `BENCH_REPEAT` (default 3) sets the runs per warm case, `BENCH_COLD_REPEAT` (default 2) the
-cold ones.
+cold ones. `BENCH_INSTRUCTIONS=1` adds the offline case counted in instructions by valgrind's
+callgrind (every thread and child process): one count per side, the same whatever else this
+shared machine is doing, where its wall times vary by half from hour to hour. Instructions
+are not seconds (Python's run fewer per cycle than uv's), so the count says which way a
+change moves envspec's work, and the ratio how far apart the two tools' work is.
 """
 
 from __future__ import annotations
@@ -229,6 +233,38 @@ def case_existing_pins(bench: Bench) -> tuple[list[Run], list[Run]]:
         bench.set_inputs(added=False)
 
 
+def instructions(cmd: Sequence[str | Path], env: Mapping[str, str] | None = None) -> int:
+    """The instructions `cmd` executes, its threads and child processes included
+    (callgrind; exit on failure)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        counted = ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                   f"--callgrind-out-file={tmp}/callgrind.%p", *map(str, cmd)]
+        proc = subprocess.run(counted, env={**ENV, **(env or {})}, capture_output=True,
+                              text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-3000:]}")
+    return sum(int(n.replace(",", "")) for n in re.findall(r"Collected : ([\d,]+)", proc.stderr))
+
+
+def case_instructions(bench: Bench) -> None:
+    """The offline case once per side under callgrind (`BENCH_INSTRUCTIONS=1`)."""
+    bench.clear_output()
+    ours = instructions([sys.executable, "-m", "envspec", "lock", "--project", bench.project,
+                         "--cache-dir", bench.es_cache, "--offline", "-q"])
+    theirs = 0
+    for target, platform in UV_PLATFORMS.items():
+        bench.clear_output()
+        theirs += instructions(
+            [UV, "pip", "compile", "--no-config", "--quiet", bench.requirements,
+             "--python-version", "3.11", "--python-platform", platform,
+             "--cache-dir", bench.uv_cache, "--index-url", "https://pypi.org/simple",
+             "-o", bench.uv_out / f"{target}.txt", "--offline"],
+            UV_MACOS if target.startswith("macos-") else None,
+        )
+    print(f"offline, in instructions (callgrind): envspec {ours / 1e9:.3f} billion, "
+          f"uv {theirs / 1e9:.3f} billion (sum of 3), ratio {ours / theirs:.2f}")
+
+
 def uv_pins(path: Path) -> dict[str, str]:
     pins = {}
     for line in path.read_text().splitlines():
@@ -304,6 +340,8 @@ def main() -> None:
     relocks = [bench.envspec()[0].wall for _ in range(5)]
     print(f"unchanged-inputs relock: {statistics.median(relocks):.3f}s (median of 5; aim ≤ 0.2s)")
     report_agreement(bench)
+    if os.environ.get("BENCH_INSTRUCTIONS"):
+        case_instructions(bench)
     shutil.rmtree(work)
 
 
