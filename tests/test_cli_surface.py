@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from envspec.cli import USES, build_parser, main
+from envspec.cli import HEAVY, USES, build_parser, main
 from envspec.render import wrap_items
 from envspec.review.init import DEFAULT_TARGETS
 from envspec.targets import KNOWN
@@ -158,6 +158,30 @@ def test_a_hidden_global_option_is_still_accepted(
     capsys.readouterr()
     assert main(["why", "app", "--offline", "--project", str(project)]) == 0
     assert "--offline" not in _commands()["why"].format_help()
+
+
+def test_each_heavy_command_is_named_with_its_own_module() -> None:
+    from envspec import cli_bundle, cli_cache, cli_edit, cli_env
+
+    modules = (cli_edit, cli_env, cli_bundle, cli_cache)
+    owners = {c: m.__name__.split(".")[-1] for m in modules for c in m.COMMANDS}
+    assert owners == HEAVY
+
+
+def test_a_command_imports_only_its_own_commands_module(tmp_path: Path) -> None:
+    """`history` (a `cli_env` command) builds the parsers of its module and of the lock and
+    review commands, and runs, without importing the other modules' (tomlkit, the bundle
+    commands): a `sync` with nothing to do spent a fifth of its instructions on them."""
+    script = (
+        "import sys; from envspec.cli import main; "
+        f"code = main(['history', '--python', {str(tmp_path / 'none')!r}]); "
+        "print(code, sorted(m for m in sys.modules if m.startswith(('envspec.cli_', 'tomlkit', "
+        "'envspec.commands.bundle'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.stdout == "2 ['envspec.cli_env', 'envspec.cli_lock']\n", done.stderr
 
 
 # --- output ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib
 import json
 import logging
 import os
@@ -187,7 +188,8 @@ def _common(command: str) -> argparse.ArgumentParser:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; of the lock and review commands only when `command`,
     the command line's command word, is one of those (see `LIGHT`), of `lock` alone for
-    `lock`."""
+    `lock`, and of those and the commands of `command`'s own module for the others (see
+    `HEAVY`)."""
     parser = _Parser(
         prog="envspec",
         description="Declared, locked, reviewable and reversible Python environments.",
@@ -203,7 +205,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     if command != "lock":  # the command run most (a fresh relock, `lock --check`): its own only
         _add_review_parsers(sub)
     if command not in LIGHT:
-        for module in _heavy():
+        for module in _heavy(command):
             module.add_parsers(sub, _common)
     return parser
 
@@ -435,17 +437,34 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Output, Environ], int]] = {
 }
 
 
-def _heavy() -> tuple[Any, ...]:
-    from envspec import cli_bundle, cli_cache, cli_edit, cli_env
+# Which module of `_heavy` has which command, so that a command line imports only its own: a
+# `sync` with nothing to do spent a fifth of its instructions importing the others (tomlkit,
+# the bundle commands, packaging.metadata and email). tests/test_cli_surface.py checks it
+# against the modules' own COMMANDS.
+HEAVY = {
+    "add": "cli_edit",
+    "remove": "cli_edit",
+    "sync": "cli_env",
+    "check": "cli_env",
+    "history": "cli_env",
+    "rollback": "cli_env",
+    "bundle": "cli_bundle",
+    "cache": "cli_cache",
+}
 
-    return (cli_edit, cli_env, cli_bundle, cli_cache)
+
+def _heavy(command: str | None = None) -> tuple[Any, ...]:
+    """The modules of the commands not in `LIGHT`: only `command`'s when it is one of them
+    (imported by name: `cli` is the top layer, so no edge it adds can break the layers)."""
+    names = [HEAVY[command]] if command in HEAVY else list(dict.fromkeys(HEAVY.values()))
+    return tuple(importlib.import_module(f"envspec.{name}") for name in names)
 
 
 def _command(name: str) -> Callable[[argparse.Namespace, _Output, Environ], int]:
     if name in COMMANDS:
         return COMMANDS[name]
     found: Callable[[argparse.Namespace, _Output, Environ], int] = {
-        key: value for module in _heavy() for key, value in module.COMMANDS.items()
+        key: value for module in _heavy(name) for key, value in module.COMMANDS.items()
     }[name]
     return found
 
