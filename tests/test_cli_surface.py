@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -115,6 +116,27 @@ def test_a_global_option_given_twice_keeps_the_later() -> None:
     args = build_parser().parse_args(["-q", "--cache-dir", "c", "lock"])
     cache = Path("c").absolute()  # made absolute, as uv makes it (see test_sync.py)
     assert (args.quiet, args.cache_dir, args.json, args.offline) == (True, cache, False, False)
+
+
+def test_the_cache_is_envspec_cache_dir_unless_the_option_names_one(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As uv's UV_CACHE_DIR: the variable is the default, relative to the current folder, and
+    `--cache-dir` wins over it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ENVSPEC_CACHE_DIR", "from-env")
+    shutil.rmtree(project / "locks")
+    assert main(["lock", "-q", "--project", str(project)]) == 0
+    assert sorted(p.name for p in (tmp_path / "from-env").iterdir()) == ["v1"]
+    shutil.rmtree(tmp_path / "from-env")
+    shutil.rmtree(project / "locks")
+    assert main(["lock", "-q", "--project", str(project), "--cache-dir", "given"]) == 0
+    assert (tmp_path / "given" / "v1").is_dir() and not (tmp_path / "from-env").exists()
+    monkeypatch.setenv("ENVSPEC_CACHE_DIR", "")  # empty: as if not set, the user's cache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    shutil.rmtree(project / "locks")
+    assert main(["lock", "-q", "--project", str(project)]) == 0
+    assert (tmp_path / "xdg" / "envspec" / "v1").is_dir()
 
 
 @pytest.mark.parametrize("command", sorted(USES))

@@ -52,6 +52,7 @@ Environ = Mapping[str, str]
 # The add/remove, environment, cache and bundle commands' modules (apply, tomlkit, rich) are
 # imported only when the command line may be one of theirs: an unchanged relock or `lock
 # --check` imports neither the resolver, nor the review code, nor `envspec.apply`.
+CACHE_DIR_ENV = "ENVSPEC_CACHE_DIR"  # `--cache-dir` when the option is not given
 LIGHT = frozenset({"lock", "diff", "export", "why", "rules", "init"})
 
 log = logging.getLogger("envspec")
@@ -132,8 +133,8 @@ _GLOBALS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         {
             "type": _absolute,
             "metavar": "DIR",
-            "help": "envspec's cache, and uv's under it (default: the user cache folder, "
-            "~/.cache/envspec on Linux)",
+            "help": "envspec's cache, and uv's under it (default: $ENVSPEC_CACHE_DIR, else the "
+            "user cache folder, ~/.cache/envspec on Linux)",
         },
     ),
 )
@@ -559,6 +560,8 @@ def _main(argv: list[str]) -> int:
         args = build_parser(_command_word(words)).parse_args(argv)
         if args.project is None:
             args.project = _find_project(Path.cwd()) if args.command in _DISCOVERS else Path(".")
+        if args.cache_dir is None and environ.get(CACHE_DIR_ENV):  # as uv's UV_CACHE_DIR
+            args.cache_dir = _absolute(environ[CACHE_DIR_ENV])
         out = _Output(json_mode=args.json, quiet=args.quiet, width=_width(environ))
         _configure_logging(args.verbose, args.quiet)
         return _command(args.command)(args, out, environ)
