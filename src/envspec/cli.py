@@ -49,10 +49,10 @@ if TYPE_CHECKING:
 
 Environ = Mapping[str, str]
 
+CACHE_DIR_ENV = "ENVSPEC_CACHE_DIR"  # `--cache-dir` when the option is not given
 # The add/remove, environment, cache and bundle commands' modules (apply, tomlkit, rich) are
 # imported only when the command line may be one of theirs: an unchanged relock or `lock
 # --check` imports neither the resolver, nor the review code, nor `envspec.apply`.
-CACHE_DIR_ENV = "ENVSPEC_CACHE_DIR"  # `--cache-dir` when the option is not given
 LIGHT = frozenset({"lock", "diff", "export", "why", "rules", "init"})
 
 log = logging.getLogger("envspec")

@@ -38,12 +38,7 @@ from envspec.errors import BuildNeeded, MetadataError, UnreadableMetadata
 from envspec.index import wheelzip
 from envspec.index.fields import read_fields
 from envspec.index.http import Client, Response
-from envspec.index.requires import (
-    cached_requirement,
-    line_of,
-    requirements,
-    requires_python,
-)
+from envspec.index.requires import cached_requirement, line_of, requirements, requires_python
 from envspec.index.simple import parse_filename
 from envspec.model import Artifact, CoreMetadata, DistMetadata
 from envspec.secret import redact
