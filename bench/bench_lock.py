@@ -132,21 +132,28 @@ class Bench:
         for path in self.uv_out.glob("*.txt"):
             path.unlink()
 
+    def envspec_cmd(self, *extra: str) -> list[str | Path]:
+        return [sys.executable, "-m", "envspec", "lock", "--project", self.project,
+                "--cache-dir", self.es_cache, *extra]
+
+    def uv_cmds(self, *extra: str) -> list[tuple[list[str | Path], Mapping[str, str] | None]]:
+        """Per target: `uv pip compile`'s command line and the environment it adds."""
+        return [
+            ([UV, "pip", "compile", "--no-config", "--quiet", self.requirements,
+              "--python-version", "3.11", "--python-platform", platform,
+              "--cache-dir", self.uv_cache, "--index-url", "https://pypi.org/simple",
+              "-o", self.uv_out / f"{target}.txt", *extra],
+             UV_MACOS if target.startswith("macos-") else None)
+            for target, platform in UV_PLATFORMS.items()
+        ]
+
     def envspec(self, *extra: str) -> tuple[Run, list[dict[str, object]]]:
-        cmd = [sys.executable, "-m", "envspec", "lock", "--project", self.project,
-               "--cache-dir", self.es_cache, "--json", *extra]
-        run, stdout = timed(cmd)
+        run, stdout = timed(self.envspec_cmd("--json", *extra))
         return run, [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
     def uv(self, *extra: str) -> Run:
         """`uv pip compile` once per target; the runs summed (peak: the largest)."""
-        runs = []
-        for target, platform in UV_PLATFORMS.items():
-            cmd = [UV, "pip", "compile", "--no-config", "--quiet", self.requirements,
-                   "--python-version", "3.11", "--python-platform", platform,
-                   "--cache-dir", self.uv_cache, "--index-url", "https://pypi.org/simple",
-                   "-o", self.uv_out / f"{target}.txt", *extra]
-            runs.append(timed(cmd, UV_MACOS if target.startswith("macos-") else None)[0])
+        runs = [timed(cmd, env)[0] for cmd, env in self.uv_cmds(*extra)]
         return Run(
             wall=sum(r.wall for r in runs),
             cpu=sum(r.cpu for r in runs),
@@ -249,18 +256,11 @@ def instructions(cmd: Sequence[str | Path], env: Mapping[str, str] | None = None
 def case_instructions(bench: Bench) -> None:
     """The offline case once per side under callgrind (`BENCH_INSTRUCTIONS=1`)."""
     bench.clear_output()
-    ours = instructions([sys.executable, "-m", "envspec", "lock", "--project", bench.project,
-                         "--cache-dir", bench.es_cache, "--offline", "-q"])
+    ours = instructions(bench.envspec_cmd("--offline", "-q"))
     theirs = 0
-    for target, platform in UV_PLATFORMS.items():
+    for cmd, env in bench.uv_cmds("--offline"):
         bench.clear_output()
-        theirs += instructions(
-            [UV, "pip", "compile", "--no-config", "--quiet", bench.requirements,
-             "--python-version", "3.11", "--python-platform", platform,
-             "--cache-dir", bench.uv_cache, "--index-url", "https://pypi.org/simple",
-             "-o", bench.uv_out / f"{target}.txt", "--offline"],
-            UV_MACOS if target.startswith("macos-") else None,
-        )
+        theirs += instructions(cmd, env)
     print(f"offline, in instructions (callgrind): envspec {ours / 1e9:.3f} billion, "
           f"uv {theirs / 1e9:.3f} billion (sum of 3), ratio {ours / theirs:.2f}")
 

@@ -454,7 +454,7 @@ HEAVY = {
 }
 
 
-def _heavy(command: str | None = None) -> tuple[Any, ...]:
+def _heavy(command: str | None) -> tuple[Any, ...]:
     """The modules of the commands not in `LIGHT`: only `command`'s when it is one of them
     (imported by name: `cli` is the top layer, so no edge it adds can break the layers)."""
     names = [HEAVY[command]] if command in HEAVY else list(dict.fromkeys(HEAVY.values()))

@@ -46,10 +46,7 @@ def requirement(line: str) -> Requirement:
     unsloth release lists ~1,000), and resolution reads many releases."""
     found = _REQUIREMENTS.get(line)
     if found is None:
-        found = _split_parse(line) or Requirement(line)
-        with _PARSED:
-            found = _REQUIREMENTS.setdefault(line, found)
-            _LINES[id(found)] = line
+        found = _remember(line, _split_parse(line) or Requirement(line))
     return found
 
 
@@ -59,16 +56,19 @@ def cached_requirement(line: str) -> Requirement:
     found = _REQUIREMENTS.get(line)
     if found is not None:
         return found
+    halves = _halves(line)
+    if halves is None:
+        return requirement(line)
+    return _remember(line, _Deferred(halves[0], _parsed_marker(halves[1])))
+
+
+def _halves(line: str) -> tuple[str, str] | None:
+    """`line`'s part before its marker and its marker; None when it has no marker, or a URL
+    (whose `;` may belong to it)."""
     head, sep, marker = line.partition(";")
     if not sep or "@" in head or not marker.strip():
-        return requirement(line)
-    condition = _MARKERS.get(marker)
-    if condition is None:
-        condition = _MARKERS.setdefault(marker, Marker(marker))
-    with _PARSED:
-        found = _REQUIREMENTS.setdefault(line, _Deferred(head, condition))
-        _LINES[id(found)] = line
-    return found
+        return None
+    return head, marker
 
 
 def _split_parse(line: str) -> Requirement | None:
@@ -76,14 +76,12 @@ def _split_parse(line: str) -> Requirement | None:
     3,000 distinct lines have ~1,400 distinct heads and ~560 distinct markers (`; extra ==
     "torch"` closes hundreds), and the marker was most of each parse. A line with a URL (whose
     `;` may belong to it) or either half refused gets the whole-line parse, with its errors."""
-    head, sep, marker = line.partition(";")
-    if not sep or "@" in head or not marker.strip():
+    halves = _halves(line)
+    if halves is None:
         return None
     try:
-        base = _parsed_head(head)
-        condition = _MARKERS.get(marker)
-        if condition is None:
-            condition = _MARKERS.setdefault(marker, Marker(marker))
+        base = _parsed_head(halves[0])
+        condition = _parsed_marker(halves[1])
     except (InvalidRequirement, InvalidMarker):
         return None
     # A requirement of its own, made as `packaging` makes one in `__replace__`: its public
@@ -97,10 +95,25 @@ def _split_parse(line: str) -> Requirement | None:
 _PARSED = threading.Lock()
 
 
+def _remember(line: str, parsed: Requirement) -> Requirement:
+    """`parsed` as `line`'s requirement, unless another thread's came first."""
+    with _PARSED:
+        found = _REQUIREMENTS.setdefault(line, parsed)
+        _LINES[id(found)] = line
+    return found
+
+
 def _parsed_head(head: str) -> Requirement:
     found = _HEADS.get(head)
     if found is None:
         found = _HEADS.setdefault(head, Requirement(head))
+    return found
+
+
+def _parsed_marker(marker: str) -> Marker:
+    found = _MARKERS.get(marker)
+    if found is None:
+        found = _MARKERS.setdefault(marker, Marker(marker))
     return found
 
 
