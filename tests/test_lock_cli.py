@@ -3,7 +3,9 @@ without network, --check, determinism, PEP 751 validity, credentials kept out, b
 
 from __future__ import annotations
 
+import json
 import re
+import signal
 import subprocess
 import sys
 import tomllib
@@ -13,6 +15,8 @@ import pytest
 from packaging.pylock import Pylock
 
 from envspec.cli import main
+from support import procs
+from support.envproject import clean_environ
 from support.index_server import IndexServer
 
 SPEC = """\
@@ -155,6 +159,28 @@ def test_check_names_missing_and_stale_locks_and_writes_nothing(
     assert lock(project, "--check") == 3
     assert "linux-x86_64 (stale: phase numpy: numpy<2 → numpy<1.27)" in capsys.readouterr().err
     assert lock_bytes(project) == before
+
+
+@pytest.mark.parametrize(("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_a_read_stalls_ends_the_lock_at_once_with_its_error_event(
+    project: Path, index_server: IndexServer, sent: signal.Signals, code: int
+) -> None:
+    """Not after the stalled read's timeout (30 s), and not killed without a word (SIGTERM's
+    default); nothing written."""
+    index_server.fault_sleep = 60.0
+    index_server.fail(".metadata", "timeout", times=100)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envspec", "--json", "lock", "--project", str(project),
+         "--cache-dir", str(project / ".cache")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_environ(),
+    )  # fmt: skip
+    out, err = procs.interrupt_on_stall(proc, index_server, lambda p: p.endswith(".metadata"), sent)
+    assert proc.returncode == code
+    assert err.splitlines()[-1:] == [f"error: interrupted by {sent.name}"]
+    assert json.loads(out.splitlines()[-1]) == {
+        "event": "error", "message": f"interrupted by {sent.name}", "hint": "", "exit_code": code,
+    }  # fmt: skip
+    assert not (project / "locks").exists()
 
 
 def test_credentials_never_reach_the_lock(tmp_path: Path, index_server: IndexServer) -> None:

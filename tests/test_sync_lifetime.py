@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from support import procs
-from support.envproject import EnvProject, audit, clean_environ, crossing
+from support.envproject import EnvProject, audit, clean_environ, crossing, events
 from support.index_server import IndexServer
 
 pytestmark = pytest.mark.skipif(not procs.PROC.is_dir(), reason="reads /proc")
@@ -74,6 +74,27 @@ def test_a_signal_is_passed_on_to_uv_waited_for_and_reported_with_the_rollback_o
     assert proj.run("rollback") == 0
     assert proj.freeze() == before
     assert audit(proj.env) == []
+
+
+@pytest.mark.parametrize(("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_the_files_download_ends_the_sync_with_its_error_event(
+    proj: EnvProject, index_server: IndexServer, sent: signal.Signals, code: int
+) -> None:
+    """Stopped before uv starts: the same report as any failure, and nothing changed (SIGTERM
+    used to end the process with no word, SIGINT with no event)."""
+    before = proj.freeze()
+    index_server.fault_sleep = 60.0
+    index_server.fail(".whl", "timeout", times=100)  # every download stalls
+    index_server.reset_counters()
+    proc = proj.spawn("sync", "--json")
+    out, err = procs.interrupt_on_stall(proc, index_server, lambda p: p.startswith("/files/"), sent)
+    assert proc.returncode == code
+    assert err.splitlines()[-1:] == [f"error: interrupted by {sent.name}"]
+    assert events(out)[-1] == {
+        "event": "error", "message": f"interrupted by {sent.name}", "hint": "", "exit_code": code,
+    }  # fmt: skip
+    assert proj.freeze() == before
+    assert not (proj.state / "journal.json").exists()
 
 
 def test_an_interrupted_rollback_is_named_and_finished_by_the_next(

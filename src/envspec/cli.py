@@ -27,9 +27,12 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from envspec import __version__, cli_lock
@@ -38,6 +41,7 @@ from envspec.errors import (
     EXIT_FAILED,
     EXIT_OK,
     EnvspecError,
+    Interrupted,
     UsageError,
 )
 from envspec.output import rel, target_help
@@ -538,7 +542,16 @@ def run() -> int:
     gc.disable()
     code = main()
     gc.freeze()
+    if code in _INTERRUPTED:
+        # Stopped by a signal, reported, and unwound: a download or prefetch thread stalled
+        # on a read is not joined at exit (it would be until its timeout); uv stops at once too.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
+
+
+_INTERRUPTED = frozenset({128 + signal.SIGINT, 128 + signal.SIGTERM})
 
 
 def _silence_output() -> None:
@@ -564,16 +577,49 @@ def _main(argv: list[str]) -> int:
             args.cache_dir = _absolute(environ[CACHE_DIR_ENV])
         out = _Output(json_mode=args.json, quiet=args.quiet, width=_width(environ))
         _configure_logging(args.verbose, args.quiet)
-        return _command(args.command)(args, out, environ)
+        with _terminated_as_interrupt():
+            return _command(args.command)(args, out, environ)
+    except KeyboardInterrupt as exc:  # not stopped in an installer (that is `Interrupted`)
+        number = exc.signal_number if isinstance(exc, _Terminated) else signal.SIGINT
+        name = signal.Signals(number).name
+        return _report(out, Interrupted(f"interrupted by {name}", signal_number=number))
     except EnvspecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        out.event("error", message=str(exc), hint=exc.hint, exit_code=exc.exit_code)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        return _report(out, exc)
+
+
+def _report(out: _Output, exc: EnvspecError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=sys.stderr)
+    out.event("error", message=str(exc), hint=exc.hint, exit_code=exc.exit_code)
+    return exc.exit_code
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Python raises KeyboardInterrupt for SIGINT: the
+    same unwinding (downloads stopped at their next chunk, temporary files removed, the
+    environment lock let go) and the same report, where the signal's default action would end
+    the process with no word and its temporary files left."""
+
+    signal_number = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM raises `_Terminated` (from the main thread only, where a
+    handler can be set; the previous handler is put back after, for tests that call `main`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_terminated(number: int, frame: FrameType | None) -> None:
+    raise _Terminated
 
 
 def _find_project(start: Path) -> Path:

@@ -4,8 +4,14 @@ process has ended, what it holds open, and who is still working on an environmen
 from __future__ import annotations
 
 import os
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from support.index_server import IndexServer
 
 PROC = Path("/proc")
 
@@ -78,3 +84,17 @@ def working_on(env: Path) -> list[str]:
         if str(env) in text and not ours and not gone(int(pid), within=0):
             found.append(text)
     return found
+
+
+def interrupt_on_stall(
+    proc: subprocess.Popen[str], server: IndexServer, stalled: Callable[[str], bool], sent: int
+) -> tuple[str, str]:
+    """Once `server` was asked for a path `stalled` picks (a request its "timeout" fault
+    holds), send `sent` to `proc`, and return its stdout and stderr: a command stopped while a
+    read hangs must end at once (within 10 s, not the read's 30 s timeout)."""
+    deadline = time.monotonic() + 30
+    while not any(stalled(path) for path in server.paths_requested()):
+        assert time.monotonic() < deadline, "no stalled request was made"
+        time.sleep(0.05)
+    os.kill(proc.pid, sent)
+    return proc.communicate(timeout=10)

@@ -242,11 +242,14 @@ class _Downloads:
         try:
             futures = [pool.submit(self.one, item) for item in missing]
             wait(futures)
-        except BaseException:  # Ctrl-C: stop the downloads at their next chunk
+        except BaseException as exc:  # Ctrl-C: stop the downloads at their next chunk
             self.stop.set()
+            # an interrupt does not wait: a stalled read would hold up the stop until its
+            # timeout (the process ends without the threads, `cli.run`; a partial file is
+            # resumed later)
+            pool.shutdown(wait=not isinstance(exc, KeyboardInterrupt), cancel_futures=True)
             raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True)
         errors = [f.exception() for f in futures]
         first = next((e for e in errors if e is not None and not isinstance(e, _Stopped)), None)
         if first is not None:

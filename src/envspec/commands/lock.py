@@ -137,7 +137,7 @@ def run_lock(
     )
     if progress is not None:
         progress.counting(lambda: finder.stats.requests)
-    try:
+    with finder:  # closed on the way out; an interrupt does not wait for a stalled read
         results, divergences = lock_targets(
             spec,
             todo,
@@ -150,9 +150,7 @@ def run_lock(
             progress=progress,
             requests=lambda: finder.stats.requests,
         )
-    finally:
         stats = finder.stats
-        finder.close()
     return LockRun(results=tuple(results), stats=stats, divergences=tuple(divergences))
 
 
@@ -218,8 +216,13 @@ def lock_targets(
     if len(statuses) == 1 or not concurrent:
         done = [one(status) for status in statuses]
     else:
-        with ThreadPoolExecutor(max_workers=len(statuses)) as pool:
+        pool = ThreadPoolExecutor(max_workers=len(statuses))
+        try:
             done = list(pool.map(one, statuses))
+        except BaseException as exc:  # an interrupt does not wait for a target's stalled read
+            pool.shutdown(wait=not isinstance(exc, KeyboardInterrupt), cancel_futures=True)
+            raise
+        pool.shutdown()
     locks = [lock for lock, _ in done]
     _warn_unused_overrides(spec, locks)
     divergences = [  # across the targets of one build

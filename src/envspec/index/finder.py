@@ -381,9 +381,12 @@ class Finder:
     def stats(self) -> FinderStats:
         return self._fetch.stats
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._fetch.close()
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the prefetches; `wait=False` on an interrupt: a stalled read must not hold up
+        the stop (the process ends without its thread)."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        if wait:
+            self._fetch.close()
 
     def __enter__(self) -> Finder:
         return self
@@ -391,4 +394,4 @@ class Finder:
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        self.close(wait=not (t is not None and issubclass(t, KeyboardInterrupt)))
