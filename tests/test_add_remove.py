@@ -118,6 +118,34 @@ def test_add_to_a_phase_replaces_an_existing_requirement_and_routes_to_an_index(
     assert spec(project) == before  # the phase went with its requirements, blank lines too
 
 
+def test_add_replaces_the_requirement_under_the_same_marker_and_keeps_the_others(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As uv's `add`: the requirement on the name with the same marker is replaced; one with a
+    new marker goes beside the others (it replaced the first, and windows lost numpy)."""
+    win, other = "numpy<2; sys_platform == 'win32'", "numpy<1.26; sys_platform != 'win32'"
+    path = project / "envspec.toml"
+    path.write_text(spec(project).replace('["numpy<2"]', f'["{win}", "{other}"]'))
+    assert run(project, "lock") == 0
+    capsys.readouterr()
+    assert run(project, "add", "numpy<1.25.1; sys_platform != 'win32'") == 0
+    assert f'["{win}", "numpy<1.25.1; sys_platform != \'win32\'"]' in spec(project)
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"envspec.toml: replaced '{other}' with 'numpy<1.25.1; sys_platform != 'win32'' in "
+        "phase numpy"
+    )
+    assert pins(project, "windows-x86_64")["numpy"] == "1.25.0"  # kept, as every pin
+    assert run(project, "add", "numpy; sys_platform == 'darwin'") == 0
+    assert (
+        f'["{win}", "numpy<1.25.1; sys_platform != \'win32\'", "numpy; sys_platform == '
+        "'darwin'\"]"
+    ) in spec(project)
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "envspec.toml: added 'numpy; sys_platform == 'darwin'' to phase numpy"
+    )
+    assert pins(project, "windows-x86_64")["numpy"] == "1.25.0"  # kept, as every pin
+
+
 def test_a_new_phase_at_the_end_of_the_file(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,7 +5,8 @@ edits pyproject.toml. Pure: text in, text out; the caller checks the result as a
 relocks, and only then writes it.
 
 Where a requirement goes: to the phase that already requires the package (its requirement
-is replaced), else `--phase NAME`, else, with `--index NAME`, the first phase routed to that
+under the same marker is replaced, as uv's `add` does, or it goes beside those under other
+markers), else `--phase NAME`, else, with `--index NAME`, the first phase routed to that
 index for every target (or a new phase named after the package, routed to it), else the last
 phase; several requirements given with one `--index` that no phase is routed to go to one new
 phase. A phase left without requirements by `remove` is removed with them.
@@ -73,7 +74,7 @@ def add_requirements(
         name = canonicalize_name(requirement.name)
         where = _requiring(tables, name)
         if where and (phase is None or phase in {n for n, _, _ in where}):
-            changes += _replace(tables, where, phase, written)
+            changes += _replace(tables, where, phase, written, _marker(requirement))
             continue
         if where:
             held = ", ".join(f"'{old}' in phase {n}" for n, _, old in where)
@@ -144,15 +145,29 @@ def _requiring(tables: Any, name: NormalizedName) -> list[tuple[str, int, str]]:
 
 
 def _replace(
-    tables: Any, where: list[tuple[str, int, str]], phase: str | None, written: str
+    tables: Any, where: list[tuple[str, int, str]], phase: str | None, written: str, marker: str
 ) -> list[str]:
-    """Put `written` in place of the first requirement on its name (in `phase`)."""
-    first = next(w for w in where if phase is None or w[0] == phase)
-    phase_name, position, old = first
+    """Put `written` in place of the requirement on its name under the same `marker` (in
+    `phase`), as uv's `add` does; when every one has another marker (``numpy<2; sys_platform ==
+    'win32'`` beside ``numpy>=2; sys_platform != 'win32'``), beside them: replacing one would
+    drop the package where only its marker held."""
+    held = [w for w in where if phase is None or w[0] == phase]
+    same = [w for w in held if _marker(Requirement(w[2])) == marker]
+    if not same:
+        phase_name = held[0][0]
+        last = max(position for name, position, _ in held if name == phase_name)
+        _table(tables, phase_name)["requirements"].insert(last + 1, written)
+        return [f"added '{written}' to phase {phase_name}"]
+    phase_name, position, old = same[0]
     if old == written:
         return [f"'{written}' is already in phase {phase_name}"]
     _table(tables, phase_name)["requirements"][position] = written
     return [f"replaced '{old}' with '{written}' in phase {phase_name}"]
+
+
+def _marker(requirement: Requirement) -> str:
+    """The requirement's marker in packaging's normal form ("" for none)."""
+    return str(requirement.marker) if requirement.marker is not None else ""
 
 
 def _phase_for(
