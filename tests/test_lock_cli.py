@@ -161,6 +161,28 @@ def test_check_names_missing_and_stale_locks_and_writes_nothing(
     assert lock_bytes(project) == before
 
 
+def test_check_resolves_nothing_so_it_takes_no_upgrade_and_ignores_refresh(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fresh locks with --check --refresh were "out of date (fresh)", exit 3."""
+    assert lock(project) == 0
+    before = lock_bytes(project)
+    capsys.readouterr()
+    assert lock(project, "--check", "--refresh") == 0
+    for flags, hint in (
+        (["--upgrade"], "'envspec lock --upgrade'"),
+        (["--upgrade-package", "six"], "'envspec lock --upgrade-package NAME'"),
+    ):
+        capsys.readouterr()
+        assert lock(project, "--check", *flags) == 2
+        assert capsys.readouterr().err == (
+            f"error: argument {flags[0]}: not allowed with argument --check\n"
+            "hint: --check compares the locks with the spec and resolves nothing: relock with "
+            f"{hint}\n"
+        )
+    assert lock_bytes(project) == before
+
+
 @pytest.mark.parametrize(("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_while_a_read_stalls_ends_the_lock_at_once_with_its_error_event(
     project: Path, index_server: IndexServer, sent: signal.Signals, code: int

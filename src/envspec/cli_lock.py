@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from envspec.errors import EXIT_OK, StaleLockError
+from envspec.errors import EXIT_OK, StaleLockError, UsageError
 from envspec.lock_view import LockView, variant_field
 from envspec.output import Out, rel, target_help
 from envspec.targets import choose_targets, os_floor
@@ -77,7 +77,15 @@ def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     from envspec.lockfile import fresh
     from envspec.lockfile.memo import memo_folder
 
-    forced = args.upgrade or args.upgrade_package or args.refresh
+    if args.check and (args.upgrade or args.upgrade_package):
+        flag = "--upgrade" if args.upgrade else "--upgrade-package"
+        raise UsageError(
+            f"argument {flag}: not allowed with argument --check",
+            hint="--check compares the locks with the spec and resolves nothing: "
+            f"relock with 'envspec lock {flag}{' NAME' if args.upgrade_package else ''}'",
+        )
+    # --refresh with --check revalidates nothing: a check reads no index
+    forced = not args.check and (args.upgrade or args.upgrade_package or args.refresh)
     question = fresh.Question(
         project=args.project, targets=tuple(args.target), variant=args.variant
     )
