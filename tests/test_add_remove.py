@@ -5,10 +5,14 @@ wheels over a loopback index."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,6 +241,35 @@ def test_a_failed_relock_writes_nothing(project: Path, capsys: pytest.CaptureFix
     assert state(project) == before
     assert run(project, "add", "six>=2", "--json") == 1
     assert state(project) == before
+
+
+def test_a_lock_that_cannot_be_written_leaves_the_spec_and_every_lock_as_they_were(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills as the second lock is written: the first lock and the spec get their old
+    bytes back, exit 1 (it was exit 2, the code of an invalid lock, with the spec edited)."""
+    before = state(project)
+    windows = project / "locks" / "pylock.windows-x86_64.toml"
+    monkeypatch.setattr(os, "replace", _failing_for(windows, os.replace))
+    capsys.readouterr()
+    assert run(project, "add", "rich") == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {windows}: cannot write the lock: No space left on device"
+    )
+    assert state(project) == before
+    assert run(project, "lock", "--upgrade") == 1  # a plain relock: all locks or none, too
+    assert state(project) == before
+
+
+def _failing_for(path: Path, replace: Callable[..., None]) -> Callable[..., None]:
+    """`os.replace`, failing as a full disk would for `path` (the fault, at the OS's edge)."""
+
+    def failing(source: Any, destination: Any) -> None:
+        if Path(destination) == path:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        replace(source, destination)
+
+    return failing
 
 
 def test_sync_installs_through_the_sync_command(

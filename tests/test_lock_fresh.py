@@ -138,9 +138,13 @@ def test_a_forced_relock_does_not_take_the_memo(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert lock(project, capsys, "--check")[0] == 0
-    code, _, err = lock(project, capsys, "--check", "--refresh")
-    assert code == 3
-    assert err.startswith("error: locks out of date: windows-x86_64.cu121 (fresh), ")
+    for forced in (["--refresh"], ["--upgrade"], ["--upgrade-package", "numpy"]):
+        code, _, err = lock(project, capsys, *forced)
+        assert code == 1  # it resolves: offline, with an empty cache, it cannot
+        assert err.splitlines()[-2:] == [
+            "error: offline: https://pypi.org/simple/numpy/ is not in the cache",
+            "hint: run without --offline",
+        ]
 
 
 def test_a_check_that_warned_is_not_memoized_so_it_warns_every_time(

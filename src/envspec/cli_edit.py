@@ -8,6 +8,7 @@ through the `sync` command itself (`cli_env.cmd_sync`, with its defaults).
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from envspec import cli_env
 from envspec.atomic import write_atomic
 from envspec.cli_lock import project_spec, relock
-from envspec.errors import EXIT_OK, ApplyError
+from envspec.errors import EXIT_OK, WriteError
 from envspec.output import Out
 from envspec.spec import parse_spec
 from envspec.spec.edit import Edit, add_requirements, remove_requirements
@@ -64,39 +65,54 @@ def cmd_add(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     spec = project_spec(args, environ)
     text = _spec_text(args.project)
     edit = add_requirements(spec, text, args.requirements, phase=args.phase, index=args.index)
-    return _apply(args, out, edit, environ)
+    return _apply(args, out, text, edit, environ)
 
 
 def cmd_remove(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     spec = project_spec(args, environ)
     text = _spec_text(args.project)
-    return _apply(args, out, remove_requirements(spec, text, args.names, phase=args.phase), environ)
+    edit = remove_requirements(spec, text, args.names, phase=args.phase)
+    return _apply(args, out, text, edit, environ)
 
 
-def _apply(args: argparse.Namespace, out: Out, edit: Edit, environ: Environ) -> int:
+def _apply(args: argparse.Namespace, out: Out, before: str, edit: Edit, environ: Environ) -> int:
+    """Relock for `edit` of the spec's text `before`; write the spec, then the locks. When a
+    lock cannot be written (or an interrupt comes between), the spec gets `before` back."""
     from envspec.lockfile.status import lock_status
 
     path = args.project / "envspec.toml"
     spec = parse_spec(edit.text, filename=str(path), environ=environ)
     statuses = lock_status(spec, args.project, list(spec.targets))
     todo = [s for s in statuses if s.state != "fresh"]
+    written = []
 
     def write_spec() -> None:
-        try:
-            write_atomic(path, edit.text.encode("utf-8"))
-        except OSError as exc:
-            raise ApplyError(f"cannot write the spec: {exc.strerror}", context=str(path)) from exc
+        _write_spec(path, edit.text)
+        written.append(path)
         for change in edit.changes:
             out.say(f"envspec.toml: {change}")
         out.event("edited", path=str(path), command=args.command, changes=list(edit.changes))
 
     if todo:
-        relock(args, out, spec, statuses, todo, environ=environ, before_write=write_spec)
+        try:
+            relock(args, out, spec, statuses, todo, environ=environ, before_write=write_spec)
+        except BaseException:
+            if written:
+                with contextlib.suppress(WriteError):  # the first error is the one told
+                    _write_spec(path, before)
+            raise
     else:  # nothing changed that a lock records ("already in phase ...")
         write_spec()
     if args.sync:
         return cli_env.cmd_sync(_sync_args(args), out, environ)
     return EXIT_OK
+
+
+def _write_spec(path: Path, text: str) -> None:
+    try:
+        write_atomic(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise WriteError(f"cannot write the spec: {exc.strerror}", context=str(path)) from exc
 
 
 def _spec_text(project: Path) -> str:

@@ -98,6 +98,11 @@ class ResolutionError(EnvspecError):
     """No set of versions satisfies the requirements."""
 
 
+class WriteError(EnvspecError):
+    """A file envspec writes (a lock, the edited spec) could not be written: the command
+    failed (exit 1); nothing is wrong with its inputs."""
+
+
 class ApplyError(EnvspecError):
     """An environment could not be read, changed or restored (sync, rollback, check)."""
 

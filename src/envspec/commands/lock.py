@@ -30,7 +30,7 @@ from packaging.version import Version
 
 from envspec.errors import EnvspecError
 from envspec.index import FinderSettings, FinderStats, open_finder
-from envspec.lockfile import write_lock
+from envspec.lockfile import write_locks
 from envspec.lockfile.status import TargetStatus
 from envspec.model import Lock, LockedPackage, Spec, Target
 from envspec.resolve.fit import no_fit_reason
@@ -233,16 +233,18 @@ def lock_targets(
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
     if before_write is not None and write:
         before_write()
+    paths = [s.path for s in statuses]
+    written = write_locks(list(zip(paths, locks, strict=True))) if write else [False] * len(locks)
     results = [
         Locked(
             target=s.target,
             path=s.path,
             lock=lock,
-            written=write and write_lock(s.path, lock),
+            written=wrote,
             changes=changes(s.previous, lock),
             seconds=seconds,
         )
-        for s, (lock, seconds) in zip(statuses, done, strict=True)
+        for s, (lock, seconds), wrote in zip(statuses, done, written, strict=True)
     ]
     return results, divergences
 

@@ -1,7 +1,8 @@
 """The lockfile: `model.Lock` ⇄ PEP 751 ``locks/pylock.<target>.toml`` (DESIGN.md §6).
 
 `dump_lock` (module `dump`) and `parse_lock` (module `parse`) are pure; `load_lock` and
-`write_lock`, here, are the file edges.
+`write_locks` (a run's locks, all written or none: ``<file>: cannot write the lock: <reason>``,
+`WriteError`, exit 1), here, are the file edges.
 Writing is `dump`'s own small TOML writer (tomlkit's layout at a thirtieth of its cost: one
 ``[[packages]]`` block per package, one wheel and one phase per line, inputs as sub-tables with
 sorted keys), stable, so locking twice gives the same bytes. Reading uses `tomllib` (via
@@ -75,11 +76,13 @@ hash``, context ``lock for <target>``) and inputs it cannot write
 
 from __future__ import annotations
 
+import contextlib
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envspec.errors import LockFileError, StaleLockError
+from envspec.errors import LockFileError, StaleLockError, WriteError
 
 if TYPE_CHECKING:
     from envspec.lockfile.dump import CREATED_BY, LOCK_VERSION, dump_lock
@@ -94,6 +97,7 @@ __all__ = [
     "lock_path",
     "parse_lock",
     "write_lock",
+    "write_locks",
 ]
 
 
@@ -150,22 +154,52 @@ def load_lock(path: Path, *, memo: Path | None = None) -> Lock:
 
 
 def write_lock(path: Path, lock: Lock) -> bool:
-    """Write the lock atomically; False, and nothing written, when the bytes are unchanged."""
-    from envspec.atomic import write_atomic  # here: tempfile and shutil are writing's only
+    """Write one lock atomically; False, and nothing written, when its bytes are unchanged."""
+    return write_locks([(path, lock)])[0]
+
+
+def write_locks(locks: Sequence[tuple[Path, Lock]]) -> list[bool]:
+    """Write each lock atomically, all or none; for each, whether its bytes changed (an
+    unchanged one is not written). When one cannot be read or written (or the command is
+    interrupted), those written before it get their old bytes back, or are removed if new."""
     from envspec.lockfile.dump import dump_lock
 
-    data = dump_lock(lock).encode("utf-8")
-    mode = 0o644  # mkstemp makes files 0600; a lock is meant to be shared
+    changed: list[bool] = []
+    undo: list[tuple[Path, bytes | None, int]] = []  # (path, old bytes or None: new, mode)
     try:
-        if path.read_bytes() == data:
-            return False
-        mode = stat.S_IMODE(path.stat().st_mode)
+        for path, lock in locks:
+            data = dump_lock(lock).encode("utf-8")
+            old, mode = _current(path)
+            changed.append(old != data)
+            if old != data:
+                _write(path, data, mode)
+                undo.append((path, old, mode))
+    except BaseException:
+        for path, old, mode in reversed(undo):
+            with contextlib.suppress(OSError, WriteError):  # the first error is the one told
+                if old is None:
+                    path.unlink()
+                else:
+                    _write(path, old, mode)
+        raise
+    return changed
+
+
+def _current(path: Path) -> tuple[bytes | None, int]:
+    """A lock's bytes (None: no file yet) and its mode: 0o644 for a new one (mkstemp makes
+    files 0600; a lock is meant to be shared)."""
+    try:
+        return path.read_bytes(), stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
-        pass
+        return None, 0o644
     except OSError as exc:
         raise LockFileError(f"cannot read the lock: {exc.strerror}", context=str(path)) from exc
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    from envspec.atomic import write_atomic  # here: tempfile and shutil are writing's only
+
     try:
         write_atomic(path, data, mode=mode, durable=True)
     except OSError as exc:
-        raise LockFileError(f"cannot write the lock: {exc.strerror}", context=str(path)) from exc
-    return True
+        raise WriteError(f"cannot write the lock: {exc.strerror}", context=str(path)) from exc
