@@ -86,6 +86,12 @@ def test_a_missing_attribute_in_an_import_probe_fails_the_check(
         "module 'alpha' has no attribute 'AutoProcessor'"
     ) in err
     assert err[-1] == "Checks failed."
+    assert proj.run("check", "-q") == 1  # errors only: the failed checks (it printed nothing)
+    assert capsys.readouterr().err.splitlines() == [
+        "  FAIL import: import alpha:AutoProcessor failed: "
+        "module 'alpha' has no attribute 'AutoProcessor'",
+        "Checks failed.",
+    ]
 
 
 def test_a_module_that_is_not_there_fails_the_check(

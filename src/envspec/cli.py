@@ -80,6 +80,13 @@ class _Output:
         if not self.quiet and not self.json_mode:
             print(text, file=sys.stderr)
 
+    def failed(self, text: str) -> None:
+        """A line of a failure the command reports without raising (a check that failed): on
+        stderr also under -q, whose promise is "errors only" (not with --json, whose events
+        carry it)."""
+        if not self.json_mode:
+            print(text, file=sys.stderr)
+
     def result(self, text: str) -> None:
         """The command's primary result: on stdout, also under -q (not with --json, whose
         events carry it)."""

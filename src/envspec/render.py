@@ -157,6 +157,8 @@ class CliReporter(Reporter):
 
     def checked(self, event: Checked) -> None:
         if not self._show(event):
+            if not event.ok:  # under -q: what failed is an error's line
+                self.out.failed(f"  FAIL {event.check}: {event.message}")
             return
         mark = "ok  " if event.ok else "FAIL"
         self.out.say(f"  {mark} {event.check}: {event.message}")
@@ -165,6 +167,10 @@ class CliReporter(Reporter):
 
     def done(self, event: Done) -> None:
         if not self._show(event):
+            if event.exit_code != 0 and event.command in ("check", "sync"):  # checks failed
+                self.out.failed(
+                    "Checks failed." if event.command == "check" else "Synced; checks failed."
+                )
             return
         if event.command == "sync" and event.changed:
             failed = event.failed_optional
