@@ -166,7 +166,7 @@ def test_index_urls_expand_environment_variables() -> None:
     ("command", "then"),
     [
         (["lock", "--check"], "error: locks out of date: linux-x86_64 (missing)"),
-        (["sync", "--dry-run"], "error: project: no environment at {venv} yet"),
+        (["sync", "--dry-run"], "Would create {venv} (Python 3.11)"),
         (["check"], "error: project: no Python interpreter at {venv}/bin/python"),
     ],
 )

@@ -130,6 +130,36 @@ def test_a_dry_run_writes_nothing_anywhere(
     assert not proj.state.exists()
 
 
+def test_a_dry_run_before_the_first_sync_plans_the_environment_it_would_create(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As uv's: the plan for the `.venv` a sync would make, with nothing made (it was exit 2,
+    "no environment at .venv yet")."""
+    proj.write_spec(TWO)
+    proj.lock()
+    venv = proj.project / ".venv"
+    before = _files(proj.project, proj.cache)
+    capsys.readouterr()
+    argv = ["sync", "--project", str(proj.project), "--cache-dir", str(proj.cache)]
+    assert main([*argv, "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines()[0] == f"Would create {venv} (Python {PYTHON})"
+    assert out.splitlines() == [
+        "Plan (dry run):",
+        "  phase one: install alpha 1.0",
+        "  phase two: install beta 1.0",
+    ]
+    assert _files(proj.project, proj.cache) == before
+    assert main([*argv, "--dry-run", "--json"]) == 0
+    got = events(capsys.readouterr().out)
+    assert got[0] == {
+        "event": "environment_created", "root": str(venv), "python": PYTHON,
+        "dry_run": True,
+    }  # fmt: skip
+    assert main(argv) == 0
+    assert "  phase two: install beta 1.0" in capsys.readouterr().err.splitlines()
+
+
 def test_sync_does_not_create_the_project_venv_before_failing_on_a_missing_lock(
     proj: EnvProject, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -24,6 +24,7 @@ from envspec.apply.environment import (
     ensure_environment,
     locate,
     open_environment,
+    planned_environment,
     refuse_system,
 )
 from envspec.apply.installed import load_installed
@@ -164,12 +165,12 @@ def cmd_sync(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     location = locate(args.project, args.python, environ)
     refuse_system(location, args.system)
     if not location.python.exists():
-        if args.dry_run:
-            raise UsageError(
-                f"no environment at {location.root} yet",
-                context=location.source,
-                hint="'envspec sync' creates it",
-            )
+        if args.dry_run:  # the plan for the environment a sync would create, created not
+            planned = planned_environment(location, spec.python, options)
+            out.event("environment_created", root=str(location.root), python=spec.python,
+                      dry_run=True)  # fmt: skip
+            out.say(f"Would create {location.root} (Python {spec.python})")
+            return _sync(args, out, spec, options, location, planned=planned)
         if location.creatable:  # the project's .venv, made here: this machine's lock first
             host = host_target()
             variants = [v.name for v in spec.variants_for(host)] if host else []
@@ -187,10 +188,18 @@ def cmd_sync(args: argparse.Namespace, out: Out, environ: Environ) -> int:
 
 
 def _sync(
-    args: argparse.Namespace, out: Out, spec: Spec, options: uv.UvOptions, location: Location
+    args: argparse.Namespace,
+    out: Out,
+    spec: Spec,
+    options: uv.UvOptions,
+    location: Location,
+    *,
+    planned: Environment | None = None,
 ) -> int:
     environ = options.environ
-    env, path, lock, choice = _open(args, out, location, environ, spec=spec, requested=args.variant)
+    env, path, lock, choice = _open(
+        args, out, location, environ, spec=spec, requested=args.variant, planned=planned
+    )
     if not args.frozen:
         lock = _current_lock(args, out, spec, (path, lock), environ)
     settings = SyncSettings(
@@ -401,13 +410,16 @@ def _open(
     spec: Spec,
     requested: str | None = None,
     installed: bool = False,
+    planned: Environment | None = None,
 ) -> tuple[Environment, Path, Lock, Choice | None]:
-    """The environment of `sync` or `check`, its accelerator variant (`requested`, or for
-    `check`, `installed`: the one the last sync installed) and its lock (nothing written for
-    a dry run)."""
+    """The environment of `sync` or `check` (`planned`: the one a dry run would create), its
+    accelerator variant (`requested`, or for `check`, `installed`: the one the last sync
+    installed) and its lock (nothing written for a dry run)."""
     system = getattr(args, "system", False)
     write = not getattr(args, "dry_run", False)
-    env = open_environment(location, environ, _cache_root(args), system=system, write=write)
+    env = planned or open_environment(
+        location, environ, _cache_root(args), system=system, write=write
+    )
     _warn_interrupted(env, out)
     choice = _choose(out, env, spec, environ, requested, installed=installed)
     path, lock = select_lock(args.project, env, spec.targets, choice.variant if choice else None)

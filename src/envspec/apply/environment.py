@@ -102,6 +102,27 @@ def ensure_environment(location: Location, python: str, options: uv.UvOptions) -
     the creation lock (`journal.creation_lock`) when it may create."""
     if location.python.exists():
         return False
+    _check_creatable(location)
+    uv.create_venv(location.root, python, options)
+    return True
+
+
+def planned_environment(location: Location, python: str, options: uv.UvOptions) -> Environment:
+    """The environment `ensure_environment` would create, for `sync --dry-run`, which creates
+    nothing: the markers of the interpreter uv would make it from (`uv python find`), and
+    nothing installed."""
+    _check_creatable(location)
+    base = uv.find_python(python, options)
+    facts = uv.probe_interpreter(base, options.environ)
+    return Environment(
+        root=location.root,
+        python=location.python,
+        markers=tuple(sorted((str(k), str(v)) for k, v in facts["markers"].items())),
+        site_packages=(),  # a new environment has nothing installed
+    )
+
+
+def _check_creatable(location: Location) -> None:
     if not location.creatable:
         raise UsageError(
             f"no Python interpreter at {location.python}",
@@ -114,8 +135,6 @@ def ensure_environment(location: Location, python: str, options: uv.UvOptions) -
             context=location.source,
             hint=f"remove {location.root} and run 'envspec sync' again, or pass --python",
         )
-    uv.create_venv(location.root, python, options)
-    return True
 
 
 def load_venv_config(root: Path) -> dict[str, str] | None:

@@ -173,6 +173,21 @@ def create_venv(root: Path, python: str, options: UvOptions) -> None:
         )
 
 
+def find_python(python: str, options: UvOptions) -> Path:
+    """The interpreter `uv venv --python <python>` would make an environment from: `uv python
+    find --system` (no virtual environment, nothing downloaded, nothing cached: a dry run
+    writes nothing anywhere)."""
+    ran = uv("python", "find", "--system", "--no-cache", python, options=options)
+    found = ran.stdout.strip()
+    if not ran.ok or not found:
+        raise ApplyError(
+            f"no Python {python} to create the environment with: {tail(ran, 1)}",
+            hint="install that Python ('uv python install " + python + "'), or pass --python "
+            "with an existing environment",
+        )
+    return Path(found)
+
+
 _INTERPRETER_SCRIPT = """
 import json, os, platform, sys, sysconfig
 def fmt(v):
