@@ -140,12 +140,12 @@ def _report_fresh(
     args: argparse.Namespace, out: Out, fresh: Sequence[FreshLock | TargetStatus], count: int
 ) -> None:
     """What `lock` says of the fresh locks among `count`: with --check (every lock fresh),
-    that they all are; else one line and one event per fresh lock."""
+    that they all are, else one line per fresh lock; and one event per fresh lock."""
     if args.check:
         out.say("The lock is up to date." if count == 1 else f"All {count} locks are up to date.")
-        return
     for status in fresh:
-        out.say(f"{status.label}: up to date ({rel(status.path, args.project)})")
+        if not args.check:
+            out.say(f"{status.label}: up to date ({rel(status.path, args.project)})")
         out.event(
             "lock",
             target=status.target,
