@@ -444,6 +444,18 @@ BAD = [
         id="bad macos",
     ),
     pytest.param(
+        spec_text(HEAD, PHASE, '[targets.windows-x86_64]\nglibc = "2.28"\n'),
+        "envspec.toml: targets.windows-x86_64.glibc: 'glibc' does not apply to windows-x86_64",
+        "'glibc' is set for linux targets only",
+        id="glibc on windows",
+    ),
+    pytest.param(
+        spec_text(HEAD, PHASE, '[targets.linux-x86_64]\nmacos = "14.0"\n'),
+        "envspec.toml: targets.linux-x86_64.macos: 'macos' does not apply to linux-x86_64",
+        "'macos' is set for macos targets only",
+        id="macos on linux",
+    ),
+    pytest.param(
         spec_text(HEAD, PHASE, '[targets.linux-x86_64]\nglib = "2.28"\n'),
         "envspec.toml: targets.linux-x86_64: unknown key 'glib'",
         "did you mean 'glibc'?",

@@ -29,7 +29,8 @@ ones of `tomlread` (invalid TOML, ``expected a string, got integer``,
   ``invalid python version '3'`` · ``expected at least one target`` ·
   ``unknown target 'linux-x86'`` (from `targets.check_name`) · ``duplicate target 'x'`` ·
   ``target 'x' is not in environment.targets``
-- ``invalid glibc version '3.1'`` · ``invalid macos version '9'``
+- ``invalid glibc version '3.1'`` · ``invalid macos version '9'`` · ``'glibc' does not apply
+  to windows-x86_64`` (hint ``'glibc' is set for linux targets only``)
 - ``no indexes defined`` · ``invalid index name 'a b'`` ·
   ``expected a string or a table, got integer`` ·
   ``undefined environment variable 'TOKEN'`` (the URL itself is never shown: it may hold

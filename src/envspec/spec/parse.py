@@ -13,7 +13,7 @@ from envspec import targets as known_targets
 from envspec.compat import load_builtin_rules
 from envspec.compat.parse import parse_rules
 from envspec.errors import SpecError
-from envspec.model import Index, RuleSet, Spec, TargetSettings
+from envspec.model import Index, RuleSet, Spec, TargetSettings, os_family
 from envspec.secret import UnsetVariable, expand
 from envspec.spec.options import checks, resolution
 from envspec.spec.phases import phases
@@ -110,12 +110,20 @@ def _target_settings(table: Table | None) -> tuple[tuple[str, TargetSettings], .
         known_targets.check_name(name, context=f"{table.doc.where}: {path}")
         sub = Table(check_type(value, dict, table.doc, path), path, table.doc)
         sub.check_keys(("glibc", "macos"))
+        for key, _ in sub.items():  # each names one OS's floor: elsewhere it would be ignored
+            if key != _FLOOR_OF[os_family(name)]:
+                family = "linux" if key == "glibc" else "macos"
+                hint = f"'{key}' is set for {family} targets only"
+                sub.fail(f"'{key}' does not apply to {name}", hint, key=key)
         defaults = TargetSettings()
         glibc = _os_version(sub, "glibc", r"(2)\.(\d+)", '"2.<minor>", e.g. "2.28"')
         macos = _os_version(sub, "macos", r"(\d{2})\.(\d+)", '"<major>.<minor>", e.g. "14.0"')
         settings = TargetSettings(glibc=glibc or defaults.glibc, macos=macos or defaults.macos)
         out.append((name, settings))
     return tuple(sorted(out))
+
+
+_FLOOR_OF = {"linux": "glibc", "macos": "macos", "windows": ""}  # a target setting per OS
 
 
 def _os_version(table: Table, key: str, pattern: str, expected: str) -> tuple[int, int] | None:
