@@ -5,7 +5,10 @@ commit and by sdist hash, credentials kept out of locks, and the exact messages 
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from envspec.errors import MetadataError
 from envspec.index.cache import Cache
 from envspec.index.direct import parse_direct
 from envspec.index.project import load_static_metadata
+from support.envproject import clean_environ
 from support.gitrepo import git_daemon, make_backend_sdist, make_git_package
 from support.index_server import IndexServer
 
@@ -126,6 +130,33 @@ def test_build_failure_hint_carries_the_backend_output(
     assert "    raise RuntimeError(FAIL)" in err[start + 1 :]
     assert err[-1] == "RuntimeError: no compiler found"
     assert not (project / "locks").exists()
+
+
+def test_a_backends_warnings_are_logged_for_debugging_not_printed(
+    tmp_path: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """setuptools' license-classifier notice, which pyproject-hooks gives again in the caller,
+    was printed on stderr before the summary, with its source line."""
+    repo = tmp_path / "repo"
+    commit = make_git_package(repo, "pkg", "1.0", warn="License classifiers are deprecated.")
+    project = write_spec(tmp_path, index_server.url, [f"pkg @ git+file://{repo}"])
+    cache = str(project / ".cache")
+    done = subprocess.run(  # as users run it: pytest would catch a warning printed in-process
+        [sys.executable, "-m", "envspec", "lock", "--project", str(project), "--cache-dir", cache],
+        capture_output=True, text=True, env=clean_environ(), check=False,
+    )  # fmt: skip
+    assert done.returncode == 0
+    assert re.sub(r"in \d+\.\d+s", "in Ns", done.stderr) == (
+        "linux-x86_64: 1 package (new lock), wrote locks/pylock.linux-x86_64.toml in Ns\n"
+    )  # nothing before the summary
+    shutil.rmtree(project / ".cache")
+    shutil.rmtree(project / "locks")
+    assert lock(project, "-vv") == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "deprecated" in line]
+    assert warned == [
+        f"DEBUG: git+file://{repo} ({commit[:12]}): the build backend warned: License classifiers "
+        "are deprecated."
+    ]
 
 
 def test_credentials_in_a_git_url_never_reach_the_lock(

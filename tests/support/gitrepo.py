@@ -5,7 +5,8 @@ repositories on 127.0.0.1.
 `build_imports` makes the backend import modules while it builds a wheel, which succeeds only
 without build isolation once an earlier phase installed them. `static` writes the
 dependencies into `[project]` (readable without a build); otherwise `[project]` declares them
-dynamic and only the backend knows them. `fail` makes every hook raise with that message;
+dynamic and only the backend knows them. `fail` makes every hook raise with that message,
+`warn` makes the metadata hook give that warning;
 `prepare=False` leaves out `prepare_metadata_for_build_wheel` (frontends then build a wheel).
 """
 
@@ -23,15 +24,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 _BACKEND = """
-import base64, hashlib, os, zipfile
+import base64, hashlib, os, warnings, zipfile
 
-NAME, VERSION, IMPORTS, FAIL = {name!r}, {version!r}, {imports!r}, {fail!r}
+NAME, VERSION, IMPORTS, FAIL, WARN = {name!r}, {version!r}, {imports!r}, {fail!r}, {warn!r}
 REQUIRES = {requires!r}
 WHEEL = b"Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
 DIST = NAME.replace("-", "_") + "-" + VERSION
 
 
 def _metadata():
+    if WARN:
+        warnings.warn(WARN)
     if FAIL:
         print("backend: about to fail")
         raise RuntimeError(FAIL)
@@ -82,9 +85,11 @@ def backend_source(
     requires_python: str | None = None,
     build_imports: Sequence[str] = (),
     fail: str | None = None,
+    warn: str | None = None,
     prepare: bool = True,
 ) -> str:
-    """The in-tree backend's code, its METADATA made from the given fields."""
+    """The in-tree backend's code, its METADATA made from the given fields; `warn`: a
+    warning its metadata hook gives."""
     requires = [f"Requires-Dist: {d}" for d in dependencies]
     for extra, lines in (optional_dependencies or {}).items():
         requires.append(f"Provides-Extra: {extra}")
@@ -92,7 +97,12 @@ def backend_source(
     if requires_python:
         requires.append(f"Requires-Python: {requires_python}")
     code = _BACKEND.format(
-        name=name, version=version, imports=tuple(build_imports), fail=fail, requires=requires
+        name=name,
+        version=version,
+        imports=tuple(build_imports),
+        fail=fail,
+        warn=warn,
+        requires=requires,
     )
     if prepare:
         code += "\nprepare_metadata_for_build_wheel = _prepare_metadata_for_build_wheel\n"
@@ -150,6 +160,7 @@ def make_git_package(
     requires_python: str | None = None,
     static: bool = False,
     fail: str | None = None,
+    warn: str | None = None,
     prepare: bool = True,
     tag: str | None = None,
 ) -> str:
@@ -169,7 +180,13 @@ def make_git_package(
     (repo / "pyproject.toml").write_text(pyproject(name, version, static=static, **fields))
     (repo / "backend.py").write_text(
         backend_source(
-            name, version, build_imports=build_imports, fail=fail, prepare=prepare, **fields
+            name,
+            version,
+            build_imports=build_imports,
+            fail=fail,
+            warn=warn,
+            prepare=prepare,
+            **fields,
         )
     )
     _git(repo, "add", "-A")

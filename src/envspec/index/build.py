@@ -20,9 +20,12 @@ from the platform it runs on. Callers say so when they lock for another platform
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
+log = logging.getLogger("envspec")
 LEGACY_REQUIRES = ("setuptools>=40.8.0",)
 _DROPPED = ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
 
@@ -104,11 +108,13 @@ def build_metadata(source: Path, work: Path, settings: BuildSettings, *, shown: 
         python_executable=str(python),
     )
     try:
-        extra = hooks.get_requires_for_build_wheel()
+        with _logged_warnings(shown):
+            extra = hooks.get_requires_for_build_wheel()
         _install(python, tuple(extra), settings, shown)
         out = work / "metadata"
         out.mkdir()
-        folder = hooks.prepare_metadata_for_build_wheel(str(out))
+        with _logged_warnings(shown):
+            folder = hooks.prepare_metadata_for_build_wheel(str(out))
         return (out / folder / "METADATA").read_bytes()
     except BackendUnavailable:
         raise MetadataError(
@@ -126,6 +132,18 @@ def build_metadata(source: Path, work: Path, settings: BuildSettings, *, shown: 
         ) from None
     except OSError as exc:
         raise MetadataError(f"{shown}: the backend wrote no METADATA ({exc})") from exc
+
+
+@contextlib.contextmanager
+def _logged_warnings(shown: str) -> Iterator[None]:
+    """The warnings a backend's hook gave (pyproject-hooks raises them again here, as
+    `BuildBackendWarning`: setuptools' license-classifier notice, one per hook) are the
+    package author's to act on: logged for -vv, not printed twice on the user's stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for found in caught:
+        log.debug("%s: the build backend warned: %s", shown, str(found.message).strip())
 
 
 def _backend_hint(system: BuildSystem) -> str:
