@@ -235,6 +235,37 @@ def test_refused_with_exact_messages(
     assert not (tmp_path / "envspec.toml").exists()
 
 
+@pytest.mark.parametrize(
+    ("line", "message", "hint"),
+    [
+        (
+            "requests[socks]<3",
+            "constraint 'requests[socks]<3' may not have extras",
+            "constraints only bound versions; ask for extras in a requirements file",
+        ),
+        (
+            "requests @ https://u:secret@example.com/requests-2.0-py3-none-any.whl",
+            "constraint 'requests @ https://example.com/requests-2.0-py3-none-any.whl' may not "
+            "be a direct reference",
+            "put 'name @ URL' in a requirements file, not a constraints file",
+        ),
+    ],
+)
+def test_a_constraint_pip_refuses_is_refused_at_its_own_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str, hint: str
+) -> None:
+    """It was refused later, at the spec it would have gone into: 'envspec.toml (generated):
+    resolution.constraints[0]'."""
+    (tmp_path / "reqs.txt").write_text("requests\n-c c.txt\n")
+    (tmp_path / "c.txt").write_text(f"# pins\n{line}\n")
+    assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path / 'c.txt'}:2: {message}",
+        f"hint: {hint}",
+    ]
+    assert not (tmp_path / "envspec.toml").exists()
+
+
 def test_repeated_names_are_combined_by_the_spec(tmp_path: Path) -> None:
     (tmp_path / "reqs.txt").write_text("numpy>=1.20\nscipy\nnumpy<2\n")
     assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 0

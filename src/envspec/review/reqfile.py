@@ -37,7 +37,9 @@ pure given its `read` function; one requirement line's conversion is `review.req
 Errors (`UsageError`, exit 2; context ``<file>:<line>`` or the file): ``no such requirements
 file`` · ``invalid requirement 'x': <reason>`` · ``unsupported option '--upgrade'`` ·
 ``option '--index-url' needs a value`` · ``no requirements in the file`` ·
-``cannot tell the project name of '<URL>'`` · ``'-r' includes itself`` · ``'-r' with a URL``.
+``cannot tell the project name of '<URL>'`` · ``'-r' includes itself`` · ``'-r' with a URL`` ·
+``constraint 'x[y]<3' may not have extras`` · ``constraint 'x @ URL' may not be a direct
+reference`` (a ``-c`` file's line, as pip refuses it).
 Shown URLs have their credentials removed.
 """
 
@@ -50,6 +52,8 @@ import shlex
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 from envspec.errors import UsageError
 from envspec.review.reqline import URL, as_path, requirement_line
@@ -185,11 +189,31 @@ def _parse_text(text: str, file: _File, parsed: _Parsed, read: Read | None) -> N
         requirement = requirement_line(args, context, file.path.parent)
         routes = _line_options(options, context)
         if file.constraint:
-            parsed.constraints.append(requirement)
+            parsed.constraints.append(_constraint(requirement, context))
         elif routes:
             parsed.routed.append((requirement, routes[-1]))
         else:
             parsed.requirements.append(requirement)
+
+
+def _constraint(requirement: str, context: str) -> str:
+    """A constraints file's line, refused where pip refuses it ("Constraints cannot have
+    extras", "Links are not allowed as constraints"), named by its file and line rather than
+    by the spec it would go into."""
+    parsed = Requirement(requirement)  # requirement_line made it: it parses
+    if parsed.extras:
+        raise UsageError(
+            f"constraint '{redact(requirement)}' may not have extras",
+            context=context,
+            hint="constraints only bound versions; ask for extras in a requirements file",
+        )
+    if parsed.url:
+        raise UsageError(
+            f"constraint '{redact(requirement)}' may not be a direct reference",
+            context=context,
+            hint="put 'name @ URL' in a requirements file, not a constraints file",
+        )
+    return requirement
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -329,7 +353,10 @@ def _editable(value: str, context: str, file: _File, parsed: _Parsed) -> None:
     if value.lower().startswith("git+"):
         requirement = requirement_line(value, context, file.path.parent)
         log.warning("%s: -e %s is locked as a git source, not editable", context, _shown(value))
-        (parsed.constraints if file.constraint else parsed.requirements).append(requirement)
+        if file.constraint:
+            parsed.constraints.append(_constraint(requirement, context))
+        else:
+            parsed.requirements.append(requirement)
         return
     log.warning(
         "%s: -e %s left out: a local folder cannot be locked (its content has no hash); "
