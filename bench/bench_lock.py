@@ -3,7 +3,7 @@ sides, on the seed stack from PyPI (bench/seed_pypi.toml) for windows-x86_64, li
 and macos-arm64.
 
 envspec locks the three targets in one run; uv runs once per target and its three times are
-summed. Every case starts from fresh output on both sides (no `locks/`, no `-o` file), except
+summed. uv writes every file's hash (`--generate-hashes`), as envspec's locks record them. Every case starts from fresh output on both sides (no `locks/`, no `-o` file), except
 "existing pins", where both sides start from their previous output for the unchanged inputs
 and one requirement is added (envspec keeps its lock's pins, uv its `-o` file's). The two tools
 alternate in pairs (envspec first, then uv first, ...) so a load change on this shared
@@ -142,7 +142,7 @@ class Bench:
             ([UV, "pip", "compile", "--no-config", "--quiet", self.requirements,
               "--python-version", "3.11", "--python-platform", platform,
               "--cache-dir", self.uv_cache, "--index-url", "https://pypi.org/simple",
-              "-o", self.uv_out / f"{target}.txt", *extra],
+              "--generate-hashes", "-o", self.uv_out / f"{target}.txt", *extra],
              UV_MACOS if target.startswith("macos-") else None)
             for target, platform in UV_PLATFORMS.items()
         ]

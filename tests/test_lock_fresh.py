@@ -20,9 +20,9 @@ from envspec.lockfile.memo import memo_folder
 
 ROOT = Path(__file__).parent.parent
 UP_TO_DATE = [
-    "windows-x86_64.cu121: up to date (locks/pylock.windows-x86_64.cu121.toml)",
-    "windows-x86_64.cpu: up to date (locks/pylock.windows-x86_64.cpu.toml)",
-    "linux-x86_64.cu121: up to date (locks/pylock.linux-x86_64.cu121.toml)",
+    "windows-x86_64.cu121: up to date (locks/pylock.windows-x86_64-cu121.toml)",
+    "windows-x86_64.cpu: up to date (locks/pylock.windows-x86_64-cpu.toml)",
+    "linux-x86_64.cu121: up to date (locks/pylock.linux-x86_64-cu121.toml)",
     "macos-arm64: up to date (locks/pylock.macos-arm64.toml)",
 ]
 

@@ -58,7 +58,7 @@ def test_an_edit_after_a_memoized_relock_is_refused_as_before(
 ) -> None:
     assert relock(project) == 0
     assert relock(project) == 0  # from the memo
-    path = project / "locks" / "pylock.linux-x86_64.cu121.toml"
+    path = project / "locks" / "pylock.linux-x86_64-cu121.toml"
     text = path.read_text()
     first = text.index('hashes = {sha256 = "') + len('hashes = {sha256 = "')
     path.write_text(text[:first] + text[first + 64 :])  # the first package's sha256 emptied
@@ -87,7 +87,7 @@ def test_a_damaged_or_foreign_memo_is_ignored_and_written_again(
     project: Path, tmp_path: Path
 ) -> None:
     folder = memo_folder(tmp_path / "cache")
-    path = project / "locks" / "pylock.windows-x86_64.cu121.toml"
+    path = project / "locks" / "pylock.windows-x86_64-cu121.toml"
     full = load_lock(path)
     load_lock(path, memo=folder)
     [entry] = entries(folder)
@@ -105,7 +105,7 @@ def test_a_memo_of_other_bytes_is_not_used(project: Path, tmp_path: Path) -> Non
     """The memo of a lock's old bytes is no answer for its new ones, even a stale memo
     whose Lock differs: the new bytes are read in full and memoized instead."""
     folder = memo_folder(tmp_path / "cache")
-    path = project / "locks" / "pylock.windows-x86_64.cu121.toml"
+    path = project / "locks" / "pylock.windows-x86_64-cu121.toml"
     load_lock(path, memo=folder)
     text = path.read_text()
     path.write_text(text.replace('target = "windows-x86_64"', 'target = "win"'))
@@ -118,7 +118,7 @@ def test_a_newer_lock_version_is_never_memoized_so_it_warns_on_every_read(
     project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = memo_folder(tmp_path / "cache")
-    path = project / "locks" / "pylock.linux-x86_64.cu121.toml"
+    path = project / "locks" / "pylock.linux-x86_64-cu121.toml"
     path.write_text(path.read_text().replace('lock-version = "1.0"', 'lock-version = "1.1"', 1))
     for _ in range(2):
         caplog.clear()
@@ -135,7 +135,7 @@ def test_inputs_json_cannot_keep_are_not_memoized(project: Path, tmp_path: Path)
     """A date-time among a (hand-edited) lock's inputs would come back from JSON as text: such
     a lock is read in full every time, and reads the same."""
     folder = memo_folder(tmp_path / "cache")
-    path = project / "locks" / "pylock.linux-x86_64.cu121.toml"
+    path = project / "locks" / "pylock.linux-x86_64-cu121.toml"
     text = path.read_text()
     path.write_text(text.replace("[tool.envspec.inputs]\n", "[tool.envspec.inputs]\n"
                                  "when = 2026-01-01T00:00:00Z\n", 1))  # fmt: skip

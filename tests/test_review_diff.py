@@ -444,7 +444,7 @@ def test_a_change_of_the_rules_a_lock_records_is_shown_though_no_pin_moved(
     old, new = tmp_path / "old", tmp_path / "new"
     for folder in (old, new):
         folder.mkdir()
-    name = "pylock.windows-x86_64.cu121.toml"
+    name = "pylock.windows-x86_64-cu121.toml"
     text = (ROOT / "locks" / name).read_text()
     (old / name).write_text(text)
     triton = "https://github.com/woct0rdho/triton-windows/blob/66361c03af0b1e1c18f8ee2f7050a23911c949f8/README.md"

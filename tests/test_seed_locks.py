@@ -20,6 +20,7 @@ from packaging.version import Version
 from envspec.cli import main
 from envspec.compat.evaluate import evaluate
 from envspec.lockfile import dump_lock, load_lock
+from envspec.model import pylock_name
 from envspec.spec import load_spec
 from envspec.targets import make_target
 
@@ -34,7 +35,7 @@ import unsloth_metadata  # noqa: E402
 
 
 def lock_doc(target: str) -> dict[str, Any]:
-    return tomllib.loads((REPO / "locks" / f"pylock.{target}.toml").read_text("utf-8"))
+    return tomllib.loads((REPO / "locks" / pylock_name(target)).read_text("utf-8"))
 
 
 def wheels(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -49,11 +50,11 @@ def recorded_hashes() -> dict[str, str | None]:
 def test_the_committed_locks_are_fresh_without_network(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = {t: (REPO / "locks" / f"pylock.{t}.toml").read_bytes() for t in TARGETS}
+    before = {t: (REPO / "locks" / pylock_name(t)).read_bytes() for t in TARGETS}
     cache = str(tmp_path / "cache")  # the checked-lock memo's, not the user's
     assert main(["lock", "--check", "--offline", "--project", str(REPO), "--cache-dir", cache]) == 0
     assert capsys.readouterr().err == "All 4 locks are up to date.\n"
-    assert {t: (REPO / "locks" / f"pylock.{t}.toml").read_bytes() for t in TARGETS} == before
+    assert {t: (REPO / "locks" / pylock_name(t)).read_bytes() for t in TARGETS} == before
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -110,7 +111,7 @@ def test_the_committed_locks_pass_the_compatibility_rules() -> None:
     spec = load_spec(REPO / "envspec.toml", {})
     recorded = {}
     for label in TARGETS:
-        lock = load_lock(REPO / "locks" / f"pylock.{label}.toml")
+        lock = load_lock(REPO / "locks" / pylock_name(label))
         target = lock.target
         environment = make_target(target, spec.python, spec.settings_for(target)).environment()
         versions = {p.name: p.version for p in lock.packages}
@@ -152,7 +153,7 @@ def test_each_variant_lock_records_its_variant_and_needs_and_macos_has_none() ->
         "windows-x86_64.cu121": ("cu121", {"cuda-driver": ">=528.33"}),
     }
     assert sorted(p.name for p in (REPO / "locks").glob("*.toml")) == [
-        f"pylock.{t}.toml" for t in TARGETS
+        pylock_name(t) for t in TARGETS
     ]
 
 
@@ -186,15 +187,15 @@ def test_a_spec_without_variants_locks_as_before_byte_for_byte(tmp_path: Path) -
     for label, target in (("linux-x86_64.cu121", "linux-x86_64"),
                           ("windows-x86_64.cu121", "windows-x86_64"),
                           ("macos-arm64", "macos-arm64")):  # fmt: skip
-        lines = (REPO / "locks" / f"pylock.{label}.toml").read_text("utf-8").splitlines(True)
+        lines = (REPO / "locks" / pylock_name(label)).read_text("utf-8").splitlines(True)
         old = "".join(line for line in lines if not line.startswith(("variant = ", "needs = ")))
         before[target] = old.encode()
-        (tmp_path / "locks" / f"pylock.{target}.toml").write_bytes(before[target])
+        (tmp_path / "locks" / pylock_name(target)).write_bytes(before[target])
     assert main(["lock", "--offline", "--project", str(tmp_path)]) == 0
     after = {p.name: p.read_bytes() for p in (tmp_path / "locks").iterdir()}
-    assert after == {f"pylock.{t}.toml": data for t, data in before.items()}
+    assert after == {pylock_name(t): data for t, data in before.items()}
     for target, data in before.items():
-        lock = load_lock(tmp_path / "locks" / f"pylock.{target}.toml")
+        lock = load_lock(tmp_path / "locks" / pylock_name(target))
         assert lock.variant is None and dump_lock(lock).encode() == data
 
 

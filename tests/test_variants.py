@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 import tomlkit
+from packaging.pylock import is_valid_pylock_path
 from packaging.version import Version
 
 from envspec.apply.machine import detect_machine
 from envspec.cli import main
 from envspec.compat.cuda import judge
 from envspec.errors import SpecError, UsageError
-from envspec.model import Machine, Needs
+from envspec.model import Machine, Needs, pylock_name
 from envspec.spec import parse_spec
 from support.envproject import PYTHON, TARGET, EnvProject, events
 from support.index_server import IndexServer
@@ -87,6 +88,9 @@ BAD_VARIANTS = [
      "envspec.toml: environment.variants[0]: unknown variant 'cu12'", "did you mean 'cu121'?"),
     (BASE.replace('["cu121", "cpu"]', '["cpu", "cpu"]') + CPU,
      "envspec.toml: environment.variants[1]: duplicate variant 'cpu'", ""),
+    (BASE.replace('["cu121", "cpu"]', '["cu12.1", "cpu"]') + CPU,
+     "envspec.toml: environment.variants[0]: invalid variant name 'cu12.1'",
+     "use letters, digits, '-' and '_' (no '.': PEP 751 allows none in a lock's name)"),
     (BASE.replace('["cu121", "cpu"]', '["cpu"]') + CU121 + CPU,
      "envspec.toml: variants.cu121: variant 'cu121' is not in environment.variants",
      "add it to [environment] variants, in its place in the order of preference"),
@@ -278,7 +282,7 @@ def proj(
 
 
 def _doc(proj: EnvProject, label: str) -> dict[str, Any]:
-    return tomllib.loads((proj.project / "locks" / f"pylock.{label}.toml").read_text())
+    return tomllib.loads((proj.project / "locks" / pylock_name(label)).read_text())
 
 
 def _torch(proj: EnvProject, label: str) -> str:
@@ -290,7 +294,8 @@ def test_each_target_is_locked_per_variant_with_its_needs(
 ) -> None:
     names = sorted(p.name for p in (proj.project / "locks").iterdir())
     assert names == sorted(f"pylock.{t}.toml" for t in (
-        f"{TARGET}.new", f"{TARGET}.old", f"{TARGET}.cpu", f"{OTHER}.cpu"))  # fmt: skip
+        f"{TARGET}-new", f"{TARGET}-old", f"{TARGET}-cpu", f"{OTHER}-cpu"))  # fmt: skip
+    assert all(is_valid_pylock_path(Path(name)) for name in names)  # PEP 751's, as uv checks
     family = TARGET.split("-")[0]
     assert {k: v for k, v in _doc(proj, f"{TARGET}.old")["tool"]["envspec"].items()
             if k in ("target", "variant", "needs")} == {
@@ -322,13 +327,13 @@ def test_lock_variant_and_staleness_per_variant(
         "hint: run 'envspec lock' and commit locks/\n"
     )
     cu_index.add_wheel("torch", "1.5+cu121")  # a newer pin the old lock does not take
-    new_before = (proj.project / "locks" / f"pylock.{TARGET}.new.toml").read_bytes()
+    new_before = (proj.project / "locks" / f"pylock.{TARGET}-new.toml").read_bytes()
     assert main(["lock", "--variant", "old", "--json", "--project", str(proj.project),
                  "--cache-dir", str(proj.cache)]) == 0  # fmt: skip
     [event] = [e for e in events(capsys.readouterr().out) if e["event"] == "lock"]
     assert (event["target"], event["variant"], event["state"]) == (TARGET, "old", "written")
     assert _torch(proj, f"{TARGET}.old") == "1.0+cu121"  # kept pin
-    assert (proj.project / "locks" / f"pylock.{TARGET}.new.toml").read_bytes() == new_before
+    assert (proj.project / "locks" / f"pylock.{TARGET}-new.toml").read_bytes() == new_before
     assert main(["lock", "--variant", "cu118", "--project", str(proj.project)]) == 2
     err = capsys.readouterr().err
     assert err == (
@@ -397,7 +402,7 @@ def test_variant_overrides_with_a_warning_when_the_machine_falls_short(
         "warning: --variant old: this machine does not meet its needs: no NVIDIA driver found; "
         f"old needs a driver {wanted}\n"
     ) in err
-    assert f"lock locks/pylock.{TARGET}.old.toml" in err
+    assert f"lock locks/pylock.{TARGET}-old.toml" in err
     _, event, _ = _choose(proj, capsys, "--variant", "old")
     assert (event["variant"], event["fits"], event["requested"]) == ("old", False, True)
     assert proj.run("sync", "--dry-run", "--variant", "olf") == 2
@@ -501,7 +506,7 @@ def test_sync_locked_judges_the_chosen_variants_lock(
     capsys.readouterr()
     assert proj.run("sync", "--dry-run", "--locked") == 3
     assert (
-        f"error: locks/pylock.{TARGET}.cpu.toml: the lock for {TARGET}.cpu is out of date with "
+        f"error: locks/pylock.{TARGET}-cpu.toml: the lock for {TARGET}.cpu is out of date with "
         "envspec.toml: resolution.constraints: added torch<3\n"
     ) in capsys.readouterr().err.replace(str(proj.project) + "/", "")
     assert proj.run("sync", "--dry-run", "--locked", "--variant", "old") == 0  # still fresh
@@ -517,9 +522,9 @@ def test_a_lock_moved_under_a_variant_is_stale_until_relocked(
     proj: EnvProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
     locks = proj.project / "locks"
-    (locks / f"pylock.{OTHER}.cpu.toml").unlink()
-    text = (locks / f"pylock.{TARGET}.cpu.toml").read_text()
-    (locks / f"pylock.{TARGET}.cpu.toml").write_text(text.replace('variant = "cpu"\n', ""))
+    (locks / f"pylock.{OTHER}-cpu.toml").unlink()
+    text = (locks / f"pylock.{TARGET}-cpu.toml").read_text()
+    (locks / f"pylock.{TARGET}-cpu.toml").write_text(text.replace('variant = "cpu"\n', ""))
     capsys.readouterr()
     assert main(["lock", "--check", "--project", str(proj.project)]) == 3
     assert capsys.readouterr().err.startswith(
@@ -532,6 +537,25 @@ def test_a_lock_moved_under_a_variant_is_stale_until_relocked(
         f"error: --variant: variant 'new' is not locked for {OTHER}\n"
         f"hint: 'new' is locked for: {TARGET}\n"
     )
+
+
+def test_a_variant_lock_under_its_old_name_is_relocked_with_its_pins_and_removed(
+    proj: EnvProject, cu_index: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """envspec wrote pylock.<target>.<variant>.toml, a name PEP 751 (and uv) refuses."""
+    locks = proj.project / "locks"
+    new, legacy = locks / f"pylock.{TARGET}-old.toml", locks / f"pylock.{TARGET}.old.toml"
+    before = new.read_bytes()
+    new.rename(legacy)
+    cu_index.add_wheel("torch", "1.5+cu121")  # a newer release the relock must not take
+    capsys.readouterr()
+    assert main(["lock", "--check", "--project", str(proj.project)]) == 3
+    assert capsys.readouterr().err.startswith(
+        f"error: locks out of date: {TARGET}.old (stale: named pylock.{TARGET}.old.toml, which "
+        f"PEP 751 does not allow (a '.' in its name): relocking writes pylock.{TARGET}-old.toml)\n"
+    )
+    assert main(["lock", "--project", str(proj.project), "--cache-dir", str(proj.cache)]) == 0
+    assert (new.read_bytes(), legacy.exists()) == (before, False)
 
 
 def test_rules_and_bundle_take_variant(
@@ -548,12 +572,13 @@ def test_rules_and_bundle_take_variant(
     dest = tmp_path / "bundle"
     assert main(["bundle", str(dest), "--variant", "old", "--cache-dir", str(proj.cache),
                  *project]) == 0  # fmt: skip
-    assert sorted(p.name for p in (dest / "locks").iterdir()) == [f"pylock.{TARGET}.old.toml"]
-    assert (dest / "locks" / f"pylock.{TARGET}.old.toml").read_bytes() == (
-        proj.project / "locks" / f"pylock.{TARGET}.old.toml"
+    assert sorted(p.name for p in (dest / "locks").iterdir()) == [f"pylock.{TARGET}-old.toml"]
+    assert (dest / "locks" / f"pylock.{TARGET}-old.toml").read_bytes() == (
+        proj.project / "locks" / f"pylock.{TARGET}-old.toml"
     ).read_bytes()
     assert any(p.name == "torch-1.0+cu121-py3-none-any.whl" for p in dest.rglob("*.whl"))
     assert not any(p.name == "torch-2.0-py3-none-any.whl" for p in dest.rglob("*.whl"))
+    assert is_valid_pylock_path(dest / "install" / f"pylock.{TARGET}-old.toml")  # uv takes it
 
 
 def test_a_spec_without_variants_writes_the_plain_lock_names_and_keys(
@@ -578,7 +603,7 @@ def test_a_first_sync_creates_the_project_environment_from_a_variant_lock(
     project = ["--project", str(proj.project), "--cache-dir", str(proj.cache)]
     locks = proj.project / "locks"
     for name in ("new", "old", "cpu"):  # this machine's locks are all variants' ...
-        assert (locks / f"pylock.{TARGET}.{name}.toml").exists()
+        assert (locks / f"pylock.{TARGET}-{name}.toml").exists()
     assert not (locks / f"pylock.{TARGET}.toml").exists()  # ... and none is plain
     assert main(["sync", "--no-checks", *project]) == 0
     venv = proj.project / ".venv"

@@ -230,6 +230,13 @@ class Checks:
 OS_FAMILIES = ("linux", "windows", "macos")  # a target's OS, as `cuda-driver` tables name it
 
 
+def pylock_name(label: str) -> str:
+    """The file name of the lock `label` names (its target, and ``.<variant>`` when it has
+    one): ``pylock.<target>.toml`` or ``pylock.<target>-<variant>.toml``, as PEP 751 wants it
+    (no dot in the name: uv refuses ``pylock.linux-x86_64.cpu.toml``; a variant name has none)."""
+    return f"pylock.{label.replace('.', '-')}.toml"
+
+
 def os_family(target: str) -> str:
     """The OS family of a target name (`linux-x86_64` → `linux`)."""
     return target.split("-", 1)[0]

@@ -17,7 +17,8 @@ Install files (`install/`), for a machine without envspec, each for one target:
   win over its command line's: ``pip install --index-url <bundle>/simple --require-hashes
   --no-deps -r install/requirements.<target>.txt`` (uv takes the same command), from a folder
   or a URL (both take `-r URL`);
-- `pylock.<target>.toml`: a PEP 751 file naming each file by its path in the bundle,
+- `pylock.<target>.toml` (`pylock.<target>-<variant>.toml`): a PEP 751 file naming each file
+  by its path in the bundle,
   relative to itself: ``uv pip install -r <folder>/install/pylock.<target>.toml``, from a
   folder only. uv takes a PEP 751 file's files from each entry's `url` or `path` and ignores
   `--index-url` (measured), so the locks' own copies in `locks/` (canonical URLs) would fetch
@@ -34,7 +35,7 @@ from urllib.parse import quote
 from packaging.version import Version
 
 from envspec.index.bundle import BundledFile, Manifest
-from envspec.model import Lock, LockedPackage
+from envspec.model import Lock, LockedPackage, pylock_name
 from envspec.review.export import export_for_bundle
 
 API_VERSION = "1.1"
@@ -65,7 +66,7 @@ def derived_files(manifest: Manifest, locks: Mapping[str, Lock]) -> dict[str, by
         text = export_for_bundle(lock, phases=bundled.phases, source=bundled.path)
         out[f"install/requirements.{target}.txt"] = text.encode()
         packages = [p for p in chosen(lock, bundled.phases) if p.vcs is None and p.artifact]
-        out[f"install/pylock.{target}.toml"] = _pylock(packages, by_sha, target).encode()
+        out[f"install/{pylock_name(target)}"] = _pylock(packages, by_sha, target).encode()
     return out
 
 
@@ -134,7 +135,7 @@ def _pylock(
     out = [
         f"# target {target}, exported by envspec for a bundle; do not edit",
         "# install from the bundle's folder (the paths are relative to this file):",
-        f"#   uv pip install -r install/pylock.{target}.toml",
+        f"#   uv pip install -r install/{pylock_name(target)}",
         'lock-version = "1.0"',
         'created-by = "envspec"',
     ]

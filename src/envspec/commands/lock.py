@@ -30,7 +30,7 @@ from packaging.version import Version
 
 from envspec.errors import EnvspecError
 from envspec.index import FinderSettings, FinderStats, open_finder
-from envspec.lockfile import write_locks
+from envspec.lockfile import remove_legacy_locks, write_locks
 from envspec.lockfile.status import TargetStatus
 from envspec.model import Lock, LockedPackage, Spec, Target
 from envspec.resolve.fit import no_fit_reason
@@ -235,6 +235,8 @@ def lock_targets(
         before_write()
     paths = [s.path for s in statuses]
     written = write_locks(list(zip(paths, locks, strict=True))) if write else [False] * len(locks)
+    if write:
+        remove_legacy_locks([s.legacy for s in statuses if s.legacy is not None])
     results = [
         Locked(
             target=s.target,

@@ -14,7 +14,8 @@ object store or a CDN serves it as it is (no server-side logic, no absolute URL 
   hash, so two different files of one name (two indexes) never collide;
 - `simple/index.html` and `simple/<project>/index.html` (PEP 503), `index.json` beside each
   (PEP 691, for a server that negotiates it; a plain static server serves the HTML);
-- `locks/pylock.<target>.toml`: byte-for-byte copies of the locks;
+- `locks/pylock.<target>.toml` (`pylock.<target>-<variant>.toml`): byte-for-byte copies of
+  the locks;
 - `install/requirements.<target>.txt` and `install/pylock.<target>.toml`: the same pins for
   pip and uv without envspec (see `commands/bundle_pages.py`).
 
@@ -42,7 +43,7 @@ from urllib.parse import unquote, urlsplit
 from envspec.errors import IndexError_, UsageError
 from envspec.index.auth import Credentials
 from envspec.index.http import Client, Downloaded, FileMissing, Progress
-from envspec.model import Index
+from envspec.model import Index, pylock_name
 from envspec.secret import SecretURL
 
 MANIFEST = "bundle.json"
@@ -54,8 +55,9 @@ def file_path(sha256: str, filename: str) -> str:
     return f"files/{sha256}/{filename}"
 
 
-def lock_copy(target: str) -> str:
-    return f"locks/pylock.{target}.toml"
+def lock_copy(label: str) -> str:
+    """Where the bundle keeps the lock `label` names (`Lock.label`)."""
+    return f"locks/{pylock_name(label)}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -93,9 +93,11 @@ __all__ = [
     "CREATED_BY",
     "LOCK_VERSION",
     "dump_lock",
+    "legacy_lock_path",
     "load_lock",
     "lock_path",
     "parse_lock",
+    "remove_legacy_locks",
     "write_lock",
     "write_locks",
 ]
@@ -118,9 +120,16 @@ def __getattr__(name: str) -> Any:
 
 def lock_path(project_dir: Path, target: str, variant: str | None = None) -> Path:
     """Where the lock for `target` (and its accelerator `variant`, if any) lives in a
-    project: ``locks/pylock.<target>.toml`` or ``locks/pylock.<target>.<variant>.toml``."""
-    name = f"{target}.{variant}" if variant else target
-    return project_dir / "locks" / f"pylock.{name}.toml"
+    project: ``locks/pylock.<target>.toml`` or ``locks/pylock.<target>-<variant>.toml``."""
+    from envspec.model import pylock_name  # here: a fresh-lock memo hit imports no model
+
+    return project_dir / "locks" / pylock_name(f"{target}.{variant}" if variant else target)
+
+
+def legacy_lock_path(project_dir: Path, target: str, variant: str) -> Path:
+    """Where envspec before 2026-12-03 wrote a variant's lock, ``pylock.<target>.<variant>.toml``,
+    a name PEP 751 does not allow: read as the lock's previous version, removed once relocked."""
+    return project_dir / "locks" / f"pylock.{target}.{variant}.toml"
 
 
 def load_lock(path: Path, *, memo: Path | None = None) -> Lock:
@@ -183,6 +192,17 @@ def write_locks(locks: Sequence[tuple[Path, Lock]]) -> list[bool]:
                     _write(path, old, mode)
         raise
     return changed
+
+
+def remove_legacy_locks(paths: Sequence[Path]) -> None:
+    """Remove locks under their old names (`legacy_lock_path`) once relocked under the new."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise WriteError(
+                f"cannot remove the lock's old file: {exc.strerror}", context=str(path)
+            ) from exc
 
 
 def _current(path: Path) -> tuple[bytes | None, int]:

@@ -26,7 +26,7 @@ from envspec.inputs import (
     relevant_inputs,
     rule_changes,
 )
-from envspec.lockfile import load_lock, lock_path
+from envspec.lockfile import legacy_lock_path, load_lock, lock_path
 from envspec.model import Lock, Needs, Spec, Variant
 from envspec.targets import make_target
 
@@ -43,6 +43,7 @@ class TargetStatus:
     previous: Lock | None
     reason: str = ""  # what made a stale lock stale: the spec's changes, then the rules'
     variant: str | None = None
+    legacy: Path | None = None  # the lock's file under its old name, removed once relocked
 
     @property
     def label(self) -> str:
@@ -108,12 +109,31 @@ def lock_status(
         label = unit.name if unit else None
         path = lock_path(project, name, label)
         if not path.exists():
-            out.append(
-                TargetStatus(target=name, path=path, state="missing", previous=None, variant=label)
-            )
+            out.append(_legacy(project, name, path, label, memo) or TargetStatus(
+                target=name, path=path, state="missing", previous=None, variant=label
+            ))  # fmt: skip
             continue
         out.append(status_of(spec, name, path, load_lock(path, memo=memo), label))
     return out
+
+
+def _legacy(
+    project: Path, target: str, path: Path, variant: str | None, memo: Path | None
+) -> TargetStatus | None:
+    """A variant's lock still under its old name (`legacy_lock_path`): stale, its pins kept."""
+    legacy = legacy_lock_path(project, target, variant) if variant else None
+    if legacy is None or not legacy.exists():
+        return None
+    reason = f"named {legacy.name}, which PEP 751 does not allow (a '.' in its name)"
+    return TargetStatus(
+        target=target,
+        path=path,
+        state="stale",
+        previous=load_lock(legacy, memo=memo),
+        reason=f"{reason}: relocking writes {path.name}",
+        variant=variant,
+        legacy=legacy,
+    )
 
 
 def status_of(

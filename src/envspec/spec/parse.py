@@ -17,7 +17,15 @@ from envspec.model import Index, RuleSet, Spec, TargetSettings, os_family
 from envspec.secret import UnsetVariable, expand
 from envspec.spec.options import checks, resolution
 from envspec.spec.phases import phases
-from envspec.spec.values import NAME, NAME_HINT, article, target_list, url_problem
+from envspec.spec.values import (
+    NAME,
+    NAME_HINT,
+    VARIANT,
+    VARIANT_HINT,
+    article,
+    target_list,
+    url_problem,
+)
 from envspec.spec.variants import variants
 from envspec.tomlread import Doc, Table, check_type, loads, type_name
 
@@ -95,9 +103,9 @@ def _environment(root: Table) -> tuple[str, str, tuple[str, ...], list[str]]:
         table.fail(f"invalid python version '{python}'", hint, key="python")
     order = table.strings("variants") or []
     for i, variant in enumerate(order):
-        if not NAME.fullmatch(variant):
+        if not VARIANT.fullmatch(variant):
             path = f"{table.at('variants')}[{i}]"
-            table.doc.fail(path, f"invalid variant name '{variant}'", NAME_HINT)
+            table.doc.fail(path, f"invalid variant name '{variant}'", VARIANT_HINT)
     return name, python, target_list(table, "targets", None), order
 
 

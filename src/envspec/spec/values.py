@@ -17,6 +17,9 @@ from envspec.tomlread import Doc, Table
 
 NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 NAME_HINT = "use letters, digits, '-', '_' and '.'"
+# a variant names its lock file, pylock.<target>-<variant>.toml, where PEP 751 allows no '.'
+VARIANT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?")
+VARIANT_HINT = "use letters, digits, '-' and '_' (no '.': PEP 751 allows none in a lock's name)"
 
 
 def requirement(doc: Doc, path: str, text: str) -> Requirement:

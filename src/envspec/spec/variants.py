@@ -18,7 +18,7 @@ from envspec.errors import did_you_mean
 from envspec.model import OS_FAMILIES, Phase, Variant, os_family
 from envspec.spec.options import bounds
 from envspec.spec.phases import index_name
-from envspec.spec.values import NAME, NAME_HINT, requirement_list, target_list
+from envspec.spec.values import VARIANT, VARIANT_HINT, requirement_list, target_list
 from envspec.tomlread import Table, check_type, type_name
 
 _VARIANT_KEYS = (
@@ -53,8 +53,8 @@ def variants(
     out = []
     for name in defined:
         assert tables is not None
-        if not NAME.fullmatch(name):
-            tables.fail(f"invalid variant name '{name}'", NAME_HINT, key=name)
+        if not VARIANT.fullmatch(name):
+            tables.fail(f"invalid variant name '{name}'", VARIANT_HINT, key=name)
         if name not in order:
             hint = "add it to [environment] variants, in its place in the order of preference"
             tables.fail(f"variant '{name}' is not in environment.variants", hint, key=name)
