@@ -198,6 +198,10 @@ def test_check_names_every_missing_or_wrong_file_and_exits_1(
     damaged = dest / "files" / gamma.sha256 / "gamma-1.0.tar.gz"
     damaged.write_bytes(b"x" * gamma.size)
     (dest / "simple" / "native" / "index.json").write_text("{}")
+    lock = dest / "locks" / f"pylock.{TARGET}.toml"
+    before = lock.read_bytes()
+    edited = before + b"# edited\n"
+    lock.write_bytes(edited)  # a wrong lock hid the wrong page: 1 problem was told
     assert main(["bundle", str(dest), "--check", "--json"]) == 1
     got = events(capsys.readouterr().out)
     wrong = (
@@ -207,6 +211,8 @@ def test_check_names_every_missing_or_wrong_file_and_exits_1(
     problems = [
         wrong,
         f"missing: files/{alpha.sha256}/{ALPHA}",
+        f"wrong sha256: locks/pylock.{TARGET}.toml has {_sha(edited)}, the "
+        f"manifest records {_sha(before)}",
         "changed: simple/native/index.json is not what the manifest makes",
     ]
     listed = got[0].pop("problems")
@@ -216,7 +222,7 @@ def test_check_names_every_missing_or_wrong_file_and_exits_1(
     }  # fmt: skip
     assert got[1] == {
         "event": "error",
-        "message": f"{dest}: 3 problems in the bundle: {listed[0]} and 2 more (above)",
+        "message": f"{dest}: 4 problems in the bundle: {listed[0]} and 3 more (above)",
         "hint": "run 'envspec bundle DIR' in the project again: it copies what is wrong",
         "exit_code": 1,
     }

@@ -42,7 +42,8 @@ API_VERSION = "1.1"
 
 
 def derived_files(manifest: Manifest, locks: Mapping[str, Lock]) -> dict[str, bytes]:
-    """Every page and install file of the bundle, by its path; `locks` by target."""
+    """Every page and install file of the bundle, by its path; `locks` by target (the install
+    files of a lock not among them are left out)."""
     projects: dict[str, list[BundledFile]] = {}
     for item in sorted(manifest.files, key=lambda f: f.filename):
         projects.setdefault(item.name, []).append(item)
@@ -62,6 +63,8 @@ def derived_files(manifest: Manifest, locks: Mapping[str, Lock]) -> dict[str, by
         )
     by_sha = {f.sha256: f for f in manifest.files}
     for bundled in manifest.locks:
+        if bundled.target not in locks:  # a lock that failed its check makes no install files
+            continue
         lock, target = locks[bundled.target], bundled.target
         text = export_for_bundle(lock, phases=bundled.phases, source=bundled.path)
         out[f"install/requirements.{target}.txt"] = text.encode()
