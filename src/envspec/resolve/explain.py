@@ -129,14 +129,18 @@ def _unmet(
     for text, req in zip(said, bounds, strict=True):
         if not any(req.specifier.contains(v, prereleases=True) for v in listed):
             return f"no version of {name} matches {text} on {target.name}: {_where(name, files)}"
-    # PEP 440's own pre-release rule (`c<=3` takes no 2.0b1) counts as a conflict here.
+    # PEP 440's own pre-release rule (`c<=3` takes no 2.0b1) counts as a conflict here; under
+    # prereleases = "disallow" a pre-release is kept out by the policy, and said so below.
+    disallow = files.settings.prereleases == "disallow"
     together = sorted(
         (
             v
             for v in listed
             if all(r.specifier.contains(v, prereleases=True) for r in bounds)
             and (
-                not v.is_prerelease or files.takes_prereleases(name, [r.specifier for r in bounds])
+                disallow
+                or not v.is_prerelease
+                or files.takes_prereleases(name, [r.specifier for r in bounds])
             )
         ),
         reverse=True,

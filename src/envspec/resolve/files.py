@@ -157,10 +157,10 @@ class FileChoice:
         """Which versions the prerelease policy lets through: "all", "finals", or "finals,
         else all" (pre-releases only when no final release is acceptable)."""
         policy = self.settings.prereleases
+        if policy == "disallow":  # as uv's: none, even where a requirement names one
+            return "finals"
         if policy == "allow" or any(spec.prereleases for spec in user):
             return "all"
-        if policy == "disallow":
-            return "finals"
         # PEP 440, per specifier: each requirement that bounds the version must admit
         # pre-releases, so a dependency's `c==2.0b1` does not override another's `c>=1,<=3`.
         bounded = [spec for spec in specifiers if len(spec)]
