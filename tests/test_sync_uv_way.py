@@ -173,6 +173,25 @@ def test_sync_does_not_create_the_project_venv_before_failing_on_a_missing_lock(
     assert not (proj.project / ".venv").exists()
 
 
+def test_a_first_sync_that_fails_removes_the_venv_it_created(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--locked` on a stale lock is found after `.venv` is made (the lock is chosen by the
+    environment's interpreter): the sync removes what it made (it stayed)."""
+    proj.write_spec(TWO[:1])
+    proj.lock()
+    proj.write_spec(TWO)
+    venv = proj.project / ".venv"
+    capsys.readouterr()
+    argv = ["sync", "--locked", "--project", str(proj.project), "--cache-dir", str(proj.cache)]
+    assert main(argv) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"Created {venv} (Python {PYTHON})"
+    assert err[-3] == f"Removed {venv}: the sync that created it failed"
+    assert err[-2].startswith("error: ")
+    assert not venv.exists()
+
+
 # -- exact by default ----------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from envspec.apply.environment import (
     open_environment,
     planned_environment,
     refuse_system,
+    remove_environment,
 )
 from envspec.apply.installed import load_installed
 from envspec.apply.journal import (
@@ -181,10 +182,19 @@ def cmd_sync(args: argparse.Namespace, out: Out, environ: Environ) -> int:
             creating.enter_context(
                 creation_lock(location.root, _cache_root(args), args.lock_timeout)
             )
-        if ensure_environment(location, spec.python, options):
+        created = ensure_environment(location, spec.python, options)
+        if created:
             out.event("environment_created", root=str(location.root), python=spec.python)
             out.say(f"Created {location.root} (Python {spec.python})")
-        return _sync(args, out, spec, options, location)
+        try:
+            return _sync(args, out, spec, options, location)
+        except Interrupted:
+            raise  # its journal and the rollback offer stay, as for any interrupted sync
+        except EnvspecError:
+            if created:  # a failed first sync leaves no environment behind
+                remove_environment(location)
+                out.say(f"Removed {location.root}: the sync that created it failed")
+            raise
 
 
 def _sync(

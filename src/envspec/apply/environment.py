@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,12 @@ def planned_environment(location: Location, python: str, options: uv.UvOptions) 
         markers=tuple(sorted((str(k), str(v)) for k, v in facts["markers"].items())),
         site_packages=(),  # a new environment has nothing installed
     )
+
+
+def remove_environment(location: Location) -> None:
+    """Remove the environment `ensure_environment` created at `location` (best effort: what
+    cannot be removed stays, and the next sync finds it broken and says so)."""
+    shutil.rmtree(location.root, ignore_errors=True)
 
 
 def _check_creatable(location: Location) -> None:
