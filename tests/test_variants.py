@@ -581,6 +581,25 @@ def test_rules_and_bundle_take_variant(
     assert is_valid_pylock_path(dest / "install" / f"pylock.{TARGET}-old.toml")  # uv takes it
 
 
+def test_a_bundles_cpu_requirements_install_its_own_file_with_uv(
+    proj: EnvProject, tmp_path: Path
+) -> None:
+    """The bundle holds torch 2.0 and 2.0+cu121, and `==2.0` admits both: uv took the cu121
+    file for the cpu variant, then failed its hash check."""
+    dest = tmp_path / "bundle"
+    assert main(["bundle", str(dest), "--cache-dir", str(proj.cache), "--project",
+                 str(proj.project)]) == 0  # fmt: skip
+    cpu = dest / "install" / f"requirements.{TARGET}.cpu.txt"
+    assert "torch===2.0 \\" in cpu.read_text().splitlines()
+    new = (dest / "install" / f"requirements.{TARGET}.new.txt").read_text().splitlines()
+    assert "torch==2.0+cu121 \\" in new
+    proj.make_env()
+    proj.uv("pip", "install", "--python", str(proj.python), "--index-url",
+            (dest / "simple").as_uri(), "--require-hashes", "--no-deps", "-r", str(cpu),
+            "--cache-dir", str(tmp_path / "uv-cache"))  # fmt: skip
+    assert "torch==2.0" in proj.freeze().splitlines()
+
+
 def test_a_spec_without_variants_writes_the_plain_lock_names_and_keys(
     tmp_path: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,10 +13,11 @@ either need their own input format or read every file again.
 
 Install files (`install/`), for a machine without envspec, each for one target:
 - `requirements.<target>.txt` (`review.export.export_for_bundle`): every pin as
-  `name==version` with its hash and no `--index-url`, since pip lets a file's `--index-url`
-  win over its command line's: ``pip install --index-url <bundle>/simple --require-hashes
-  --no-deps -r install/requirements.<target>.txt`` (uv takes the same command), from a folder
-  or a URL (both take `-r URL`);
+  `name==version` (`===` beside a local variant of that version) with its hash and no
+  `--index-url`, since pip lets a file's `--index-url` win over its command line's: ``pip
+  install --index-url <bundle>/simple --require-hashes --no-deps -r
+  install/requirements.<target>.txt`` (uv takes the same command), from a folder or a URL
+  (both take `-r URL`);
 - `pylock.<target>.toml` (`pylock.<target>-<variant>.toml`): a PEP 751 file naming each file
   by its path in the bundle,
   relative to itself: ``uv pip install -r <folder>/install/pylock.<target>.toml``, from a
@@ -62,11 +63,14 @@ def derived_files(manifest: Manifest, locks: Mapping[str, Lock]) -> dict[str, by
             }
         )
     by_sha = {f.sha256: f for f in manifest.files}
+    local = {(f.name, v.public) for f in manifest.files if (v := Version(f.version)).local}
     for bundled in manifest.locks:
         if bundled.target not in locks:  # a lock that failed its check makes no install files
             continue
         lock, target = locks[bundled.target], bundled.target
-        text = export_for_bundle(lock, phases=bundled.phases, source=bundled.path)
+        text = export_for_bundle(
+            lock, phases=bundled.phases, source=bundled.path, local_variants=local
+        )
         out[f"install/requirements.{target}.txt"] = text.encode()
         packages = [p for p in chosen(lock, bundled.phases) if p.vcs is None and p.artifact]
         out[f"install/{pylock_name(target)}"] = _pylock(packages, by_sha, target).encode()

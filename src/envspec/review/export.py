@@ -19,10 +19,12 @@ hash-checking mode; the file says so); a file locked from a URL is ``name @ URL`
 
 `export_for_bundle` writes the same pins for a bundle (`envspec bundle`): the bundle is one
 index holding every file of the lock, whichever index it came from, so every file's pin is
-``name==version`` with its hash and the file names no index: pip lets a file's
-``--index-url`` win over its command line's, and the bundle's URL is known only where it is
-installed (``pip install --index-url <bundle>/simple --require-hashes --no-deps -r FILE``; uv
-takes the same command). Git packages, which a bundle cannot carry, are comments.
+``name==version`` with its hash (``name===version`` where the bundle also holds that
+version under a local label: ``==2.4.0`` admits 2.4.0+cu121) and the file names no index:
+pip lets a file's ``--index-url`` win over its command line's, and the bundle's URL is known
+only where it is installed (``pip install --index-url <bundle>/simple --require-hashes
+--no-deps -r FILE``; uv takes the same command). Git packages, which a bundle cannot carry,
+are comments.
 
 `export_requirements` and `export_for_bundle` are pure; `write_requirements` is the file edge.
 
@@ -32,7 +34,7 @@ lock's phases); ``cannot write the requirements file: <reason>`` (`EnvspecError`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +66,18 @@ def export_requirements(lock: Lock, *, phase: str | None = None, source: str = "
     return "\n".join(lines) + "\n"
 
 
-def export_for_bundle(lock: Lock, *, phases: Sequence[str] | None = None, source: str = "") -> str:
-    """The lock's pins (of `phases`; None: every phase) as a bundle serves them."""
+def export_for_bundle(
+    lock: Lock,
+    *,
+    phases: Sequence[str] | None = None,
+    source: str = "",
+    local_variants: Collection[tuple[str, str]] = (),
+) -> str:
+    """The lock's pins (of `phases`; None: every phase) as a bundle serves them.
+    `local_variants`: the (name, public version) pairs the bundle also holds under a local
+    label (torch 2.4.0 beside 2.4.0+cu121); such a pin is written ``===2.4.0``, since
+    ``==2.4.0`` admits 2.4.0+cu121 too (PEP 440), which uv then takes, before the hashes
+    tell it otherwise."""
     chosen = [p for p in lock.phases if phases is None or p.name in phases]
     members = _by_phase(lock.packages)
     if phases is None and members.get(""):
@@ -85,7 +97,8 @@ def export_for_bundle(lock: Lock, *, phases: Sequence[str] | None = None, source
             if package.vcs is not None or package.artifact is None:
                 lines.append(f"# {_package_lines(package, None)[0]}: a git source, not in bundles")
             else:
-                pin = f"{package.name}=={package.version}"
+                exact = (package.name, str(package.version)) in local_variants
+                pin = f"{package.name}{'===' if exact else '=='}{package.version}"
                 lines += [f"{pin} \\", f"    --hash=sha256:{package.artifact.sha256}"]
     return "\n".join(lines) + "\n"
 
