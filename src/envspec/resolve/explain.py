@@ -101,6 +101,36 @@ def _said(req: Req) -> str:
     return f"{req.text} {req.origin.describe()}{_by_rule(req)}"
 
 
+def _clauses(bounds: Sequence[Req]) -> list[str]:
+    """What `bounds` say, one clause each, except that the same requirement of several
+    versions of one package (a rule's ``packaging<22`` on every attrs release resolvelib
+    tried) is one clause naming the versions' span, not one per version."""
+    groups: dict[tuple[object, ...], list[Req]] = {}
+    for req in bounds:
+        parent = (req.origin.parent or "").partition(" ")
+        key = (req.text, parent[0], req.origin.phase, req.origin.rule, req.constraint)
+        groups.setdefault(key if parent[2] else (id(req),), []).append(req)
+    return [_said(reqs[0]) if len(reqs) == 1 else _said_of_many(reqs) for reqs in groups.values()]
+
+
+def _said_of_many(reqs: Sequence[Req]) -> str:
+    first = reqs[0]
+    name = str(first.origin.parent).partition(" ")[0]
+    versions = sorted({str(r.origin.parent).partition(" ")[2] for r in reqs}, key=_version)
+    where = f"phase {first.origin.phase}" if first.origin.phase else "the spec"
+    span = f"{name} {versions[-1]} down to {versions[0]} ({len(versions)} versions, {where})"
+    if first.constraint:
+        return f"constraint {first.text} of {span}{_by_rule(first)}"
+    return f"{first.text} required by {span}{_by_rule(first)}"
+
+
+def _version(text: str) -> Version:
+    try:
+        return Version(text)
+    except InvalidVersion:  # a parent named by a git commit: ordered first
+        return Version("0")
+
+
 def _by_rule(req: Req) -> str:
     return f" by rule {req.origin.rule} ({req.origin.cite})" if req.origin.rule else ""
 
@@ -117,15 +147,15 @@ def _unmet(
 ) -> str:
     """Requirements on one name nothing met: a real conflict only when no version the index
     lists satisfies them all; else what kept each such version out."""
-    said = [_said(r) for r in bounds]
+    said, clauses = [_said(r) for r in bounds], _clauses(bounds)
     if any(r.url for r in bounds):  # a direct reference's one version missed another's bound
-        return " conflicts with ".join(said)
+        return " conflicts with ".join(clauses)
     listed = files.listed(name)
     probes = set(listed) | {v for r in bounds for v in _named_versions(r)}
     if len(bounds) > 1 and not any(
         all(r.specifier.contains(v, prereleases=True) for r in bounds) for v in probes
     ):  # no version at all could meet them: a conflict whatever the index lists
-        return " conflicts with ".join(said)
+        return " conflicts with ".join(clauses)
     for text, req in zip(said, bounds, strict=True):
         if not any(req.specifier.contains(v, prereleases=True) for v in listed):
             return f"no version of {name} matches {text} on {target.name}: {_where(name, files)}"
@@ -146,7 +176,7 @@ def _unmet(
         reverse=True,
     )
     if not together:
-        return " conflicts with ".join(said)
+        return " conflicts with ".join(clauses)
     specifiers = [r.specifier for r in bounds]
     user = [r.specifier for r in bounds if r.origin.parent in (None, CONSTRAINT)]
     if files.versions(name, specifiers, set(), user):
@@ -154,14 +184,15 @@ def _unmet(
         if dead is not None:
             return _dead_end(dead, bounds[0], fixed or {}, target, files, dooming=dooming)
         return (
-            f"{' and '.join(said)}: every version of {name} they admit on {target.name} "
+            f"{' and '.join(clauses)}: every version of {name} they admit on {target.name} "
             "was ruled out by the other requirements"
         )
     fitting = files.best_files(name)
     best = next((v for v in together if v not in fitting), None)
     if best is not None and not any(v in fitting for v in together):
         reason = no_fit_reason(name, best, listed[best], target, files.settings)
-        return f"{' and '.join(said)}: {reason or f'no file of {name} {best} fits {target.name}'}"
+        said_all = " and ".join(clauses)
+        return f"{said_all}: {reason or f'no file of {name} {best} fits {target.name}'}"
     version = next(v for v in together if v in fitting)
     if fitting[version].yanked is Yank.YANKED:
         reason = f"{name} {version} is yanked (only the spec's own exact pin takes a yanked file)"
@@ -169,7 +200,7 @@ def _unmet(
         reason = (
             f'{name} {version} is a pre-release, and prereleases = "{files.settings.prereleases}"'
         )
-    return f"{' and '.join(said)}: {reason}"
+    return f"{' and '.join(clauses)}: {reason}"
 
 
 def _named_versions(req: Req) -> list[Version]:
