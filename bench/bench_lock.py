@@ -3,7 +3,8 @@ sides, on the seed stack from PyPI (bench/seed_pypi.toml) for windows-x86_64, li
 and macos-arm64.
 
 envspec locks the three targets in one run; uv runs once per target and its three times are
-summed. uv writes every file's hash (`--generate-hashes`), as envspec's locks record them. Every case starts from fresh output on both sides (no `locks/`, no `-o` file), except
+summed. uv writes every file's hash (`--generate-hashes`), as envspec's locks record them.
+Every case starts from fresh output on both sides (no `locks/`, no `-o` file), except
 "existing pins", where both sides start from their previous output for the unchanged inputs
 and one requirement is added (envspec keeps its lock's pins, uv its `-o` file's). The two tools
 alternate in pairs (envspec first, then uv first, ...) so a load change on this shared
