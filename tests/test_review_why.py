@@ -146,6 +146,30 @@ def test_each_edge_shows_the_specifier_its_parent_declares(
 # --- bad input -----------------------------------------------------------------------------
 
 
+def test_an_override_is_named_where_it_replaced_what_was_declared(
+    tmp_path: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lock records what app declares (it recorded the override as app's own), and `why`
+    names the override on each edge it replaced, as uv's `# via --override`."""
+    index_server.add_wheel("lib", "1.0")
+    index_server.add_wheel("lib", "2.0")
+    index_server.add_wheel("app", "1.0", requires_dist=["lib<2"])
+    root = tmp_path / "project"
+    root.mkdir()
+    phases = [{"name": "main", "requirements": ["app", "lib>=0.5"]}]
+    text = spec_text({"pypi": index_server.url}, phases, targets=("linux-x86_64",))
+    (root / "envspec.toml").write_text(text + '\n[resolution]\noverrides = ["lib>=2"]\n')
+    assert lock(root) == 0
+    locked = (root / "locks" / "pylock.linux-x86_64.toml").read_text()
+    assert '[packages.tool.envspec.required-as]\napp = "lib<2"\n' in locked
+    capsys.readouterr()
+    assert why(root, "lib") == 0
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "  phase main: lib>=0.5 (overridden: lib>=2) → lib 2.0",
+        "  phase main: app → app 1.0 requires lib<2 (overridden: lib>=2) → lib 2.0",
+    ]
+
+
 def test_name_not_in_any_lock(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert why(project, "nump") == 2

@@ -98,7 +98,12 @@ def _said(req: Req) -> str:
     if req.constraint:  # a rule's: it bounds the name for its parent
         where = f"phase {req.origin.phase}" if req.origin.phase else "the spec"
         return f"constraint {req.text} of {req.origin.parent} ({where}){_by_rule(req)}"
-    return f"{req.text} {req.origin.describe()}{_by_rule(req)}"
+    return f"{req.text} {req.origin.describe()}{_by_rule(req)}{_by_override(req)}"
+
+
+def _by_override(req: Req) -> str:
+    replaces = req.origin.replaces
+    return f" by [resolution] overrides, in place of {replaces}" if replaces else ""
 
 
 def _clauses(bounds: Sequence[Req]) -> list[str]:
@@ -252,11 +257,17 @@ def _dead_end(
         mine = [r for r in bounds if r.origin.parent is None]
         theirs = [r for r in bounds if r.origin.parent is not None]
         shown = dataclasses.replace(
-            dead, origin=Origin(phase=root.origin.phase, parent=dead.origin.parent)
+            dead,
+            origin=Origin(
+                phase=root.origin.phase, parent=dead.origin.parent, replaces=dead.origin.replaces
+            ),
         )
         return _unmet(dead.name, [*mine, shown, *theirs], files, target, culprit=None, fixed=fixed)
     said = [f"{r.text} {r.origin.describe()}" for r in bounds if r.origin.parent is None]
-    said.append(f"{dead.text} required by {dead.origin.parent} ({where}){_by_rule(dead)}")
+    said.append(
+        f"{dead.text} required by {dead.origin.parent} ({where}){_by_rule(dead)}"
+        + _by_override(dead)
+    )
     said += [f"constraint {r.text}" for r in bounds if r.origin.parent is not None]
     if len(said) == 1:
         return f"no version of {dead.name} for {target.name} matches {said[0]}"

@@ -39,7 +39,7 @@ from envspec.resolve.lazy import Lazy
 from envspec.resolve.lines import LineIndex
 from envspec.resolve.metadata import CandidateMetadata, Source, SourceFailed
 from envspec.resolve.prune import Pruner
-from envspec.resolve.rules import Patch, Rules
+from envspec.resolve.rules import Patch, Rules, replaced
 from envspec.resolve.values import (
     PSEUDO,
     PYTHON,
@@ -419,8 +419,11 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             if overrides
             else requirement
         )
-        if chosen is requirement or self.rules.target.evaluate(chosen.marker):
+        if chosen is requirement:
             return [to_req(chosen, origin, constraint=constraint)]
+        if self.rules.target.evaluate(chosen.marker):
+            by_override = dataclasses.replace(origin, replaces=replaced(requirement, chosen))
+            return [to_req(chosen, by_override, constraint=constraint)]
         return []
 
     def _patch(self, patch: Patch, origin: Origin) -> list[Req]:

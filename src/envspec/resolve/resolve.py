@@ -232,7 +232,8 @@ def _parents(result: Result[Req, Candidate, str]) -> dict[str, set[str]]:
 
 def _required_as(result: Result[Req, Candidate, str]) -> dict[str, dict[str, str]]:
     """For each pin, what each package requiring it declares on it, one requirement per
-    parent (a parent's several requirements on it, under markers or extras, combined):
+    parent (a parent's several requirements on it, under markers or extras, combined; its own,
+    not the override that replaced it):
     `why` shows it on each edge (``transformers 5.5.0 requires huggingface-hub<1.0,>=0.34``)."""
     keys = {id(candidate): key for key, candidate in result.mapping.items()}
     found: dict[str, dict[str, list[Req]]] = {}
@@ -247,9 +248,15 @@ def _required_as(result: Result[Req, Candidate, str]) -> dict[str, dict[str, str
             if label not in (name, PYTHON):
                 found.setdefault(name, {}).setdefault(label, []).append(info.requirement)
     return {
-        name: {label: _combined(reqs) for label, reqs in by_parent.items()}
+        name: {label: _declared(reqs) for label, reqs in by_parent.items()}
         for name, by_parent in found.items()
     }
+
+
+def _declared(reqs: Sequence[Req]) -> str:
+    """What a parent declares on a name: its own requirement where an override stands for it
+    (the override is the spec's, and `why` says it replaced this one)."""
+    return next((r.origin.replaces for r in reqs if r.origin.replaces), "") or _combined(reqs)
 
 
 def _combined(reqs: Sequence[Req]) -> str:

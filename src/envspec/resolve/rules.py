@@ -184,6 +184,12 @@ def _compat(
     return out
 
 
+def replaced(declared: Requirement, chosen: Requirement) -> str:
+    """The text of `declared` (without its marker) when an override, `chosen`, stands for it;
+    "" when it stands for itself."""
+    return "" if chosen is declared else str(declared).split(";", 1)[0].strip()
+
+
 def _frozen(mapping: Mapping[K, V]) -> Mapping[K, V]:
     return MappingProxyType(dict(mapping))
 
@@ -196,7 +202,8 @@ def _roots(
         for requirement in phase.requirements:
             if target.evaluate(requirement.marker):
                 chosen = overrides.get(canonicalize_name(requirement.name), requirement)
-                roots.append(to_req(chosen, Origin(phase=phase.name)))
+                origin = Origin(phase=phase.name, replaces=replaced(requirement, chosen))
+                roots.append(to_req(chosen, origin))
     return roots
 
 
@@ -221,7 +228,9 @@ def _fixed(
         for requirement in phase.requirements:
             chosen = overrides.get(canonicalize_name(requirement.name), requirement)
             if not chosen.url and target.evaluate(chosen.marker):
-                req = to_req(chosen, Origin(phase=phase.name))
+                req = to_req(
+                    chosen, Origin(phase=phase.name, replaces=replaced(requirement, chosen))
+                )
                 fixed.setdefault(req.name, []).append(req)
     for name, reqs in constraints.items():
         fixed.setdefault(name, []).extend(reqs)

@@ -41,6 +41,7 @@ class Origin:
     parent: str | None = None  # "name version" of the requiring package; None from the spec
     rule: str | None = None  # the compatibility rule that added it to the parent's metadata
     cite: str = ""  # that rule's source, short (`pytorch/ao#2919`)
+    replaces: str = ""  # what the parent (or phase) declared, where an override stands for it
 
     def describe(self) -> str:
         where = f"phase {self.phase}" if self.phase else "the spec"

@@ -7,7 +7,8 @@ lock was made from), so it explains the lock as it is, even when the spec has ch
 Chains are walked upward from the package through ``required-by`` to the spec, shortest first,
 at most `MAX_CHAINS` per target (dependency graphs can hold exponentially many paths); each
 edge shows what the package above declares on the one below (``required-as``:
-``transformers 5.5.0 requires huggingface-hub<1.0,>=0.34``).
+``transformers 5.5.0 requires huggingface-hub<1.0,>=0.34``), and the `[resolution] override`
+taken in its place, if any (``requests 2.32.3 requires idna<4,>=2.5 (overridden: idna==3.4)``).
 
 Errors (`UsageError`, exit 2): ``package 'nump' is not in any lock`` (or ``... is not in the
 lock for linux-x86_64`` when one target was asked), with a "did you mean".
@@ -77,8 +78,11 @@ def _target_why(lock: Lock, name: str) -> TargetWhy:
     paths = _upward_paths(lock, name)
     roots = _spec_requirements(lock.inputs)
     versions: dict[str, str] = {p.name: str(p.version) for p in lock.packages}
+    overrides = _overrides(lock.inputs)
     declared: dict[tuple[str, str], str] = {
-        (p.name, parent): text for p in lock.packages for parent, text in p.required_as
+        (p.name, parent): _overridden(text, overrides.get(p.name))
+        for p in lock.packages
+        for parent, text in p.required_as
     }
     chains = []
     for path in paths:
@@ -88,9 +92,8 @@ def _target_why(lock: Lock, name: str) -> TargetWhy:
         requires = tuple(declared.get((child, parent), "") for parent, child in pairwise(names))
         fallback = [((lock.package(top) or package).phase, top)]
         for phase, requirement in roots.get(top, fallback):
-            chains.append(
-                Chain(phase=phase, requirement=requirement, path=steps, requires=requires)
-            )
+            said = _overridden(requirement, overrides.get(top))
+            chains.append(Chain(phase=phase, requirement=said, path=steps, requires=requires))
     return TargetWhy(
         target=lock.label,
         package=package,
@@ -114,6 +117,25 @@ def _upward_paths(lock: Lock, name: str) -> list[tuple[str, ...]]:
             elif parent not in path:
                 queue.append((*path, parent))
     return found
+
+
+def _overrides(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """The `[resolution] overrides` the lock was made with, by name."""
+    resolution = inputs.get("resolution")
+    out: dict[str, str] = {}
+    for text in resolution.get("overrides", []) if isinstance(resolution, Mapping) else []:
+        try:
+            out[canonicalize_name(Requirement(str(text)).name)] = str(text)
+        except InvalidRequirement:
+            continue
+    return out
+
+
+def _overridden(declared: str, override: str | None) -> str:
+    """A requirement as declared, and the override the lock took in its place."""
+    if override is None or not declared or declared == override:
+        return declared
+    return f"{declared} (overridden: {override})"
 
 
 def _spec_requirements(inputs: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
