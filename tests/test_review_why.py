@@ -99,6 +99,7 @@ def test_json_event(
                     }
                 ],
                 "more-chains": 0,
+                "constraints": [],
             }
         ],
     }
@@ -167,6 +168,28 @@ def test_an_override_is_named_where_it_replaced_what_was_declared(
     assert capsys.readouterr().out.splitlines()[2:] == [
         "  phase main: lib>=0.5 (overridden: lib>=2) → lib 2.0",
         "  phase main: app → app 1.0 requires lib<2 (overridden: lib>=2) → lib 2.0",
+    ]
+
+
+def test_the_constraints_that_bound_a_pin_are_named(
+    tmp_path: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A divergence warning sends the user to `why`, which said nothing of the constraint
+    holding the pin."""
+    index_server.add_wheel("lib", "1.0")
+    index_server.add_wheel("lib", "2.0")
+    root = tmp_path / "project"
+    root.mkdir()
+    phases = [{"name": "main", "requirements": ["lib"]}]
+    text = spec_text({"pypi": index_server.url}, phases, targets=("linux-x86_64",))
+    constraints = "constraints = [\"lib<2; sys_platform == 'linux'\"]"
+    (root / "envspec.toml").write_text(text + f"\n[resolution]\n{constraints}\n")
+    assert lock(root) == 0
+    capsys.readouterr()
+    assert why(root, "lib") == 0
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "  phase main: lib → lib 1.0",
+        "  bounded by [resolution] constraints: lib<2; sys_platform == \"linux\"",
     ]
 
 

@@ -50,6 +50,7 @@ class TargetWhy:
     package: LockedPackage | None  # None: not locked on this target
     chains: tuple[Chain, ...] = ()
     more: int = 0  # chains found beyond MAX_CHAINS (a lower bound when the search was cut)
+    constraints: tuple[str, ...] = ()  # the `[resolution] constraints` on it, as written
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -99,6 +100,7 @@ def _target_why(lock: Lock, name: str) -> TargetWhy:
         package=package,
         chains=tuple(chains[:MAX_CHAINS]),
         more=max(0, len(chains) - MAX_CHAINS),
+        constraints=tuple(_named(lock.inputs, "constraints").get(name, [])),
     )
 
 
@@ -120,12 +122,17 @@ def _upward_paths(lock: Lock, name: str) -> list[tuple[str, ...]]:
 
 
 def _overrides(inputs: Mapping[str, Any]) -> dict[str, str]:
-    """The `[resolution] overrides` the lock was made with, by name."""
+    """The `[resolution] overrides` the lock was made with, by name (one per name)."""
+    return {name: texts[0] for name, texts in _named(inputs, "overrides").items()}
+
+
+def _named(inputs: Mapping[str, Any], key: str) -> dict[str, list[str]]:
+    """The `[resolution]` requirement list `key` the lock was made with, by name."""
     resolution = inputs.get("resolution")
-    out: dict[str, str] = {}
-    for text in resolution.get("overrides", []) if isinstance(resolution, Mapping) else []:
+    out: dict[str, list[str]] = {}
+    for text in resolution.get(key, []) if isinstance(resolution, Mapping) else []:
         try:
-            out[canonicalize_name(Requirement(str(text)).name)] = str(text)
+            out.setdefault(canonicalize_name(Requirement(str(text)).name), []).append(str(text))
         except InvalidRequirement:
             continue
     return out
@@ -177,6 +184,7 @@ def render_text(report: WhyReport) -> str:
         lines += [f"  {chain_text(chain)}" for chain in entry.chains]
         if entry.more:
             lines.append(f"  … and {entry.more} more chain{'s' if entry.more != 1 else ''}")
+        lines += [f"  bounded by [resolution] constraints: {c}" for c in entry.constraints]
     return "\n".join(lines) + "\n"
 
 
@@ -211,6 +219,7 @@ def to_json(report: WhyReport) -> dict[str, Any]:
                     for c in e.chains
                 ],
                 "more-chains": e.more,
+                "constraints": list(e.constraints),
             }
             for e in report.targets
         ],
