@@ -218,6 +218,10 @@ class FileChoice:
             self._releases[name] = None if index is None else self.listing.releases(name, index)
         return self._releases[name]
 
+    def wheels_barred(self, name: NormalizedName) -> bool:
+        """Whether `[resolution] no-binary` keeps `name`'s wheels out."""
+        return _listed(name, self.settings.no_binary)
+
     def _pick(self, name: NormalizedName, files: Sequence[Artifact]) -> Artifact | None:
         if name not in self._builds:
             self._builds[name] = (

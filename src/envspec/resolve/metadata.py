@@ -92,11 +92,13 @@ class CandidateMetadata:
         # As uv does: a version's wheels share their metadata, so another platform's wheel
         # stands in for a source build that cannot run while locking.
         wheel = sorted(siblings, key=lambda a: a.filename)[0]
+        barred = self.files.wheels_barred(candidate.name)
         log.warning(
-            "%s %s on %s: no wheel fits, dependencies read from %s",
+            "%s %s on %s: %s, dependencies read from %s",
             candidate.name,
             candidate.version,
             self.rules.target.name,
+            "[resolution] no-binary keeps its wheels out" if barred else "no wheel fits",
             wheel.filename,
         )
         return self.source.metadata(wheel)
