@@ -133,6 +133,33 @@ def test_drift_from_the_lock_fails_the_check(
     ]
 
 
+def test_the_locked_version_from_another_source_fails_the_check_and_sync_puts_it_back(
+    proj: EnvProject, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each the same version as the lock's, each from elsewhere: an index package installed
+    from a URL, a URL package installed from the index. The sync's plan reinstalled the first
+    while check passed, and neither saw the second."""
+    beta = index_server.file_url("beta-1.0-py3-none-any.whl")
+    proj.write_spec([PHASES[0], {"name": "two", "requirements": [f"beta @ {beta}"]}])
+    proj.lock()
+    assert proj.run("sync", "--no-checks") == 0
+    alpha = index_server.file_url("alpha-1.0-py3-none-any.whl")
+    proj.pip_install("--reinstall", f"alpha @ {alpha}")
+    proj.uv("pip", "install", "--python", str(proj.python), "--reinstall", "--no-deps",
+            "--index-url", index_server.url, "beta==1.0")  # fmt: skip
+    capsys.readouterr()
+    assert proj.run("check") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[1:4] == [
+        "  FAIL drift: 0 packages match the lock",
+        f"  FAIL drift: alpha 1.0 is installed from {alpha}, not its index (phase one)",
+        f"  FAIL drift: beta 1.0 is installed from an index, the lock says {beta} (phase two)",
+    ]
+    assert proj.run("sync") == 0
+    assert "  ok   drift: 2 packages match the lock" in capsys.readouterr().err.splitlines()
+    assert proj.run("check") == 0
+
+
 def test_unmet_requirements_fail_under_the_environments_own_markers(
     proj: EnvProject, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

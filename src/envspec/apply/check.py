@@ -43,12 +43,13 @@ from envspec.apply import uv
 from envspec.apply.environment import Environment
 from envspec.apply.events import Checked, Reporter
 from envspec.apply.installed import load_installed
-from envspec.apply.plan import Installed, phases_upto
+from envspec.apply.plan import Installed, phases_upto, same_source
 from envspec.apply.select import target_of
 from envspec.compat.cuda import judge
 from envspec.compat.evaluate import evaluate
 from envspec.lockfile.status import TargetStatus
 from envspec.model import Checks, Lock, LockedPackage, Machine, RuleSet, os_family
+from envspec.secret import redact
 
 Kind = Literal[
     "variant", "lock", "installed", "drift", "dependencies", "version", "import", "rules"
@@ -128,6 +129,11 @@ def _drift_problem(package: LockedPackage, dist: Installed | None) -> str | None
         return (
             f"{name} is at commit {dist.commit or 'unknown'}, the lock says {package.vcs.commit_id}"
         )
+    if not same_source(package, dist):  # the plan reinstalls it: check says so first
+        if package.index:
+            return f"{name} {version} is installed from {redact(str(dist.url))}, not its index"
+        url = redact(package.artifact.url) if package.artifact else "a URL"
+        return f"{name} {version} is installed from an index, the lock says {url}"
     return None
 
 

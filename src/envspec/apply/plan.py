@@ -150,19 +150,23 @@ def _step(package: LockedPackage, dist: Installed | None) -> Step | None:
         return Step(package=package, action="install", installed=None)
     if dist.problem:
         return Step(package=package, action="repair", installed=dist.version, problem=dist.problem)
-    same_version = _version(dist.version) == package.version
-    same_source = (
-        dist.commit == package.vcs.commit_id
-        if package.vcs is not None
-        else not (package.index and dist.url)  # an index package installed from a URL
-    )
-    if same_version and same_source:
+    if _version(dist.version) == package.version and same_source(package, dist):
         return None
     action: Action = "reinstall"
     now = _version(dist.version)
     if now is not None and now != package.version:
         action = "upgrade" if now < package.version else "downgrade"
     return Step(package=package, action=action, installed=dist.version)
+
+
+def same_source(package: LockedPackage, dist: Installed) -> bool:
+    """Whether `dist` came from where the lock takes `package`: its git commit; for an index
+    package, an index (no PEP 610 URL: earlier envspec syncs, a hand-installed build or an
+    editable install have one); for a URL package, a URL (a hand install from an index has
+    none, as `uv pip sync` puts the URL's build back)."""
+    if package.vcs is not None:
+        return dist.commit == package.vcs.commit_id
+    return not dist.url if package.index else dist.url is not None
 
 
 def _version(text: str) -> Version | None:
