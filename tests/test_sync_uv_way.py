@@ -248,6 +248,9 @@ def test_seed_packages_are_kept_only_in_an_environment_uv_did_not_make(
     cfg.write_text(made_by_uv)  # uv made it: as `uv sync`, nothing is kept
     assert proj.run("sync", "--dry-run") == 0
     assert "  remove: pip 99.0, wheel 99.0" in capsys.readouterr().out.splitlines()
+    cfg.write_text(made_by_uv + "seed = true\n")  # `uv venv --seed`: uv keeps them (it did not)
+    assert proj.run("sync", "--dry-run") == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if "remove" in line]
 
 
 # -- interpreters that are not virtual environments ----------------------------------------

@@ -12,7 +12,8 @@ An interpreter that is not a virtual environment (no `pyvenv.cfg`, PEP 405) is c
 when the user says so (`--system`, uv's rule): `open_environment` is told whether it may write
 there, and writes nothing (not even its cache) otherwise, nor for `--dry-run`. What an exact
 sync keeps although the lock does not name it follows uv too: the seed packages (pip,
-setuptools, wheel, uv) of an environment uv did not make (its `pyvenv.cfg` has no `uv` key).
+setuptools, wheel, uv) of an environment uv did not make (its `pyvenv.cfg` has no `uv` key)
+or made with them (`uv venv --seed`: ``seed = true``).
 """
 
 from __future__ import annotations
@@ -194,8 +195,14 @@ def open_environment(
         markers=tuple(sorted((str(k), str(v)) for k, v in facts["markers"].items())),
         site_packages=tuple(dict.fromkeys(Path(p) for p in facts["site_packages"])),
         virtual=config is not None,
-        keep=() if config is not None and "uv" in config else SEED_PACKAGES,
+        keep=SEED_PACKAGES if _keeps_seeds(config) else (),
     )
+
+
+def _keeps_seeds(config: Mapping[str, str] | None) -> bool:
+    """uv's rule for the seed packages an exact sync keeps: in an environment uv did not make
+    (no `uv` key), or one it made with them (`uv venv --seed`: ``seed = true``)."""
+    return config is None or "uv" not in config or config.get("seed", "").lower() == "true"
 
 
 def _venv_facts(
