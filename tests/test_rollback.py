@@ -54,6 +54,23 @@ def test_rollback_after_a_good_sync_restores_the_exact_freeze(
     assert proj.freeze() == before
 
 
+def test_rollback_puts_back_a_source_that_changed_at_the_same_version(
+    proj: EnvProject, index_server: IndexServer
+) -> None:
+    """Snapshot 2 holds alpha 2.0 from the index; by then alpha 2.0 is installed from a URL.
+    Rolling back to it puts the index's build back (it kept the URL's: the version was the
+    same)."""
+    assert proj.run("sync") == 0
+    synced = proj.freeze()
+    assert "alpha==2.0" in synced.splitlines()
+    assert proj.run("rollback") == 0  # snapshot 2 taken: the synced state
+    url = index_server.file_url("alpha-2.0-py3-none-any.whl")
+    proj.pip_install("--reinstall", f"alpha @ {url}")
+    assert f"alpha @ {url}" in proj.freeze().splitlines()
+    assert proj.run("rollback", "2") == 0
+    assert proj.freeze() == synced
+
+
 def test_a_rollback_can_itself_be_rolled_back(
     proj: EnvProject, capsys: pytest.CaptureFixture[str]
 ) -> None:

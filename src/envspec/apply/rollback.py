@@ -94,7 +94,15 @@ def restore(
         # and every version to change: uv takes an installed 2.0+cu121 as meeting `torch==2.0`
         versions = snapshot.versions()
         moved = [n for n, v in before.items() if versions.get(n, v) != v]
-        reinstall = list(dict.fromkeys([*(d.name for d in broken), *moved]))
+        # and every source to change at the same version (an index build where a URL's was,
+        # or the other way): uv takes the installed one as meeting the line either way
+        sources = snapshot.sources()
+        switched = [
+            d.name
+            for d in installed
+            if sources.get(d.name, d.url is not None) != (d.url is not None)
+        ]
+        reinstall = list(dict.fromkeys([*(d.name for d in broken), *moved, *switched]))
         text = one_line_per_name(restore_text(snapshot, stored), snapshot.versions())
         path = write_requirements(env.state_dir, f"restore-{snapshot.id}.txt", text)
         offline = dataclasses.replace(options, offline=True)

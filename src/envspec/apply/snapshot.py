@@ -71,6 +71,20 @@ class Snapshot:
     def versions(self) -> dict[str, str]:
         return dict(self.packages)
 
+    def sources(self) -> dict[str, bool]:
+        """Per name its freeze lists plainly, whether as a direct reference (``name @ URL``:
+        True) or a registry pin (``name==version``: False); editable lines are left out."""
+        found: dict[str, bool] = {}
+        for line in self.freeze.splitlines():
+            name, at, _ = line.partition(" @ ")
+            if not at:
+                name, pinned, _ = line.partition("==")
+                if not pinned:
+                    continue
+            if name.strip() and not name.startswith(("#", "-")):
+                found[canonicalize_name(name.strip())] = bool(at)
+        return found
+
 
 def snapshots_dir(state_dir: Path) -> Path:
     return state_dir / "snapshots"
