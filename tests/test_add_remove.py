@@ -188,7 +188,7 @@ def test_remove_edits_and_relocks(project: Path, capsys: pytest.CaptureFixture[s
         (
             "add",
             ["numpy<<2"],
-            "invalid requirement 'numpy<<2': Expected semicolon (after name with no version "
+            "invalid requirement 'numpy<<2': expected semicolon (after name with no version "
             "specifier) or end",
             "write a PEP 508 requirement, e.g. 'numpy<2' or 'name @ git+https://…'",
         ),

@@ -617,6 +617,13 @@ BAD = [
         id="bad requirement",
     ),
     pytest.param(
+        spec_text(HEAD, PHASE, '[[phases]]\nname = "x"\nrequirements = ["attrs~=23"]\n'),
+        "envspec.toml: phases[1].requirements[0]: invalid requirement 'attrs~=23': ~= needs two"
+        " or more release segments (~=23.0, not ~=23)",
+        "",
+        id="compatible release of one segment",
+    ),
+    pytest.param(
         HEAD
         + '[[phases]]\nname = "x"\nrequirements = '
         + '["a @ https://u:secret@h/a-1.0.tar.gz", "b", "a @ https://h/a-2.0.tar.gz"]\n',

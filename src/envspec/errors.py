@@ -8,6 +8,7 @@ CLI uses (DESIGN.md §2). Only the CLI prints errors and exits.
 from __future__ import annotations
 
 import copy
+import re
 import signal
 from collections.abc import Iterable
 from typing import TypeVar
@@ -121,6 +122,17 @@ class Interrupted(EnvspecError):
     @property
     def signal_name(self) -> str:
         return signal.Signals(self.signal_number).name
+
+
+def requirement_reason(text: str, exc: Exception) -> str:
+    """Why `text` is not a PEP 508 requirement, for ``invalid requirement '…': <reason>``:
+    packaging's first line, lower-cased, credentials removed; where packaging's words mislead
+    (``attrs~=23``: "expected semicolon … or end"), PEP 440's own rule, as uv says it."""
+    single = re.search(r"~=\s*((?:\d+!)?\d+)(?![\d.*])", text)
+    if single:
+        return f"~= needs two or more release segments (~={single[1]}.0, not ~={single[1]})"
+    reason = str(exc).split("\n", 1)[0]
+    return redact(reason[:1].lower() + reason[1:])
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -34,7 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidName, canonicalize_name
 
-from envspec.errors import EnvspecError, SpecError, did_you_mean
+from envspec.errors import EnvspecError, SpecError, did_you_mean, requirement_reason
 from envspec.model import Rule, RuleCase, RuleSet
 from envspec.targets import check_name
 from envspec.tomlread import Doc, Table, loads
@@ -182,8 +182,7 @@ def _requirements(
         try:
             req = Requirement(text)
         except InvalidRequirement as exc:
-            reason = str(exc).split("\n", 1)[0]
-            table.doc.fail(path, f"invalid requirement '{text}': {reason[:1].lower()}{reason[1:]}")
+            table.doc.fail(path, f"invalid requirement '{text}': {requirement_reason(text, exc)}")
         what = "constraint" if constraint else "requirement"
         if req.url:
             table.doc.fail(path, f"{what} '{text}' may not be a direct reference")

@@ -23,7 +23,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from envspec.errors import UsageError
+from envspec.errors import UsageError, requirement_reason
 from envspec.secret import redact
 from envspec.spec.values import url_problem
 
@@ -41,8 +41,7 @@ def requirement_line(text: str, context: str, base: Path) -> str:
     try:
         return str(Requirement(text))
     except InvalidRequirement as exc:
-        reason = str(exc).split("\n", 1)[0]
-        reason = redact(reason[:1].lower() + reason[1:])
+        reason = requirement_reason(text, exc)
         raise UsageError(
             f"invalid requirement '{redact(text)}': {reason}", context=context
         ) from exc

@@ -29,7 +29,7 @@ import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from envspec.errors import UsageError, did_you_mean
+from envspec.errors import UsageError, did_you_mean, requirement_reason
 from envspec.model import Phase, Spec
 from envspec.secret import redact
 
@@ -48,9 +48,8 @@ def parse_requirement(text: str) -> Requirement:
     try:
         return Requirement(text)
     except InvalidRequirement as exc:
-        reason = str(exc).splitlines()[0]
         raise UsageError(
-            f"invalid requirement '{redact(text)}': {redact(reason)}",
+            f"invalid requirement '{redact(text)}': {requirement_reason(text, exc)}",
             hint="write a PEP 508 requirement, e.g. 'numpy<2' or 'name @ git+https://…'",
         ) from None
 

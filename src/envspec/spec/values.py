@@ -12,6 +12,7 @@ from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envspec import targets as known_targets
+from envspec.errors import requirement_reason
 from envspec.secret import redact
 from envspec.tomlread import Doc, Table
 
@@ -26,9 +27,8 @@ def requirement(doc: Doc, path: str, text: str) -> Requirement:
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
-        reason = str(exc).split("\n", 1)[0]
-        reason = reason[:1].lower() + reason[1:]
-        doc.fail(path, f"invalid requirement '{redact(text)}': {redact(reason)}")
+        reason = requirement_reason(text, exc)
+        doc.fail(path, f"invalid requirement '{redact(text)}': {reason}")
     if req.url:
         problem = url_problem(req.url)
         if problem:  # the URL is not shown: mangled, a secret may sit where no userinfo is seen
