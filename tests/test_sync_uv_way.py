@@ -160,6 +160,25 @@ def test_a_dry_run_before_the_first_sync_plans_the_environment_it_would_create(
     assert "  phase two: install beta 1.0" in capsys.readouterr().err.splitlines()
 
 
+def test_a_dry_run_for_a_python_uv_cannot_find_says_so_and_writes_nothing(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proj.write_spec(TWO)
+    spec = proj.project / "envspec.toml"
+    spec.write_text(spec.read_text().replace(f'python = "{PYTHON}"', 'python = "3.99"'))
+    before = _files(proj.project, proj.cache)
+    capsys.readouterr()
+    argv = ["sync", "--dry-run", "--project", str(proj.project), "--cache-dir", str(proj.cache)]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: no Python 3.99 to create the environment with: error: No interpreter found for "
+        "Python 3.99 in managed installations or search path",
+        "hint: install that Python ('uv python install 3.99'), or pass --python with an "
+        "existing environment",
+    ]
+    assert _files(proj.project, proj.cache) == before
+
+
 def test_sync_does_not_create_the_project_venv_before_failing_on_a_missing_lock(
     proj: EnvProject, capsys: pytest.CaptureFixture[str]
 ) -> None:

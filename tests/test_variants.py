@@ -7,6 +7,8 @@ build and everything else."""
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 import tomllib
 from pathlib import Path
@@ -556,6 +558,27 @@ def test_a_variant_lock_under_its_old_name_is_relocked_with_its_pins_and_removed
     )
     assert main(["lock", "--project", str(proj.project), "--cache-dir", str(proj.cache)]) == 0
     assert (new.read_bytes(), legacy.exists()) == (before, False)
+
+
+def test_an_old_lock_file_that_cannot_be_removed_fails_the_lock_naming_it(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locks = proj.project / "locks"
+    legacy = locks / f"pylock.{TARGET}.old.toml"
+    (locks / f"pylock.{TARGET}-old.toml").rename(legacy)
+    unlink = os.unlink
+
+    def refused(path: Any, *args: Any, **kwargs: Any) -> None:  # the fault, at the OS's edge
+        if Path(path) == legacy:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refused)
+    capsys.readouterr()
+    assert main(["lock", "--project", str(proj.project), "--cache-dir", str(proj.cache)]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {legacy}: cannot remove the lock's old file: Permission denied"
+    )
 
 
 def test_rules_and_bundle_take_variant(

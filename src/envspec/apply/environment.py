@@ -119,7 +119,7 @@ def planned_environment(location: Location, python: str, options: uv.UvOptions) 
     return Environment(
         root=location.root,
         python=location.python,
-        markers=tuple(sorted((str(k), str(v)) for k, v in facts["markers"].items())),
+        markers=_markers(facts),
         site_packages=(),  # a new environment has nothing installed
     )
 
@@ -192,11 +192,16 @@ def open_environment(
     return Environment(
         root=location.root,
         python=location.python,
-        markers=tuple(sorted((str(k), str(v)) for k, v in facts["markers"].items())),
+        markers=_markers(facts),
         site_packages=tuple(dict.fromkeys(Path(p) for p in facts["site_packages"])),
         virtual=config is not None,
         keep=SEED_PACKAGES if _keeps_seeds(config) else (),
     )
+
+
+def _markers(facts: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """An interpreter probe's marker environment, as `Environment.markers` holds it."""
+    return tuple(sorted((str(k), str(v)) for k, v in facts["markers"].items()))
 
 
 def _keeps_seeds(config: Mapping[str, str] | None) -> bool:

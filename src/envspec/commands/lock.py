@@ -233,9 +233,9 @@ def lock_targets(
     # Every target resolved before any lock is written: a failure leaves all locks as they were.
     if before_write is not None and write:
         before_write()
-    paths = [s.path for s in statuses]
-    written = write_locks(list(zip(paths, locks, strict=True))) if write else [False] * len(locks)
+    written = [False] * len(locks)
     if write:
+        written = write_locks([(s.path, lock) for s, lock in zip(statuses, locks, strict=True)])
         remove_legacy_locks([s.legacy for s in statuses if s.legacy is not None])
     results = [
         Locked(

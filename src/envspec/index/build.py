@@ -41,9 +41,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
-log = logging.getLogger("envspec")
 LEGACY_REQUIRES = ("setuptools>=40.8.0",)
 _DROPPED = ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
+
+log = logging.getLogger("envspec")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

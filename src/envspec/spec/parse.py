@@ -119,9 +119,8 @@ def _target_settings(table: Table | None) -> tuple[tuple[str, TargetSettings], .
         sub = Table(check_type(value, dict, table.doc, path), path, table.doc)
         sub.check_keys(("glibc", "macos"))
         for key, _ in sub.items():  # each names one OS's floor: elsewhere it would be ignored
-            if key != _FLOOR_OF[os_family(name)]:
-                family = "linux" if key == "glibc" else "macos"
-                hint = f"'{key}' is set for {family} targets only"
+            if os_family(name) != _FAMILY_OF[key]:
+                hint = f"'{key}' is set for {_FAMILY_OF[key]} targets only"
                 sub.fail(f"'{key}' does not apply to {name}", hint, key=key)
         defaults = TargetSettings()
         glibc = _os_version(sub, "glibc", r"(2)\.(\d+)", '"2.<minor>", e.g. "2.28"')
@@ -131,7 +130,7 @@ def _target_settings(table: Table | None) -> tuple[tuple[str, TargetSettings], .
     return tuple(sorted(out))
 
 
-_FLOOR_OF = {"linux": "glibc", "macos": "macos", "windows": ""}  # a target setting per OS
+_FAMILY_OF = {"glibc": "linux", "macos": "macos"}  # the OS each target setting is for
 
 
 def _os_version(table: Table, key: str, pattern: str, expected: str) -> tuple[int, int] | None:
