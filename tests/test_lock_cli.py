@@ -172,6 +172,7 @@ def test_check_resolves_nothing_so_it_takes_no_upgrade_and_ignores_refresh(
     for flags, hint in (
         (["--upgrade"], "'envspec lock --upgrade'"),
         (["--upgrade-package", "six"], "'envspec lock --upgrade-package NAME'"),
+        (["--upgrade", "--upgrade-package", "six"], "'envspec lock --upgrade'"),
     ):
         capsys.readouterr()
         assert lock(project, "--check", *flags) == 2

@@ -82,7 +82,7 @@ def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
         raise UsageError(
             f"argument {flag}: not allowed with argument --check",
             hint="--check compares the locks with the spec and resolves nothing: "
-            f"relock with 'envspec lock {flag}{' NAME' if args.upgrade_package else ''}'",
+            f"relock with 'envspec lock {flag}{'' if args.upgrade else ' NAME'}'",
         )
     # --refresh with --check revalidates nothing: a check reads no index
     forced = not args.check and (args.upgrade or args.upgrade_package or args.refresh)
