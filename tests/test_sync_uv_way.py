@@ -171,8 +171,8 @@ def test_a_dry_run_for_a_python_uv_cannot_find_says_so_and_writes_nothing(
     argv = ["sync", "--dry-run", "--project", str(proj.project), "--cache-dir", str(proj.cache)]
     assert main(argv) == 1
     assert capsys.readouterr().err.splitlines() == [
-        "error: no Python 3.99 to create the environment with: error: No interpreter found for "
-        "Python 3.99 in managed installations or search path",
+        "error: no Python 3.99 to create the environment with: No interpreter found for Python "
+        "3.99 in managed installations or search path",
         "hint: install that Python ('uv python install 3.99'), or pass --python with an "
         "existing environment",
     ]

@@ -89,6 +89,13 @@ def tail(ran: proc.Finished, lines: int = proc.TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
+def reason(ran: proc.Finished) -> str:
+    """uv's last line, to quote after our own message: its `error: ` prefix dropped, as our
+    message already carries one."""
+    last = tail(ran, 1)
+    return last.removeprefix("error:").strip()
+
+
 def uv(*args: str, options: UvOptions, timeout: float | None = None) -> proc.Finished:
     """Run `uv <args>` with our fixed global options."""
     argv = [find_uv_bin(), *args, "--no-config", "--color", "never"]
@@ -156,7 +163,7 @@ def pip_freeze(python: Path, options: UvOptions) -> str:
     ran = uv("pip", "freeze", "--python", str(python), options=options)
     if not ran.ok:
         raise ApplyError(
-            f"'uv pip freeze' failed: {tail(ran, 1) or f'exit code {ran.returncode}'}",
+            f"'uv pip freeze' failed: {reason(ran) or f'exit code {ran.returncode}'}",
             context=str(python),
         )
     return ran.stdout
@@ -167,7 +174,7 @@ def create_venv(root: Path, python: str, options: UvOptions) -> None:
     ran = uv("venv", "--python", python, str(root), options=options)
     if not ran.ok:
         raise ApplyError(
-            f"cannot create the environment with Python {python}: {tail(ran, 1)}",
+            f"cannot create the environment with Python {python}: {reason(ran)}",
             context=str(root),
             hint="install that Python, or pass --python with an existing environment",
         )
@@ -181,7 +188,7 @@ def find_python(python: str, options: UvOptions) -> Path:
     found = ran.stdout.strip()
     if not ran.ok or not found:
         raise ApplyError(
-            f"no Python {python} to create the environment with: {tail(ran, 1)}",
+            f"no Python {python} to create the environment with: {reason(ran)}",
             hint="install that Python ('uv python install " + python + "'), or pass --python "
             "with an existing environment",
         )
@@ -222,7 +229,7 @@ def probe_interpreter(python: Path, environ: Mapping[str, str]) -> dict[str, Any
         data: dict[str, Any] = json.loads(ran.stdout)
     except ValueError as exc:
         raise ApplyError(
-            f"cannot query the Python interpreter: {tail(ran, 1) or 'no answer'}",
+            f"cannot query the Python interpreter: {reason(ran) or 'no answer'}",
             context=str(python),
         ) from exc
     return data
@@ -263,7 +270,7 @@ def probe_import(
         return ProbeResult(error=error, warnings=(), seconds=time.perf_counter() - start)
     answer = [line for line in ran.stdout.splitlines() if line.startswith(_PROBE_MARK)]
     if not answer:
-        error = f"the interpreter exited with code {ran.returncode}: {tail(ran, 1)}".rstrip(": ")
+        error = f"the interpreter exited with code {ran.returncode}: {reason(ran)}".rstrip(": ")
         return ProbeResult(error=error, warnings=(), seconds=ran.seconds)
     data = json.loads(answer[-1][len(_PROBE_MARK) :])
     printed = tuple(line for line in ran.output.splitlines() if line.strip())
