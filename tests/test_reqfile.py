@@ -315,3 +315,34 @@ def test_byte_order_marks_and_options_after_an_editable(
         f"WARNING: {tmp_path / 'c.txt'}:1: --config-settings k=v dropped: "
         "a spec has no per-requirement build options"
     ) in capsys.readouterr().err.splitlines()
+
+
+def test_variables_are_expanded_where_no_url_holds_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip expands `${VAR}` everywhere; `six==${SIX_VERSION}` was refused ('expected
+    semicolon … or end'). A URL's references stay as written: they name credentials."""
+    monkeypatch.setenv("SIX_VERSION", "1.16.0")
+    monkeypatch.setenv("TOKEN", "secret")
+    (tmp_path / "reqs.txt").write_text(
+        "six==${SIX_VERSION}\nfoo @ https://${TOKEN}@example.com/foo-1.0-py3-none-any.whl\n"
+    )
+    assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 0
+    doc = tomllib.loads((tmp_path / "envspec.toml").read_text())
+    assert doc["phases"][0]["requirements"] == [
+        "six==1.16.0",
+        "foo @ https://${TOKEN}@example.com/foo-1.0-py3-none-any.whl",
+    ]
+
+
+def test_an_unset_variable_is_refused_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SIX_VERSION", raising=False)
+    (tmp_path / "reqs.txt").write_text("attrs\nsix==${SIX_VERSION}\n")
+    assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path / 'reqs.txt'}:2: undefined environment variable 'SIX_VERSION'",
+        "hint: set SIX_VERSION, or write its value in the file",
+    ]
+    assert not (tmp_path / "envspec.toml").exists()

@@ -426,7 +426,7 @@ def cmd_init(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
         check_name(target, context="--target")
     targets = tuple(dict.fromkeys(args.target)) or DEFAULT_TARGETS
     name = args.name or default_name(args.project)
-    files = [load_requirements(path) for path in args.sources]
+    files = [load_requirements(path, environ) for path in args.sources]
     if files:
         text = spec_from_requirements(files, name, python=args.python_version, targets=targets)
     else:

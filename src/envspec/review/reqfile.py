@@ -18,8 +18,10 @@ to what a spec can say.
   dropped; ``--prefer-binary`` is dropped with a warning. Anything else is an error naming the
   file and line, as pip's own.
 
-``${VAR}`` references are kept as written, never expanded: the spec must not hold the secrets
-they usually name.
+``${VAR}`` references in a line that holds a URL (an index, a direct reference) are kept as
+written, never expanded: the spec must not hold the secrets they usually name (an index URL's
+are expanded when the spec is read). In any other requirement line (``torch==${TORCH}``, a
+local path) they are expanded, as pip does, so the spec holds what pip would have installed.
 
 Hand-written, by measurement: pip's parser is internal. On the realistic files in
 tests/reqfiles/ (``-r``/``-c`` includes, bare wheel URLs, ``git+…#egg=``, per-line options,
@@ -39,7 +41,8 @@ file`` · ``invalid requirement 'x': <reason>`` · ``unsupported option '--upgra
 ``option '--index-url' needs a value`` · ``no requirements in the file`` ·
 ``cannot tell the project name of '<URL>'`` · ``'-r' includes itself`` · ``'-r' with a URL`` ·
 ``constraint 'x[y]<3' may not have extras`` · ``constraint 'x @ URL' may not be a direct
-reference`` (a ``-c`` file's line, as pip refuses it).
+reference`` (a ``-c`` file's line, as pip refuses it) ·
+``undefined environment variable 'X'`` (a ``${X}`` of a line without a URL).
 Shown URLs have their credentials removed.
 """
 
@@ -49,7 +52,7 @@ import codecs
 import logging
 import re
 import shlex
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +60,7 @@ from packaging.requirements import Requirement
 
 from envspec.errors import UsageError
 from envspec.review.reqline import URL, as_path, requirement_line
-from envspec.secret import redact
+from envspec.secret import UnsetVariable, expand, redact
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,7 @@ class RequirementsFile:
 
 @dataclass(kw_only=True, slots=True)
 class _Parsed:
+    environ: Mapping[str, str]  # for the ${VAR}s of requirement lines without a URL
     requirements: list[str] = field(default_factory=list)
     routed: list[tuple[str, str]] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
@@ -131,9 +135,11 @@ class _File:
 # --- reading requirements files ------------------------------------------------------------
 
 
-def load_requirements(path: Path) -> RequirementsFile:
+def load_requirements(path: Path, environ: Mapping[str, str]) -> RequirementsFile:
     """Read and parse one requirements file and the files it includes."""
-    return parse_requirements(_read(path), where=str(path), stem=path.stem, path=path, read=_read)
+    return parse_requirements(
+        _read(path), where=str(path), stem=path.stem, path=path, read=_read, environ=environ
+    )
 
 
 def _read(path: Path) -> str:
@@ -151,11 +157,17 @@ def _read(path: Path) -> str:
 
 
 def parse_requirements(
-    text: str, *, where: str, stem: str, path: Path | None = None, read: Read | None = None
+    text: str,
+    *,
+    where: str,
+    stem: str,
+    path: Path | None = None,
+    read: Read | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> RequirementsFile:
     """The requirements and options of a requirements file's text; `read` reads the files it
-    includes (by path; relative to `path`'s folder)."""
-    parsed = _Parsed()
+    includes (by path; relative to `path`'s folder); `environ` has the values of `${VAR}`s."""
+    parsed = _Parsed(environ=environ or {})
     top = _File(path=path or Path(where), shown=where, constraint=False, chain=())
     _parse_text(text, top, parsed, read)
     if not parsed.requirements and not parsed.routed:
@@ -186,7 +198,7 @@ def _parse_text(text: str, file: _File, parsed: _Parsed, read: Read | None) -> N
         if not args:
             _option_line(options, context, file, parsed, read)
             continue
-        requirement = requirement_line(args, context, file.path.parent)
+        requirement = requirement_line(_expanded(args, context, parsed), context, file.path.parent)
         routes = _line_options(options, context)
         if file.constraint:
             parsed.constraints.append(_constraint(requirement, context))
@@ -194,6 +206,19 @@ def _parse_text(text: str, file: _File, parsed: _Parsed, read: Read | None) -> N
             parsed.routed.append((requirement, routes[-1]))
         else:
             parsed.requirements.append(requirement)
+
+
+def _expanded(text: str, context: str, parsed: _Parsed) -> str:
+    """A requirement line's `${VAR}`s replaced, unless it holds a URL (see the docstring)."""
+    if URL.search(text):
+        return text
+    try:
+        return expand(text, parsed.environ)
+    except UnsetVariable as unset:
+        hint = f"set {unset.name}, or write its value in the file"
+        raise UsageError(
+            f"undefined environment variable '{unset.name}'", context=context, hint=hint
+        ) from unset
 
 
 def _constraint(requirement: str, context: str) -> str:
