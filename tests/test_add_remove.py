@@ -232,6 +232,62 @@ def test_bad_input_writes_nothing(
     assert state(project) == before
 
 
+def test_add_takes_a_requirements_files_lines(
+    project: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`envspec add -r FILE`, as `uv add -r`: the file's requirement lines (includes
+    followed, comments and an index URL the spec has already dropped) join the REQs."""
+    (project / "base.txt").write_text("six==1.16.0  # pinned\n")
+    (project / "more.txt").write_text(f"-i {index_server.url}\n-r base.txt\nrich>=13\n")
+    capsys.readouterr()
+    assert run(project, "add", "torch", "-r", str(project / "more.txt")) == 0
+    assert "requirements = [\n    \"app\",      # ours\n    \"six==1.16.0\",\n" in spec(project)
+    assert pins(project)["rich"] == "13.7.0" and pins(project)["torch"] == "2.4.0"
+    assert capsys.readouterr().err.splitlines()[:3] == [
+        "envspec.toml: added 'torch' to phase app",
+        "envspec.toml: replaced 'six' with 'six==1.16.0' in phase app",
+        "envspec.toml: added 'rich>=13' to phase app",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        (
+            "--pre\n-f ./wheels\nrich\n",
+            "{f}: add takes a file's requirements only, not its -f/--find-links, --pre",
+            "'envspec add --index NAME' takes them from a spec index; 'envspec init --from "
+            "FILE' maps a whole file's options",
+        ),
+        ("# nothing\n", "{f}: no requirements in the file", ""),
+        ("rich==${NO_SUCH_VARIABLE}\n", "{f}:1: undefined environment variable "
+         "'NO_SUCH_VARIABLE'", "set NO_SUCH_VARIABLE, or write its value in the file"),
+        (None, "{f}: no such requirements file", ""),
+    ],
+)
+def test_add_refuses_a_requirements_file_it_cannot_take_and_writes_nothing(
+    project: Path, capsys: pytest.CaptureFixture[str], text: str | None, message: str, hint: str
+) -> None:
+    file = project.parent / "reqs.txt"
+    if text is not None:
+        file.write_text(text)
+    before = state(project)
+    capsys.readouterr()
+    assert run(project, "add", "-r", str(file)) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {message.format(f=file)}", *([f"hint: {hint}"] if hint else [])
+    ]
+    assert state(project) == before
+
+
+def test_add_with_nothing_to_add_is_refused(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert run(project, "add") == 2
+    assert capsys.readouterr().err == "error: nothing to add\nhint: name requirements, or -r FILE\n"
+
+
 def test_a_failed_relock_writes_nothing(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = state(project)
     capsys.readouterr()

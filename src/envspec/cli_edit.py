@@ -16,7 +16,7 @@ from typing import Any
 from envspec import cli_env
 from envspec.atomic import write_atomic
 from envspec.cli_lock import project_spec, relock
-from envspec.errors import EXIT_OK, WriteError
+from envspec.errors import EXIT_OK, UsageError, WriteError
 from envspec.output import Out
 from envspec.spec import parse_spec
 from envspec.spec.edit import Edit, add_requirements, remove_requirements
@@ -28,7 +28,18 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
     add = sub.add_parser(
         "add", parents=[common("add")], help="add requirements to envspec.toml and relock"
     )
-    add.add_argument("requirements", nargs="+", metavar="REQ", help="PEP 508 requirements")
+    add.add_argument("requirements", nargs="*", metavar="REQ", help="PEP 508 requirements")
+    add.add_argument(
+        "-r",
+        "--requirements",
+        dest="files",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="add the requirements of this requirements file too (repeatable; its lines only: "
+        "its index and build options are refused)",
+    )
     add.add_argument(
         "--phase",
         metavar="NAME",
@@ -62,9 +73,18 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
 
 
 def cmd_add(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    from envspec.review.reqfile import load_requirements, requirement_lines
+
+    if not args.requirements and not args.files:
+        raise UsageError("nothing to add", hint="name requirements, or -r FILE")
     spec = project_spec(args, environ)
+    urls = [index.location.secret for index in spec.indexes]
+    requirements = list(args.requirements)
+    for path in args.files:
+        loaded = load_requirements(path, environ, empty_hint="")
+        requirements += requirement_lines(loaded, urls)
     text = _spec_text(args.project)
-    edit = add_requirements(spec, text, args.requirements, phase=args.phase, index=args.index)
+    edit = add_requirements(spec, text, requirements, phase=args.phase, index=args.index)
     return _apply(args, out, text, edit, environ)
 
 

@@ -52,7 +52,7 @@ import codecs
 import logging
 import re
 import shlex
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,11 +135,46 @@ class _File:
 # --- reading requirements files ------------------------------------------------------------
 
 
-def load_requirements(path: Path, environ: Mapping[str, str]) -> RequirementsFile:
+def load_requirements(
+    path: Path, environ: Mapping[str, str], *, empty_hint: str = "each file becomes a phase"
+) -> RequirementsFile:
     """Read and parse one requirements file and the files it includes."""
     return parse_requirements(
-        _read(path), where=str(path), stem=path.stem, path=path, read=_read, environ=environ
+        _read(path),
+        where=str(path),
+        stem=path.stem,
+        path=path,
+        read=_read,
+        environ=environ,
+        empty_hint=empty_hint,
     )
+
+
+def requirement_lines(file: RequirementsFile, index_urls: Collection[str]) -> tuple[str, ...]:
+    """The requirements of a file read for `envspec add -r`, which adds requirements only: an
+    option that says where they come from (but an index URL the spec already has) is an
+    error naming it, where `init --from` would map it to the spec."""
+    known = {url.rstrip("/") for url in index_urls}
+    urls = [u for u in (file.index_url, *file.extra_index_urls) if u is not None]
+    options = {
+        "--index-url/--extra-index-url": any(u.rstrip("/") not in known for u in urls),
+        "a requirement's own --index-url": bool(file.routed),
+        "-c": bool(file.constraints),
+        "-f/--find-links": bool(file.find_links),
+        "--no-index": file.no_index,
+        "--pre": file.pre,
+        "--no-binary": bool(file.no_binary),
+        "--only-binary": bool(file.only_binary),
+    }
+    found = [option for option, used in options.items() if used]
+    if found:
+        raise UsageError(
+            f"add takes a file's requirements only, not its {', '.join(found)}",
+            context=file.where,
+            hint="'envspec add --index NAME' takes them from a spec index; 'envspec init "
+            "--from FILE' maps a whole file's options",
+        )
+    return file.requirements
 
 
 def _read(path: Path) -> str:
@@ -164,6 +199,7 @@ def parse_requirements(
     path: Path | None = None,
     read: Read | None = None,
     environ: Mapping[str, str] | None = None,
+    empty_hint: str = "each file becomes a phase",
 ) -> RequirementsFile:
     """The requirements and options of a requirements file's text; `read` reads the files it
     includes (by path; relative to `path`'s folder); `environ` has the values of `${VAR}`s."""
@@ -171,9 +207,7 @@ def parse_requirements(
     top = _File(path=path or Path(where), shown=where, constraint=False, chain=())
     _parse_text(text, top, parsed, read)
     if not parsed.requirements and not parsed.routed:
-        raise UsageError(
-            "no requirements in the file", context=where, hint="each file becomes a phase"
-        )
+        raise UsageError("no requirements in the file", context=where, hint=empty_hint)
     options = parsed.options
     return RequirementsFile(
         where=where,
