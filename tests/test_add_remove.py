@@ -6,6 +6,7 @@ wheels over a loopback index."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import re
@@ -344,3 +345,31 @@ def test_sync_installs_through_the_sync_command(
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert next(e["event"] for e in events if e["event"] in ("edited", "lock")) == "edited"
     assert events[-1]["event"] == "done" and events[-1]["command"] == "sync"
+
+
+class _ReaderGoneAfter(io.StringIO):
+    """A stdout whose reader reads `lines` lines and goes (`envspec add --json | head -2`)."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.left = lines
+
+    def write(self, text: str) -> int:
+        if self.left == 0:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+        self.left -= text.count("\n")
+        return super().write(text)
+
+
+@pytest.mark.parametrize("lines", [0, 1, 2, 3])
+def test_a_reader_gone_mid_command_leaves_the_spec_and_locks_agreeing(
+    project: Path, monkeypatch: pytest.MonkeyPatch, lines: int
+) -> None:
+    """The reader of `--json` went after the spec was written: the broken pipe unwound the
+    command with the locks written, and the spec was put back without 'rich' while the lock
+    kept it ('locks out of date' after). The command ends what it began, then exits 141."""
+    monkeypatch.setattr("sys.stdout", _ReaderGoneAfter(lines))
+    assert run(project, "add", "rich>=13", "--json") == 141
+    monkeypatch.undo()
+    assert '"rich>=13"' in spec(project) and pins(project)["rich"] == "13.7.0"
+    assert run(project, "lock", "--check") == 0

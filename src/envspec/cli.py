@@ -33,7 +33,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from envspec import __version__, cli_lock
 from envspec.cli_lock import add_variant, project_spec, spec_targets
@@ -75,27 +75,39 @@ class _Output:
         self.json_mode = json_mode
         self.quiet = quiet
         self.width = width
+        self.gone: list[TextIO] = []  # streams whose reader went away (`envspec add | head -1`)
 
     def say(self, text: str) -> None:
         if not self.quiet and not self.json_mode:
-            print(text, file=sys.stderr)
+            self._print(text, sys.stderr)
 
     def failed(self, text: str) -> None:
         """A line of a failure the command reports without raising (a check that failed): on
         stderr also under -q, whose promise is "errors only" (not with --json, whose events
         carry it)."""
         if not self.json_mode:
-            print(text, file=sys.stderr)
+            self._print(text, sys.stderr)
 
     def result(self, text: str) -> None:
         """The command's primary result: on stdout, also under -q (not with --json, whose
         events carry it)."""
         if not self.json_mode:
-            print(text, file=sys.stdout)
+            self._print(text, sys.stdout)
 
     def event(self, kind: str, **data: Any) -> None:
         if self.json_mode:
-            print(json.dumps({"event": kind, **data}, sort_keys=True), flush=True)
+            self._print(json.dumps({"event": kind, **data}, sort_keys=True), sys.stdout)
+
+    def _print(self, text: str, stream: TextIO) -> None:
+        # A reader that went away does not stop the command: it ends what it began (a spec
+        # written and its locks not, were it stopped at the line between) and exits 141.
+        if stream in self.gone:
+            return
+        try:
+            print(text, file=stream, flush=stream is sys.stdout)
+        except BrokenPipeError:
+            self.gone.append(stream)
+            _silence(stream)
 
 
 def _absolute(value: str) -> Path:
@@ -522,8 +534,9 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (DESIGN.md §2). A closed stdout or stderr (`envspec
-    why x | head -1`) ends the command quietly with 141, the code of a process SIGPIPE ended,
-    as a C tool piped into `head` (and like 130/143 for SIGINT/SIGTERM)."""
+    why x | head -1`) gets no more output, and the command ends what it began (`_Output`), then
+    exits quietly with 141, the code of a process SIGPIPE ended, as a C tool piped into `head`
+    (and like 130/143 for SIGINT/SIGTERM)."""
     try:
         code = _main(list(sys.argv[1:] if argv is None else argv))
         sys.stdout.flush()  # here, not at exit, where a closed pipe could only be ignored noisily
@@ -564,11 +577,15 @@ _INTERRUPTED = frozenset({128 + signal.SIGINT, 128 + signal.SIGTERM})
 def _silence_output() -> None:
     """Point stdout and stderr at the null device: whatever is still buffered for a reader
     that has gone is dropped, not reported by Python at exit."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
     for stream in (sys.stdout, sys.stderr):
-        # a replaced stream (pytest's capture) has no descriptor
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(devnull, stream.fileno())
+        _silence(stream)
+
+
+def _silence(stream: TextIO) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    # a replaced stream (pytest's capture) has no descriptor
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, stream.fileno())
     os.close(devnull)
 
 
@@ -585,7 +602,8 @@ def _main(argv: list[str]) -> int:
         out = _Output(json_mode=args.json, quiet=args.quiet, width=_width(environ))
         _configure_logging(args.verbose, args.quiet)
         with _terminated_as_interrupt():
-            return _command(args.command)(args, out, environ)
+            code = _command(args.command)(args, out, environ)
+        return EXIT_PIPE if out.gone else code
     except KeyboardInterrupt as exc:  # not stopped in an installer (that is `Interrupted`)
         number = exc.signal_number if isinstance(exc, _Terminated) else signal.SIGINT
         name = signal.Signals(number).name
