@@ -184,6 +184,34 @@ def test_check_resolves_nothing_so_it_takes_no_upgrade_and_ignores_refresh(
     assert lock_bytes(project) == before
 
 
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        (
+            "six==1.15.0",
+            "envspec lock --upgrade-package six; for a version bound, write it in envspec.toml "
+            "(envspec add 'six==1.15.0')",
+        ),
+        ("six[socks]", "envspec lock --upgrade-package six"),
+        ("==1", ""),
+    ],
+)
+def test_upgrade_package_takes_a_name_only(
+    project: Path, capsys: pytest.CaptureFixture[str], value: str, hint: str
+) -> None:
+    """'six==1.15.0' was taken, lifted no pin (its canonical form, six-1-15-0, names no
+    package) and was ignored without a word: six stayed at its pin."""
+    assert lock(project) == 0
+    before = lock_bytes(project)
+    capsys.readouterr()
+    assert lock(project, "--upgrade-package", value) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --upgrade-package: '{value}' is not a package name",
+        *([f"hint: {hint}"] if hint else []),
+    ]
+    assert lock_bytes(project) == before
+
+
 @pytest.mark.parametrize(("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_while_a_read_stalls_ends_the_lock_at_once_with_its_error_event(
     project: Path, index_server: IndexServer, sent: signal.Signals, code: int

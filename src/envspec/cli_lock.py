@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import dataclasses
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from envspec.errors import EXIT_OK, StaleLockError, UsageError
 from envspec.lock_view import LockView, variant_field
 from envspec.output import Out, rel, target_help
+from envspec.spec.values import NAME
 from envspec.targets import choose_targets, os_floor
 
 if TYPE_CHECKING:
@@ -73,6 +75,19 @@ def spec_targets(spec: Spec, wanted: Sequence[str]) -> list[str]:
     return choose_targets(spec.targets, wanted)
 
 
+def _check_package_name(value: str) -> None:
+    """An `--upgrade-package` value is a project name: a requirement (`six==1.15.0`, which uv
+    takes as a bound) would lift no pin (its canonical form names no package) and be ignored
+    without a word."""
+    if NAME.fullmatch(value):
+        return
+    word = re.split(r"[\s\[<>=!~;@(]", value.strip(), maxsplit=1)[0]
+    hint = f"envspec lock --upgrade-package {word}" if NAME.fullmatch(word) else ""
+    if hint and re.search(r"[<>=!~]", value):
+        hint += f"; for a version bound, write it in envspec.toml (envspec add '{value.strip()}')"
+    raise UsageError(f"'{value}' is not a package name", context="--upgrade-package", hint=hint)
+
+
 def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     from envspec.lockfile import fresh
     from envspec.lockfile.memo import memo_folder
@@ -84,6 +99,8 @@ def cmd_lock(args: argparse.Namespace, out: Out, environ: Environ) -> int:
             hint="--check compares the locks with the spec and resolves nothing: "
             f"relock with 'envspec lock {flag}{'' if args.upgrade else ' NAME'}'",
         )
+    for value in args.upgrade_package:
+        _check_package_name(value)
     # --refresh with --check revalidates nothing: a check reads no index
     forced = not args.check and (args.upgrade or args.upgrade_package or args.refresh)
     question = fresh.Question(
