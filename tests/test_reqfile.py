@@ -149,6 +149,15 @@ def test_continuations_hashes_and_comments(files: Path) -> None:
     ]
 
 
+def test_a_comment_line_after_a_continuation_ends_the_requirement(tmp_path: Path) -> None:
+    """pip joins it with a space before it, so its `#` starts a comment: it was joined bare,
+    'requests>=2# pinned…', and refused."""
+    (tmp_path / "reqs.txt").write_text("requests>=2\\\n# pinned for py3.8\nsix\n")
+    assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 0
+    doc = tomllib.loads((tmp_path / "envspec.toml").read_text())
+    assert doc["phases"][0]["requirements"] == ["requests>=2", "six"]
+
+
 def test_editables(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = convert(files, "editable.txt")
     assert phases(doc) == [
