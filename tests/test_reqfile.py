@@ -294,6 +294,35 @@ def test_no_index_in_every_file_leaves_pypi_out(tmp_path: Path) -> None:
     assert doc["indexes"] == {"wheels": {"url": str(tmp_path / "wheels"), "flat": True}}
 
 
+def test_find_links_are_searched_before_any_index(tmp_path: Path) -> None:
+    """A file's own folder of wheels came after PyPI: with the first-index strategy a
+    same-named project on PyPI won over the user's wheel (dependency confusion)."""
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "reqs.txt").write_text(
+        "--extra-index-url https://download.pytorch.org/whl/cu121\n-f ./wheels\ntinypkg\n"
+    )
+    project = tmp_path / "p"
+    project.mkdir()
+    assert main(["init", "--project", str(project), "--from", str(tmp_path / "reqs.txt")]) == 0
+    doc = tomllib.loads((project / "envspec.toml").read_text())
+    assert list(doc["indexes"]) == ["wheels", "pytorch-cu121", "pypi"]
+
+
+def test_pypi_beside_a_mirror_that_replaces_it_is_kept_after_it(tmp_path: Path) -> None:
+    """`--index-url MIRROR --extra-index-url https://pypi.org/simple`: PyPI was dropped (an
+    extra URL that is PyPI was taken for the default), so every name the mirror lacks failed."""
+    (tmp_path / "reqs.txt").write_text(
+        "--index-url https://pkgs.example.com/simple\n"
+        "--extra-index-url https://pypi.org/simple\ntinypkg\n"
+    )
+    assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 0
+    doc = tomllib.loads((tmp_path / "envspec.toml").read_text())
+    assert doc["indexes"] == {
+        "example": "https://pkgs.example.com/simple",
+        "pypi": "https://pypi.org/simple",
+    }
+
+
 def test_no_index_and_nothing_else_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -161,16 +161,22 @@ def _document(
 
 class _Indexes:
     """The spec's named indexes, in search order, as pip's and uv's options mean them:
-    ``--extra-index-url`` URLs are searched before the default index (uv's meaning, with its
-    first-index strategy: a name comes from the first index that has it); the default is PyPI,
-    or the ``--index-url`` every file gives; then find-links; then the explicit indexes a
-    file's ``--index-url`` or a requirement line's options route names to."""
+    find-links first (the user's own files); then ``--extra-index-url`` URLs, searched before
+    the default index (uv's meaning, with its first-index strategy: a name comes from the
+    first index that has it); the default is PyPI, or the ``--index-url`` every file gives
+    (PyPI, when also an extra URL, then comes after it); then the explicit indexes a file's
+    ``--index-url`` or a requirement line's options route names to."""
 
     def __init__(self, files: Sequence[RequirementsFile]) -> None:
         self.entries: dict[str, dict[str, Any]] = {}
         self._by_url: dict[str, str] = {}
         self.default_url = _replacement_index(files)
-        for url in dict.fromkeys(u for f in files for u in f.extra_index_urls):
+        # a folder or page of files first: its names are the user's own, not a same-named
+        # project on an index
+        for url in dict.fromkeys(u for f in files for u in f.find_links):
+            self.add(url, flat=True)
+        extras = list(dict.fromkeys(u for f in files for u in f.extra_index_urls))
+        for url in extras:
             if not self._is_default(url):
                 self.add(url)
         if not all(f.no_index for f in files):
@@ -181,8 +187,11 @@ class _Indexes:
                         "%s: --no-index kept out of the spec: its indexes serve every phase",
                         file.where,
                     )
-        for url in dict.fromkeys(u for f in files for u in f.find_links):
-            self.add(url, flat=True)
+        if self.default_url is not None and any(_is_pypi(u) for u in extras):
+            # PyPI as an extra beside a mirror that replaces it: kept, after the mirror, as
+            # the fallback it is meant as; before it, PyPI would hand out a name the mirror
+            # serves to whoever registered it there
+            self.add(next(u for u in extras if _is_pypi(u)))
         if not any(not e.get("explicit") for e in self.entries.values()):
             raise UsageError(
                 "--no-index leaves no index to search",
