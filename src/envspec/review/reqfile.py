@@ -286,9 +286,8 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
         if raw.endswith("\\") and not _COMMENT.match(raw):
             pending.append(raw[:-1])
             continue
-        if _COMMENT.match(raw):  # as pip: a comment line joined on stays a comment
-            raw = " " + raw
-        line = _COMMENT.sub("", "".join([*pending, raw])).strip()
+        last = " " + raw if _COMMENT.match(raw) else raw  # as pip: a comment stays one
+        line = _COMMENT.sub("", "".join([*pending, last])).strip()
         pending = []
         if line:
             yield start, line
