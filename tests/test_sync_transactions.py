@@ -143,3 +143,31 @@ def test_sigkill_at_random_points_then_rollback_restores_the_exact_freeze(
         assert proj.run("rollback") == 0, where
         assert proj.freeze() == before, where
         assert not (proj.state / "journal.json").exists(), where
+
+
+PROBE = """\
+import fcntl, os
+fd = os.open({lock!r}, os.O_RDWR)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    pass
+else:
+    raise RuntimeError("the environment's lock was free while the checks ran")
+"""
+
+
+def test_the_checks_run_under_the_environment_lock(
+    tmp_path: Path, index_server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync let its lock go before its import checks: a rollback waiting for it changed
+    the environment while the checks imported from it (false 'No module named …' failures).
+    The probe's import fails when it can take the environment's lock itself."""
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    project = EnvProject(tmp_path, index_server)
+    project.make_env()
+    probe = PROBE.format(lock=str(project.state / "lock")).encode()
+    index_server.add_wheel("probe", "1.0", files={"probe/__init__.py": probe})
+    project.write_spec([{"name": "one", "requirements": ["probe"]}], checks={"imports": ["probe"]})
+    project.lock()
+    assert project.run("sync") == 0

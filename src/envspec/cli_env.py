@@ -48,7 +48,7 @@ from envspec.apply.select import (
 )
 from envspec.apply.snapshot import changes, load_snapshot, snapshot_ids
 from envspec.apply.store import Downloader, Files, store_at
-from envspec.apply.sync import SyncSettings, sync
+from envspec.apply.sync import SyncOutcome, SyncSettings, sync
 from envspec.compat import load_builtin_rules
 from envspec.errors import (
     EXIT_FAILED,
@@ -221,24 +221,30 @@ def _sync(
         command=_command_line(args),
     )
     reporter = CliReporter(out)
+    checked: list[bool] = []
+
+    def check(outcome: SyncOutcome) -> None:  # under the environment's lock
+        checked.append(
+            not outcome.changed
+            or args.no_checks
+            or run_checks(
+                env,
+                lock,
+                spec.checks,
+                rules=spec.rules,
+                phase=args.phase,
+                import_timeout=args.import_timeout,
+                environ=environ,
+                reporter=reporter,
+            )
+        )
+
     with _reported(env, "sync"):
         files = _files(args, spec, environ)
-        outcome = sync(env, lock, settings, options, files=files, reporter=reporter)
+        outcome = sync(env, lock, settings, options, files=files, reporter=reporter, after=check)
     if not args.dry_run and load_installed_variant(env) != (choice and choice.variant):
         write_installed_variant(env, choice)
-    code = EXIT_OK
-    if outcome.changed and not args.no_checks:
-        ok = run_checks(
-            env,
-            lock,
-            spec.checks,
-            rules=spec.rules,
-            phase=args.phase,
-            import_timeout=args.import_timeout,
-            environ=environ,
-            reporter=reporter,
-        )
-        code = EXIT_OK if ok else EXIT_FAILED
+    code = EXIT_OK if all(checked) else EXIT_FAILED
     done = Done(
         command="sync",
         exit_code=code,

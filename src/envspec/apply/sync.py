@@ -23,7 +23,7 @@ installed from their stored files too, so uv (run offline) fetches nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -115,8 +115,11 @@ def sync(
     *,
     files: Files,
     reporter: Reporter,
+    after: Callable[[SyncOutcome], None] | None = None,
 ) -> SyncOutcome:
-    """Apply `lock` to `env`; see the module docstring."""
+    """Apply `lock` to `env`; see the module docstring. `after` (the checks) runs once the
+    lock is applied, still under the environment's lock: a rollback or sync waiting for it
+    would otherwise change the environment while the checks import from it."""
     plan = plan_for(env, lock, settings)
     reporter.planned(Planned(plan=plan, dry_run=settings.dry_run))
     if files.bundle is not None:
@@ -158,7 +161,10 @@ def sync(
             )
             failed = run.apply(plan, journal)
             remove_journal(state)
-    return SyncOutcome(plan=plan, snapshot=snapshot.id, failed_optional=failed)
+        outcome = SyncOutcome(plan=plan, snapshot=snapshot.id, failed_optional=failed)
+        if after is not None:
+            after(outcome)
+    return outcome
 
 
 def _wanted(plan: Plan) -> list[Wanted]:
