@@ -331,3 +331,21 @@ def test_a_target_setting_stales_only_the_locks_it_is_read_for(
     assert capsys.readouterr().err.splitlines()[0] == (
         "error: locks out of date: macos-arm64 (stale: target macos 14.0 → 15.0)"
     )
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_a_cache_folder_that_is_a_file_fails_in_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str], under: str
+) -> None:
+    """It was a NotADirectoryError traceback from the first page stored."""
+    blocker = project.parent / "cachefile"
+    blocker.write_text("")
+    cache = blocker / under if under else blocker
+    capsys.readouterr()
+    argv = ["lock", "--project", str(project), "--cache-dir", str(cache)]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {cache}: cannot write the cache: Not a directory",
+        "hint: pass --cache-dir DIR (or set ENVSPEC_CACHE_DIR) to a folder envspec can write",
+    ]
+    assert not (project / "locks").exists()

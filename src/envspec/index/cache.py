@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from envspec.atomic import write_atomic
-from envspec.errors import OfflineError
+from envspec.atomic import write_atomic as _write_atomic
+from envspec.errors import OfflineError, WriteError
 from envspec.index.http import Client, Response
 from envspec.secret import redact
 
@@ -286,6 +286,20 @@ class Cache:
     def store_file_info(self, url: str, sha256: str, size: int) -> None:
         data = {"url": redact(url), "sha256": sha256, "size": size}
         write_atomic(self._file_path(url), json.dumps(data).encode())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """A cache file written whole, or `WriteError` naming the cache: a cache folder that is a
+    file, or one without write permission, fails the command in one line, not a traceback."""
+    try:
+        _write_atomic(path, data)
+    except OSError as exc:
+        root = next((p for p in path.parents if p.name == "v1"), path.parent).parent
+        raise WriteError(
+            f"cannot write the cache: {exc.strerror}",
+            context=str(root),
+            hint="pass --cache-dir DIR (or set ENVSPEC_CACHE_DIR) to a folder envspec can write",
+        ) from exc
 
 
 def _read(path: str) -> bytes:
