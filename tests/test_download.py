@@ -73,6 +73,23 @@ def test_a_server_that_ignores_range_gets_asked_for_the_whole_file(
     assert _ranges(index_server, name) == ["bytes=70000-", None]
 
 
+def test_a_server_that_ignores_range_and_cuts_every_answer_gives_up(
+    index_server: IndexServer, wheel: tuple[str, bytes], tmp_path: Path
+) -> None:
+    """Each try restarted from byte 0 and got as far as the last, which counted as progress:
+    `python -m http.server` behind a flaky link was asked again forever (thousands of GETs)."""
+    name, _ = wheel
+    index_server.ranges = False
+    index_server.cut_bytes = 100_000
+    index_server.fail(name, "cut", times=40)
+    url = index_server.file_url(name)
+    with pytest.raises(IndexError_) as err:
+        _client().download(url, tmp_path / "part")
+    assert str(err.value).startswith(f"GET {url} failed: ")
+    assert str(err.value).endswith(" after 3 attempts in a row")
+    assert len(_ranges(index_server, name)) == 7  # the first, then 3 × (a resume, all again)
+
+
 def test_a_partial_file_longer_than_the_file_starts_over(
     index_server: IndexServer, wheel: tuple[str, bytes], tmp_path: Path
 ) -> None:

@@ -3,9 +3,10 @@ over HTTP(S) and `file://`, with credentials, retries and byte counters.
 
 `Client.download` writes a whole file to disk for the artifact store: it resumes a partial file
 with `Range: bytes=N-` (a server that answers 200 instead gets the file written from the
-start), and on a dropped connection resumes again where it stopped. Tries that move no byte
-are limited to `retries` in a row; a try that made progress does not count against them, so a
-2.5 GB wheel over a flaky line gets there. The caller checks the sha256 it returns.
+start), and on a dropped connection resumes again where it stopped. Tries that get no further
+into the file than any try before are limited to `retries` in a row; a try that made progress
+does not count against them, so a 2.5 GB wheel over a flaky line gets there, and a server that
+ignores Range and cuts every answer short is not asked again forever. The caller checks the sha256 it returns.
 
 Why urllib3 (one `PoolManager` shared by worker threads) and not httpx + h2: urllib3 is already
 a dependency (pip and most of the ecosystem ship it), keeps connections alive per host and is
@@ -206,7 +207,7 @@ class Client:
         docstring); the sha256 and size of the whole file."""
         if url.startswith("file:"):
             return _file_download(url, path, progress)
-        resumed = _size(path)
+        resumed = furthest = _size(path)
         stalled, reason = 0, ""
         while stalled < self.attempts:
             start = _size(path)
@@ -219,7 +220,11 @@ class Client:
                 continue
             except _Retryable as exc:
                 reason = exc.reason
-            moved = _size(path) > start
+            # progress is getting further than any try before: a server that ignores Range
+            # restarts each try from byte 0, and one that cuts every answer at the same
+            # byte would otherwise be asked again forever
+            reached = _size(path)
+            moved, furthest = reached > furthest, max(furthest, reached)
             stalled = 0 if moved else stalled + 1
             log.debug("GET %s: %s at byte %d (%d stalled)", redact(url), reason, start, stalled)
             if not moved and stalled < self.attempts:
