@@ -6,7 +6,8 @@ with `Range: bytes=N-` (a server that answers 200 instead gets the file written 
 start), and on a dropped connection resumes again where it stopped. Tries that get no further
 into the file than any try before are limited to `retries` in a row; a try that made progress
 does not count against them, so a 2.5 GB wheel over a flaky line gets there, and a server that
-ignores Range and cuts every answer short is not asked again forever. The caller checks the sha256 it returns.
+ignores Range and cuts every answer short is not asked again forever. The caller checks the
+sha256 it returns.
 
 Why urllib3 (one `PoolManager` shared by worker threads) and not httpx + h2: urllib3 is already
 a dependency (pip and most of the ecosystem ship it), keeps connections alive per host and is
