@@ -5,8 +5,14 @@ the indexes' mirrors like a sync's files."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -14,7 +20,7 @@ import pytest
 
 from envspec.cli import main
 from envspec.index.simple import parse_html, parse_json
-from support.envproject import TARGET, EnvProject, events
+from support.envproject import TARGET, EnvProject, clean_environ, events
 from support.gitrepo import make_backend_sdist, make_git_package
 from support.index_server import IndexServer
 
@@ -328,6 +334,37 @@ def test_a_folder_that_is_not_a_bundle_is_not_written_over(
         f"error: {dest}: no bundle.json: not a bundle",
         "hint: make one with 'envspec bundle DIR'",
     ]
+
+
+def test_a_bundle_stopped_before_its_manifest_is_finished_by_the_next_run(
+    proj: EnvProject, index_server: IndexServer, tmp_path: Path
+) -> None:
+    """A bundle killed between its first copied file and bundle.json left a folder the next
+    run refused as 'not a bundle' (the user had to remove it by hand)."""
+    index_server.add_wheel("big", "1.0", pad_bytes=30_000_000)  # a copy slow enough to catch
+    proj.write_spec([*PHASES, {"name": "big", "requirements": ["big"]}], targets=(TARGET, OTHER))
+    proj.lock()
+    assert bundle(proj, tmp_path / "whole") == 0  # every file in the store from here on
+    for attempt in range(20):
+        dest = tmp_path / f"stopped-{attempt}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "envspec", "bundle", str(dest), "--project", str(proj.project),
+             "--cache-dir", str(proj.cache)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_environ(),
+            start_new_session=True,
+        )  # fmt: skip
+        while proc.poll() is None and not (dest / "files").exists():
+            time.sleep(0.0005)
+        with contextlib.suppress(ProcessLookupError):  # it may have finished first
+            os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode in (0, -signal.SIGKILL), err
+        if (dest / "files").exists() and not (dest / "bundle.json").exists():
+            break
+    else:
+        pytest.fail("no run was stopped between its first file and bundle.json")
+    assert bundle(proj, dest) == 0
+    assert tree(dest) == tree(tmp_path / "whole")
 
 
 def test_a_missing_lock_exits_3(

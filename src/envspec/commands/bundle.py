@@ -15,12 +15,14 @@ install files whose bytes changed; write `bundle.json` last; then remove what th
 no longer names from the folders a bundle owns (`files/`, `simple/`, `locks/`, `install/`).
 DIR holds exactly what this run chose. The same locks and choice give the same bytes.
 
-Errors: a DIR that is not empty and holds no `bundle.json` (`UsageError`: not overwritten);
+Errors: a DIR that is not empty and holds no `bundle.json` (`UsageError`: not overwritten;
+a run stopped before its `bundle.json` leaves `UNFINISHED`, so the next one takes DIR);
 an unknown `--phase` (with "did you mean"); a missing lock (exit 3); and the store's errors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Sequence
@@ -114,6 +116,8 @@ def write_bundle(
     wanted, served, left_out = _choose(sources, locks)
     with files.store.reading():  # `cache prune` cannot take a file away while it is copied
         stored = fetch(files, [w for w, _ in wanted.values()], reporter)
+        if not (dest / MANIFEST).is_file():  # a run stopped before bundle.json can be rerun
+            _write_if_changed(dest / UNFINISHED, b"envspec bundle: not finished\n")
         copies = [
             _place(dest, item, package, stored[sha], served[sha])
             for sha, (item, package) in sorted(wanted.items())
@@ -124,6 +128,8 @@ def write_bundle(
     for relative, data in written.items():
         _write_if_changed(dest / relative, data)
     _write_if_changed(dest / MANIFEST, dump_manifest(manifest).encode())
+    with contextlib.suppress(OSError):  # bundle.json is there: the marker says nothing more
+        (dest / UNFINISHED).unlink(missing_ok=True)
     keep = set(written) | {f.path for f in manifest.files}
     keep |= {f.metadata_path for f in manifest.files if f.metadata_path}
     added = [entry for entry, copied in copies if copied]
@@ -168,11 +174,17 @@ def _left_out(bundled: BundledLock, package: LockedPackage) -> LeftOut:
     )
 
 
+# Written before the first file of a new bundle and removed once bundle.json is: a run
+# stopped in between leaves a folder the next run knows as its own.
+UNFINISHED = ".envspec-bundle-unfinished"
+
+
 def check_destination(dest: Path) -> None:
     """Refuse to write a bundle over a folder that holds something else."""
     if dest.exists() and not dest.is_dir():
         raise UsageError("not a folder", context=str(dest), hint="give a folder for the bundle")
-    if dest.is_dir() and not (dest / MANIFEST).is_file() and any(dest.iterdir()):
+    ours = (dest / MANIFEST).is_file() or (dest / UNFINISHED).is_file()
+    if dest.is_dir() and not ours and any(dest.iterdir()):
         raise UsageError(
             f"the folder is not empty and holds no {MANIFEST}: it is not a bundle",
             context=str(dest),
