@@ -373,3 +373,26 @@ def test_a_reader_gone_mid_command_leaves_the_spec_and_locks_agreeing(
     monkeypatch.undo()
     assert '"rich>=13"' in spec(project) and pins(project)["rich"] == "13.7.0"
     assert run(project, "lock", "--check") == 0
+
+
+def test_add_fills_in_the_empty_phase_init_writes(
+    tmp_path: Path, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`envspec init` then `envspec add six`, as `uv init` then `uv add`: add refused the
+    starter spec ('phase has no requirements'), which only a hand edit could fix."""
+    index_server.add_wheel("six", "1.16.0")
+    root = tmp_path / "new"
+    root.mkdir()
+    assert main(["init", "--project", str(root), "--target", "linux-x86_64"]) == 0
+    spec_file = root / "envspec.toml"
+    spec_file.write_text(
+        spec_file.read_text().replace("https://pypi.org/simple", index_server.url)
+    )
+    capsys.readouterr()
+    assert run(root, "lock") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {spec_file}: phases[0].requirements: phase has no requirements",
+        "hint: add some with 'envspec add REQ --phase main', or remove the phase",
+    ]
+    assert run(root, "add", "six") == 0
+    assert pins(root) == {"six": "1.16.0"}

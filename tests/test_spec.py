@@ -598,7 +598,7 @@ BAD = [
     pytest.param(
         HEAD + '[[phases]]\nname = "x"\nrequirements = []\n',
         "envspec.toml: phases[0].requirements: phase has no requirements",
-        "",
+        "add some with 'envspec add REQ --phase x', or remove the phase",
         id="no requirements",
     ),
     pytest.param(

@@ -18,7 +18,7 @@ from envspec.atomic import write_atomic
 from envspec.cli_lock import project_spec, relock
 from envspec.errors import EXIT_OK, UsageError, WriteError
 from envspec.output import Out
-from envspec.spec import parse_spec
+from envspec.spec import load_spec, parse_spec
 from envspec.spec.edit import Edit, add_requirements, remove_requirements
 
 Environ = Mapping[str, str]
@@ -77,7 +77,7 @@ def cmd_add(args: argparse.Namespace, out: Out, environ: Environ) -> int:
 
     if not args.requirements and not args.files:
         raise UsageError("nothing to add", hint="name requirements, or -r FILE")
-    spec = project_spec(args, environ)
+    spec = load_spec(args.project / "envspec.toml", environ, empty_phases=True)
     urls = [index.location.secret for index in spec.indexes]
     requirements = list(args.requirements)
     for path in args.files:

@@ -37,9 +37,9 @@ _PYTHON = re.compile(r"3\.\d{1,3}(?:\.\d{1,3})?")
 _URL_SCHEMES = ("http://", "https://", "file://")
 
 
-def load_spec(path: Path, environ: Mapping[str, str]) -> Spec:
+def load_spec(path: Path, environ: Mapping[str, str], *, empty_phases: bool = False) -> Spec:
     """Read and validate the spec at `path`; ``${VAR}`` references come from `environ` (the
-    CLI's snapshot of the environment)."""
+    CLI's snapshot of the environment); `empty_phases` as for `parse_spec`."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -49,7 +49,7 @@ def load_spec(path: Path, environ: Mapping[str, str]) -> Spec:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise SpecError(f"cannot read the spec: {reason}", context=str(path)) from exc
-    return parse_spec(text, filename=str(path), environ=environ)
+    return parse_spec(text, filename=str(path), environ=environ, empty_phases=empty_phases)
 
 
 def parse_spec(
@@ -58,15 +58,17 @@ def parse_spec(
     environ: Mapping[str, str],
     filename: str = "envspec.toml",
     builtin: RuleSet | None = None,
+    empty_phases: bool = False,
 ) -> Spec:
     """Validate and normalize a spec's text; `environ` expands ``${VAR}`` in index URLs;
-    `builtin` is the built-in rule set (envspec's own when not given)."""
+    `builtin` is the built-in rule set (envspec's own when not given); `empty_phases` takes
+    a phase without requirements (`envspec add` reads `init`'s starter spec)."""
     root = Doc(filename, SpecError).root(loads(text, where=filename, error=SpecError))
     root.check_keys(_ROOT_KEYS)
     name, python, targets, order = _environment(root)
     indexes = _indexes(root, environ)
     index_names = tuple(index.name for index in indexes)
-    spec_phases = phases(root, targets, index_names)
+    spec_phases = phases(root, targets, index_names, empty_ok=empty_phases)
     builtin = load_builtin_rules() if builtin is None else builtin
     own = parse_rules(root.tables("rules"), builtin=False, taken={r.id for r in builtin.rules})
     known = [r.id for r in (*builtin.rules, *own)]

@@ -19,7 +19,11 @@ from envspec.tomlread import Doc, Table, check_type, type_name
 _PHASE_KEYS = ("name", "requirements", "index", "targets", "optional", "no-build-isolation")
 
 
-def phases(root: Table, targets: tuple[str, ...], indexes: tuple[str, ...]) -> tuple[Phase, ...]:
+def phases(
+    root: Table, targets: tuple[str, ...], indexes: tuple[str, ...], *, empty_ok: bool = False
+) -> tuple[Phase, ...]:
+    """The spec's phases; `empty_ok` takes a phase without requirements (the one `envspec
+    init` writes), for `envspec add` to fill in."""
     if isinstance(root.data.get("phases"), dict):
         hint = "write each phase as [[phases]], with two brackets"
         root.fail("expected an array of tables, got table", hint, key="phases")
@@ -29,7 +33,7 @@ def phases(root: Table, targets: tuple[str, ...], indexes: tuple[str, ...]) -> t
     first: dict[str, str] = {}
     out = []
     for table in tables:
-        phase = _phase(table, targets, indexes)
+        phase = _phase(table, targets, indexes, empty_ok=empty_ok)
         if phase.name in first:
             hint = f"first defined at {first[phase.name]}"
             table.fail(f"duplicate phase name '{phase.name}'", hint, key="name")
@@ -38,14 +42,17 @@ def phases(root: Table, targets: tuple[str, ...], indexes: tuple[str, ...]) -> t
     return tuple(out)
 
 
-def _phase(table: Table, targets: tuple[str, ...], indexes: tuple[str, ...]) -> Phase:
+def _phase(
+    table: Table, targets: tuple[str, ...], indexes: tuple[str, ...], *, empty_ok: bool
+) -> Phase:
     table.check_keys(_PHASE_KEYS)
     name = table.required_string("name")
     if not NAME.fullmatch(name):
         table.fail(f"invalid phase name '{name}'", NAME_HINT, key="name")
     requirements = requirement_list(table, "requirements", required=True)
-    if not requirements:
-        table.fail("phase has no requirements", key="requirements")
+    if not requirements and not empty_ok:
+        hint = f"add some with 'envspec add REQ --phase {name}', or remove the phase"
+        table.fail("phase has no requirements", hint, key="requirements")
     requirements = combine(requirements, table, "requirements")
     return Phase(
         name=name,
