@@ -255,6 +255,7 @@ def test_upload_times_are_written_in_utc() -> None:
         "numpy",
         "1.26.4",
         artifact=wheel(NUMPY_WHEEL, upload_time=moment("2024-02-06T01:48:01.250+02:00")),
+        phase="numpy",
     )
     lock = parse_lock(dump_lock(sample_lock(packages=(numpy,))), path="x")
     artifact = lock.packages[0].artifact
@@ -803,6 +804,18 @@ BAD = [
         f"{P}: packages[1].dependencies: unexpected type str (expected Sequence)",
         DAMAGED,
         id="pylock: dependencies",
+    ),
+    pytest.param(  # export pinned it twice; each command took one of the two
+        GOOD.replace(NUMPY_BLOCK, NUMPY_BLOCK + "[[packages]]\n" + NUMPY_BLOCK),
+        f"{P}: packages[2].name: duplicate package 'numpy'",
+        f"first at packages[1]; {DAMAGED}",
+        id="duplicate package",
+    ),
+    pytest.param(  # sync and export left it out, and said all was well
+        numpy_block('phase = "numpy"', 'phase = "nosuch"'),
+        f"{P}: packages[1].tool.envspec.phase: unknown phase 'nosuch'",
+        "phases: numpy, torch, triton, unsloth, training",
+        id="unknown phase",
     ),
 ]
 

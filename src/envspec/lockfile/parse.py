@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -113,18 +114,45 @@ def _read(root: Table) -> Lock:
     if "packages" not in root:
         root.fail("missing required key 'packages'")
     rules = envspec.table("rules")
+    target = envspec.required_string("target")
+    requires_python = _check_requires_python(root)
+    environments = _environments(root)
+    tables = root.tables("packages")
+    packages = tuple(_package(table) for table in tables)
+    phases = tuple(_phase(table) for table in envspec.tables("phases"))
+    _check_graph(tables, packages, phases)
     return Lock(
-        target=envspec.required_string("target"),
-        requires_python=_check_requires_python(root),
-        environments=_environments(root),
-        packages=tuple(_package(table) for table in root.tables("packages")),
-        phases=tuple(_phase(table) for table in envspec.tables("phases")),
+        target=target,
+        requires_python=requires_python,
+        environments=environments,
+        packages=packages,
+        phases=phases,
         inputs=envspec.value("inputs", dict, required=True) or {},
         rules=tuple(_applied_rule(t) for t in rules.tables("applied")) if rules else (),
         rules_version=(rules.string("version") or "") if rules else "",
         variant=envspec.string("variant"),
         needs=_needs(envspec.table("needs")),
     )
+
+
+def _check_graph(
+    tables: Sequence[Table], packages: Sequence[LockedPackage], phases: Sequence[LockedPhase]
+) -> None:
+    """One entry per name, each in a phase the lock records: an edit that breaks either made
+    sync and export pin a package twice or leave it out while every command said the lock
+    was fine."""
+    first: dict[str, str] = {}
+    phase_names = [p.name for p in phases]
+    for table, package in zip(tables, packages, strict=True):
+        envspec = table.table("tool")
+        where = envspec.table("envspec") if envspec is not None else None
+        if package.name in first:
+            hint = f"first at {first[package.name]}; {_DAMAGED}"
+            table.fail(f"duplicate package '{package.name}'", hint, key="name")
+        first[package.name] = table.path
+        if where is not None and package.phase not in phase_names:
+            hint = "phases: " + ", ".join(phase_names) if phase_names else _DAMAGED
+            where.fail(f"unknown phase '{package.phase}'", hint, key="phase")
 
 
 def _needs(table: Table | None) -> Needs:
