@@ -209,6 +209,28 @@ def test_a_command_imports_only_its_own_commands_module(tmp_path: Path) -> None:
 # --- output ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check", "--import-timeout", "nan"], "--import-timeout: 'nan' is not a number of "
+         "seconds (more than 0)"),
+        (["check", "--import-timeout", "inf"], "--import-timeout: 'inf' is not a number of "
+         "seconds (more than 0)"),
+        (["check", "--import-timeout", "-5"], "--import-timeout: '-5' is not a number of "
+         "seconds (more than 0)"),
+        (["sync", "--lock-timeout", "-1"], "--lock-timeout: '-1' is not a number of seconds "
+         "(0 or more)"),
+    ],
+)
+def test_a_timeout_is_a_finite_number_of_seconds(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """'nan' and 'inf' were taken and failed with a traceback (int(nan) in the import probe);
+    '-5' failed every import check, 'timed out after -5s'."""
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[0] == f"error: argument {message}"
+
+
 def test_usage_errors_are_error_events_with_json(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["--json", "why"], ["why", "x", "--json", "--targt", "x"], ["--json", "nope"]):
         assert main(argv) == 2
@@ -218,7 +240,9 @@ def test_usage_errors_are_error_events_with_json(capsys: pytest.CaptureFixture[s
         assert captured.err.startswith(f"error: {event['message']}\n")
     assert main(["--json", "sync", "--lock-timeout", "soon"]) == 2
     event = json.loads(capsys.readouterr().out)
-    assert event["message"] == "argument --lock-timeout: invalid float value: 'soon'"
+    assert event["message"] == (
+        "argument --lock-timeout: 'soon' is not a number of seconds (0 or more)"
+    )
     assert main(["--", "--json"]) == 2  # not an option after "--": no event
     assert capsys.readouterr().out == ""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,7 +89,7 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
     waits = argparse.ArgumentParser(add_help=False)
     waits.add_argument(
         "--lock-timeout",
-        type=float,
+        type=_seconds(allow_zero=True),
         default=60.0,
         metavar="SECONDS",
         help="how long to wait for another envspec command on the environment (default: 60)",
@@ -103,7 +104,7 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
     probes = argparse.ArgumentParser(add_help=False)
     probes.add_argument(
         "--import-timeout",
-        type=float,
+        type=_seconds(allow_zero=False),
         default=120.0,
         metavar="SECONDS",
         help="how long each [checks] import may take (default: 120)",
@@ -158,6 +159,23 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
 
 
 # -- commands ------------------------------------------------------------------------------
+
+
+def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
+    """A timeout option's value: a finite number of seconds, above 0 (or 0 too, for waiting
+    not at all). `nan` and `inf` were taken and failed deep inside, with a traceback."""
+    least = "0 or more" if allow_zero else "more than 0"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds ({least})")
+        return value
+
+    return parse
 
 
 def cmd_sync(args: argparse.Namespace, out: Out, environ: Environ) -> int:
