@@ -227,3 +227,21 @@ def test_missing_lock(project: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert capsys.readouterr().err == (
         f"error: {path}: no lock file\nhint: run 'envspec lock' to write it\n"
     )
+
+
+@pytest.mark.parametrize("command", ["why", "export"])
+def test_a_file_holding_another_targets_lock_is_stale(
+    project: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """The Windows lock copied over the Linux one: 'export --target linux-x86_64' handed out
+    Windows pins and 'why' dropped the Linux target, both exit 0 (lock --check said 3)."""
+    path = lock_path(project, "linux-x86_64")
+    path.write_bytes(lock_path(project, "windows-x86_64").read_bytes())
+    capsys.readouterr()
+    args = ["numpy"] if command == "why" else []
+    argv = [command, "--project", str(project), *args, "--target", "linux-x86_64"]
+    assert main(argv) == 3
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {path}: the file holds the lock of windows-x86_64",
+        "hint: run 'envspec lock' to write this target's lock",
+    ]

@@ -62,10 +62,18 @@ def parse_lock_texts(texts: Mapping[str, str], *, where: str) -> dict[str, Lock]
 
 
 def load_target_lock(project: Path, target: str, variant: str | None = None) -> tuple[Path, Lock]:
-    """The project's lock for `target` (and `variant`) and its path; a missing lock is a
-    `StaleLockError`."""
+    """The project's lock for `target` (and `variant`) and its path; a missing lock, or a
+    file holding another target's (or variant's) lock, is a `StaleLockError`, as `lock
+    --check` has it: export and why read another target's pins from it without a word."""
     path = lock_path(project, target, variant)
-    return path, load_lock(path)
+    lock = load_lock(path)
+    if (lock.target, lock.variant) != (target, variant):
+        raise StaleLockError(
+            f"the file holds the lock of {lock.label}",
+            context=str(path),
+            hint="run 'envspec lock' to write this target's lock",
+        )
+    return path, lock
 
 
 def _by_target(locks: Mapping[str, Lock]) -> dict[str, Lock]:
