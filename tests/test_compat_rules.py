@@ -20,7 +20,7 @@ from envspec.compat.parse import parse_builtin
 from envspec.errors import SpecError
 from envspec.lockfile import dump_lock, parse_lock
 from envspec.lockfile.status import lock_status
-from envspec.model import AppliedRule, Artifact, Lock, LockedPackage, Rule, RuleSet
+from envspec.model import AppliedRule, Artifact, Lock, LockedPackage, LockedPhase, Rule, RuleSet
 from envspec.spec import parse_spec
 from envspec.targets import make_target
 
@@ -222,7 +222,7 @@ def _lock(spec_rules: RuleSet, *packages: tuple[str, str], target: str = "window
         requires_python="==3.11.*",
         environments=(),
         packages=locked,
-        phases=(),
+        phases=(LockedPhase(name="main"),),
         inputs={},
         rules=applied_rules(spec_rules, make_target(target, "3.11"), locked),
         rules_version=spec_rules.version,

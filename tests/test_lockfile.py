@@ -538,6 +538,12 @@ BAD = [
         "",
         id="invalid version",
     ),
+    pytest.param(  # a ValueError traceback from int() in every command reading the lock
+        numpy_block('version = "1.26.4"', 'version = "1.' + "9" * 5000 + '"'),
+        f"{P}: packages[1].version: invalid version '1.{'9' * 69}…'",
+        "",
+        id="version past int's digits",
+    ),
     pytest.param(
         numpy_block('name = "numpy"', 'name = "NumPy"'),
         f"{P}: packages[1].name: package name 'NumPy' is not normalized",

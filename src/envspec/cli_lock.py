@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from envspec.errors import EXIT_OK, StaleLockError, UsageError
 from envspec.lock_view import LockView, variant_field
 from envspec.output import Out, rel, target_help
-from envspec.spec.values import NAME
 from envspec.targets import choose_targets, os_floor
 
 if TYPE_CHECKING:
@@ -79,6 +78,8 @@ def _check_package_name(value: str) -> None:
     """An `--upgrade-package` value is a project name: a requirement (`six==1.15.0`, which uv
     takes as a bound) would lift no pin (its canonical form names no package) and be ignored
     without a word."""
+    from envspec.spec.values import NAME  # here: an unchanged relock imports no spec code
+
     if NAME.fullmatch(value):
         return
     word = re.split(r"[\s\[<>=!~;@(]", value.strip(), maxsplit=1)[0]

@@ -245,8 +245,8 @@ def _package(table: Table) -> LockedPackage:
     version_text = table.required_string("version")
     try:
         version = Version(version_text)
-    except InvalidVersion:
-        table.fail(f"invalid version '{version_text}'", key="version")
+    except ValueError:  # InvalidVersion, or a release number past int()'s 4,300 digits
+        table.fail(f"invalid version {_shown(version_text)}", key="version")
     _check_marker(table, "marker")
     _check_requires_python(table)
     source = _source_key(table)
