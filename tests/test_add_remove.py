@@ -10,6 +10,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from envspec.cli import main
-from support.envproject import EnvProject
+from support.envproject import EnvProject, clean_environ
 from support.index_server import IndexServer
 
 SPEC = """\
@@ -396,3 +398,19 @@ def test_add_fills_in_the_empty_phase_init_writes(
     ]
     assert run(root, "add", "six") == 0
     assert pins(root) == {"six": "1.16.0"}
+
+
+def test_two_adds_at_once_keep_both_requirements(project: Path) -> None:
+    """Each read the spec, and the second write dropped the first one's requirement, both
+    exit 0 (10 runs in 10): add and remove now take the spec's edit lock."""
+    argv = [sys.executable, "-m", "envspec", "add", "--project", str(project),
+            "--cache-dir", str(project / ".c"), "-q"]  # fmt: skip
+    procs = [
+        subprocess.Popen([*argv, name], stderr=subprocess.PIPE, text=True, env=clean_environ())
+        for name in ("rich", "torch")
+    ]
+    codes = [p.wait(timeout=120) for p in procs]
+    assert codes == [0, 0], [p.stderr.read() for p in procs if p.stderr]
+    assert '"rich"' in spec(project) and '"torch"' in spec(project)
+    assert {"rich", "torch"} <= set(pins(project))
+    assert run(project, "lock", "--check") == 0

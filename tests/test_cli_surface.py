@@ -375,3 +375,19 @@ def test_a_dry_runs_plan_is_on_stdout_wrapped_at_columns(
         "    install delta 1.0, install gamma 1.0",
     ]
     assert "Plan" not in captured.err
+
+
+def test_a_removed_current_folder_is_one_line(tmp_path: Path) -> None:
+    """It was a FileNotFoundError traceback from Path.cwd() while looking for the project."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = f'cd "{gone}" && rmdir "{gone}" && exec "{sys.executable}" -m envspec lock --check'
+    done = subprocess.run(
+        ["sh", "-c", script], capture_output=True, text=True, check=False,
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+    )  # fmt: skip
+    assert (done.returncode, done.stderr.splitlines()) == (
+        2,
+        ["error: the current folder no longer exists",
+         "hint: cd into the project, or pass --project DIR"],
+    )  # fmt: skip

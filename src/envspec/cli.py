@@ -596,7 +596,7 @@ def _main(argv: list[str]) -> int:
     try:
         args = build_parser(_command_word(words)).parse_args(argv)
         if args.project is None:
-            args.project = _find_project(Path.cwd()) if args.command in _DISCOVERS else Path(".")
+            args.project = _find_project(_cwd()) if args.command in _DISCOVERS else Path(".")
         if args.cache_dir is None and environ.get(CACHE_DIR_ENV):  # as uv's UV_CACHE_DIR
             args.cache_dir = _absolute(environ[CACHE_DIR_ENV])
         out = _Output(json_mode=args.json, quiet=args.quiet, width=_width(environ))
@@ -645,6 +645,16 @@ def _terminated_as_interrupt() -> Iterator[None]:
 
 def _raise_terminated(number: int, frame: FrameType | None) -> None:
     raise _Terminated
+
+
+def _cwd() -> Path:
+    try:
+        return Path.cwd()
+    except FileNotFoundError as exc:  # a folder removed under the shell that is in it
+        raise UsageError(
+            "the current folder no longer exists",
+            hint="cd into the project, or pass --project DIR",
+        ) from exc
 
 
 def _find_project(start: Path) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +72,29 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
         )
 
 
-def cmd_add(args: argparse.Namespace, out: Out, environ: Environ) -> int:
-    from envspec.review.reqfile import load_requirements, requirement_lines
+EDIT_WAIT = 60.0  # seconds an add or remove waits for another one on the same spec
 
+
+@contextlib.contextmanager
+def _editing(args: argparse.Namespace) -> Iterator[None]:
+    """One add or remove at a time per spec, from reading it to writing it and its locks."""
+    from envspec.apply.journal import edit_lock
+    from envspec.index.cache import default_root
+
+    with edit_lock(args.project, args.cache_dir or default_root(), EDIT_WAIT):
+        yield
+
+
+def cmd_add(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     if not args.requirements and not args.files:
         raise UsageError("nothing to add", hint="name requirements, or -r FILE")
+    with _editing(args):
+        return _add(args, out, environ)
+
+
+def _add(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    from envspec.review.reqfile import load_requirements, requirement_lines
+
     spec = load_spec(args.project / "envspec.toml", environ, empty_phases=True)
     urls = [index.location.secret for index in spec.indexes]
     requirements = list(args.requirements)
@@ -89,6 +107,11 @@ def cmd_add(args: argparse.Namespace, out: Out, environ: Environ) -> int:
 
 
 def cmd_remove(args: argparse.Namespace, out: Out, environ: Environ) -> int:
+    with _editing(args):
+        return _remove(args, out, environ)
+
+
+def _remove(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     spec = project_spec(args, environ)
     text = _spec_text(args.project)
     edit = remove_requirements(spec, text, args.names, phase=args.phase)

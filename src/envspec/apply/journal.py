@@ -153,6 +153,22 @@ def environment_lock(state_dir: Path, timeout: float) -> Iterator[None]:
 
 
 @contextmanager
+def edit_lock(project: Path, cache: Path, timeout: float) -> Iterator[None]:
+    """Hold the lock on editing the spec of the project at `project` (`add`, `remove`): two
+    at once each read the spec, and the second write lost the first one's requirement."""
+    where = os.path.realpath(project)
+    digest = hashlib.sha256(where.encode()).hexdigest()[:24]
+    with _lock_or_fail(
+        cache / "locks" / f"{digest}.edit.lock",
+        timeout,
+        context=str(project / "envspec.toml"),
+        busy=f"another envspec command is editing this spec; gave up after {timeout:g}s",
+        hint="wait for it to finish, then run the command again",
+    ):
+        yield
+
+
+@contextmanager
 def creation_lock(root: Path, cache: Path, timeout: float) -> Iterator[None]:
     """Hold the lock on creating the environment at `root` (see the module docstring)."""
     where = os.path.realpath(root)
@@ -167,15 +183,18 @@ def creation_lock(root: Path, cache: Path, timeout: float) -> Iterator[None]:
 
 
 @contextmanager
-def _lock_or_fail(path: Path, timeout: float, *, context: str, busy: str) -> Iterator[None]:
+def _lock_or_fail(
+    path: Path,
+    timeout: float,
+    *,
+    context: str,
+    busy: str,
+    hint: str = "wait for it to finish, or wait longer with --lock-timeout SECONDS",
+) -> Iterator[None]:
     try:
         fd = envlock.acquire(path, timeout)
     except envlock.Busy as exc:
-        raise ApplyError(
-            busy,
-            context=context,
-            hint="wait for it to finish, or wait longer with --lock-timeout SECONDS",
-        ) from exc
+        raise ApplyError(busy, context=context, hint=hint) from exc
     except OSError as exc:
         raise ApplyError(f"cannot lock the environment: {exc.strerror}", context=context) from exc
     with envlock.holding(fd):
