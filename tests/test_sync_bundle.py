@@ -135,6 +135,30 @@ def test_a_damaged_file_in_the_bundle_fails_the_sync_before_anything_changes(
     _unchanged(proj)
 
 
+def test_a_bundle_whose_manifest_agrees_with_its_other_file_names_the_bundle(
+    proj: EnvProject, index_server: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rebuilt bundle (manifest and file agree, the lock does not): the error named the
+    lock's URL on the index, sending the operator to PyPI for bytes the bundle served."""
+    dest = make_bundle(proj, tmp_path / "bundle")
+    beta = index_server.entry(BETA)
+    data = b"PK\x03\x04 not the locked file"
+    other = hashlib.sha256(data).hexdigest()
+    (dest / "files" / other).mkdir()
+    (dest / "files" / beta.sha256 / BETA).rename(dest / "files" / other / BETA)
+    manifest = dest / "bundle.json"
+    manifest.write_text(manifest.read_text().replace(beta.sha256, other))
+    (dest / "files" / other / BETA).write_bytes(data)
+    capsys.readouterr()
+    assert sync(proj, dest) == 1
+    url = f"{dest.as_uri()}/files/{other}/{BETA}"
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"error: {BETA} from {url} has sha256 {other}, the lock records {beta.sha256}",
+        "hint: the server sent another file than the one locked; nothing was changed",
+    ]
+    _unchanged(proj)
+
+
 def test_a_bundle_made_from_another_lock_lacks_the_file_and_says_so(
     proj: EnvProject, index_server: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -49,8 +49,8 @@ _HINT = "nothing was changed; run the command again to retry (a partial download
 
 
 class Downloaded(Protocol):
-    """A finished download: the whole file's sha256 and size, and the size of the partial
-    file it resumed (0: downloaded whole)."""
+    """A finished download: the whole file's sha256 and size, the size of the partial
+    file it resumed (0: downloaded whole), and where the bytes came from."""
 
     @property
     def sha256(self) -> str: ...
@@ -58,6 +58,8 @@ class Downloaded(Protocol):
     def size(self) -> int: ...
     @property
     def resumed_from(self) -> int: ...
+    @property
+    def url(self) -> str: ...
 
 
 class Downloader(Protocol):
@@ -278,7 +280,7 @@ class _Downloads:
         if got.sha256 != item.sha256:
             part.unlink(missing_ok=True)
             raise ApplyError(
-                f"{item.filename} from {item.artifact.url} has sha256 {got.sha256}, the lock "
+                f"{item.filename} from {got.url} has sha256 {got.sha256}, the lock "
                 f"records {item.sha256}",
                 hint="the server sent another file than the one locked; nothing was changed",
             )

@@ -214,7 +214,7 @@ class Client:
             start = _size(path)
             try:
                 sha256, size = self._download_once(url, path, start, progress)
-                return Downloaded(sha256=sha256, size=size, resumed_from=resumed)
+                return Downloaded(sha256=sha256, size=size, resumed_from=resumed, url=redact(url))
             except _Restart:
                 path.unlink(missing_ok=True)
                 resumed = 0
@@ -397,12 +397,14 @@ class FileMissing(IndexError_):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Downloaded:
-    """A file `Client.download` finished: its sha256 and size, and the size of the partial
-    file it started from (0: downloaded whole)."""
+    """A file `Client.download` finished: its sha256 and size, the size of the partial
+    file it started from (0: downloaded whole), and the URL it came from (credentials
+    removed: a mirror's or a bundle's, not always the lock's)."""
 
     sha256: str
     size: int
     resumed_from: int
+    url: str
 
 
 def _resumed_at(response: urllib3.BaseHTTPResponse) -> int:
@@ -628,7 +630,7 @@ def _file_download(url: str, path: Path, progress: Progress | None) -> Downloade
             size += len(chunk)
             if progress is not None:
                 progress(size, total)
-    return Downloaded(sha256=hasher.hexdigest(), size=size, resumed_from=0)
+    return Downloaded(sha256=hasher.hexdigest(), size=size, resumed_from=0, url=redact(url))
 
 
 def _file_stream(url: str, sink: BinaryIO | None) -> tuple[str, int]:
