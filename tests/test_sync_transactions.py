@@ -171,3 +171,22 @@ def test_the_checks_run_under_the_environment_lock(
     project.write_spec([{"name": "one", "requirements": ["probe"]}], checks={"imports": ["probe"]})
     project.lock()
     assert project.run("sync") == 0
+
+
+def test_check_waits_for_a_command_changing_the_environment(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check read the environment while a sync held it (half-installed packages reported as
+    broken imports, 9 checks in 80); it now waits for the lock, and says so when it gives up."""
+    assert proj.run("sync") == 0
+    capsys.readouterr()
+    with filelock.FileLock(proj.state / "lock"):
+        start = time.monotonic()
+        assert proj.run("check", "--lock-timeout", "0.5") == 1
+        assert time.monotonic() - start >= 0.5
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"error: {proj.env}: another envspec command is changing this environment; "
+        "gave up after 0.5s",
+        "hint: wait for it to finish, or wait longer with --lock-timeout SECONDS",
+    ]
+    assert proj.run("check") == 0

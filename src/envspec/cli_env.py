@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from envspec.apply import uv
 from envspec.apply.check import run_checks
 from envspec.apply.environment import (
+    STATE_DIR,
     Environment,
     Location,
     ensure_environment,
@@ -32,6 +34,7 @@ from envspec.apply.environment import (
 from envspec.apply.installed import load_installed
 from envspec.apply.journal import (
     creation_lock,
+    environment_lock,
     interrupted,
     interrupted_message,
     load_journal,
@@ -138,7 +141,7 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
     )  # fmt: skip
     sub.add_parser(
         "check",
-        parents=[common("check"), env, probes],
+        parents=[common("check"), env, waits, probes],
         help="drift, dependency, version, compatibility-rule and import checks",
     )
     p = sub.add_parser(
@@ -333,6 +336,25 @@ def _relock(
 
 def cmd_check(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     location = locate(args.project, args.python, environ)
+    with _settled(location, args.lock_timeout):
+        return _check(args, out, location, environ)
+
+
+@contextlib.contextmanager
+def _settled(location: Location, timeout: float) -> Iterator[None]:
+    """Hold the environment's lock while `check` reads it, waiting for a sync or rollback
+    that is changing it: a check in between reported half-installed packages as broken
+    imports. An environment envspec never locked (no lock file), or one `check` may not
+    write to, is read as it is: a check writes nothing."""
+    lock = location.root / STATE_DIR / "lock"
+    if not os.access(lock, os.W_OK):
+        yield
+        return
+    with environment_lock(lock.parent, timeout):
+        yield
+
+
+def _check(args: argparse.Namespace, out: Out, location: Location, environ: Environ) -> int:
     if not (args.project / "envspec.toml").exists():  # any environment: the rules still apply
         env, lock, spec = _outside_project(args, out, location, environ), None, None
         choice = None
