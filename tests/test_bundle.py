@@ -16,6 +16,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import filelock
 import pytest
 
 from envspec.cli import main
@@ -440,3 +441,23 @@ def test_offline_with_files_the_store_lacks_is_an_error(
         "downloading: "
     )
     assert not (tmp_path / "bundle").exists()
+
+
+def test_two_bundles_into_one_folder_take_turns(
+    proj: EnvProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs at once mixed one's manifest with the other's files (bundle --check: '21
+    problems'), both exit 0. The second now waits for the first, then gives up naming it."""
+    dest = tmp_path / "shared"
+    digest = hashlib.sha256(os.path.realpath(dest).encode()).hexdigest()[:24]
+    held = proj.cache / "locks" / f"{digest}.bundle.lock"
+    held.parent.mkdir(parents=True, exist_ok=True)
+    capsys.readouterr()
+    with filelock.FileLock(held):
+        assert bundle(proj, dest, "--lock-timeout", "0.3") == 1
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"error: {dest}: another envspec command is writing this bundle; gave up after 0.3s",
+        "hint: wait for it to finish, or wait longer with --lock-timeout SECONDS",
+    ]
+    assert not dest.exists()
+    assert bundle(proj, dest) == 0

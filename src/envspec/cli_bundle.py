@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from envspec.apply.journal import bundle_lock
 from envspec.apply.store import Downloader, Files, store_at
 from envspec.commands.bundle import check_bundle, load_sources, write_bundle
 from envspec.errors import EXIT_OK, ApplyError, UsageError
 from envspec.lockfile.status import choose_units
-from envspec.output import Out, plural, size_text, target_help
+from envspec.output import Out, plural, seconds, size_text, target_help
 from envspec.render import CliReporter
 from envspec.spec import load_spec
 from envspec.targets import choose_targets
@@ -43,6 +44,13 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
     p.add_argument(
         "--variant", default=None, metavar="NAME", help="only this accelerator variant's locks"
     )
+    p.add_argument(
+        "--lock-timeout",
+        type=seconds(allow_zero=True),
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another envspec bundle writing DIR (default: 60)",
+    )
 
 
 def cmd_bundle(args: argparse.Namespace, out: Out, environ: Mapping[str, str]) -> int:
@@ -59,7 +67,8 @@ def cmd_bundle(args: argparse.Namespace, out: Out, environ: Mapping[str, str]) -
 
     cache = Path(args.cache_dir) if args.cache_dir is not None else None
     files = Files(store=store_at(cache), downloader=downloader, offline=args.offline)
-    made = write_bundle(args.dir, sources, args.phase, files, CliReporter(out))
+    with bundle_lock(args.dir, files.store.root.parent, args.lock_timeout):
+        made = write_bundle(args.dir, sources, args.phase, files, CliReporter(out))
     manifest = made.manifest
     targets = [lock.target for lock in manifest.locks]
     out.say(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -64,7 +63,7 @@ from envspec.errors import (
 )
 from envspec.lock_view import lock_fields
 from envspec.model import Checks, Index, Lock, Spec
-from envspec.output import Out, plural, rel
+from envspec.output import Out, plural, rel, seconds
 from envspec.render import CliReporter, Done, history_line
 from envspec.secret import SecretURL
 from envspec.spec import load_spec
@@ -92,7 +91,7 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
     waits = argparse.ArgumentParser(add_help=False)
     waits.add_argument(
         "--lock-timeout",
-        type=_seconds(allow_zero=True),
+        type=seconds(allow_zero=True),
         default=60.0,
         metavar="SECONDS",
         help="how long to wait for another envspec command on the environment (default: 60)",
@@ -107,7 +106,7 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
     probes = argparse.ArgumentParser(add_help=False)
     probes.add_argument(
         "--import-timeout",
-        type=_seconds(allow_zero=False),
+        type=seconds(allow_zero=False),
         default=120.0,
         metavar="SECONDS",
         help="how long each [checks] import may take (default: 120)",
@@ -162,23 +161,6 @@ def add_parsers(sub: Any, common: Callable[[str], argparse.ArgumentParser]) -> N
 
 
 # -- commands ------------------------------------------------------------------------------
-
-
-def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
-    """A timeout option's value: a finite number of seconds, above 0 (or 0 too, for waiting
-    not at all). `nan` and `inf` were taken and failed deep inside, with a traceback."""
-    least = "0 or more" if allow_zero else "more than 0"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-            raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds ({least})")
-        return value
-
-    return parse
 
 
 def cmd_sync(args: argparse.Namespace, out: Out, environ: Environ) -> int:

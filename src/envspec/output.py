@@ -1,11 +1,15 @@
 """What every command's output is written through, and the few words it shares, kept apart
 from `render` (apply's reporter, which imports apply's events) so that `lock` and the review
 commands import no apply code: the `Out` protocol (the CLI's `_Output`), plurals, sizes, paths
-relative to the project, and option help naming the valid targets.
+relative to the project, option help naming the valid targets, and the type of a timeout
+option (`seconds`).
 """
 
 from __future__ import annotations
 
+import argparse
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,3 +52,20 @@ def rel(path: Path, base: Path) -> str:
 def target_help(what: str) -> str:
     """An option's help naming the valid targets."""
     return f"{what}; one of {', '.join(KNOWN)}"
+
+
+def seconds(*, allow_zero: bool) -> Callable[[str], float]:
+    """A timeout option's value: a finite number of seconds, above 0 (or 0 too, for waiting
+    not at all). `nan` and `inf` were taken and failed deep inside, with a traceback."""
+    least = "0 or more" if allow_zero else "more than 0"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds ({least})")
+        return value
+
+    return parse

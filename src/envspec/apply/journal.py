@@ -156,10 +156,8 @@ def environment_lock(state_dir: Path, timeout: float) -> Iterator[None]:
 def edit_lock(project: Path, cache: Path, timeout: float) -> Iterator[None]:
     """Hold the lock on editing the spec of the project at `project` (`add`, `remove`): two
     at once each read the spec, and the second write lost the first one's requirement."""
-    where = os.path.realpath(project)
-    digest = hashlib.sha256(where.encode()).hexdigest()[:24]
     with _lock_or_fail(
-        cache / "locks" / f"{digest}.edit.lock",
+        _under_cache(cache, project, ".edit.lock"),
         timeout,
         context=str(project / "envspec.toml"),
         busy=f"another envspec command is editing this spec; gave up after {timeout:g}s",
@@ -169,17 +167,35 @@ def edit_lock(project: Path, cache: Path, timeout: float) -> Iterator[None]:
 
 
 @contextmanager
+def bundle_lock(dest: Path, cache: Path, timeout: float) -> Iterator[None]:
+    """Hold the lock on writing the bundle at `dest`: two runs at once (two CI jobs
+    publishing one folder) mixed one's manifest with the other's files."""
+    with _lock_or_fail(
+        _under_cache(cache, dest, ".bundle.lock"),
+        timeout,
+        context=str(dest),
+        busy=f"another envspec command is writing this bundle; gave up after {timeout:g}s",
+    ):
+        yield
+
+
+@contextmanager
 def creation_lock(root: Path, cache: Path, timeout: float) -> Iterator[None]:
     """Hold the lock on creating the environment at `root` (see the module docstring)."""
-    where = os.path.realpath(root)
-    digest = hashlib.sha256(where.encode()).hexdigest()[:24]
     with _lock_or_fail(
-        cache / "locks" / f"{digest}.lock",
+        _under_cache(cache, root, ".lock"),
         timeout,
         context=str(root),
         busy=f"another envspec command is creating this environment; gave up after {timeout:g}s",
     ):
         yield
+
+
+def _under_cache(cache: Path, folder: Path, suffix: str) -> Path:
+    """The lock file of `folder` in the cache (a folder that may not exist yet, or must not
+    get a file of ours: a project, a bundle being served), by its real path."""
+    digest = hashlib.sha256(os.path.realpath(folder).encode()).hexdigest()[:24]
+    return cache / "locks" / f"{digest}{suffix}"
 
 
 @contextmanager
