@@ -484,6 +484,13 @@ BAD = [
         "",
         id="marker",
     ),
+    pytest.param(  # parsed, then UndefinedComparison tracebacks in sync and check
+        GOOD.replace("sys_platform == 'win32'", "sys_platform === 'win32'"),
+        f"{P}: environments[0]: invalid marker "
+        "'sys_platform === 'win32' and platform_machine == 'AMD64''",
+        "",
+        id="marker that cannot be evaluated",
+    ),
     pytest.param(
         GOOD.replace('"==3.11.*"', '"=3.11"'),
         f"{P}: requires-python: invalid requires-python '=3.11'",

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from packaging.markers import InvalidMarker, Marker
+from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
@@ -218,11 +218,27 @@ def _check_marker(table: Table, key: str) -> None:
 
 
 def _is_marker(text: str) -> bool:
+    """Whether `text` is a marker that can be evaluated: one that parses but compares
+    strings with an operator only versions have (`sys_platform === 'linux'`) raised
+    `UndefinedComparison` in sync and check, whatever the environment."""
     try:
-        Marker(text)
-    except (InvalidMarker, RecursionError):  # packaging's parser recurses on nested brackets
-        return False
+        Marker(text).evaluate(_BLANK)
+    except (InvalidMarker, RecursionError, UndefinedComparison):
+        return False  # (packaging's parser recurses on nested brackets)
+    except UndefinedEnvironmentName:  # a lock-file key (`extras`): not ours to judge here
+        return True
     return True
+
+
+# Every marker variable, empty: any comparison that can be evaluated at all can be here
+_BLANK = dict.fromkeys(
+    (
+        "implementation_name", "implementation_version", "os_name", "platform_machine",
+        "platform_release", "platform_system", "platform_version", "python_full_version",
+        "platform_python_implementation", "python_version", "sys_platform", "extra",
+    ),
+    "",
+)  # fmt: skip
 
 
 def _environments(root: Table) -> tuple[str, ...]:
