@@ -6,6 +6,7 @@ wheels over a loopback index."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import os
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import filelock
 import pytest
 
 from envspec.cli import main
@@ -414,3 +416,22 @@ def test_two_adds_at_once_keep_both_requirements(project: Path) -> None:
     assert '"rich"' in spec(project) and '"torch"' in spec(project)
     assert {"rich", "torch"} <= set(pins(project))
     assert run(project, "lock", "--check") == 0
+
+
+def test_an_add_gives_up_on_a_spec_another_command_is_editing(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("envspec.cli_edit.EDIT_WAIT", 0.3)  # 60 s for users
+    digest = hashlib.sha256(os.path.realpath(project).encode()).hexdigest()[:24]
+    held = project / ".c" / "locks" / f"{digest}.edit.lock"
+    held.parent.mkdir(parents=True, exist_ok=True)
+    before = state(project)
+    capsys.readouterr()
+    with filelock.FileLock(held):
+        assert run(project, "add", "rich") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {project / 'envspec.toml'}: another envspec command is editing this spec; "
+        "gave up after 0.3s",
+        "hint: wait for it to finish, then run the command again",
+    ]
+    assert state(project) == before

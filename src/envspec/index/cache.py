@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from envspec.atomic import write_atomic as _write_atomic
+from envspec.atomic import write_atomic
 from envspec.errors import OfflineError, WriteError
 from envspec.index.http import Client, Response
 from envspec.secret import redact
@@ -141,7 +141,7 @@ class Cache:
         if found is None:
             found = parse(page)
             if digest:
-                write_atomic(Path(path), digest.encode() + b"\n" + found)
+                self._write(Path(path), digest.encode() + b"\n" + found)
         return found
 
     def _current(self, key: str, meta: _PageMeta) -> bool:
@@ -239,8 +239,8 @@ class Cache:
             body_sha256=digest or hashlib.sha256(page.body).hexdigest(),
         )
         if not body_kept and (previous is None or previous.body_sha256 != meta.body_sha256):
-            write_atomic(self._pages() / f"{key}.body", page.body)
-        write_atomic(self._pages() / f"{key}.json", json.dumps(asdict(meta)).encode())
+            self._write(self._pages() / f"{key}.body", page.body)
+        self._write(self._pages() / f"{key}.json", json.dumps(asdict(meta)).encode())
 
     # -- metadata --------------------------------------------------------------------------
     def _metadata_path(self, key: str) -> str:
@@ -256,7 +256,7 @@ class Cache:
             return None
 
     def store_metadata(self, key: str, data: bytes) -> None:
-        write_atomic(Path(self._metadata_path(key) + ".metadata"), data)
+        self._write(Path(self._metadata_path(key) + ".metadata"), data)
 
     def has_metadata(self, key: str) -> bool:
         return os.path.exists(self._metadata_path(key) + ".metadata")
@@ -269,7 +269,21 @@ class Cache:
             return None
 
     def store_parsed(self, key: str, data: bytes) -> None:
-        write_atomic(Path(self._metadata_path(key) + ".json"), data)
+        self._write(Path(self._metadata_path(key) + ".json"), data)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """A cache file written whole, or `WriteError` naming the cache: a cache folder that
+        is a file, or one without write permission, fails the command in one line, not a
+        traceback."""
+        try:
+            write_atomic(path, data)
+        except OSError as exc:
+            raise WriteError(
+                f"cannot write the cache: {exc.strerror}",
+                context=str(self.root.parent),
+                hint="pass --cache-dir DIR (or set ENVSPEC_CACHE_DIR) to a folder envspec can "
+                "write",
+            ) from exc
 
     # -- file hashes -----------------------------------------------------------------------
     def _file_path(self, url: str) -> Path:
@@ -285,21 +299,7 @@ class Cache:
 
     def store_file_info(self, url: str, sha256: str, size: int) -> None:
         data = {"url": redact(url), "sha256": sha256, "size": size}
-        write_atomic(self._file_path(url), json.dumps(data).encode())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """A cache file written whole, or `WriteError` naming the cache: a cache folder that is a
-    file, or one without write permission, fails the command in one line, not a traceback."""
-    try:
-        _write_atomic(path, data)
-    except OSError as exc:
-        root = next((p for p in path.parents if p.name == "v1"), path.parent).parent
-        raise WriteError(
-            f"cannot write the cache: {exc.strerror}",
-            context=str(root),
-            hint="pass --cache-dir DIR (or set ENVSPEC_CACHE_DIR) to a folder envspec can write",
-        ) from exc
+        self._write(self._file_path(url), json.dumps(data).encode())
 
 
 def _read(path: str) -> bytes:

@@ -144,15 +144,13 @@ def _check_graph(
     first: dict[str, str] = {}
     phase_names = [p.name for p in phases]
     for table, package in zip(tables, packages, strict=True):
-        envspec = table.table("tool")
-        where = envspec.table("envspec") if envspec is not None else None
         if package.name in first:
             hint = f"first at {first[package.name]}; {_DAMAGED}"
             table.fail(f"duplicate package '{package.name}'", hint, key="name")
         first[package.name] = table.path
-        if where is not None and package.phase not in phase_names:
+        if package.phase not in phase_names:
             hint = "phases: " + ", ".join(phase_names) if phase_names else _DAMAGED
-            where.fail(f"unknown phase '{package.phase}'", hint, key="phase")
+            _package_envspec(table).fail(f"unknown phase '{package.phase}'", hint, key="phase")
 
 
 def _needs(table: Table | None) -> Needs:
@@ -224,9 +222,9 @@ def _is_marker(text: str) -> bool:
     try:
         Marker(text).evaluate(_BLANK)
     except (InvalidMarker, RecursionError, UndefinedComparison):
-        return False  # (packaging's parser recurses on nested brackets)
+        return False  # RecursionError: packaging's parser recurses on nested brackets
     except UndefinedEnvironmentName:  # a lock-file key (`extras`): not ours to judge here
-        return True
+        pass
     return True
 
 
@@ -266,10 +264,7 @@ def _package(table: Table) -> LockedPackage:
     _check_marker(table, "marker")
     _check_requires_python(table)
     source = _source_key(table)
-    tool = table.table("tool")
-    envspec = tool.table("envspec") if tool is not None else None
-    if envspec is None:
-        table.fail("missing required table [packages.tool.envspec]")
+    envspec = _package_envspec(table)
     return LockedPackage(
         name=canonicalize_name(name),
         version=version,
@@ -280,6 +275,15 @@ def _package(table: Table) -> LockedPackage:
         required_by=tuple(envspec.strings("required-by", required=True) or ()),
         required_as=_required_as(envspec),
     )
+
+
+def _package_envspec(table: Table) -> Table:
+    """A package's ``[packages.tool.envspec]``, which every package of an envspec lock has."""
+    tool = table.table("tool")
+    envspec = tool.table("envspec") if tool is not None else None
+    if envspec is None:
+        table.fail("missing required table [packages.tool.envspec]")
+    return envspec
 
 
 def _required_as(envspec: Table) -> tuple[tuple[str, str], ...]:

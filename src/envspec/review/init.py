@@ -187,11 +187,12 @@ class _Indexes:
                         "%s: --no-index kept out of the spec: its indexes serve every phase",
                         file.where,
                     )
-        if self.default_url is not None and any(_is_pypi(u) for u in extras):
+        pypi = next((u for u in extras if _is_pypi(u)), None)
+        if self.default_url is not None and pypi is not None:
             # PyPI as an extra beside a mirror that replaces it: kept, after the mirror, as
             # the fallback it is meant as; before it, PyPI would hand out a name the mirror
             # serves to whoever registered it there
-            self.add(next(u for u in extras if _is_pypi(u)))
+            self.add(pypi)
         if not any(not e.get("explicit") for e in self.entries.values()):
             raise UsageError(
                 "--no-index leaves no index to search",

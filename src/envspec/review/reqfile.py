@@ -92,6 +92,7 @@ _SUPPORTED = (
 )
 
 Read = Callable[[Path], str]
+EMPTY_HINT = "each file becomes a phase"  # for `init --from`; `add -r` gives none
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -136,7 +137,7 @@ class _File:
 
 
 def load_requirements(
-    path: Path, environ: Mapping[str, str], *, empty_hint: str = "each file becomes a phase"
+    path: Path, environ: Mapping[str, str], *, empty_hint: str = EMPTY_HINT
 ) -> RequirementsFile:
     """Read and parse one requirements file and the files it includes."""
     return parse_requirements(
@@ -199,7 +200,7 @@ def parse_requirements(
     path: Path | None = None,
     read: Read | None = None,
     environ: Mapping[str, str] | None = None,
-    empty_hint: str = "each file becomes a phase",
+    empty_hint: str = EMPTY_HINT,
 ) -> RequirementsFile:
     """The requirements and options of a requirements file's text; `read` reads the files it
     includes (by path; relative to `path`'s folder); `environ` has the values of `${VAR}`s."""
