@@ -220,7 +220,7 @@ def _lock(spec_rules: RuleSet, *packages: tuple[str, str], target: str = "window
     return Lock(
         target=target,
         requires_python="==3.11.*",
-        environments=(),
+        environments=(make_target(target, "3.11").environment_marker(),),
         packages=locked,
         phases=(LockedPhase(name="main"),),
         inputs={},

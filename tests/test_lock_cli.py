@@ -349,3 +349,36 @@ def test_a_cache_folder_that_is_a_file_fails_in_one_line(
         "hint: pass --cache-dir DIR (or set ENVSPEC_CACHE_DIR) to a folder envspec can write",
     ]
     assert not (project / "locks").exists()
+
+
+def test_a_lock_edited_to_say_when_it_installs_is_stale(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hand-edited `environments`, `requires-python` or package `marker` was fresh for
+    `lock --check` (it compares the recorded inputs), so CI passed a lock that `sync` then
+    applied differently; relocking writes it back."""
+    assert lock(project) == 0
+    path = project / "locks" / "pylock.linux-x86_64.toml"
+    written = path.read_bytes()
+    text = written.decode()
+    edited = text.replace(
+        "environments = [\"sys_platform == 'linux' and platform_machine == 'x86_64'\"]",
+        "environments = [\"sys_platform == 'linux'\"]",
+    ).replace('requires-python = "==3.11.*"', 'requires-python = ">=3.10"')
+    edited = edited.replace(
+        'name = "six"\nversion = "1.16.0"\n',
+        'name = "six"\nversion = "1.16.0"\nmarker = "python_version < \'3.0\'"\n',
+    )
+    assert edited.count("\n") == text.count("\n") + 1 and ">=3.10" in edited
+    path.write_text(edited)
+    capsys.readouterr()
+    assert lock(project, "--check") == 3
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "error: locks out of date: linux-x86_64 (stale: environments "
+        "\"sys_platform == 'linux'\" are not linux-x86_64's, requires-python '>=3.10' is not "
+        "the spec's ('==3.11.*'), six has a marker (\"python_version < '3.0'\"), which envspec "
+        "does not write)"
+    )
+    assert path.read_text() == edited
+    assert lock(project) == 0
+    assert path.read_bytes() == written

@@ -63,7 +63,7 @@ def sample_lock(**changes: Any) -> Lock:
                     NUMPY_WHEEL, size=15772810, upload_time=moment("2024-02-05T23:48:01Z")
                 ),
                 phase="numpy",
-                required_by=("<spec>", "torch"),
+                required_by=("<spec>", "unsloth"),
             ),
             package(
                 "antlr4-python3-runtime",
@@ -77,7 +77,7 @@ def sample_lock(**changes: Any) -> Lock:
                     size=117034,
                 ),
                 phase="training",
-                required_by=("omegaconf",),
+                required_by=("unsloth",),
             ),
             package(
                 "unsloth",
@@ -131,7 +131,7 @@ hashes = {{sha256 = "{SHA_B}"}}
 
 [packages.tool.envspec]
 phase = "training"
-required-by = ["omegaconf"]
+required-by = ["unsloth"]
 
 [[packages]]
 name = "numpy"
@@ -144,7 +144,7 @@ upload-time = 2024-02-05T23:48:01Z, hashes = {{sha256 = "{SHA_A}"}}}},
 
 [packages.tool.envspec]
 phase = "numpy"
-required-by = ["<spec>", "torch"]
+required-by = ["<spec>", "unsloth"]
 
 [[packages]]
 name = "unsloth"
@@ -657,7 +657,7 @@ BAD = [
         id="no package tool",
     ),
     pytest.param(
-        numpy_block('required-by = ["<spec>", "torch"]\n', ""),
+        numpy_block('required-by = ["<spec>", "unsloth"]\n', ""),
         f"{P}: packages[1].tool.envspec: missing required key 'required-by'",
         "",
         id="no required-by",
@@ -793,7 +793,7 @@ BAD = [
         id="commit-id not a commit",
     ),
     pytest.param(
-        numpy_block('required-by = ["<spec>", "torch"]', 'required-by = ["<spec>", 1]'),
+        numpy_block('required-by = ["<spec>", "unsloth"]', 'required-by = ["<spec>", 1]'),
         f"{P}: packages[1].tool.envspec.required-by[1]: expected a string, got integer",
         "",
         id="required-by item",
@@ -829,6 +829,13 @@ BAD = [
         f"{P}: packages[1].tool.envspec.phase: unknown phase 'nosuch'",
         "phases: numpy, torch, triton, unsloth, training",
         id="unknown phase",
+    ),
+    pytest.param(  # a parent deleted: sync installed what only it needed, and said all was well
+        numpy_block('required-by = ["<spec>", "unsloth"]', 'required-by = ["<spec>", "torch"]'),
+        f"{P}: packages[1].tool.envspec.required-by: 'numpy' is required by 'torch', which the "
+        "lock does not have",
+        DAMAGED,
+        id="required by a package the lock does not have",
     ),
 ]
 

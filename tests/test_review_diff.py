@@ -208,9 +208,9 @@ def test_target_added_and_removed(
         "  phase numpy: added +numpy\n"
         "  phase app: added +app +six\n"
         "windows-x86_64: target removed (3 packages)\n"
-        "  - app 1.0\n"
-        "  - numpy 1.26.4\n"
-        "  - six 1.16.0\n"
+        "  - app 1.0  [phase app]\n"
+        "  - numpy 1.26.4  [phase numpy]\n"
+        "  - six 1.16.0  [phase app]\n"
         "  phase numpy: removed -numpy\n"
         "  phase app: removed -app -six\n"
         "across targets:\n"
@@ -236,9 +236,9 @@ def test_target_added_and_removed(
         "\n"
         "| | package | old | new | phase | notes |\n"
         "|---|---|---|---|---|---|\n"
-        "| - | app | 1.0 |  |  |  |\n"
-        "| - | numpy | 1.26.4 |  |  |  |\n"
-        "| - | six | 1.16.0 |  |  |  |\n"
+        "| - | app | 1.0 |  | app |  |\n"
+        "| - | numpy | 1.26.4 |  | numpy |  |\n"
+        "| - | six | 1.16.0 |  | app |  |\n"
         "\n"
         "- phase numpy: removed -numpy\n"
         "- phase app: removed -app -six\n"
@@ -479,3 +479,71 @@ def test_a_change_of_the_rules_a_lock_records_is_shown_though_no_pin_moved(
     ]
     assert main(["diff", str(old / name), str(old / name)]) == 0
     assert "no changes" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_an_edited_marker_requires_python_and_environments_are_shown(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a relock would undo and a sync honours: a package's own marker and requires-python
+    (envspec writes neither), the lock's environments and requires-python."""
+    commit_all(project)
+    path = lock_path(project, "linux-x86_64")
+    text = path.read_text()
+    edited = text.replace(
+        'name = "six"\nversion = "1.16.0"\n',
+        'name = "six"\nversion = "1.16.0"\nmarker = "python_version < \'3.0\'"\n'
+        'requires-python = ">=3.12"\n',
+    ).replace('requires-python = "==3.11.*"', 'requires-python = ">=3.11"')
+    edited = edited.replace(
+        "environments = [\"sys_platform == 'linux' and platform_machine == 'x86_64'\"]",
+        "environments = [\"sys_platform == 'linux'\", \"sys_platform == 'darwin'\"]",
+    )
+    assert edited.count(">=3.1") == 2 and "darwin" in edited
+    path.write_text(edited)
+    assert diff(project) == 0
+    assert capsys.readouterr().out == (
+        f"HEAD ({head(project)}) → working tree: 1 target changed, 1 changed, "
+        "4 condition changes\n"
+        "linux-x86_64: 1 changed, environments and requires-python changed\n"
+        "  environments: sys_platform == 'linux' and platform_machine == 'x86_64' → "
+        "sys_platform == 'linux' or sys_platform == 'darwin'\n"
+        "  requires-python: ==3.11.* → >=3.11\n"
+        "  ~ six 1.16.0 (same version)  [phase app]  CONDITION CHANGED\n"
+        "      marker: - → python_version < '3.0'\n"
+        "      requires-python: - → >=3.12\n"
+        "windows-x86_64: unchanged\n"
+    )
+    assert diff(project, "--format", "markdown") == 0
+    assert capsys.readouterr().out == (
+        f"**envspec lock diff** `HEAD ({head(project)})` → `working tree`: 1 target changed, "
+        "1 changed, 4 condition changes\n"
+        "\n"
+        "### linux-x86_64 — 1 changed, environments and requires-python changed\n"
+        "\n"
+        "- 🚩 environments: `sys_platform == 'linux' and platform_machine == 'x86_64'` → "
+        "`sys_platform == 'linux' or sys_platform == 'darwin'`\n"
+        "- 🚩 requires-python: `==3.11.*` → `>=3.11`\n"
+        "\n"
+        "| | package | old | new | phase | notes |\n"
+        "|---|---|---|---|---|---|\n"
+        "| 🚩 | **six** | 1.16.0 | 1.16.0 | app | 🚩 marker: `-` → `python_version < '3.0'`"
+        "<br>🚩 requires-python: `-` → `>=3.12` |\n"
+        "\n"
+        "Unchanged: windows-x86_64\n"
+    )
+    assert diff(project, "--format", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["conditions"] == 4
+    [linux] = [t for t in data["targets"] if t["target"] == "linux-x86_64"]
+    assert linux["conditions"] == [
+        {
+            "field": "environments",
+            "old": "sys_platform == 'linux' and platform_machine == 'x86_64'",
+            "new": "sys_platform == 'linux' or sys_platform == 'darwin'",
+        },
+        {"field": "requires-python", "old": "==3.11.*", "new": ">=3.11"},
+    ]
+    assert linux["packages"][0]["conditions"] == [
+        {"field": "marker", "old": "-", "new": "python_version < '3.0'"},
+        {"field": "requires-python", "old": "-", "new": ">=3.12"},
+    ]

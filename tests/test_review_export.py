@@ -385,3 +385,27 @@ def test_json_mode_keeps_stdout_to_events(
     event = json.loads(capsys.readouterr().out)
     assert (event["event"], event["target"], event["phase"]) == ("export", "linux-x86_64", "numpy")
     assert event["text"].startswith("# phase numpy of target linux-x86_64")
+
+
+def test_a_package_marker_in_the_lock_stays_with_its_line(
+    project: Path, tmp_path: Path, torch_index: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lock edited to say when a package installs (`sync` honours it): the export dropped
+    the marker, so pip installed what sync leaves out."""
+    path = project / "locks" / "pylock.linux-x86_64.toml"
+    text = path.read_text()
+    marker = "marker = \"python_version < '3.0'\"\n"
+    for name, version in (("filelock", "3.15.0"), ("torch", "2.3.1+cu121")):
+        head = f'name = "{name}"\nversion = "{version}"\n'
+        assert head in text
+        text = text.replace(head, head + marker)
+    path.write_text(text)
+    out = tmp_path / "requirements.txt"
+    assert export(project, "--target", "linux-x86_64", "-o", str(out)) == 0
+    lines = out.read_text().splitlines()
+    assert "filelock==3.15.0 ; python_version < '3.0' \\" in lines
+    assert f"torch @ {torch_index.file_url(TORCH_LINUX)} ; python_version < '3.0' \\" in lines
+    env = clean_env(tmp_path)
+    python = make_venv(tmp_path / "venv", env)
+    pip_install(python, out, env)
+    assert set(installed(python, env)) == {"numpy", "app"}

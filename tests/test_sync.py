@@ -3,6 +3,7 @@ wheels served on 127.0.0.1, locks written by `envspec lock`."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,88 @@ def test_a_new_environment_of_a_known_interpreter_needs_no_probe(
     args = ["--project", str(proj.project), "--cache-dir", str(proj.cache)]
     assert main(["sync", "--dry-run", "--python", str(other), *args]) == 0
     assert "  phase one: install alpha 1.0" in capsys.readouterr().out.splitlines()
+
+
+def _edit_lock(proj: EnvProject, name: str, line: str) -> None:
+    """Give package `name` of the lock one more key (a hand edit)."""
+    text = proj.lock_file.read_text()
+    head = f'name = "{name}"\nversion = "1.0"\n'
+    assert head in text
+    proj.lock_file.write_text(text.replace(head, head + line + "\n"))
+
+
+def test_a_package_whose_marker_does_not_hold_is_left_out(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PEP 751: an installer leaves out a package whose marker is false (uv pip install -r
+    does). envspec's sync installed it; `check` then expected it. --frozen installs the lock
+    as it is; --locked refuses it, as `envspec lock` would write no marker."""
+    proj.write_spec(THREE)
+    proj.lock()
+    _edit_lock(proj, "gamma", "marker = \"python_version < '3.0'\"")
+    capsys.readouterr()
+    assert proj.run("sync", "--frozen") == 0
+    err = capsys.readouterr().err
+    assert err.splitlines()[1] == (
+        f"WARNING: {proj.lock_file}: gamma 1.0 is left out: its marker "
+        "\"python_version < '3.0'\" does not hold for this environment"
+    )
+    assert proj.freeze() == _pins("alpha==1.0", "beta==1.0")
+    assert proj.run("check") == 1  # what is installed matches; the lock is not envspec's
+    assert capsys.readouterr().err.splitlines()[2:4] == [
+        "  ok   drift: 2 packages match the lock",
+        f"  FAIL lock: the lock for {TARGET} is out of date with envspec.toml: gamma has a "
+        "marker (\"python_version < '3.0'\"), which envspec does not write ('envspec sync' "
+        "relocks it first, 'envspec lock' relocks it)",
+    ]
+    assert proj.run("sync", "--locked") == 3
+    assert capsys.readouterr().err.splitlines()[-2] == (
+        f"error: {proj.lock_file}: the lock for {TARGET} is out of date with envspec.toml: "
+        "gamma has a marker (\"python_version < '3.0'\"), which envspec does not write"
+    )
+    assert proj.run("sync") == 0  # relocked: the marker is gone
+    assert "marker" not in proj.lock_file.read_text()
+    assert proj.freeze() == _pins("alpha==1.0", "beta==1.0", "gamma==1.0")
+
+
+def test_a_package_for_another_python_is_refused_before_any_change(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proj.write_spec(THREE)
+    proj.lock()
+    _edit_lock(proj, "beta", 'requires-python = ">=3.99"')
+    capsys.readouterr()
+    assert proj.run("sync", "--frozen") == 2
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"error: {proj.lock_file}: beta 1.0 is for Python >=3.99, the environment has "
+        f"Python {platform.python_version()}",
+        "hint: pass --python with a matching interpreter, or change [environment] python and "
+        "run 'envspec lock'",
+    ]
+    assert proj.freeze() == ""
+    assert proj.snapshot_ids() == []
+
+
+def test_a_lock_for_several_environments_fits_any_of_them(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PEP 751's `environments` lists where the lock may be used: one must hold. Every one had
+    to, so a lock for Linux and macOS fitted neither."""
+    proj.write_spec(THREE)
+    proj.lock()
+    text = proj.lock_file.read_text()
+    [line] = [x for x in text.splitlines() if x.startswith("environments = ")]
+    mine = line.removeprefix("environments = [").removesuffix("]")
+    proj.lock_file.write_text(
+        text.replace(line, f"environments = [\"sys_platform == 'nowhere'\", {mine}]")
+    )
+    assert proj.run("sync", "--frozen") == 0
+    assert proj.freeze() == _pins("alpha==1.0", "beta==1.0", "gamma==1.0")
+    proj.lock_file.write_text(text.replace(line, "environments = [\"sys_platform == 'nowhere'\"]"))
+    capsys.readouterr()
+    assert proj.run("sync", "--frozen") == 3
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"error: {proj.lock_file}: the lock is for environments 'sys_platform == 'nowhere'', "
+        "which this environment is not",
+        "hint: run 'envspec lock' to rewrite it for its target",
+    ]

@@ -313,3 +313,44 @@ def test_a_rollback_fetches_the_files_it_needs_back_into_the_store(
     assert proj.run("rollback", "2") == 0
     assert proj.freeze() == synced
     assert f"/files/{BETA}" in index_server.paths_requested()  # (alpha too, unless it came whole)
+
+
+def test_a_stored_file_changed_after_it_was_verified_is_fetched_again(
+    proj: EnvProject, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The store trusted a file of the right size: one damaged in place failed uv's hash
+    check in the middle of the sync, which rolled back, and every later sync did the same.
+    A byte changed, its mtime put back: the file's inode change time still tells."""
+    assert proj.run("sync") == 0
+    [stored] = [p for p in (proj.cache / "store" / "sha256").rglob(BETA)]
+    before = stored.stat()
+    with stored.open("r+b") as f:
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(stored, ns=(before.st_atime_ns, before.st_mtime_ns))
+    other = proj.env.parent / "env-2"
+    proj.uv("venv", "-q", "--python", sys.executable, str(other))
+    index_server.reset_counters()
+    capsys.readouterr()
+    from envspec.cli import main
+
+    args = ["--project", str(proj.project), "--cache-dir", str(proj.cache)]
+    assert main(["sync", "--python", str(other), *args, "--json"]) == 0
+    out, err = capsys.readouterr()
+    fetch = [e for e in events(out) if e["event"] == "fetch"]
+    size = index_server.entry(BETA).size
+    assert fetch == [{"event": "fetch", "files": 1, "bytes": size, "stored": 1}]
+    assert err.splitlines()[0] == (
+        f"WARNING: {stored}: changed since its sha256 was checked, and it no longer matches: "
+        "downloading it again"
+    )
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == index_server.entry(BETA).sha256
+    assert index_server.file_bytes_sent(BETA) == size
+    third = proj.env.parent / "env-3"
+    proj.uv("venv", "-q", "--python", sys.executable, str(third))
+    index_server.reset_counters()
+    assert main(["sync", "--python", str(third), *args]) == 0
+    assert index_server.requests == []
+    assert "WARNING" not in capsys.readouterr().err

@@ -319,7 +319,7 @@ def _add_review_parsers(sub: Any) -> None:
 
 def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
     from envspec.review import diff as review_diff
-    from envspec.review.diff_format import render_markdown, render_text
+    from envspec.review.diff_format import render_markdown, render_text, to_json
     from envspec.review.locks import diff_sides
 
     before, after = diff_sides(
@@ -329,10 +329,10 @@ def cmd_diff(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
         before.locks, after.locks, old_label=before.label, new_label=after.label
     )
     if args.json:
-        out.event("diff", **review_diff.to_json(diff))
+        out.event("diff", **to_json(diff))
     elif not args.quiet:
         if args.format == "json":
-            text = json.dumps(review_diff.to_json(diff), indent=2, sort_keys=True) + "\n"
+            text = json.dumps(to_json(diff), indent=2, sort_keys=True) + "\n"
         elif args.format == "markdown":
             text = render_markdown(diff)
         else:

@@ -42,6 +42,7 @@ from envspec.apply.journal import (
 from envspec.apply.rollback import rollback
 from envspec.apply.select import (
     Choice,
+    for_environment,
     load_installed_variant,
     require_lock,
     select_lock,
@@ -215,6 +216,7 @@ def _sync(
     )
     if not args.frozen:
         lock = _current_lock(args, out, spec, (path, lock), environ)
+    lock = for_environment(lock, path, env)
     settings = SyncSettings(
         phase=args.phase,
         exact=not args.inexact,
@@ -346,6 +348,7 @@ def _check(args: argparse.Namespace, out: Out, location: Location, environ: Envi
         spec = load_spec(args.project / "envspec.toml", environ)
         env, path, lock, choice = _open(args, out, location, environ, spec=spec, installed=True)
         status = status_of(spec, lock.target, path, lock, lock.variant)
+        lock = for_environment(lock, path, env)
     reporter = CliReporter(out)
     ok = run_checks(
         env,

@@ -395,7 +395,12 @@ class Target:
             return marker.evaluate(self._plain)
         return any(marker.evaluate(self.environment(extra)) for extra in extras)
 
+    def lock_requires_python(self) -> str:
+        """The `requires-python` of this target's locks."""
+        return f"=={self.python_version}.*"
+
     def environment_marker(self) -> str:
+        """The one marker of this target's locks' `environments`."""
         return (
             f"sys_platform == '{self.markers['sys_platform']}' and "
             f"platform_machine == '{self.markers['platform_machine']}'"
@@ -467,6 +472,10 @@ class LockedPackage:
 
     name: NormalizedName
     version: Version
+    # When it installs, as written in the lock (PEP 751 `marker`, `requires-python`): envspec
+    # writes neither, a lock being for one target; a lock edited by hand or by another tool may
+    marker: str | None = None
+    requires_python: str | None = None
     index: str | None = None
     artifact: Artifact | None = None
     vcs: VcsSource | None = None

@@ -3,7 +3,7 @@ has, then, when the spec locks that target per accelerator variant, the variant
 (`select_variant` reads the machine through `apply.machine` and the recorded variant;
 `choose_variant`, pure: the first in order of preference whose needs the machine meets, or
 the one `--variant` names), then a check that the lock's `environments` and `requires-python`
-hold for it.
+hold for it; `for_environment` then leaves out the packages whose `marker` does not.
 
 Only the one matching lock file is read, so a sync with nothing to do parses one file. The
 variant a sync installed is recorded in the environment's state (`<env>/.envspec/variant.json`,
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from envspec.model import Lock, Machine, Spec, os_family
 from envspec.targets import KNOWN
 
 VARIANT_FILE = "variant.json"  # in the environment's state folder
+
+log = logging.getLogger("envspec")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -249,28 +252,60 @@ def require_lock(
 
 
 def _check_fits(lock: Lock, path: Path, env: Environment) -> None:
+    """PEP 751's `environments` (one of them must hold) and `requires-python`, for `env`."""
     markers = env.marker_environment()
-    for text in lock.environments:
-        try:
-            fits = Marker(text).evaluate(markers)
-        except InvalidMarker:  # the lock parser has checked; a hand-built lock may not be
-            fits = False
-        if not fits:
-            raise StaleLockError(
-                f"the lock is for environments '{text}', which this environment is not",
-                context=str(path),
-                hint="run 'envspec lock' to rewrite it for its target",
+    if lock.environments and not any(_holds(text, markers) for text in lock.environments):
+        shown = "' or '".join(lock.environments)
+        raise StaleLockError(
+            f"the lock is for environments '{shown}', which this environment is not",
+            context=str(path),
+            hint="run 'envspec lock' to rewrite it for its target",
+        )
+    _check_python(lock.requires_python, "the lock", path, env)
+
+
+def for_environment(lock: Lock, path: Path, env: Environment) -> Lock:
+    """The packages of `lock` (read from `path`) that `env` installs, by PEP 751: one whose
+    `marker` does not hold is left out, with a warning (envspec writes no package markers, a
+    lock being for one target: one was added by hand or by another tool); one whose
+    `requires-python` excludes the environment's Python is an error, as for the whole lock."""
+    markers = env.marker_environment()
+    kept = []
+    for package in lock.packages:
+        if package.marker is not None and not _holds(package.marker, markers):
+            log.warning(
+                '%s: %s %s is left out: its marker "%s" does not hold for this environment',
+                path,
+                package.name,
+                package.version,
+                package.marker,
             )
-    if lock.requires_python:
-        try:
-            fits = SpecifierSet(lock.requires_python).contains(env.python_version, prereleases=True)
-        except InvalidSpecifier:
-            fits = False
-        if not fits:
-            raise UsageError(
-                f"the lock is for Python {lock.requires_python}, "
-                f"the environment has Python {env.python_version}",
-                context=str(path),
-                hint="pass --python with a matching interpreter, "
-                "or change [environment] python and run 'envspec lock'",
-            )
+            continue
+        _check_python(package.requires_python, f"{package.name} {package.version}", path, env)
+        kept.append(package)
+    if len(kept) == len(lock.packages):
+        return lock
+    return dataclasses.replace(lock, packages=tuple(kept))
+
+
+def _holds(text: str, markers: Mapping[str, str]) -> bool:
+    try:
+        return Marker(text).evaluate(markers, "lock_file")
+    except InvalidMarker:  # the lock parser has checked; a hand-built lock may not be
+        return False
+
+
+def _check_python(requires: str | None, what: str, path: Path, env: Environment) -> None:
+    if not requires:
+        return
+    try:
+        fits = SpecifierSet(requires).contains(env.python_version, prereleases=True)
+    except InvalidSpecifier:
+        fits = False
+    if not fits:
+        raise UsageError(
+            f"{what} is for Python {requires}, the environment has Python {env.python_version}",
+            context=str(path),
+            hint="pass --python with a matching interpreter, "
+            "or change [environment] python and run 'envspec lock'",
+        )

@@ -62,6 +62,10 @@ def dump_lock(lock: Lock) -> str:
 
 def _package(out: _Writer, lock: Lock, package: LockedPackage) -> None:
     pairs: Pairs = [("name", _str(package.name)), ("version", _str(str(package.version)))]
+    if package.marker is not None:  # kept from a lock read: envspec writes none
+        pairs.append(("marker", _str(package.marker)))
+    if package.requires_python is not None:
+        pairs.append(("requires-python", _str(package.requires_python)))
     if package.index:
         pairs.append(("index", _str(redact(package.index))))
     where = f"lock for {lock.target}"

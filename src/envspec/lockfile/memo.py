@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported by `_decode`: `memo_folder` is on a fresh relock's path
     from packaging.specifiers import SpecifierSet
 
-    from envspec.model import Artifact, Lock
+    from envspec.model import Artifact, Lock, LockedPackage
 
-FORMAT = 1
+FORMAT = 2  # 2: a package's marker and requires-python
 MEMOIZED_FIRST_LINE = b'lock-version = "1.0"\n'
 
 log = logging.getLogger("envspec")
@@ -156,6 +156,8 @@ def _encode(lock: Lock) -> dict[str, Any]:
                 p.phase,
                 list(p.required_by),
                 [list(pair) for pair in p.required_as],
+                p.marker,
+                p.requires_python,
             ]
             for p in lock.packages
         ],
@@ -176,31 +178,14 @@ def _encode_artifact(a: Artifact) -> list[Any]:
 
 
 def _decode(data: dict[str, Any]) -> Lock:
-    from packaging.version import Version
 
-    from envspec.model import AppliedRule, Lock, LockedPackage, LockedPhase, Needs, VcsSource
+    from envspec.model import AppliedRule, Lock, LockedPhase, Needs
 
     return Lock(
         target=data["target"],
         requires_python=data["requires-python"],
         environments=tuple(data["environments"]),
-        packages=tuple(
-            LockedPackage(
-                name=name,
-                version=Version(version),
-                index=index,
-                artifact=_decode_artifact(artifact) if artifact is not None else None,
-                vcs=VcsSource(url=vcs[0], requested_revision=vcs[1], commit_id=vcs[2])
-                if vcs is not None
-                else None,
-                phase=phase,
-                required_by=tuple(required_by),
-                required_as=tuple((parent, text) for parent, text in required_as),
-            )
-            for name, version, index, artifact, vcs, phase, required_by, required_as in data[
-                "packages"
-            ]
-        ),
+        packages=tuple(_decode_package(fields) for fields in data["packages"]),
         phases=tuple(
             LockedPhase(name=name, index=index, optional=optional, skipped=skipped)
             for name, index, optional, skipped in data["phases"]
@@ -213,6 +198,29 @@ def _decode(data: dict[str, Any]) -> Lock:
             cuda_driver=_specifier(data["needs"].get("cuda-driver")),
             compute_capability=_specifier(data["needs"].get("compute-capability")),
         ),
+    )
+
+
+def _decode_package(fields: list[Any]) -> LockedPackage:
+    from packaging.version import Version
+
+    from envspec.model import LockedPackage, VcsSource
+
+    (name, version, index, artifact, vcs, phase, required_by, required_as, marker,
+     requires_python) = fields  # fmt: skip
+    return LockedPackage(
+        name=name,
+        version=Version(version),
+        marker=marker,
+        requires_python=requires_python,
+        index=index,
+        artifact=_decode_artifact(artifact) if artifact is not None else None,
+        vcs=VcsSource(url=vcs[0], requested_revision=vcs[1], commit_id=vcs[2])
+        if vcs is not None
+        else None,
+        phase=phase,
+        required_by=tuple(required_by),
+        required_as=tuple((parent, text) for parent, text in required_as),
     )
 
 

@@ -44,6 +44,7 @@ from packaging.version import InvalidVersion, Version
 
 from envspec.errors import LockFileError
 from envspec.model import (
+    SPEC_ROOT,
     AppliedRule,
     Artifact,
     Lock,
@@ -138,12 +139,21 @@ def _read(root: Table) -> Lock:
 def _check_graph(
     tables: Sequence[Table], packages: Sequence[LockedPackage], phases: Sequence[LockedPhase]
 ) -> None:
-    """One entry per name, each in a phase the lock records: an edit that breaks either made
-    sync and export pin a package twice or leave it out while every command said the lock
+    """One entry per name, each in a phase the lock records and required by the spec or by
+    packages of the lock: an edit that breaks one made sync and export pin a package twice,
+    leave it out, or install one whose parent was deleted, while every command said the lock
     was fine."""
     first: dict[str, str] = {}
     phase_names = [p.name for p in phases]
+    names = {package.name for package in packages}
     for table, package in zip(tables, packages, strict=True):
+        missing = [n for n in package.required_by if n != SPEC_ROOT and n not in names]
+        if missing:
+            _package_envspec(table).fail(
+                f"'{package.name}' is required by '{missing[0]}', which the lock does not have",
+                _DAMAGED,
+                key="required-by",
+            )
         if package.name in first:
             hint = f"first at {first[package.name]}; {_DAMAGED}"
             table.fail(f"duplicate package '{package.name}'", hint, key="name")
@@ -209,10 +219,11 @@ def _check_requires_python(table: Table) -> str:
     return text
 
 
-def _check_marker(table: Table, key: str) -> None:
+def _check_marker(table: Table, key: str) -> str | None:
     text = table.string(key)
     if text is not None and not _is_marker(text):
         table.fail(f"invalid marker {_shown(text)}", key=key)
+    return text
 
 
 def _is_marker(text: str) -> bool:
@@ -261,13 +272,15 @@ def _package(table: Table) -> LockedPackage:
         version = Version(version_text)
     except ValueError:  # InvalidVersion, or a release number past int()'s 4,300 digits
         table.fail(f"invalid version {_shown(version_text)}", key="version")
-    _check_marker(table, "marker")
-    _check_requires_python(table)
+    marker = _check_marker(table, "marker")
+    requires_python = _check_requires_python(table) if "requires-python" in table else None
     source = _source_key(table)
     envspec = _package_envspec(table)
     return LockedPackage(
         name=canonicalize_name(name),
         version=version,
+        marker=marker,
+        requires_python=requires_python,
         index=table.string("index"),
         artifact=_artifact(table, source, name, version) if source != "vcs" else None,
         vcs=_vcs(table) if source == "vcs" else None,

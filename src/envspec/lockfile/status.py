@@ -27,7 +27,7 @@ from envspec.inputs import (
     rule_changes,
 )
 from envspec.lockfile import legacy_lock_path, load_lock, lock_path
-from envspec.model import Lock, Needs, Spec, Variant
+from envspec.model import Lock, Needs, Spec, Target, Variant
 from envspec.targets import make_target
 
 State = Literal["fresh", "stale", "missing"]
@@ -157,7 +157,7 @@ def status_of(
     target = make_target(name, spec.python, spec.settings_for(name))
     inputs = relevant_inputs(lock_inputs(spec.for_variant(unit), target), name)
     recorded = relevant_inputs(previous.inputs, name)
-    changes = _variant_changes(previous, unit, name)
+    changes = _variant_changes(previous, unit, name) + _edits(previous, target)
     changes += input_changes(recorded, inputs) if recorded != inputs else []
     changes += rule_changes(previous.rules, applied_rules(spec.rules, target, previous.packages))
     state: State = "stale" if changes else "fresh"
@@ -169,6 +169,24 @@ def status_of(
         reason=", ".join(changes),
         variant=variant,
     )
+
+
+def _edits(previous: Lock, target: Target) -> list[str]:
+    """What the lock says that `envspec lock` would not have written for `target` (edited by
+    hand or by another tool): which environments and Python it is for, and any package's own
+    `marker` or `requires-python` (envspec writes none: a lock is for one target)."""
+    out = []
+    if previous.environments != (target.environment_marker(),):
+        shown = ", ".join(f'"{text}"' for text in previous.environments) or "none"
+        out.append(f"environments {shown} are not {target.name}'s")
+    if previous.requires_python != target.lock_requires_python():
+        shown = f"'{previous.requires_python}'" if previous.requires_python else "none"
+        out.append(f"requires-python {shown} is not the spec's ('{target.lock_requires_python()}')")
+    for package in previous.packages:
+        for key, text in (("marker", package.marker), ("requires-python", package.requires_python)):
+            if text is not None:
+                out.append(f'{package.name} has a {key} ("{text}"), which envspec does not write')
+    return out
 
 
 def _variant_changes(previous: Lock, variant: Variant | None, target: str) -> list[str]:

@@ -183,7 +183,7 @@ def _lock(
     )
     return Lock(
         target=target.name,
-        requires_python=f"=={target.python_version}.*",
+        requires_python=target.lock_requires_python(),
         environments=(target.environment_marker(),),
         packages=tuple(packages),
         phases=locked_phases,

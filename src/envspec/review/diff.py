@@ -5,20 +5,25 @@ locked at different versions on different targets; and the compatibility rules e
 target's lock records (`[tool.envspec.rules]`) added, removed or changed (a rule's text or its
 source), which change what a lock was made under though no pin moves.
 
-Pure: two mappings target → `Lock` in, a `LockDiff` out. `to_json` gives its plain-data form;
-the text and Markdown renderings live in `review.diff_format`.
+Pure: two mappings target → `Lock` in, a `LockDiff` out; its renderings (text, Markdown and
+the plain data of ``--format json``) live in `review.diff_format`.
 
 Which source changes are *flagged* (loud): the index a package comes from; its git URL or
 commit; its file's host when the version moved; and, at the same version, the file's URL or
 hash, or a switch between an index file and a git source. A different file name at the same
 version (another wheel tag chosen) is reported but not flagged.
+
+Conditions (`ConditionChange`): when a package installs (its own ``marker`` and
+``requires-python``) and what a lock is for (its ``environments`` and ``requires-python``).
+envspec writes the lock's from the target and no package's, so a change is an edit that a
+relock would undo, or another tool's lock: shown as ``CONDITION CHANGED`` and counted apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from packaging.version import Version
@@ -28,6 +33,7 @@ from envspec.model import Lock, LockedPackage
 ChangeKind = Literal["added", "removed", "upgraded", "downgraded", "changed"]
 TargetStatus = Literal["added", "removed", "changed", "unchanged"]
 SourceField = Literal["index", "source", "git-url", "commit", "host", "url", "hash", "file"]
+ConditionField = Literal["marker", "requires-python", "environments"]
 UNFLAGGED: frozenset[str] = frozenset({"file"})
 
 
@@ -45,6 +51,17 @@ class SourceChange:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ConditionChange:
+    """When a package, or a whole lock, installs, before and after ("-": no condition): a
+    package's ``marker`` or ``requires-python``, a lock's ``environments`` or
+    ``requires-python``. envspec writes no package conditions, so any change is shown."""
+
+    field: ConditionField
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PackageChange:
     """One package of one target that is not the same in both locks."""
 
@@ -54,6 +71,7 @@ class PackageChange:
     new: str | None
     major: bool = False
     sources: tuple[SourceChange, ...] = ()
+    conditions: tuple[ConditionChange, ...] = ()
     phase: str = ""
 
     @property
@@ -91,6 +109,7 @@ class TargetDiff:
     packages: tuple[PackageChange, ...] = ()
     phases: tuple[PhaseChange, ...] = ()
     rules: tuple[RuleChange, ...] = ()
+    conditions: tuple[ConditionChange, ...] = ()  # the lock's environments, requires-python
 
     @property
     def has_changes(self) -> bool:
@@ -127,6 +146,9 @@ class LockDiff:
                 out[package.kind] += 1
         out["major"] = sum(p.major for t in self.targets for p in t.packages)
         out["flagged"] = sum(p.flagged for t in self.targets for p in t.packages)
+        out["conditions"] = sum(
+            len(t.conditions) + sum(len(p.conditions) for p in t.packages) for t in self.targets
+        )
         out["targets-changed"] = sum(t.has_changes for t in self.targets)
         out["diverging"] = len(self.divergences)
         return out
@@ -160,16 +182,52 @@ def diff_target(target: str, old: Lock | None, new: Lock | None) -> TargetDiff:
             changes.append(change)
     phases = phase_changes(old, new)
     rules = rule_changes(old, new) if old and new else ()
+    conditions = lock_conditions(old, new) if old and new else ()
     status: TargetStatus
     if old is None:
         status = "added"
     elif new is None:
         status = "removed"
     else:
-        status = "changed" if changes or phases or rules else "unchanged"
+        status = "changed" if changes or phases or rules or conditions else "unchanged"
     return TargetDiff(
-        target=target, status=status, packages=tuple(changes), phases=phases, rules=rules
+        target=target,
+        status=status,
+        packages=tuple(changes),
+        phases=phases,
+        rules=rules,
+        conditions=conditions,
     )
+
+
+def lock_conditions(old: Lock, new: Lock) -> tuple[ConditionChange, ...]:
+    """How the environments and Python the two locks are for differ."""
+    out = []
+    if old.environments != new.environments:
+        out.append(
+            ConditionChange(
+                field="environments",
+                old=" or ".join(old.environments) or "-",
+                new=" or ".join(new.environments) or "-",
+            )
+        )
+    if old.requires_python != new.requires_python:
+        out.append(_condition("requires-python", old.requires_python, new.requires_python))
+    return tuple(out)
+
+
+def package_conditions(old: LockedPackage, new: LockedPackage) -> tuple[ConditionChange, ...]:
+    """How the two pins' own `marker` and `requires-python` differ."""
+    out = []
+    if old.marker != new.marker:
+        out.append(_condition("marker", old.marker, new.marker))
+    if old.requires_python != new.requires_python:
+        out.append(_condition("requires-python", old.requires_python, new.requires_python))
+    return tuple(out)
+
+
+def _condition(field: ConditionField, old: str | None, new: str | None) -> ConditionChange:
+    return ConditionChange(field=field, old=old or "-", new=new or "-")
 
 
 def package_change(old: LockedPackage | None, new: LockedPackage | None) -> PackageChange | None:
@@ -189,7 +247,8 @@ def package_change(old: LockedPackage | None, new: LockedPackage | None) -> Pack
             phase=only.phase,
         )
     sources = source_changes(old, new)
-    if old.version == new.version and not sources:
+    conditions = package_conditions(old, new)
+    if old.version == new.version and not sources and not conditions:
         return None
     if new.version > old.version:
         kind = "upgraded"
@@ -204,6 +263,7 @@ def package_change(old: LockedPackage | None, new: LockedPackage | None) -> Pack
         new=str(new.version),
         major=_major(old.version) != _major(new.version),
         sources=sources,
+        conditions=conditions,
         phase=new.phase,
     )
 
@@ -339,57 +399,3 @@ def _versions(locks: Mapping[str, Lock]) -> dict[str, dict[str, str]]:
         for package in lock.packages:
             out.setdefault(package.name, {})[target] = str(package.version)
     return out
-
-
-def to_json(diff: LockDiff) -> dict[str, Any]:
-    """The diff as plain data (``--format json``)."""
-    return {
-        "old": diff.old_label,
-        "new": diff.new_label,
-        "changed": diff.has_changes,
-        "summary": diff.summary(),
-        "targets": [
-            {
-                "target": t.target,
-                "status": t.status,
-                "packages": [_package_json(p) for p in t.packages],
-                "phases": [_phase_json(p) for p in t.phases],
-                "rules": [
-                    {"id": r.id, "status": r.status, "source": r.source, "old-source": r.old_source}
-                    for r in t.rules
-                ],
-            }
-            for t in diff.targets
-        ],
-        "divergence": [
-            {"name": d.name, "versions": dict(d.versions), "introduced": d.introduced}
-            for d in diff.divergences
-        ],
-    }
-
-
-def _package_json(change: PackageChange) -> dict[str, Any]:
-    return {
-        "name": change.name,
-        "kind": change.kind,
-        "old": change.old,
-        "new": change.new,
-        "major": change.major,
-        "flagged": change.flagged,
-        "phase": change.phase,
-        "sources": [
-            {"field": s.field, "old": s.old, "new": s.new, "flagged": s.flagged}
-            for s in change.sources
-        ],
-    }
-
-
-def _phase_json(change: PhaseChange) -> dict[str, Any]:
-    return {
-        "name": change.name,
-        "status": change.status,
-        "added": list(change.added),
-        "removed": list(change.removed),
-        "skipped-old": change.skipped_old,
-        "skipped-new": change.skipped_new,
-    }

@@ -1,6 +1,7 @@
-"""Renderings of a `LockDiff` for people: plain text (ANSI-coloured when the caller says the
+"""Renderings of a `LockDiff`: for people, plain text (ANSI-coloured when the caller says the
 output is a terminal) and Markdown to paste as a pull-request comment (a summary line first,
-then one table per changed target, then the divergence across targets).
+then one table per changed target, then the divergence across targets); for programs, plain
+data (`to_json`, ``--format json`` and the ``diff`` event).
 
 ANSI codes are written by hand: eight SGR sequences are less than `rich`'s markup escaping
 would take, and the text stays byte-exact for tests without a terminal.
@@ -8,7 +9,10 @@ would take, and the text stays byte-exact for tests without a terminal.
 
 from __future__ import annotations
 
+from typing import Any
+
 from envspec.review.diff import (
+    ConditionChange,
     Divergence,
     LockDiff,
     PackageChange,
@@ -44,6 +48,8 @@ def summary_line(diff: LockDiff) -> str:
             parts.append(f"{counts['major']} major")
         if counts["flagged"]:
             parts.append(f"{counts['flagged']} flagged source change{_s(counts['flagged'])}")
+        if counts["conditions"]:
+            parts.append(f"{counts['conditions']} condition change{_s(counts['conditions'])}")
     if counts["diverging"]:
         parts.append(f"{counts['diverging']} diverging across targets")
     return ", ".join(parts)
@@ -67,12 +73,16 @@ def render_text(diff: LockDiff, *, color: bool = False) -> str:
     ]
     for target in diff.targets:
         lines.append(paint(f"{target.target}: {_target_headline(target)}", "bold"))
+        lines += ["  " + paint(_condition_text(c), "alarm") for c in target.conditions]
         for change in target.packages:
-            colour = "alarm" if change.flagged else _TEXT_COLOUR[change.kind]
-            lines.append("  " + paint(_package_text(change), colour))
+            loud = change.flagged or change.conditions
+            lines.append(
+                "  " + paint(_package_text(change), "alarm" if loud else _TEXT_COLOUR[change.kind])
+            )
             for source in change.sources:
                 style = "alarm" if source.flagged else "yellow"
                 lines.append("      " + paint(_source_text(source), style))
+            lines += ["      " + paint(_condition_text(c), "alarm") for c in change.conditions]
         lines += ["  " + _phase_text(change) for change in target.phases]
         lines += ["  " + _rule_text(change) for change in target.rules]
     if diff.divergences:
@@ -86,6 +96,10 @@ def _source_text(source: SourceChange) -> str:
     return f"{source.field}: {source.old} → {source.new}{flag}"
 
 
+def _condition_text(change: ConditionChange) -> str:
+    return f"{change.field}: {change.old} → {change.new}"
+
+
 def _target_headline(target: TargetDiff) -> str:
     if target.status in ("added", "removed"):
         n = len(target.packages)
@@ -97,6 +111,8 @@ def _target_headline(target: TargetDiff) -> str:
         for kind in ("added", "removed", "upgraded", "downgraded", "changed")
         if target.count(kind)
     ]
+    if target.conditions:
+        parts.append(" and ".join(c.field for c in target.conditions) + " changed")
     return ", ".join(parts) or ("phases changed" if target.phases else "rules changed")
 
 
@@ -110,12 +126,14 @@ def _package_text(change: PackageChange) -> str:
         text = f"{mark} {change.name} {change.new} (same version)"
     else:
         text = f"{mark} {change.name} {change.old} → {change.new}"
-    if change.phase and change.kind != "removed":
+    if change.phase:
         text += f"  [phase {change.phase}]"
     if change.major:
         text += "  MAJOR"
     if change.flagged:
         text += "  SOURCE CHANGED"
+    if change.conditions:
+        text += "  CONDITION CHANGED"
     return text
 
 
@@ -167,6 +185,9 @@ def render_markdown(diff: LockDiff) -> str:
         if not target.has_changes:
             continue
         lines += [f"### {target.target} — {_target_headline(target)}", ""]
+        if target.conditions:
+            lines += [f"- 🚩 {_cell(_condition_md(c))}" for c in target.conditions]
+            lines.append("")
         if target.packages:
             lines += ["| | package | old | new | phase | notes |", "|---|---|---|---|---|---|"]
             lines += [_package_row(change) for change in target.packages]
@@ -190,15 +211,21 @@ def _package_row(change: PackageChange) -> str:
     for source in change.sources:
         flag = "🚩 " if source.flagged else ""
         notes.append(f"{flag}{source.field}: `{_code(source.old)}` → `{_code(source.new)}`")
+    notes += [f"🚩 {_condition_md(c)}" for c in change.conditions]
+    loud = change.flagged or bool(change.conditions)
     cells = [
-        _MARK[change.kind] if change.kind != "changed" else "🚩" if change.flagged else "~",
-        f"**{change.name}**" if change.flagged else change.name,
+        _MARK[change.kind] if change.kind != "changed" else "🚩" if loud else "~",
+        f"**{change.name}**" if loud else change.name,
         change.old or "",
         change.new or "",
-        change.phase if change.kind != "removed" else "",
+        change.phase,
         "<br>".join(notes),
     ]
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _condition_md(change: ConditionChange) -> str:
+    return f"{change.field}: `{_code(change.old)}` → `{_code(change.new)}`"
 
 
 def _divergence_table(diff: LockDiff) -> list[str]:
@@ -223,3 +250,66 @@ def _cell(text: str) -> str:
 
 def _code(text: str) -> str:
     return text.replace("`", "'")
+
+
+# --- plain data ----------------------------------------------------------------------------
+
+
+def to_json(diff: LockDiff) -> dict[str, Any]:
+    """The diff as plain data (``--format json``)."""
+    return {
+        "old": diff.old_label,
+        "new": diff.new_label,
+        "changed": diff.has_changes,
+        "summary": diff.summary(),
+        "targets": [
+            {
+                "target": t.target,
+                "status": t.status,
+                "packages": [_package_json(p) for p in t.packages],
+                "phases": [_phase_json(p) for p in t.phases],
+                "conditions": [_condition_json(c) for c in t.conditions],
+                "rules": [
+                    {"id": r.id, "status": r.status, "source": r.source, "old-source": r.old_source}
+                    for r in t.rules
+                ],
+            }
+            for t in diff.targets
+        ],
+        "divergence": [
+            {"name": d.name, "versions": dict(d.versions), "introduced": d.introduced}
+            for d in diff.divergences
+        ],
+    }
+
+
+def _package_json(change: PackageChange) -> dict[str, Any]:
+    return {
+        "name": change.name,
+        "kind": change.kind,
+        "old": change.old,
+        "new": change.new,
+        "major": change.major,
+        "flagged": change.flagged,
+        "phase": change.phase,
+        "sources": [
+            {"field": s.field, "old": s.old, "new": s.new, "flagged": s.flagged}
+            for s in change.sources
+        ],
+        "conditions": [_condition_json(c) for c in change.conditions],
+    }
+
+
+def _condition_json(change: ConditionChange) -> dict[str, Any]:
+    return {"field": change.field, "old": change.old, "new": change.new}
+
+
+def _phase_json(change: PhaseChange) -> dict[str, Any]:
+    return {
+        "name": change.name,
+        "status": change.status,
+        "added": list(change.added),
+        "removed": list(change.removed),
+        "skipped-old": change.skipped_old,
+        "skipped-new": change.skipped_new,
+    }

@@ -177,14 +177,17 @@ def _phase_comment(phase: LockedPhase) -> str:
 
 
 def _package_lines(package: LockedPackage, primary: str | None) -> list[str]:
+    # a package's own marker (in a lock edited by hand or by another tool) stays with it, as
+    # `sync` honours it; the space before ';' ends a URL
+    when = f" ; {package.marker}" if package.marker is not None else ""
     if package.vcs is not None:
         url = package.vcs.url if package.vcs.url.startswith("git+") else f"git+{package.vcs.url}"
-        return [f"{package.name} @ {url}@{package.vcs.commit_id}"]
+        return [f"{package.name} @ {url}@{package.vcs.commit_id}{when}"]
     artifact = package.artifact
     if artifact is None or (package.index and package.index == primary):
-        head = f"{package.name}=={package.version}"
+        head = f"{package.name}=={package.version}{when}"
     else:
-        head = f"{package.name} @ {artifact.url}"
+        head = f"{package.name} @ {artifact.url}{when}"
     if artifact is None or not artifact.sha256:
         return [head]
     return [f"{head} \\", f"    --hash=sha256:{artifact.sha256}"]
