@@ -4,11 +4,13 @@ environment left exactly as it was."""
 from __future__ import annotations
 
 import platform
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from support.envproject import PYTHON, TARGET, EnvProject
+from support.envproject import PYTHON, TARGET, EnvProject, site_packages
 from support.index_server import IndexServer
 
 PHASES = [{"name": "one", "requirements": ["alpha"]}]
@@ -129,3 +131,57 @@ def test_check_without_an_environment_says_how_to_make_one(
         "hint: run 'envspec sync' to create the environment, or pass --python",
     ]
     assert not (proj.project / ".venv").exists()
+
+
+@pytest.fixture
+def immutable() -> Iterator[Callable[[Path], None]]:
+    """Make folders unwritable even for root (`chattr +i`), undone after the test."""
+    made: list[Path] = []
+
+    def make(folder: Path) -> None:
+        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"chattr +i is not available here: {done.stderr.decode().strip()}")
+        made.append(folder)
+
+    yield make
+    for folder in made:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_an_unwritable_site_packages_is_refused_before_any_change(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str], immutable: Callable[[Path], None]
+) -> None:
+    """It failed in the middle of the install (uv's own error), after the snapshot."""
+    proj.write_spec(PHASES)
+    proj.lock()
+    site = site_packages(proj.env)
+    immutable(site)
+    capsys.readouterr()
+    assert proj.run("sync") == 1
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"error: {site}: cannot write into the environment: Operation not permitted",
+        "hint: nothing was changed; make the folder writable, or pass --python with another "
+        "environment",
+    ]
+    _unchanged(proj)
+
+
+def test_a_rollback_into_an_unwritable_site_packages_is_refused_before_any_change(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str], immutable: Callable[[Path], None]
+) -> None:
+    proj.write_spec(PHASES)
+    proj.lock()
+    assert proj.run("sync") == 0
+    site = site_packages(proj.env)
+    immutable(site)
+    capsys.readouterr()
+    assert proj.run("rollback") == 1
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"error: {site}: cannot write into the environment: Operation not permitted",
+        "hint: nothing was changed; make the folder writable, or pass --python with another "
+        "environment",
+    ]
+    assert proj.freeze() == "alpha==1.0\n"
+    assert proj.snapshot_ids() == [1]
+    assert not (proj.state / "journal.json").exists()

@@ -1,4 +1,4 @@
-"""`envspec cache prune`: arguments, output and exit codes; the work is `apply.store.prune`.
+"""`envspec cache prune`: arguments, output and exit codes; the work is `apply.prune`.
 
 Kept apart from `cli.py` and `cli_env.py` (the lock and the environment commands); `cli`
 calls `add_parsers` and includes `COMMANDS`, whose commands take the CLI's environment
@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from envspec.apply.store import prune, store_at
+from envspec.apply.prune import prune
+from envspec.apply.store import store_at
 from envspec.errors import EXIT_OK, UsageError
 from envspec.output import Out, plural, size_text
 

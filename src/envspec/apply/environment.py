@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,3 +283,23 @@ def require_state_dir(env: Environment) -> Path:
             f"cannot create {env.state_dir}: {exc.strerror}", context=str(env.root)
         ) from exc
     return env.state_dir
+
+
+def require_writable(env: Environment) -> None:
+    """Every folder a sync writes into (site-packages, and the interpreter's folder, where
+    uv puts entry points) takes a new file: tried with a file made and removed, as root
+    passes `os.access` on folders it still cannot write (`chattr +i`, a read-only mount).
+    Else an install would fail halfway, after the snapshot, and its restore with it."""
+    for folder in (*env.site_packages, env.python.parent):
+        try:
+            fd, name = tempfile.mkstemp(prefix=".envspec-probe-", dir=folder)
+        except OSError as exc:
+            raise ApplyError(
+                f"cannot write into the environment: {exc.strerror}",
+                context=str(folder),
+                hint="nothing was changed; make the folder writable, or pass --python with "
+                "another environment",
+            ) from exc
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name)

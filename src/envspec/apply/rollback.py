@@ -33,7 +33,7 @@ import re
 from packaging.utils import canonicalize_name
 
 from envspec.apply import uv
-from envspec.apply.environment import Environment, require_state_dir
+from envspec.apply.environment import Environment, require_state_dir, require_writable
 from envspec.apply.events import Reporter, RollbackFailed, RolledBack, SnapshotTaken
 from envspec.apply.installed import discard_dist_info, load_installed
 from envspec.apply.journal import (
@@ -203,6 +203,11 @@ def rollback(
             remove_journal(state)
             reporter.rolled_back(RolledBack(snapshot=target.id, changes=()))
             return None
+        try:
+            require_writable(env)
+        except ApplyError:
+            delete_snapshot(state, before.id)
+            raise
         interrupted = load_journal(state)
         journal = Journal(command=f"rollback {target.id}", snapshot=target.id, phases=())
         write_journal(state, journal)

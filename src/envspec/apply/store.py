@@ -4,9 +4,15 @@ sha256 and kept by that hash for every environment on the machine.
 It lives in `<cache>/store/`, `<cache>` being `--cache-dir` or the platform's user cache folder
 (`platformdirs.user_cache_dir("envspec")`: `~/.cache/envspec` on Linux):
 - `sha256/<h[:2]>/<h>/<filename>`: a verified file. It gets there only by a rename after its
-  sha256 matched, so a file there is whole and right. Its folder's mtime is when a sync last
+  sha256 matched, so a file there was whole and right. Its folder's mtime is when a sync last
   used it; the file's own mtime is left alone, because uv keys its cache of a local wheel by
   it (a touched file would be unpacked again).
+- `sha256/<h[:2]>/<h>/.verified`: the file's size, mtime, inode and inode change time when its
+  sha256 last matched. A file whose stat differs (written to in place, replaced, or stored by
+  an envspec before this stamp) is hashed again before it is used: one that still matches
+  gets a new stamp, one that does not is downloaded again over it, with a warning. Hashing
+  every use instead would cost a second or more per large wheel (torch: 2.4 GB) on each sync
+  that installs it; the stamp makes it one `stat` and one small read.
 - `partial/<h>`: a download in progress or cut off, resumed by the next try with HTTP Range;
   `partial/<h>.lock` lets one process download a file while the others wait for it.
 - `store.lock`: a reader/writer lock (filelock's `ReadWriteLock`, one SQLite file). Syncs and
@@ -24,8 +30,9 @@ raises before anything is installed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,8 +50,10 @@ if TYPE_CHECKING:
     import filelock
 
 STORE_DIR = "store"
+STAMP = ".verified"  # beside a stored file: its stat when its sha256 last matched
 WORKERS = 6
 INTERVAL = 0.25  # seconds between two `download` events of one file
+log = logging.getLogger("envspec")
 _HINT = "nothing was changed; run the command again to retry (a partial download resumes)"
 
 
@@ -110,14 +119,30 @@ class Store:
     def file(self, sha256: str, filename: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256 / filename
 
-    def find(self, wanted: Wanted) -> Path | None:
-        """The stored file, if there (and of the size the lock records, when it records one)."""
+    def find(self, wanted: Wanted, *, check: bool = True) -> Path | None:
+        """The stored file, if there, of the size the lock records (when it records one) and
+        with its sha256: checked again when it changed since it was last checked (without
+        `check`: not found then)."""
         path = self.file(wanted.sha256, wanted.filename)
         try:
-            size = path.stat().st_size
+            stat = path.stat()
         except OSError:
             return None
-        return path if wanted.artifact.size in (None, size) else None
+        if wanted.artifact.size not in (None, stat.st_size):
+            return None
+        if _read_stamp(path.parent) == _stamp(stat):
+            return path
+        if not check:
+            return None
+        if _sha256_of(path) != wanted.sha256:
+            log.warning(
+                "%s: changed since its sha256 was checked, and it no longer matches: "
+                "downloading it again",
+                path,
+            )
+            return None
+        write_stamp(path)
+        return path
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -161,6 +186,34 @@ class Files:
     downloader: Callable[[], Downloader]
     offline: bool = False
     bundle: str | None = None
+
+
+def _stamp(stat: os.stat_result) -> str:
+    return f"{stat.st_size} {stat.st_mtime_ns} {stat.st_ino} {stat.st_ctime_ns}"
+
+
+def _read_stamp(folder: Path) -> str | None:
+    try:
+        return (folder / STAMP).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def write_stamp(path: Path) -> None:
+    """Record that the stored file at `path` has its sha256, as it is now."""
+    with contextlib.suppress(OSError):  # a store we may not write to: checked on every use
+        (path.parent / STAMP).write_text(_stamp(path.stat()), encoding="ascii")
+
+
+def _sha256_of(path: Path) -> str | None:
+    hasher = hashlib.sha256()  # hashlib.file_digest is 3.11+
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                hasher.update(chunk)
+    except OSError:
+        return None
+    return hasher.hexdigest()
 
 
 def store_at(cache_root: Path | None) -> Store:
@@ -264,7 +317,8 @@ class _Downloads:
 
         try:
             with filelock.FileLock(self.store.root / "partial" / f"{item.sha256}.lock"):
-                found = self.store.find(item)
+                # stored meanwhile by another process (checked, stamped), or download it
+                found = self.store.find(item, check=False)
                 return found if found is not None else self._download(item)
         except BaseException:
             self.stop.set()
@@ -288,6 +342,7 @@ class _Downloads:
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(part, final)
+            write_stamp(final)
         except OSError as exc:
             raise ApplyError(
                 f"cannot write {item.filename} to the artifact store: {exc.strerror}",
@@ -325,83 +380,3 @@ class _Downloads:
 
 def _cannot(item: Wanted, reason: str) -> ApplyError:
     return ApplyError(f"cannot download {item.filename}: {reason}", hint=_HINT)
-
-
-# -- pruning -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Pruned:
-    """What `prune` removed and what it kept (files, bytes)."""
-
-    removed: int
-    freed: int
-    kept: int
-    kept_bytes: int
-    partial: int  # partial downloads removed
-
-
-def prune(store: Store, *, older_than: float | None, max_size: int | None, now: float) -> Pruned:
-    """Remove partial downloads, files unused for `older_than` seconds, then the least
-    recently used files until the rest fits in `max_size` bytes."""
-    if not store.root.is_dir():
-        return Pruned(removed=0, freed=0, kept=0, kept_bytes=0, partial=0)
-    with store.pruning():
-        partial = _remove_partials(store.root / "partial")
-        entries = sorted(_artifacts(store.root / "sha256"))  # oldest use first
-        kept_bytes = sum(size for _, size, _ in entries)
-        removed = freed = 0
-        for used, size, folder in entries:
-            too_old = older_than is not None and now - used > older_than
-            too_big = max_size is not None and kept_bytes > max_size
-            if not (too_old or too_big):
-                continue
-            _remove(folder)
-            removed, freed, kept_bytes = removed + 1, freed + size, kept_bytes - size
-    return Pruned(
-        removed=removed,
-        freed=freed,
-        kept=len(entries) - removed,
-        kept_bytes=kept_bytes,
-        partial=partial,
-    )
-
-
-def _artifacts(folder: Path) -> Iterator[tuple[float, int, Path]]:
-    """(last use, bytes, folder) of each stored file."""
-    for prefix in _listdir(folder):
-        for entry in _listdir(prefix):
-            try:
-                used = entry.stat().st_mtime
-                size = sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
-            except OSError:
-                continue
-            yield used, size, entry
-
-
-def _remove_partials(folder: Path) -> int:
-    count = 0
-    for entry in _listdir(folder):
-        if not entry.name.endswith(".lock"):
-            count += 1
-        _remove(entry)
-    return count
-
-
-def _listdir(folder: Path) -> list[Path]:
-    try:
-        return sorted(folder.iterdir())
-    except OSError:
-        return []
-
-
-def _remove(path: Path) -> None:
-    try:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    except OSError as exc:
-        raise ApplyError(
-            f"cannot remove {path.name}: {exc.strerror}", context=str(path.parent)
-        ) from exc

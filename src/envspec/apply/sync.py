@@ -4,7 +4,8 @@ Order (DESIGN.md §7): plan (nothing to do → return before any process starts,
 interrupted sync's journal is left to clear); take the environment's lock and plan again
 (another sync may have done the work while we waited); fetch every file of every phase into
 the artifact store and verify it (`store.fetch`: a network or hash failure raises here, with
-nothing changed and no snapshot taken); snapshot; write the journal; repair (delete what uv
+nothing changed and no snapshot taken); check that the environment's folders take new files
+(`require_writable`); snapshot; write the journal; repair (delete what uv
 cannot handle of broken distributions, uninstall the broken ones the lock does not name);
 with `exact` (the default), remove what the lock does not name (first, so a package that
 moved to another distribution is not deleted after it was installed); install each phase with
@@ -31,7 +32,7 @@ from typing import NoReturn
 from envspec import proc
 from envspec.apply import uv
 from envspec.apply.bundled import refuse_unbundled
-from envspec.apply.environment import Environment, require_state_dir
+from envspec.apply.environment import Environment, require_state_dir, require_writable
 from envspec.apply.events import (
     PhaseFailed,
     PhaseFinished,
@@ -139,6 +140,7 @@ def sync(
             return SyncOutcome(plan=plan)
         with files.store.reading():
             stored = fetch(files, _wanted(plan), reporter)
+            require_writable(env)
             snapshot = take_snapshot(env, settings.command, options)
             reporter.snapshot_taken(
                 SnapshotTaken(
