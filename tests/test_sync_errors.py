@@ -3,6 +3,8 @@ environment left exactly as it was."""
 
 from __future__ import annotations
 
+import errno
+import os
 import platform
 import subprocess
 from collections.abc import Callable, Iterator
@@ -185,3 +187,30 @@ def test_a_rollback_into_an_unwritable_site_packages_is_refused_before_any_chang
     assert proj.freeze() == "alpha==1.0\n"
     assert proj.snapshot_ids() == [1]
     assert not (proj.state / "journal.json").exists()
+
+
+@pytest.mark.parametrize("command", ["sync", "check", "rollback", "history"])
+def test_an_environment_the_user_cannot_look_into_is_one_line(
+    proj: EnvProject,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    """A folder on the way without search permission (EACCES, which root never gets, hence
+    the fake at the file-system edge): `Path.exists` raised PermissionError, a traceback."""
+    proj.write_spec(PHASES)
+    proj.lock()
+    real_stat = Path.stat
+
+    def stat(self: Path, **kwargs: bool) -> os.stat_result:
+        if self.is_relative_to(proj.env):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    capsys.readouterr()
+    assert proj.run(command) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --python: cannot look at {proj.env}: Permission denied",
+        "hint: pass --python with an environment you can read",
+    ]

@@ -169,7 +169,7 @@ def cmd_sync(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     options = _uv_options(args, spec, environ)
     location = locate(args.project, args.python, environ)
     refuse_system(location, args.system)
-    if not location.python.exists():
+    if not location.present():
         if args.dry_run:  # the plan for the environment a sync would create, created not
             planned = planned_environment(location, spec.python, options)
             out.event("environment_created", root=str(location.root), python=spec.python,
@@ -181,7 +181,7 @@ def cmd_sync(args: argparse.Namespace, out: Out, environ: Environ) -> int:
             variants = [v.name for v in spec.variants_for(host)] if host else []
             require_lock(args.project, host, spec.targets, variants=variants or [None])
     with contextlib.ExitStack() as creating:
-        if location.creatable and not location.python.exists():
+        if location.creatable and not location.present():
             # held until this sync is done: a second first sync waits, then has nothing to do
             creating.enter_context(
                 creation_lock(location.root, _cache_root(args), args.lock_timeout)

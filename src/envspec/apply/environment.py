@@ -19,6 +19,7 @@ or made with them (`uv venv --seed`: ``seed = true``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -71,22 +72,48 @@ class Location:
     creatable: bool
     source: str  # "--python", "$VIRTUAL_ENV" or "project"
 
+    def present(self) -> bool:
+        """Whether the interpreter is there (one that cannot be looked at is an error)."""
+        return _present(self.python, self.source)
 
-def interpreter_in(root: Path) -> Path:
-    """The interpreter of the environment at `root` (POSIX `bin/`, Windows `Scripts/`)."""
+
+def interpreter_in(root: Path, source: str) -> Path:
+    """The interpreter of the environment at `root` (POSIX `bin/`, Windows `Scripts/`), as
+    `source` names it."""
     for candidate in (root / "bin" / "python", root / "Scripts" / "python.exe"):
-        if candidate.exists():
+        if _present(candidate, source):
             return candidate
     return root / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _present(path: Path, source: str) -> bool:
+    """`path.exists()`, but a folder on the way the user may not look into is an error, not
+    a traceback (`Path.exists` raises `PermissionError`)."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symlink loop: as good as absent
+            return False
+        raise UsageError(
+            f"cannot look at {path}: {exc.strerror}",
+            context=source,
+            hint="pass --python with an environment you can read",
+        ) from exc
+    return True
 
 
 def locate(project: Path, python: Path | None, environ: Mapping[str, str]) -> Location:
     """Pick the environment as DESIGN.md §2 orders it."""
     if python is not None:
         python = Path(os.path.abspath(python))
-        if python.is_dir():
+        if _present(python, "--python") and python.is_dir():
             return Location(
-                root=python, python=interpreter_in(python), creatable=False, source="--python"
+                root=python,
+                python=interpreter_in(python, "--python"),
+                creatable=False,
+                source="--python",
             )
         parent = python.parent
         root = parent.parent if parent.name in ("bin", "Scripts") else parent
@@ -94,16 +121,20 @@ def locate(project: Path, python: Path | None, environ: Mapping[str, str]) -> Lo
     if environ.get("VIRTUAL_ENV"):
         root = Path(environ["VIRTUAL_ENV"])
         return Location(
-            root=root, python=interpreter_in(root), creatable=False, source="$VIRTUAL_ENV"
+            root=root,
+            python=interpreter_in(root, "$VIRTUAL_ENV"),
+            creatable=False,
+            source="$VIRTUAL_ENV",
         )
     root = Path(os.path.abspath(project)) / ".venv"
-    return Location(root=root, python=interpreter_in(root), creatable=True, source="project")
+    python = interpreter_in(root, "project")
+    return Location(root=root, python=python, creatable=True, source="project")
 
 
 def ensure_environment(location: Location, python: str, options: uv.UvOptions) -> bool:
     """Create the project's `.venv` when absent; True when it was created. The caller holds
     the creation lock (`journal.creation_lock`) when it may create."""
-    if location.python.exists():
+    if location.present():
         return False
     _check_creatable(location)
     uv.create_venv(location.root, python, options)
@@ -174,7 +205,7 @@ def open_environment(
     every environment made from the same base interpreter, else a probe (run in `environ`,
     the CLI's snapshot). The caches are written only with `write`, and in an interpreter that
     is not a virtual environment only with `system` too."""
-    if not location.python.exists():
+    if not location.present():
         raise UsageError(
             f"no Python interpreter at {location.python}",
             context=location.source,
@@ -263,7 +294,7 @@ def write_interpreter_cache(path: Path, key: Mapping[str, Any], facts: Mapping[s
 def refuse_system(location: Location, system: bool) -> None:
     """uv's rule: an interpreter that is not a virtual environment is changed only with
     `--system` (a project's `.venv` yet to be made is one)."""
-    if system or not location.python.exists():  # nothing there yet: `ensure_environment`
+    if system or not location.present():  # nothing there yet: `ensure_environment`
         return
     if load_venv_config(location.root) is None:
         raise UsageError(
