@@ -370,7 +370,7 @@ def cmd_rollback(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     env = _environment(args, out, environ, system=args.system)
     spec = _spec_if_valid(args.project, environ)
     options = _uv_options(args, spec, environ)
-    reporter = CliReporter(out)
+    reporter = CliReporter(out, rollback_is_the_command=True)
     with _reported(env, "rollback"):
         restored = rollback(
             env,

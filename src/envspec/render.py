@@ -58,8 +58,11 @@ class CliReporter(Reporter):
     """Every event as JSON (with --json) or as lines on stderr, with a spinner for the running
     phase on a terminal."""
 
-    def __init__(self, out: Out) -> None:
+    def __init__(self, out: Out, *, rollback_is_the_command: bool = False) -> None:
         self.out = out
+        # `envspec rollback`: a failed restore is the command's own error, printed once by
+        # the CLI; after a failed phase it is news beside that phase's error
+        self.rollback_is_the_command = rollback_is_the_command
         self.human = not out.json_mode and not out.quiet
         self.status: Any = None
         self.tty = sys.stderr.isatty()
@@ -151,7 +154,8 @@ class CliReporter(Reporter):
     def rollback_failed(self, event: RollbackFailed) -> None:
         if not self._show(event):
             return
-        self.out.say(f"Rollback to snapshot {event.snapshot} failed: {event.error}")
+        if not self.rollback_is_the_command:
+            self.out.say(f"Rollback to snapshot {event.snapshot} failed: {event.error}")
         for line in event.tail.splitlines():
             self.out.say(f"    {line}")
 
