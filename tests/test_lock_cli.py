@@ -382,3 +382,32 @@ def test_a_lock_edited_to_say_when_it_installs_is_stale(
     assert path.read_text() == edited
     assert lock(project) == 0
     assert path.read_bytes() == written
+
+
+@pytest.mark.parametrize("module", ["envspec.cli", "envspec.cli_lock", "envspec.output"])
+def test_a_sigterm_while_the_command_line_is_imported_is_reported(
+    tmp_path: Path, module: str
+) -> None:
+    """SIGTERM's default action ended the process with 143 and no word for the first ~0.1 s,
+    while `envspec.cli` was imported. The signal is sent from an import hook, at the import
+    of `module`, into the script's own entry (`envspec.entry:run`, as `[project.scripts]`)."""
+    script = (
+        "import os, signal, sys\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {module!r}:\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "from envspec.entry import run\n"
+        "raise SystemExit(run())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "lock", "--project", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=clean_environ(),
+        check=False,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (143, "error: interrupted by SIGTERM\n")

@@ -1,5 +1,5 @@
 """`python -m envspec` runs the command line."""
 
-from envspec.cli import run
+from envspec.entry import run
 
 raise SystemExit(run())

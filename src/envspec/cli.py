@@ -32,7 +32,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from envspec import __version__, cli_lock
@@ -44,6 +43,7 @@ from envspec.errors import (
     Interrupted,
     UsageError,
 )
+from envspec.interrupt import Terminated, raise_terminated
 from envspec.output import rel, target_help
 from envspec.secret import redact
 from envspec.targets import KNOWN, check_name, host_target
@@ -561,6 +561,9 @@ def run() -> int:
     and only collects less often while it resolves, see `resolve.collect`)."""
     gc.disable()
     code = main()
+    # the command is over: a SIGTERM now ends the process as by default, not with a
+    # traceback from `entry`'s handler
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     gc.freeze()
     if code in _INTERRUPTED:
         # Stopped by a signal, reported, and unwound: a download or prefetch thread stalled
@@ -605,7 +608,7 @@ def _main(argv: list[str]) -> int:
             code = _command(args.command)(args, out, environ)
         return EXIT_PIPE if out.gone else code
     except KeyboardInterrupt as exc:  # not stopped in an installer (that is `Interrupted`)
-        number = exc.signal_number if isinstance(exc, _Terminated) else signal.SIGINT
+        number = exc.signal_number if isinstance(exc, Terminated) else signal.SIGINT
         name = signal.Signals(number).name
         return _report(out, Interrupted(f"interrupted by {name}", signal_number=number))
     except EnvspecError as exc:
@@ -620,31 +623,18 @@ def _report(out: _Output, exc: EnvspecError) -> int:
     return exc.exit_code
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread as Python raises KeyboardInterrupt for SIGINT: the
-    same unwinding (downloads stopped at their next chunk, temporary files removed, the
-    environment lock let go) and the same report, where the signal's default action would end
-    the process with no word and its temporary files left."""
-
-    signal_number = signal.SIGTERM
-
-
 @contextlib.contextmanager
 def _terminated_as_interrupt() -> Iterator[None]:
-    """While a command runs, SIGTERM raises `_Terminated` (from the main thread only, where a
+    """While a command runs, SIGTERM raises `Terminated` (from the main thread only, where a
     handler can be set; the previous handler is put back after, for tests that call `main`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_terminated(number: int, frame: FrameType | None) -> None:
-    raise _Terminated
 
 
 def _cwd() -> Path:
