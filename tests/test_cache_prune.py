@@ -185,6 +185,22 @@ def test_an_empty_or_absent_store_prunes_to_nothing(
     assert not (tmp_path / "none").exists()
 
 
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_a_cache_folder_that_is_a_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], under: str
+) -> None:
+    """It said "Removed 0 files", exit 0: as if there were a store, and it were empty."""
+    plain = tmp_path / "plain"
+    plain.write_text("not a folder")
+    cache = plain / under if under else plain
+    assert main(["cache", "prune", "--cache-dir", str(cache)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {plain}: cannot read the artifact store: Not a directory",
+        "hint: pass --cache-dir DIR (or set ENVSPEC_CACHE_DIR) to a folder",
+    ]
+    assert plain.read_text() == "not a folder"
+
+
 @pytest.mark.parametrize(
     ("text", "size"),
     [("512", 512), ("10G", 10**10), ("1.5MB", 1_500_000), ("2GiB", 2 * 1024**3), ("3 kib", 3072)],

@@ -30,6 +30,7 @@ def prune(store: Store, *, older_than: float | None, max_size: int | None, now: 
     """Remove partial downloads, files unused for `older_than` seconds, then the least
     recently used files until the rest fits in `max_size` bytes."""
     if not store.root.is_dir():
+        _refuse_a_file_on_the_way(store.root)
         return Pruned(removed=0, freed=0, kept=0, kept_bytes=0, partial=0)
     with store.pruning():
         partial = _remove_partials(store.root / "partial")
@@ -63,6 +64,20 @@ def _artifacts(folder: Path) -> Iterator[tuple[float, int, Path]]:
             except OSError:
                 continue
             yield used, size, entry
+
+
+def _refuse_a_file_on_the_way(root: Path) -> None:
+    """A store not made yet has nothing to prune; one under a file never can have ("Removed 0
+    files" said all was well)."""
+    for folder in (root, *root.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ApplyError(
+                    "cannot read the artifact store: Not a directory",
+                    context=str(folder),
+                    hint="pass --cache-dir DIR (or set ENVSPEC_CACHE_DIR) to a folder",
+                )
+            return
 
 
 def _remove_partials(folder: Path) -> int:
