@@ -638,6 +638,13 @@ BAD = [
         "",
         id="requirement URL port",
     ),
+    pytest.param(  # the resolver's Version() raised ValueError past int()'s limit: a traceback
+        HEAD + '[[phases]]\nname = "x"\nrequirements = ["six==1.' + "1" * 4400 + '.*"]\n',
+        "envspec.toml: phases[0].requirements[0]: invalid requirement: version "
+        "'1." + "1" * 22 + "…' has a number past 4300 digits",
+        "",
+        id="version number past int digits",
+    ),
     pytest.param(
         spec_text(HEAD, '[resolution]\nconstraints = ["a @ https://u:secret@h/a.whl"]\n', PHASE),
         "envspec.toml: resolution.constraints[0]: constraint 'a @ https://h/a.whl' may not be a"

@@ -33,9 +33,25 @@ def requirement(doc: Doc, path: str, text: str) -> Requirement:
         problem = url_problem(req.url)
         if problem:  # the URL is not shown: mangled, a secret may sit where no userinfo is seen
             doc.fail(path, f"invalid requirement: its URL has {article(problem)}")
+    for spec in req.specifier:
+        if spec.operator != "===" and not _readable(spec.version.removesuffix(".*")):
+            shown = spec.version[:24] + "…"
+            doc.fail(path, f"invalid requirement: version '{shown}' has a number past 4300 digits")
     req.name = canonicalize_name(req.name)
     req.extras = {canonicalize_name(extra) for extra in req.extras}
     return req
+
+
+def _readable(version: str) -> bool:
+    """Whether `version` parses: the specifier took it, but a release number past `int()`'s
+    4,300 digits raised ValueError (not InvalidVersion) in the resolver, a traceback."""
+    try:
+        Version(version)
+    except InvalidVersion:
+        return True  # the specifier's own grammar admitted it: not this check's concern
+    except ValueError:
+        return False
+    return True
 
 
 def url_problem(url: str) -> str:
