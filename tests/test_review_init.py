@@ -164,7 +164,10 @@ def test_converted_spec_locks_from_the_routed_index(
     assert capsys.readouterr().err.startswith(f"wrote {project / 'envspec.toml'} with 2 phases\n")
 
 
-def test_an_index_url_every_file_gives_replaces_pypi(tmp_path: Path) -> None:
+def test_an_index_url_every_file_gives_replaces_pypi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where pip takes `-f ./wheels` from
     mirror = "https://mirror.example.com/pypi/simple"
     files = [
         write(tmp_path, "a.txt", f"--index-url {mirror}\n--pre\nnumpy\n"),
@@ -175,7 +178,9 @@ def test_an_index_url_every_file_gives_replaces_pypi(tmp_path: Path) -> None:
     project.mkdir()
     assert init(project, *(a for f in files for a in ("--from", f))) == 0
     doc = tomllib.loads((project / "envspec.toml").read_text())
-    assert doc["indexes"] == {"example": mirror, "wheels": {"url": "./wheels", "flat": True}}
+    # absolute: written as it was, the spec took it from the project's folder
+    wheels = str(tmp_path / "wheels")
+    assert doc["indexes"] == {"example": mirror, "wheels": {"url": wheels, "flat": True}}
     assert [(p["name"], p.get("index"), p["requirements"]) for p in doc["phases"]] == [
         ("a", None, ["numpy"]),
         ("b", None, ["scipy"]),
@@ -242,3 +247,32 @@ def test_unknown_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         "error: --target: unknown target 'linux-x86'\nhint: did you mean 'linux-x86_64'?\n"
     )
     assert not (tmp_path / "envspec.toml").exists()
+
+
+def test_a_relative_package_path_is_taken_from_the_working_folder_as_pip_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pip install -r sub/reqs.txt` takes `./dist/x.whl` from where it runs (`-r` and `-c`
+    from the file's folder); envspec took it from the file's folder, another file or none,
+    and never looked whether it was there."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "dist").mkdir()
+    wheel = tmp_path / "dist" / "tinypkg-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK")
+    reqs = write(tmp_path / "sub", "reqs.txt", "./dist/tinypkg-1.0-py3-none-any.whl\n")
+    monkeypatch.chdir(tmp_path)
+    project = tmp_path / "p"
+    project.mkdir()
+    assert init(project, "--from", reqs) == 0
+    doc = tomllib.loads((project / "envspec.toml").read_text())
+    assert doc["phases"][0]["requirements"] == [f"tinypkg @ {wheel.as_uri()}"]
+    monkeypatch.chdir(tmp_path / "sub")
+    (project / "envspec.toml").unlink()
+    capsys.readouterr()
+    assert init(project, "--from", reqs) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {reqs}:1: no such file './dist/tinypkg-1.0-py3-none-any.whl'",
+        "hint: a relative path is taken from the working folder, as pip does "
+        f"({tmp_path / 'sub'})",
+    ]
+    assert not (project / "envspec.toml").exists()

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import os
 import re
 import shlex
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -116,6 +117,7 @@ class RequirementsFile:
 @dataclass(kw_only=True, slots=True)
 class _Parsed:
     environ: Mapping[str, str]  # for the ${VAR}s of requirement lines without a URL
+    cwd: Path  # where pip and uv take a relative package path (not the file's folder)
     requirements: list[str] = field(default_factory=list)
     routed: list[tuple[str, str]] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
@@ -139,7 +141,8 @@ class _File:
 def load_requirements(
     path: Path, environ: Mapping[str, str], *, empty_hint: str = EMPTY_HINT
 ) -> RequirementsFile:
-    """Read and parse one requirements file and the files it includes."""
+    """Read and parse one requirements file and the files it includes, relative package paths
+    taken from the working folder."""
     return parse_requirements(
         _read(path),
         where=str(path),
@@ -148,6 +151,7 @@ def load_requirements(
         read=_read,
         environ=environ,
         empty_hint=empty_hint,
+        cwd=Path.cwd(),
     )
 
 
@@ -201,10 +205,14 @@ def parse_requirements(
     read: Read | None = None,
     environ: Mapping[str, str] | None = None,
     empty_hint: str = EMPTY_HINT,
+    cwd: Path | None = None,
 ) -> RequirementsFile:
     """The requirements and options of a requirements file's text; `read` reads the files it
-    includes (by path; relative to `path`'s folder); `environ` has the values of `${VAR}`s."""
-    parsed = _Parsed(environ=environ or {})
+    includes (by path; relative to `path`'s folder); `environ` has the values of `${VAR}`s;
+    `cwd`, the folder a relative package path or find-links folder is taken from (as pip
+    does; `path`'s folder when not given)."""
+    base = cwd if cwd is not None else (path or Path(where)).parent
+    parsed = _Parsed(environ=environ or {}, cwd=Path(os.path.abspath(base)))
     top = _File(path=path or Path(where), shown=where, constraint=False, chain=())
     _parse_text(text, top, parsed, read)
     if not parsed.requirements and not parsed.routed:
@@ -233,7 +241,7 @@ def _parse_text(text: str, file: _File, parsed: _Parsed, read: Read | None) -> N
         if not args:
             _option_line(options, context, file, parsed, read)
             continue
-        requirement = requirement_line(_expanded(args, context, parsed), context, file.path.parent)
+        requirement = requirement_line(_expanded(args, context, parsed), context, parsed.cwd)
         routes = _line_options(options, context)
         if file.constraint:
             parsed.constraints.append(_constraint(requirement, context))
@@ -365,7 +373,7 @@ def _option_line(
             elif key == "editable":
                 _editable(value, context, file, parsed)
             elif key == "find-links":
-                parsed.options.setdefault(key, []).append(_find_links(value, file))
+                parsed.options.setdefault(key, []).append(_find_links(value, file, parsed.cwd))
             else:
                 parsed.options.setdefault(key, []).append(value)
         else:
@@ -398,21 +406,23 @@ def _include(
     _parse_text(text, child, parsed, read)
 
 
-def _find_links(value: str, file: _File) -> str:
-    """A relative find-links folder is relative to the file naming it, where it exists there."""
+def _find_links(value: str, file: _File, cwd: Path) -> str:
+    """A relative find-links folder is relative to the file naming it, where it exists there
+    (as uv), else to the working folder (as pip): made absolute either way, since the spec
+    would take it from the project's folder."""
     if URL.match(value) or Path(value).is_absolute():
         return value
-    beside = file.path.parent / as_path(value, "")
+    beside = Path(os.path.abspath(file.path.parent / as_path(value, "")))
     try:
         found = beside.exists()
     except OSError:
         found = False
-    return str(beside) if found and str(file.path.parent) != "." else value
+    return str(beside) if found else str(Path(os.path.abspath(cwd / value)))
 
 
 def _editable(value: str, context: str, file: _File, parsed: _Parsed) -> None:
     if value.lower().startswith("git+"):
-        requirement = requirement_line(value, context, file.path.parent)
+        requirement = requirement_line(value, context, parsed.cwd)
         log.warning("%s: -e %s is locked as a git source, not editable", context, _shown(value))
         if file.constraint:
             parsed.constraints.append(_constraint(requirement, context))

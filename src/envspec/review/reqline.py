@@ -1,11 +1,14 @@
 """One requirement line of a requirements file as a PEP 508 string: a bare wheel or sdist URL
 or local archive path becomes ``name @ URL`` (the name from ``#egg=`` or the file name, the
 ``egg=`` fragment dropped), a marker after ``; `` is kept, and anything else is handed to
-`packaging`. Pure but for resolving a relative path against the file's folder.
+`packaging`. Pure but for looking at a local path: taken from the working folder, as pip and
+uv take it (not from the file's folder, as ``-r`` and ``-c`` are), and one that is not there
+is an error, as in pip.
 
 Errors (`UsageError`, context ``<file>:<line>``): ``invalid requirement 'x': <reason>`` ·
 ``cannot tell the project name of '<URL>'`` · ``invalid URL: <problem>`` (the URL itself not
-shown: mangled, it may hold a secret where no userinfo is seen) · ``invalid path``. Shown texts
+shown: mangled, it may hold a secret where no userinfo is seen) · ``invalid path`` · ``no such
+file '<path>'``. Shown texts
 have URL credentials removed.
 """
 
@@ -31,11 +34,12 @@ URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _ARCHIVES = (".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz")
 
 
-def requirement_line(text: str, context: str, base: Path) -> str:
-    """The PEP 508 form of a requirement line's text (a bare URL or path gets its name)."""
+def requirement_line(text: str, context: str, cwd: Path) -> str:
+    """The PEP 508 form of a requirement line's text (a bare URL or path gets its name; a
+    relative path is taken from `cwd`)."""
     head, marker = _marker_split(text)
     if URL.match(head) or _looks_like_path(head):
-        url = head if URL.match(head) else _path_url(str(as_path(head, context)), base)
+        url = head if URL.match(head) else _path_url(head, cwd, context)
         named = _named_url(url, context)
         text = f"{named} ; {marker}" if marker else named
     try:
@@ -70,13 +74,23 @@ def as_path(text: str, context: str) -> Path:
     return Path(text)
 
 
-def _path_url(text: str, base: Path) -> str:
+def _path_url(text: str, cwd: Path, context: str) -> str:
     try:
-        path = Path(text).expanduser()
+        path = as_path(text, context).expanduser()
     except RuntimeError:  # `~user` of no known user: taken as written
         path = Path(text)
     if not path.is_absolute():
-        path = base / path
+        path = cwd / path
+    try:
+        there = path.is_file()
+    except OSError:
+        there = False
+    if not there:
+        raise UsageError(
+            f"no such file '{text}'",
+            context=context,
+            hint=f"a relative path is taken from the working folder, as pip does ({cwd})",
+        )
     return path.resolve().as_uri()
 
 
