@@ -227,7 +227,8 @@ def test_index_names(url: str, name: str) -> None:
         (
             "numpy --upgrade\n",
             "{d}/reqs.txt:1: unsupported option '--upgrade' after a requirement",
-            "only --hash, --index-url, --config-settings and --global-option follow one",
+            "only --hash, -i/--index-url, --extra-index-url, --config-settings and "
+            "--global-option follow one",
         ),
         ("--index-url\nnumpy\n", "{d}/reqs.txt:1: option '--index-url' needs a value", ""),
         ("-e ./src\n", "{d}/reqs.txt: no requirements in the file", "each file becomes a phase"),
@@ -333,6 +334,27 @@ def test_no_index_and_nothing_else_is_refused(
         "hint: add -f/--find-links with the folder or page of the files\n"
     )
     assert not (tmp_path / "envspec.toml").exists()
+
+
+def test_a_files_options_after_a_requirement_are_dropped_as_pip_ignores_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They were refused: `unsupported option '-f' after a requirement`, exit 2."""
+    (tmp_path / "reqs.txt").write_text(
+        "six -f https://u:secret@example.com/links/ --pre\nidna --trusted-host example.com\n"
+    )
+    assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 0
+    doc = tomllib.loads((tmp_path / "envspec.toml").read_text())
+    assert [p["requirements"] for p in doc["phases"]] == [["six", "idna"]]
+    assert doc["indexes"] == {"pypi": "https://pypi.org/simple"} and "resolution" not in doc
+    where = tmp_path / "reqs.txt"
+    assert capsys.readouterr().err.splitlines()[:3] == [
+        f"WARNING: {where}:1: -f https://example.com/links/ dropped: pip ignores a file's "
+        "option after a requirement",
+        f"WARNING: {where}:1: --pre dropped: pip ignores a file's option after a requirement",
+        f"WARNING: {where}:2: --trusted-host example.com dropped: pip ignores a file's option "
+        "after a requirement",
+    ]
 
 
 def test_byte_order_marks_and_options_after_an_editable(

@@ -439,7 +439,9 @@ def _editable(value: str, context: str, file: _File, parsed: _Parsed) -> None:
 
 
 def _line_options(options: str, context: str) -> list[str]:
-    """The index URLs a requirement line's own options route it to; other options dropped."""
+    """The index URLs a requirement line's own options route it to; build options and the
+    options of a whole file (`-f`, `--pre`, `--trusted-host`, which pip ignores after a
+    requirement) are dropped with a warning."""
     routes: list[str] = []
     for flag, inline, words in _option_words(_words(options, context)):
         if flag == "--hash":
@@ -454,8 +456,18 @@ def _line_options(options: str, context: str) -> list[str]:
                 flag,
                 _shown(value),
             )
+        elif flag in _FLAGS or flag in _VALUED:  # a file's option: pip ignores it here
+            shown = (
+                flag if flag in _FLAGS else f"{flag} {_shown(_value(flag, inline, words, context))}"
+            )
+            log.warning(
+                "%s: %s dropped: pip ignores a file's option after a requirement", context, shown
+            )
         else:
-            hint = "only --hash, --index-url, --config-settings and --global-option follow one"
+            hint = (
+                "only --hash, -i/--index-url, --extra-index-url, --config-settings and "
+                "--global-option follow one"
+            )
             raise UsageError(
                 f"unsupported option '{_flag(flag)}' after a requirement",
                 context=context,
