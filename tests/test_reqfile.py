@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -406,3 +407,26 @@ def test_an_unset_variable_is_refused_at_its_line(
         "hint: set SIX_VERSION, or write its value in the file",
     ]
     assert not (tmp_path / "envspec.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("lines", "no_binary", "no_build"),
+    [
+        # a name after ":all:" of the other option is the exception to it (pip's order rules)
+        ("--only-binary :all:\n--no-binary six\n", ["six"], [":all:"]),
+        ("--no-binary six\n--only-binary :all:\n", None, [":all:"]),
+        ("--no-binary six,idna\n--only-binary idna\n", ["six"], ["idna"]),
+        ("--no-binary six\n--no-binary :none:\n", None, None),
+        ("--no-binary :none:,six\n", ["six"], None),
+        ("--no-binary=:all:\n--only-binary=Six_Pkg\n", [":all:"], ["six-pkg"]),
+    ],
+)
+def test_binary_options_follow_pips_order_rules(
+    tmp_path: Path, lines: str, no_binary: list[str] | None, no_build: list[str] | None
+) -> None:
+    """They were two sets: the order lost (`--only-binary :all:` then `--no-binary six` left
+    six in both, so no file could be installed) and `:none:` ignored."""
+    (tmp_path / "reqs.txt").write_text(lines + "six\n")
+    assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 0
+    resolution = tomllib.loads((tmp_path / "envspec.toml").read_text()).get("resolution", {})
+    assert (resolution.get("no-binary"), resolution.get("no-build")) == (no_binary, no_build)

@@ -810,6 +810,20 @@ BAD = [
         id="no-build name",
     ),
     pytest.param(
+        spec_text(HEAD, PHASE, '[resolution]\nno-build = ["Six"]\nno-binary = ["six", "x"]\n'),
+        "envspec.toml: resolution.no-binary: 'six' is in both no-build and no-binary: no file "
+        "of it could be installed",
+        "keep it in one of them",
+        id="a name in no-build and no-binary",
+    ),
+    pytest.param(
+        spec_text(HEAD, PHASE, '[resolution]\nno-build = [":all:"]\nno-binary = [":all:"]\n'),
+        "envspec.toml: resolution.no-binary: no-build and no-binary are both ':all:': no file "
+        "could be installed",
+        "keep it in one of them",
+        id="all in no-build and no-binary",
+    ),
+    pytest.param(
         spec_text(HEAD, PHASE, '[[resolution.dependency-metadata]]\nversion = "1"\n'),
         "envspec.toml: resolution.dependency-metadata[0]: missing required key 'name'",
         "",

@@ -213,6 +213,20 @@ class Resolution:
     dependency_metadata: tuple[DependencyMetadata, ...] = ()
     ignore_rules: tuple[str, ...] = ()  # ids of compatibility rules turned off
 
+    def builds(self, name: str) -> bool:
+        """Whether `name`'s sdists may be used (built), by pip's rule: a list that names it
+        wins over the other's ``:all:`` (``no-build = [":all:"]``, ``no-binary = ["six"]``:
+        six from source, everything else from wheels)."""
+        if name in self.no_build or name in self.no_binary:
+            return name not in self.no_build
+        return ":all:" not in self.no_build
+
+    def takes_wheels(self, name: str) -> bool:
+        """Whether `name`'s wheels may be used, by the same rule as `builds`."""
+        if name in self.no_build or name in self.no_binary:
+            return name not in self.no_binary
+        return ":all:" not in self.no_binary
+
     def too_new(self, artifact: Artifact) -> bool:
         """Uploaded after `exclude-newer` (a file without an upload time never is)."""
         cutoff, uploaded = self.exclude_newer, artifact.upload_time

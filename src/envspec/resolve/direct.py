@@ -164,7 +164,7 @@ class DirectRefs:
 
     def _no_build(self, name: NormalizedName, url: str) -> MetadataError:
         """`[resolution] no-build` forbids the build `name`'s metadata needs."""
-        listed = ":all:" if ":all:" in self.rules.no_build else name
+        listed = name if name in self.rules.settings.no_build else ":all:"
         if name in self.rules.declared:
             hint = f"add its version to the [[resolution.dependency-metadata]] entry for {name}"
         else:

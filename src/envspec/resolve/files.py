@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import EnvspecError
@@ -220,13 +220,13 @@ class FileChoice:
 
     def wheels_barred(self, name: NormalizedName) -> bool:
         """Whether `[resolution] no-binary` keeps `name`'s wheels out."""
-        return _listed(name, self.settings.no_binary)
+        return not self.settings.takes_wheels(name)
 
     def _pick(self, name: NormalizedName, files: Sequence[Artifact]) -> Artifact | None:
         if name not in self._builds:
             self._builds[name] = (
-                None if _listed(name, self.settings.no_build) else len(self.target.tags),
-                _listed(name, self.settings.no_binary),
+                len(self.target.tags) if self.settings.builds(name) else None,
+                not self.settings.takes_wheels(name),
             )
         sdist_rank, no_binary = self._builds[name]
         best: tuple[int, Artifact] | None = None
@@ -340,10 +340,6 @@ def _wheel_tags(filename: str) -> str | None:
         found = None if len(parts) < 4 or "-" not in parts[0] else "-".join(parts[1:]).lower()
         _TAGS[filename] = found
     return found
-
-
-def _listed(name: NormalizedName, names: Sequence[str]) -> bool:
-    return ":all:" in names or name in {canonicalize_name(n) for n in names if n != ":all:"}
 
 
 def _is_version(text: str) -> bool:

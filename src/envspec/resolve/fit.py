@@ -45,9 +45,9 @@ def no_fit_reason(
     "" when one does fit, or when nothing listed explains it."""
     settings = settings or Resolution()
     what = f"{name} {version}"
-    usable = [a for a in files if _allowed(a, settings)]
+    usable = [a for a in files if _allowed(name, a, settings)]
     if not usable:
-        return _settings_reason(what, files, settings)
+        return _settings_reason(name, what, files, settings)
     python = _python_reason(what, usable, target)
     if python:
         return python
@@ -57,21 +57,27 @@ def no_fit_reason(
     return _wheel_reason(what, [t for _, t in wheels], target)
 
 
-def _allowed(artifact: Artifact, settings: Resolution) -> bool:
+def _allowed(name: NormalizedName, artifact: Artifact, settings: Resolution) -> bool:
     if artifact.yanked is Yank.YANKED or settings.too_new(artifact):
         return False
-    kind_barred = settings.no_build if artifact.kind == "sdist" else settings.no_binary
-    return not kind_barred
+    # per name: the bare lists made every sdist "barred" once no-build named any package
+    if artifact.kind == "sdist":
+        return settings.builds(name)
+    return settings.takes_wheels(name)
 
 
-def _settings_reason(what: str, files: Sequence[Artifact], settings: Resolution) -> str:
+def _settings_reason(
+    name: NormalizedName, what: str, files: Sequence[Artifact], settings: Resolution
+) -> str:
     if not files:
         return ""
     if all(a.yanked is Yank.YANKED for a in files):
         return f"{what} is yanked (only the spec's exact pin takes a yanked release)"
     if settings.exclude_newer and all(settings.too_new(a) for a in files):
         return f"{what} was uploaded after exclude-newer = {utc_text(settings.exclude_newer)!r}"
-    if all(a.kind == "sdist" for a in files):
+    if not settings.builds(name) and not settings.takes_wheels(name):
+        return f"{what}: [resolution] no-build and no-binary leave it no file"
+    if not settings.builds(name):
         return f"{what} has only an sdist, and [resolution] no-build forbids building it"
     return f"{what} has only wheels, and [resolution] no-binary forbids them"
 

@@ -91,7 +91,6 @@ class Rules:
     urls: Mapping[NormalizedName, str]  # the spec's direct references, by name
     where: Mapping[str, str]  # where the spec gives each URL (`phases[i].requirements[j]`)
     kept: Mapping[NormalizedName, VcsSource]  # the previous lock's git commits
-    no_build: frozenset[str]  # `[resolution] no-build`: canonical names or ":all:"
     # The compatibility rules in force, by package: each case that holds on this target.
     compat: Mapping[NormalizedName, tuple[tuple[Rule, RuleCase], ...]]
 
@@ -122,8 +121,9 @@ class Rules:
         return tuple(out)
 
     def builds(self, name: NormalizedName) -> bool:
-        """Whether `[resolution] no-build` lets `name`'s metadata come from a build."""
-        return not (":all:" in self.no_build or name in self.no_build)
+        """Whether `[resolution] no-build` lets `name`'s metadata come from a build (see
+        `Resolution.builds`)."""
+        return self.settings.builds(name)
 
 
 def rules_for(
@@ -167,7 +167,6 @@ def rules_for(
             if kept_lock
             else {}
         ),
-        no_build=frozenset(res.no_build),
         compat=_frozen(_compat(spec.rules, target)),
     )
 

@@ -43,7 +43,7 @@ from urllib.parse import unquote, urlsplit
 import tomlkit
 
 from envspec.errors import UsageError
-from envspec.review.reqfile import RequirementsFile
+from envspec.review.reqfile import RequirementsFile, format_control
 from envspec.spec import PYPI, parse_spec
 
 log = logging.getLogger(__name__)
@@ -303,8 +303,7 @@ def _resolution(files: Sequence[RequirementsFile]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if any(f.pre for f in files):
         out["prereleases"] = "allow"
-    no_binary = sorted({n for f in files for n in f.no_binary})
-    no_build = sorted({n for f in files for n in f.only_binary})
+    no_binary, no_build = format_control(fmt for f in files for fmt in f.formats)
     constraints = list(dict.fromkeys(c for f in files for c in f.constraints))
     if constraints:
         out["constraints"] = _lines(constraints)

@@ -53,11 +53,12 @@ import logging
 import os
 import re
 import shlex
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from envspec.errors import UsageError
 from envspec.review.reqline import URL, as_path, requirement_line
@@ -110,8 +111,8 @@ class RequirementsFile:
     find_links: tuple[str, ...] = ()
     no_index: bool = False
     pre: bool = False
-    no_binary: tuple[str, ...] = ()
-    only_binary: tuple[str, ...] = ()
+    # ("no-binary" or "only-binary", value), in the order given: pip's rules depend on it
+    formats: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(kw_only=True, slots=True)
@@ -123,6 +124,7 @@ class _Parsed:
     constraints: list[str] = field(default_factory=list)
     options: dict[str, list[str]] = field(default_factory=dict)
     flags: set[str] = field(default_factory=set)
+    formats: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -168,8 +170,8 @@ def requirement_lines(file: RequirementsFile, index_urls: Collection[str]) -> tu
         "-f/--find-links": bool(file.find_links),
         "--no-index": file.no_index,
         "--pre": file.pre,
-        "--no-binary": bool(file.no_binary),
-        "--only-binary": bool(file.only_binary),
+        "--no-binary": any(key == "no-binary" for key, _ in file.formats),
+        "--only-binary": any(key == "only-binary" for key, _ in file.formats),
     }
     found = [option for option, used in options.items() if used]
     if found:
@@ -229,8 +231,7 @@ def parse_requirements(
         find_links=tuple(dict.fromkeys(options.get("find-links", []))),
         no_index="--no-index" in parsed.flags,
         pre="--pre" in parsed.flags,
-        no_binary=_binary_names(options.get("no-binary", [])),
-        only_binary=_binary_names(options.get("only-binary", [])),
+        formats=tuple(parsed.formats),
     )
 
 
@@ -376,6 +377,8 @@ def _option_line(
                 parsed.options.setdefault(key, []).append(_find_links(value, file, parsed.cwd))
             else:
                 parsed.options.setdefault(key, []).append(value)
+                if key in ("no-binary", "only-binary"):
+                    parsed.formats.append((key, value))
         else:
             hint = f"envspec init reads {_SUPPORTED}"
             raise UsageError(f"unsupported option '{_flag(flag)}'", context=context, hint=hint)
@@ -480,6 +483,22 @@ def _shown(text: str) -> str:
     return redact(text)
 
 
-def _binary_names(values: Sequence[str]) -> tuple[str, ...]:
-    names = {name.strip() for value in values for name in value.split(",") if name.strip()}
-    return tuple(sorted(names - {":none:"}))
+def format_control(formats: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """(no-binary, only-binary) names after `formats` (``--no-binary``/``--only-binary``
+    values, in order), by pip's rules: a name joins its option's set and leaves the other's;
+    ``:all:`` empties both sets and stands alone in its own; ``:none:`` empties its own."""
+    sets: dict[str, set[str]] = {"no-binary": set(), "only-binary": set()}
+    for key, value in formats:
+        own = sets[key]
+        other = sets["only-binary" if key == "no-binary" else "no-binary"]
+        for name in (n.strip() for n in value.split(",")):
+            if name == ":all:":
+                own.clear()
+                other.clear()
+                own.add(name)
+            elif name == ":none:":
+                own.clear()
+            elif name:
+                other.discard(canonicalize_name(name))
+                own.add(canonicalize_name(name))
+    return sorted(sets["no-binary"]), sorted(sets["only-binary"])

@@ -40,13 +40,23 @@ def resolution(table: Table | None, rule_ids: Collection[str]) -> Resolution:
     if table is None:
         return Resolution()
     table.check_keys(_RESOLUTION_KEYS)
+    no_build = name_list(table, "no-build", allow_all=True)
+    no_binary = name_list(table, "no-binary", allow_all=True)
+    both = sorted(set(no_build) & set(no_binary))
+    if both:  # a name listed wins over the other list's ":all:" (`Resolution.builds`)
+        what = (
+            "no-build and no-binary are both ':all:': no file"
+            if both[0] == ":all:"
+            else f"'{both[0]}' is in both no-build and no-binary: no file of it"
+        )
+        table.fail(f"{what} could be installed", "keep it in one of them", key="no-binary")
     return Resolution(
         constraints=bounds(table, "constraints", "constraint"),
         overrides=bounds(table, "overrides", "override"),
         prereleases=_prereleases(table),
         exclude_newer=_exclude_newer(table),
-        no_build=name_list(table, "no-build", allow_all=True),
-        no_binary=name_list(table, "no-binary", allow_all=True),
+        no_build=no_build,
+        no_binary=no_binary,
         dependency_metadata=_dependency_metadata(table),
         ignore_rules=check_ignored(table, "ignore-rules", rule_ids),
     )
