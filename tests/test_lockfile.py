@@ -491,6 +491,13 @@ BAD = [
         "",
         id="marker that cannot be evaluated",
     ),
+    pytest.param(  # a set compared with '==': UndefinedComparison tracebacks in sync and check
+        GOOD.replace("sys_platform == 'win32' and", "extras == 'foo' and"),
+        f"{P}: environments[0]: invalid marker 'extras == 'foo' and platform_machine == "
+        "'AMD64''",
+        "",
+        id="a set-valued marker variable compared with ==",
+    ),
     pytest.param(
         GOOD.replace('"==3.11.*"', '"=3.11"'),
         f"{P}: requires-python: invalid requires-python '=3.11'",

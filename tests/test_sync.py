@@ -402,3 +402,17 @@ def test_a_lock_for_several_environments_fits_any_of_them(
         "which this environment is not",
         "hint: run 'envspec lock' to rewrite it for its target",
     ]
+
+
+def test_a_marker_on_extra_is_false_as_uv_takes_it(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lock's package marker on `extra` (no extra is asked for at install) crashed sync and
+    check with UndefinedEnvironmentName: a traceback."""
+    proj.write_spec(THREE)
+    proj.lock()
+    _edit_lock(proj, "gamma", "marker = \"extra == 'foo'\"")
+    capsys.readouterr()
+    assert proj.run("sync", "--frozen") == 0
+    assert "gamma 1.0 is left out" in capsys.readouterr().err
+    assert proj.freeze() == _pins("alpha==1.0", "beta==1.0")

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import InvalidMarker, Marker
+from packaging.markers import (
+    InvalidMarker,
+    Marker,
+    UndefinedComparison,
+    UndefinedEnvironmentName,
+)
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from envspec.apply.environment import Environment, require_state_dir
@@ -289,9 +294,13 @@ def for_environment(lock: Lock, path: Path, env: Environment) -> Lock:
 
 
 def _holds(text: str, markers: Mapping[str, str]) -> bool:
+    """Whether a lock's marker holds for an environment: as a lock file's marker (no extras,
+    no dependency groups asked for), with `extra` empty as uv takes it (`extra == 'foo'` is
+    false), and false when this environment's values cannot be compared as it asks (a
+    version operator on a `platform_release` that is no version)."""
     try:
-        return Marker(text).evaluate(markers, "lock_file")
-    except InvalidMarker:  # the lock parser has checked; a hand-built lock may not be
+        return Marker(text).evaluate({**markers, "extra": ""}, "lock_file")
+    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
         return False
 
 

@@ -227,27 +227,35 @@ def _check_marker(table: Table, key: str) -> str | None:
 
 
 def _is_marker(text: str) -> bool:
-    """Whether `text` is a marker that can be evaluated: one that parses but compares
-    strings with an operator only versions have (`sys_platform === 'linux'`) raised
+    """Whether `text` is a marker that can be evaluated, as a lock file's marker (PEP 751's
+    set-valued ``extras`` and ``dependency_groups`` beside the usual variables): one that
+    parses but compares strings with an operator only versions have (`sys_platform ===
+    'linux'`), or a set with ``==`` (``extras == 'foo'``, not ``'foo' in extras``), raised
     `UndefinedComparison` in sync and check, whatever the environment."""
     try:
-        Marker(text).evaluate(_BLANK)
-    except (InvalidMarker, RecursionError, UndefinedComparison):
+        Marker(text).evaluate(_PROBE, "lock_file")
+    except (InvalidMarker, RecursionError, UndefinedComparison, UndefinedEnvironmentName):
         return False  # RecursionError: packaging's parser recurses on nested brackets
-    except UndefinedEnvironmentName:  # a lock-file key (`extras`): not ours to judge here
-        pass
     return True
 
 
-# Every marker variable, empty: any comparison that can be evaluated at all can be here
-_BLANK = dict.fromkeys(
-    (
-        "implementation_name", "implementation_version", "os_name", "platform_machine",
-        "platform_release", "platform_system", "platform_version", "python_full_version",
-        "platform_python_implementation", "python_version", "sys_platform", "extra",
+# Every marker variable, with values any comparison that can be evaluated at all can take:
+# versions where markers compare versions ('3.11' ~= python_version), empty strings elsewhere
+_PROBE: dict[str, str | frozenset[str]] = {
+    **dict.fromkeys(
+        (
+            "implementation_name", "os_name", "platform_machine", "platform_release",
+            "platform_system", "platform_version", "platform_python_implementation",
+            "sys_platform", "extra",
+        ),
+        "",
     ),
-    "",
-)  # fmt: skip
+    "python_version": "3.11",
+    "python_full_version": "3.11.0",
+    "implementation_version": "3.11.0",
+    "extras": frozenset(),
+    "dependency_groups": frozenset(),
+}  # fmt: skip
 
 
 def _environments(root: Table) -> tuple[str, ...]:
