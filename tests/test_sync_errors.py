@@ -93,14 +93,16 @@ def test_a_lock_for_another_python_is_refused(
         text.replace(f'requires-python = "=={PYTHON}.*"', 'requires-python = "==3.99.*"')
     )
     capsys.readouterr()
-    assert proj.run("sync") == 2
-    assert capsys.readouterr().err.splitlines() == [
+    assert proj.run("sync", "--frozen") == 2  # as it is: plain sync relocks an edited lock
+    assert capsys.readouterr().err.splitlines()[1:] == [
         f"error: {proj.lock_file}: the lock is for Python ==3.99.*, the environment has Python "
         f"{platform.python_version()}",
         "hint: pass --python with a matching interpreter, or change [environment] python and "
         "run 'envspec lock'",
     ]
     _unchanged(proj)
+    assert proj.run("sync") == 0  # it was refused before the relock it is stale for
+    assert f'requires-python = "=={PYTHON}.*"' in proj.lock_file.read_text()
 
 
 def test_a_missing_interpreter_is_refused(

@@ -2,8 +2,8 @@
 has, then, when the spec locks that target per accelerator variant, the variant
 (`select_variant` reads the machine through `apply.machine` and the recorded variant;
 `choose_variant`, pure: the first in order of preference whose needs the machine meets, or
-the one `--variant` names), then a check that the lock's `environments` and `requires-python`
-hold for it; `for_environment` then leaves out the packages whose `marker` does not.
+the one `--variant` names); `for_environment` then checks that the lock's `environments` and
+`requires-python` hold for it and leaves out the packages whose `marker` does not.
 
 Only the one matching lock file is read, so a sync with nothing to do parses one file. The
 variant a sync installed is recorded in the environment's state (`<env>/.envspec/variant.json`,
@@ -217,9 +217,7 @@ def select_lock(
         f"platform_machine '{markers['platform_machine']}'"
     )
     path = require_lock(project, target, targets, what=what, variants=(variant,))
-    lock = load_lock(path)
-    _check_fits(lock, path, env)
-    return path, lock
+    return path, load_lock(path)
 
 
 def require_lock(
@@ -270,10 +268,14 @@ def _check_fits(lock: Lock, path: Path, env: Environment) -> None:
 
 
 def for_environment(lock: Lock, path: Path, env: Environment) -> Lock:
-    """The packages of `lock` (read from `path`) that `env` installs, by PEP 751: one whose
-    `marker` does not hold is left out, with a warning (envspec writes no package markers, a
-    lock being for one target: one was added by hand or by another tool); one whose
-    `requires-python` excludes the environment's Python is an error, as for the whole lock."""
+    """The packages of `lock` (read from `path`) that `env` installs, by PEP 751, once the lock
+    is the one to install (a stale one relocked first: its conditions may be the edit that
+    made it stale): one of its `environments` must hold and its `requires-python` must admit
+    the environment's Python; a package whose `marker` does not hold is left out, with a
+    warning (envspec writes no package markers, a lock being for one target: one was added by
+    hand or by another tool); one whose `requires-python` excludes the environment's Python
+    is an error, as for the whole lock."""
+    _check_fits(lock, path, env)
     markers = env.marker_environment()
     kept = []
     for package in lock.packages:
