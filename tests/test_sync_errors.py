@@ -216,3 +216,56 @@ def test_an_environment_the_user_cannot_look_into_is_one_line(
         f"error: --python: cannot look at {proj.env}: Permission denied",
         "hint: pass --python with an environment you can read",
     ]
+
+
+def test_a_state_file_that_cannot_be_written_midway_restores_the_snapshot(
+    proj: EnvProject,
+    index_server: IndexServer,
+    capsys: pytest.CaptureFixture[str],
+    immutable: Callable[[Path], None],
+) -> None:
+    """Only uv's failures restored the snapshot: an error writing envspec's own state after
+    a phase was installed left the environment half-changed, with no word of a rollback."""
+    index_server.add_wheel("beta", "1.0")
+    proj.write_spec(PHASES)
+    proj.lock()
+    assert proj.run("sync") == 0
+    proj.write_spec([*PHASES, {"name": "two", "requirements": ["beta"]}])
+    proj.lock()
+    provenance = proj.state / "provenance.json"
+    immutable(provenance)
+    capsys.readouterr()
+    assert proj.run("sync") == 1
+    # the restore puts the packages back, then cannot write that file either: it says so
+    assert capsys.readouterr().err.splitlines()[-3:] == [
+        "Rollback to snapshot 2 failed: cannot write provenance.json: Operation not permitted",
+        f"error: {provenance}: cannot write provenance.json: Operation not permitted, and "
+        "restoring snapshot 2 failed too",
+        "hint: fix the cause, then run 'envspec rollback 2'",
+    ]
+    assert proj.freeze() == "alpha==1.0\n"
+
+
+def test_an_unwritable_state_folder_is_refused_before_the_snapshot(
+    proj: EnvProject,
+    index_server: IndexServer,
+    capsys: pytest.CaptureFixture[str],
+    immutable: Callable[[Path], None],
+) -> None:
+    """Each try took a snapshot and then failed: twenty tries pushed out the real ones."""
+    index_server.add_wheel("beta", "1.0")
+    proj.write_spec(PHASES)
+    proj.lock()
+    assert proj.run("sync") == 0
+    proj.write_spec([*PHASES, {"name": "two", "requirements": ["beta"]}])
+    proj.lock()
+    immutable(proj.state)
+    capsys.readouterr()
+    assert proj.run("sync") == 1
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"error: {proj.state}: cannot write into the environment: Operation not permitted",
+        "hint: nothing was changed; make the folder writable, or pass --python with another "
+        "environment",
+    ]
+    assert proj.freeze() == "alpha==1.0\n"
+    assert proj.snapshot_ids() == [1]

@@ -317,11 +317,15 @@ def require_state_dir(env: Environment) -> Path:
 
 
 def require_writable(env: Environment) -> None:
-    """Every folder a sync writes into (site-packages, and the interpreter's folder, where
-    uv puts entry points) takes a new file: tried with a file made and removed, as root
-    passes `os.access` on folders it still cannot write (`chattr +i`, a read-only mount).
-    Else an install would fail halfway, after the snapshot, and its restore with it."""
-    for folder in (*env.site_packages, env.python.parent):
+    """Every folder a sync writes into (site-packages, the interpreter's folder, where uv puts
+    entry points, and envspec's state folder with the `tmp/` of uv's requirements files)
+    takes a new file: tried with a file made and removed, as root passes `os.access` on
+    folders it still cannot write (`chattr +i`, a read-only mount). Else an install would
+    fail halfway, after the snapshot, and its restore with it."""
+    scratch = env.state_dir / "tmp"
+    with contextlib.suppress(OSError):  # one that cannot be made fails the probe below
+        scratch.mkdir(parents=True, exist_ok=True)
+    for folder in (*env.site_packages, env.python.parent, env.state_dir, scratch):
         try:
             fd, name = tempfile.mkstemp(prefix=".envspec-probe-", dir=folder)
         except OSError as exc:

@@ -13,8 +13,10 @@ moved to another distribution is not deleted after it was installed); install ea
 index packages, every artifact under `--require-hashes`, git sources apart since they have no
 hash, broken ones with `--reinstall-package`), keep REQUESTED on the spec's own requirements
 only (`requested`), record provenance and mark the phase done in the journal. A required
-phase that fails restores the snapshot and raises; an optional one is reported and the sync
-goes on. The journal is removed only when the sync ends one way or the other, so a kill
+phase that fails restores the snapshot and raises; so does any other error after the first
+change (a state file that cannot be written); an optional one is reported and the sync goes
+on. A journal that cannot be written right after the snapshot takes that snapshot away
+again: nothing changed, and retries would push out the real ones. The journal is removed only when the sync ends one way or the other, so a kill
 leaves it behind. The store is held shared from the fetch to the last install, so
 `envspec cache prune` cannot take a file away in between. From a bundle (`files.bundle`), what
 a bundle cannot carry is refused right after planning (`bundled`), and URL packages are
@@ -23,6 +25,7 @@ installed from their stored files too, so uv (run offline) fetches nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -63,6 +66,7 @@ from envspec.apply.requested import write_requested
 from envspec.apply.rollback import RestoreFailed, restore
 from envspec.apply.snapshot import (
     Snapshot,
+    delete_snapshot,
     load_provenance,
     provenance_of,
     take_snapshot,
@@ -70,7 +74,7 @@ from envspec.apply.snapshot import (
     write_requirements,
 )
 from envspec.apply.store import Files, Wanted, fetch, wanted_of
-from envspec.errors import ApplyError
+from envspec.errors import ApplyError, EnvspecError, Interrupted
 from envspec.model import Lock
 
 
@@ -152,7 +156,11 @@ def sync(
                 snapshot=snapshot.id,
                 phases=tuple(p.phase.name for p in plan.phases),
             )
-            write_journal(state, journal)
+            try:
+                write_journal(state, journal)
+            except EnvspecError:  # nothing changed: a snapshot of it would push out real ones
+                delete_snapshot(state, snapshot.id)
+                raise
             run = _Transaction(
                 env=env,
                 snapshot=snapshot,
@@ -187,7 +195,20 @@ class _Transaction:
     reporter: Reporter
 
     def apply(self, plan: Plan, journal: Journal) -> tuple[str, ...]:
-        """Repairs, removals, then every phase; the names of optional phases that failed."""
+        """Repairs, removals, then every phase; the names of optional phases that failed. A
+        required step that fails restores the snapshot (`fail`); so does any other error on
+        the way (a state file or uv's requirements file that cannot be written), which left
+        the environment half-changed."""
+        try:
+            return self._apply(plan, journal)
+        except _Failed:
+            raise
+        except Interrupted:
+            raise  # its journal and the rollback offer stay
+        except EnvspecError as exc:
+            self.abort(exc)
+
+    def _apply(self, plan: Plan, journal: Journal) -> tuple[str, ...]:
         if plan.discard or plan.repair:
             self.repair(plan)
         if plan.remove:
@@ -273,8 +294,9 @@ class _Transaction:
         )
         try:
             changed = restore(env, snapshot, self.options, self.files, self.reporter)
-        except RestoreFailed as exc:
-            failed = RollbackFailed(snapshot=snapshot.id, error=exc.message, tail=exc.tail)
+        except EnvspecError as exc:  # RestoreFailed, or a state file it could not write
+            tail = exc.tail if isinstance(exc, RestoreFailed) else ""
+            failed = RollbackFailed(snapshot=snapshot.id, error=exc.message, tail=tail)
             self.reporter.rollback_failed(failed)
             raise ApplyError(
                 f"{what} failed, and restoring snapshot {snapshot.id} failed too",
@@ -283,8 +305,35 @@ class _Transaction:
             ) from exc
         remove_journal(env.state_dir)
         self.reporter.rolled_back(RolledBack(snapshot=snapshot.id, changes=tuple(changed)))
-        raise ApplyError(
+        raise _Failed(
             f"{what} failed; the environment was restored to snapshot {snapshot.id}",
             context=str(env.root),
             hint="uv's error is shown above",
         )
+
+    def abort(self, exc: EnvspecError) -> NoReturn:
+        """Restore the pre-sync snapshot after `exc` stopped the sync midway, then raise."""
+        snapshot = self.snapshot
+        try:
+            changed = restore(self.env, snapshot, self.options, self.files, self.reporter)
+        except EnvspecError as failed:
+            tail = failed.tail if isinstance(failed, RestoreFailed) else ""
+            event = RollbackFailed(snapshot=snapshot.id, error=failed.message, tail=tail)
+            self.reporter.rollback_failed(event)
+            raise ApplyError(
+                f"{exc.message}, and restoring snapshot {snapshot.id} failed too",
+                context=exc.context,
+                hint=f"fix the cause, then run 'envspec rollback {snapshot.id}'",
+            ) from exc
+        with contextlib.suppress(EnvspecError, OSError):  # the state folder may be the cause
+            remove_journal(self.env.state_dir)
+        self.reporter.rolled_back(RolledBack(snapshot=snapshot.id, changes=tuple(changed)))
+        raise ApplyError(
+            f"{exc.message}; the environment was restored to snapshot {snapshot.id}",
+            context=exc.context,
+            hint="fix the cause, then sync again",
+        ) from exc
+
+
+class _Failed(ApplyError):
+    """A required step failed and the snapshot was restored: raised as it is."""
