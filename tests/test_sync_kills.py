@@ -71,9 +71,15 @@ def _states(proj: EnvProject, tmp_path: Path) -> tuple[Path, str, str, list[floa
     return initial, initial.read_text(), final, seconds
 
 
-def _recover(proj: EnvProject, mode: str, expected: str, where: str) -> None:
+def _recover(proj: EnvProject, mode: str, expected: str, where: str, before: str) -> None:
+    """Finish or undo the killed sync; a sync that finished it is then rolled back, to the
+    environment from before the killed sync (the finishing sync snapshotted the half-changed
+    one, and the rollback restored that mix)."""
     assert proj.run(mode, "--lock-timeout", "30") == 0, where
     _sound(proj, expected, where)
+    if mode == "sync":
+        assert proj.run("rollback", "--lock-timeout", "30") == 0, where
+        _sound(proj, before, f"{where}, then rolled back")
 
 
 pytestmark = pytest.mark.skipif(not procs.PROC.is_dir(), reason="reads /proc to find orphans")
@@ -94,7 +100,7 @@ def test_sigkill_at_random_points_then_rollback_or_sync_leaves_a_sound_environme
             time.sleep(delay)
             os.kill(proc.pid, signal.SIGKILL)  # envspec alone: uv must not outlive it
             proc.communicate(timeout=30)
-            _recover(proj, mode, before if mode == "rollback" else final, where)
+            _recover(proj, mode, before if mode == "rollback" else final, where, before)
             if mode == "sync":
                 _reset(proj, initial)
 
@@ -128,9 +134,44 @@ def test_a_kill_while_uv_writes_leaves_a_broken_environment_that_is_repaired(
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.communicate(timeout=30)
                 caught = audit(proj.env) != []
-                _recover(proj, mode, before if mode == "rollback" else final, where)
+                _recover(proj, mode, before if mode == "rollback" else final, where, before)
                 _reset(proj, initial)
                 if caught:
                     break
             else:
                 raise AssertionError(f"{where}: every kill came after uv had written")
+
+
+def test_a_killed_rollback_finished_by_rollback_can_itself_be_rolled_back(
+    proj: EnvProject, tmp_path: Path
+) -> None:
+    """The finishing rollback took its own snapshot of the half-restored environment as the
+    one to undo it with: rolling it back then restored the half-restored mix."""
+    initial, before, final, _ = _states(proj, tmp_path)
+    assert proj.run("sync", "--no-checks") == 0
+    assert proj.freeze() == final
+    site = site_packages(proj.env)
+    target = str(proj.snapshot_ids()[-1])  # the initial environment, before that sync
+    for attempt in range(ATTEMPTS * 2):
+        proc = proj.spawn("rollback", target)
+        procs.child(proc.pid, " sync ")
+        deadline = time.monotonic() + 0.05 * attempt
+        while not _restoring(site) and time.monotonic() < deadline:
+            pass
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        if (proj.state / "journal.json").exists() and proj.freeze() not in (before, final):
+            break  # caught halfway: a mix of both, its journal left
+        assert proj.run("sync", "--no-checks") == 0  # back to the synced state, and again
+    else:
+        raise AssertionError("every kill came before or after the restore")
+    assert proj.run("rollback", "--lock-timeout", "30") == 0  # finishes it
+    _sound(proj, before, "the killed rollback finished")
+    assert proj.run("rollback", "--lock-timeout", "30") == 0  # and undoes it
+    _sound(proj, final, "the finished rollback rolled back")
+
+
+def _restoring(site: Path) -> bool:
+    """Whether uv has begun to write the initial environment's alpha 1.0 back (gamma gone by
+    then, beta not yet back at 2.0: a mix of both environments)."""
+    return (site / "alpha-1.0.dist-info").exists()

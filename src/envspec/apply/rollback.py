@@ -223,7 +223,14 @@ def rollback(
             reporter.rollback_failed(failed)
             raise
         remove_journal(state)
-        taken = SnapshotTaken(id=before.id, packages=len(before.packages), command=before.command)
-        reporter.snapshot_taken(taken)
+        if interrupted is not None and interrupted.is_rollback:
+            # finishing a rollback that was killed: its own snapshot, taken before it began,
+            # is what rolling this one back must restore, not the half-restored `before`
+            delete_snapshot(state, before.id)
+        else:
+            taken = SnapshotTaken(
+                id=before.id, packages=len(before.packages), command=before.command
+            )
+            reporter.snapshot_taken(taken)
     reporter.rolled_back(RolledBack(snapshot=target.id, changes=tuple(changed)))
     return target

@@ -16,11 +16,13 @@ only (`requested`), record provenance and mark the phase done in the journal. A 
 phase that fails restores the snapshot and raises; so does any other error after the first
 change (a state file that cannot be written); an optional one is reported and the sync goes
 on. A journal that cannot be written right after the snapshot takes that snapshot away
-again: nothing changed, and retries would push out the real ones. The journal is removed only when the sync ends one way or the other, so a kill
-leaves it behind. The store is held shared from the fetch to the last install, so
-`envspec cache prune` cannot take a file away in between. From a bundle (`files.bundle`), what
-a bundle cannot carry is refused right after planning (`bundled`), and URL packages are
-installed from their stored files too, so uv (run offline) fetches nothing.
+again: nothing changed, and retries would push out the real ones. The journal is removed
+only when the sync ends one way or the other, so a kill leaves it behind; the sync that
+finishes an interrupted one keeps its snapshot (`_before`). The store is held shared from
+the fetch to the last install, so `envspec cache prune` cannot take a file away in between.
+From a bundle (`files.bundle`), what a bundle cannot carry is refused right after planning
+(`bundled`), and URL packages are installed from their stored files too, so uv (run
+offline) fetches nothing.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ from envspec.apply.snapshot import (
     Snapshot,
     delete_snapshot,
     load_provenance,
+    load_snapshot,
     provenance_of,
     take_snapshot,
     write_provenance,
@@ -145,12 +148,7 @@ def sync(
         with files.store.reading():
             stored = fetch(files, _wanted(plan), reporter)
             require_writable(env)
-            snapshot = take_snapshot(env, settings.command, options)
-            reporter.snapshot_taken(
-                SnapshotTaken(
-                    id=snapshot.id, packages=len(snapshot.packages), command=snapshot.command
-                )
-            )
+            snapshot, taken = _before(env, settings.command, options, reporter)
             journal = Journal(
                 command=settings.command,
                 snapshot=snapshot.id,
@@ -159,7 +157,8 @@ def sync(
             try:
                 write_journal(state, journal)
             except EnvspecError:  # nothing changed: a snapshot of it would push out real ones
-                delete_snapshot(state, snapshot.id)
+                if taken:
+                    delete_snapshot(state, snapshot.id)
                 raise
             run = _Transaction(
                 env=env,
@@ -175,6 +174,23 @@ def sync(
         if after is not None:
             after(outcome)
     return outcome
+
+
+def _before(
+    env: Environment, command: str, options: uv.UvOptions, reporter: Reporter
+) -> tuple[Snapshot, bool]:
+    """The snapshot this sync restores on failure and a rollback goes back to, and whether it
+    was taken now. A sync that finishes an interrupted one keeps that one's snapshot, taken
+    before anything changed: a new one would hold the half-changed environment, and
+    `envspec rollback` would then restore the half-changed mix."""
+    journal = load_journal(env.state_dir)
+    if journal is not None and not journal.is_rollback and journal.snapshot is not None:
+        with contextlib.suppress(EnvspecError):  # gone or damaged: take one now
+            return load_snapshot(env.state_dir, journal.snapshot), False
+    snapshot = take_snapshot(env, command, options)
+    taken = SnapshotTaken(id=snapshot.id, packages=len(snapshot.packages), command=command)
+    reporter.snapshot_taken(taken)
+    return snapshot, True
 
 
 def _wanted(plan: Plan) -> list[Wanted]:
