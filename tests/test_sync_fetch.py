@@ -356,3 +356,26 @@ def test_a_stored_file_changed_after_it_was_verified_is_fetched_again(
     assert main(["sync", "--python", str(third), *args]) == 0
     assert index_server.requests == []
     assert "WARNING" not in capsys.readouterr().err
+
+
+def test_a_huge_stamp_is_not_read_whole(
+    proj: EnvProject, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A garbage `.verified` of 400 MB (sparse) was read into memory on every sync."""
+    assert proj.run("sync") == 0
+    [stored] = [p for p in (proj.cache / "store" / "sha256").rglob(BETA)]
+    stamp = stored.parent / ".verified"
+    with stamp.open("wb") as f:
+        f.truncate(400 * 2**20)
+    import resource
+
+    other = proj.env.parent / "env-2"
+    proj.uv("venv", "-q", "--python", sys.executable, str(other))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from envspec.cli import main
+
+    args = ["--project", str(proj.project), "--cache-dir", str(proj.cache)]
+    assert main(["sync", "--python", str(other), *args]) == 0
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before  # KiB
+    assert grown < 100 * 1024, grown
+    assert stamp.stat().st_size < 256  # checked again, and stamped anew

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 STORE_DIR = "store"
 STAMP = ".verified"  # beside a stored file: its stat when its sha256 last matched
+_STAMP_MAX = 256
 WORKERS = 6
 INTERVAL = 0.25  # seconds between two `download` events of one file
 log = logging.getLogger("envspec")
@@ -194,7 +195,8 @@ def _stamp(stat: os.stat_result) -> str:
 
 def _read_stamp(folder: Path) -> str | None:
     try:
-        return (folder / STAMP).read_text(encoding="ascii")
+        with (folder / STAMP).open("rb") as f:
+            return f.read(_STAMP_MAX).decode("ascii")  # a stamp is ~60 bytes: garbage is cut
     except (OSError, UnicodeDecodeError):
         return None
 
