@@ -269,3 +269,41 @@ def test_an_unwritable_state_folder_is_refused_before_the_snapshot(
     ]
     assert proj.freeze() == "alpha==1.0\n"
     assert proj.snapshot_ids() == [1]
+
+
+def test_a_journal_that_cannot_be_removed_is_one_line(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str], immutable: Callable[[Path], None]
+) -> None:
+    """A sync killed after its last phase leaves a journal whose work is done: the next sync
+    only removes it, and a read-only state folder made that a PermissionError traceback."""
+    proj.write_spec(PHASES)
+    proj.lock()
+    assert proj.run("sync") == 0
+    journal = proj.state / "journal.json"
+    journal.write_text(
+        '{"command": "sync", "snapshot": 1, "phases": ["one"], "done": ["one"], "current": null}'
+    )
+    immutable(proj.state)
+    capsys.readouterr()
+    assert proj.run("sync") == 1
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"error: {journal}: cannot remove journal.json: Operation not permitted",
+        "hint: make the environment's .envspec folder writable, then run the command again",
+    ]
+
+
+def test_a_folder_where_the_journal_goes_is_one_line(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was an IsADirectoryError traceback."""
+    proj.write_spec(PHASES)
+    proj.lock()
+    journal = proj.state / "journal.json"
+    journal.mkdir(parents=True)
+    capsys.readouterr()
+    assert proj.run("sync") == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {journal}: cannot write journal.json: Is a directory"
+    )
+    assert proj.freeze() == ""
+    assert proj.snapshot_ids() == []  # the snapshot taken for it is gone again

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -123,7 +124,20 @@ def write_journal(state_dir: Path, journal: Journal) -> None:
 
 
 def remove_journal(state_dir: Path) -> None:
-    (state_dir / JOURNAL_FILE).unlink(missing_ok=True)
+    """Remove the journal; one that cannot be removed (a read-only state folder, a folder in
+    its place) is an error naming it: it was a PermissionError traceback."""
+    path = state_dir / JOURNAL_FILE
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ApplyError(
+            f"cannot remove {JOURNAL_FILE}: {exc.strerror}",
+            context=str(path),
+            hint="make the environment's .envspec folder writable, then run the command again",
+        ) from exc
 
 
 def interrupted(state_dir: Path) -> Journal | None:
