@@ -307,3 +307,20 @@ def test_a_folder_where_the_journal_goes_is_one_line(
     )
     assert proj.freeze() == ""
     assert proj.snapshot_ids() == []  # the snapshot taken for it is gone again
+
+
+def test_check_reports_an_interrupted_sync(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check` holds the environment's lock while it reads, and so took the journal for a
+    running sync's: a killed sync was never reported (`history` did)."""
+    proj.write_spec(PHASES)
+    proj.lock()
+    assert proj.run("sync") == 0
+    (proj.state / "journal.json").write_text(
+        '{"command": "sync", "snapshot": 1, "phases": ["one"], "done": [], "current": "one"}'
+    )
+    capsys.readouterr()
+    proj.run("check")
+    history = capsys.readouterr().err
+    assert "warning: a previous 'sync' was interrupted in phase 'one'; snapshot 1 holds" in history

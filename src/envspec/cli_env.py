@@ -320,33 +320,39 @@ def _relock(
 
 def cmd_check(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     location = locate(args.project, args.python, environ)
-    with _settled(location, args.lock_timeout):
-        return _check(args, out, location, environ)
+    with _settled(location, args.lock_timeout) as held:
+        return _check(args, out, location, environ, held=held)
 
 
 @contextlib.contextmanager
-def _settled(location: Location, timeout: float) -> Iterator[None]:
+def _settled(location: Location, timeout: float) -> Iterator[bool]:
     """Hold the environment's lock while `check` reads it, waiting for a sync or rollback
     that is changing it: a check in between reported half-installed packages as broken
     imports. An environment envspec never locked (no lock file), or one `check` may not
-    write to, is read as it is: a check writes nothing."""
+    write to, is read as it is: a check writes nothing. Yields whether it holds the lock."""
     lock = location.root / STATE_DIR / "lock"
     if not os.access(lock, os.W_OK):
-        yield
+        yield False
         return
     with environment_lock(lock.parent, timeout):
-        yield
+        yield True
 
 
-def _check(args: argparse.Namespace, out: Out, location: Location, environ: Environ) -> int:
+def _check(
+    args: argparse.Namespace, out: Out, location: Location, environ: Environ, *, held: bool
+) -> int:
+    """`check` (`held`: it holds the environment's lock, so a journal on disk is a killed
+    command's, not a running one's)."""
     if not (args.project / "envspec.toml").exists():  # any environment: the rules still apply
-        env, lock, spec = _outside_project(args, out, location, environ), None, None
+        env, lock, spec = _outside_project(args, out, location, environ, held=held), None, None
         choice = None
     else:
         from envspec.lockfile.status import status_of
 
         spec = load_spec(args.project / "envspec.toml", environ)
-        env, path, lock, choice = _open(args, out, location, environ, spec=spec, installed=True)
+        env, path, lock, choice = _open(
+            args, out, location, environ, spec=spec, installed=True, held=held
+        )
         status = status_of(spec, lock.target, path, lock, lock.variant)
         if status.state == "fresh":  # a stale one fails the lock check, its conditions too
             lock = for_environment(lock, path, env)
@@ -453,6 +459,7 @@ def _open(
     requested: str | None = None,
     installed: bool = False,
     planned: Environment | None = None,
+    held: bool = False,
 ) -> tuple[Environment, Path, Lock, Choice | None]:
     """The environment of `sync` or `check` (`planned`: the one a dry run would create), its
     accelerator variant (`requested`, or for `check`, `installed`: the one the last sync
@@ -462,7 +469,7 @@ def _open(
     env = planned or open_environment(
         location, environ, _cache_root(args), system=system, write=write
     )
-    _warn_interrupted(env, out)
+    _warn_interrupted(env, out, held=held)
     choice = _choose(out, env, spec, environ, requested, installed=installed)
     path, lock = select_lock(args.project, env, spec.targets, choice.variant if choice else None)
     out.event(
@@ -505,11 +512,11 @@ def _choose(
 
 
 def _outside_project(
-    args: argparse.Namespace, out: Out, location: Location, environ: Environ
+    args: argparse.Namespace, out: Out, location: Location, environ: Environ, *, held: bool
 ) -> Environment:
     """An environment `check` reads without a project: no spec, no lock."""
     env = open_environment(location, environ, _cache_root(args))
-    _warn_interrupted(env, out)
+    _warn_interrupted(env, out, held=held)
     out.event(
         "environment",
         root=str(env.root),
@@ -525,8 +532,8 @@ def _outside_project(
     return env
 
 
-def _warn_interrupted(env: Environment, out: Out) -> None:
-    journal = interrupted(env.state_dir)
+def _warn_interrupted(env: Environment, out: Out, *, held: bool = False) -> None:
+    journal = interrupted(env.state_dir, held=held)
     if journal is None:
         return
     message, hint = interrupted_message(journal)

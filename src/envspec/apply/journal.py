@@ -140,10 +140,11 @@ def remove_journal(state_dir: Path) -> None:
         ) from exc
 
 
-def interrupted(state_dir: Path) -> Journal | None:
-    """A journal left by a sync that is no longer running."""
+def interrupted(state_dir: Path, *, held: bool = False) -> Journal | None:
+    """A journal left by a sync that is no longer running (`held`: the caller holds the
+    environment's lock, so none is; else one holding it is still at work)."""
     journal = load_journal(state_dir)
-    if journal is None or busy(state_dir):
+    if journal is None or (not held and busy(state_dir)):
         return None
     return journal
 
