@@ -214,6 +214,7 @@ def _lock(spec_rules: RuleSet, *packages: tuple[str, str], target: str = "window
                 sha256="a" * 64,
             ),
             phase="main",
+            required_by=("<spec>",),
         )
         for n, v in packages
     )

@@ -256,6 +256,7 @@ def test_upload_times_are_written_in_utc() -> None:
         "1.26.4",
         artifact=wheel(NUMPY_WHEEL, upload_time=moment("2024-02-06T01:48:01.250+02:00")),
         phase="numpy",
+        required_by=("<spec>",),
     )
     lock = parse_lock(dump_lock(sample_lock(packages=(numpy,))), path="x")
     artifact = lock.packages[0].artifact
@@ -843,6 +844,24 @@ BAD = [
         "lock does not have",
         DAMAGED,
         id="required by a package the lock does not have",
+    ),
+    pytest.param(  # an orphan: sync installed it, why showed no chain
+        numpy_block('required-by = ["<spec>", "unsloth"]', "required-by = []"),
+        f"{P}: packages[1].tool.envspec.required-by: 'numpy' is required by nothing",
+        DAMAGED,
+        id="required by nothing",
+    ),
+    pytest.param(
+        numpy_block('required-by = ["<spec>", "unsloth"]', 'required-by = ["numpy"]'),
+        f"{P}: packages[1].tool.envspec.required-by: 'numpy' lists itself",
+        DAMAGED,
+        id="required by itself",
+    ),
+    pytest.param(  # why printed its chain twice
+        numpy_block('required-by = ["<spec>", "unsloth"]', 'required-by = ["unsloth", "unsloth"]'),
+        f"{P}: packages[1].tool.envspec.required-by: 'numpy' lists 'unsloth' twice",
+        DAMAGED,
+        id="a parent listed twice",
     ),
 ]
 

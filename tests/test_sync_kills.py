@@ -147,7 +147,7 @@ def test_a_killed_rollback_finished_by_rollback_can_itself_be_rolled_back(
 ) -> None:
     """The finishing rollback took its own snapshot of the half-restored environment as the
     one to undo it with: rolling it back then restored the half-restored mix."""
-    initial, before, final, _ = _states(proj, tmp_path)
+    _, before, final, _ = _states(proj, tmp_path)
     assert proj.run("sync", "--no-checks") == 0
     assert proj.freeze() == final
     site = site_packages(proj.env)

@@ -147,6 +147,7 @@ def _check_graph(
     phase_names = [p.name for p in phases]
     names = {package.name for package in packages}
     for table, package in zip(tables, packages, strict=True):
+        _check_parents(table, package)
         missing = [n for n in package.required_by if n != SPEC_ROOT and n not in names]
         if missing:
             _package_envspec(table).fail(
@@ -161,6 +162,24 @@ def _check_graph(
         if package.phase not in phase_names:
             hint = "phases: " + ", ".join(phase_names) if phase_names else _DAMAGED
             _package_envspec(table).fail(f"unknown phase '{package.phase}'", hint, key="phase")
+
+
+def _check_parents(table: Table, package: LockedPackage) -> None:
+    """A package is in the lock because the spec or another package requires it: a
+    `required-by` that is empty, names the package itself or repeats a name was written by
+    no envspec (an orphan was installed, and `why` printed no chain or the same one twice)."""
+    parents = package.required_by
+    problem = (
+        f"'{package.name}' is required by nothing"
+        if not parents
+        else f"'{package.name}' lists itself"
+        if package.name in parents
+        else f"'{package.name}' lists '{next(p for p in parents if parents.count(p) > 1)}' twice"
+        if len(set(parents)) < len(parents)
+        else ""
+    )
+    if problem:
+        _package_envspec(table).fail(problem, _DAMAGED, key="required-by")
 
 
 def _needs(table: Table | None) -> Needs:
