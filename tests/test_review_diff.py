@@ -15,7 +15,7 @@ from envspec.cli import main
 from envspec.lockfile import lock_path, write_lock
 from envspec.model import Artifact, Lock, LockedPackage, LockedPhase, VcsSource
 from envspec.review.diff import diff_locks, package_change
-from envspec.review.diff_format import render_text
+from envspec.review.diff_format import render_text, to_json
 from support.index_server import IndexServer
 from support.lockproject import commit_all, git, lock, spec_text
 
@@ -544,6 +544,24 @@ def test_an_edited_marker_requires_python_and_environments_are_shown(
         {"field": "requires-python", "old": "==3.11.*", "new": ">=3.11"},
     ]
     assert linux["packages"][0]["conditions"] == [
-        {"field": "marker", "old": "-", "new": "python_version < '3.0'"},
-        {"field": "requires-python", "old": "-", "new": ">=3.12"},
+        {"field": "marker", "old": None, "new": "python_version < '3.0'"},
+        {"field": "requires-python", "old": None, "new": ">=3.12"},
     ]
+
+
+def test_an_added_package_shows_its_own_conditions() -> None:
+    """Only `+ six 1.17.0` was shown, though its requires-python made every sync refuse the
+    lock: a package's conditions are news when it is new too."""
+    old = pin("x", "1.0", index="https://i/", artifact=wheel("x-1.0-py3-none-any.whl", "a"))
+    added = pin(
+        "six", "1.17.0", index="https://i/", artifact=wheel("six-1.17.0-py3-none-any.whl", "b"),
+        requires_python=">=3.12", phase="p",
+    )  # fmt: skip
+    result = diff_locks({"linux-x86_64": one_lock(old)}, {"linux-x86_64": one_lock(old, added)})
+    assert render_text(result).splitlines()[1:] == [
+        "linux-x86_64: 1 added",
+        "  + six 1.17.0  [phase p]  CONDITION CHANGED",
+        "      requires-python: - → >=3.12",
+        "  phase p: +six",
+    ]
+    assert to_json(result)["summary"]["conditions"] == 1

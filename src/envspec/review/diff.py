@@ -52,13 +52,13 @@ class SourceChange:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ConditionChange:
-    """When a package, or a whole lock, installs, before and after ("-": no condition): a
+    """When a package, or a whole lock, installs, before and after (None: no condition): a
     package's ``marker`` or ``requires-python``, a lock's ``environments`` or
     ``requires-python``. envspec writes no package conditions, so any change is shown."""
 
     field: ConditionField
-    old: str
-    new: str
+    old: str | None  # None: no condition on that side
+    new: str | None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -207,27 +207,35 @@ def lock_conditions(old: Lock, new: Lock) -> tuple[ConditionChange, ...]:
         out.append(
             ConditionChange(
                 field="environments",
-                old=" or ".join(old.environments) or "-",
-                new=" or ".join(new.environments) or "-",
+                old=" or ".join(old.environments) or None,
+                new=" or ".join(new.environments) or None,
             )
         )
     if old.requires_python != new.requires_python:
-        out.append(_condition("requires-python", old.requires_python, new.requires_python))
+        out.append(
+            ConditionChange(
+                field="requires-python",
+                old=old.requires_python or None,
+                new=new.requires_python or None,
+            )
+        )
     return tuple(out)
 
 
-def package_conditions(old: LockedPackage, new: LockedPackage) -> tuple[ConditionChange, ...]:
-    """How the two pins' own `marker` and `requires-python` differ."""
-    out = []
-    if old.marker != new.marker:
-        out.append(_condition("marker", old.marker, new.marker))
-    if old.requires_python != new.requires_python:
-        out.append(_condition("requires-python", old.requires_python, new.requires_python))
-    return tuple(out)
-
-
-def _condition(field: ConditionField, old: str | None, new: str | None) -> ConditionChange:
-    return ConditionChange(field=field, old=old or "-", new=new or "-")
+def package_conditions(
+    old: LockedPackage | None, new: LockedPackage
+) -> tuple[ConditionChange, ...]:
+    """How the two pins' own `marker` and `requires-python` differ (`old` None: a package
+    new to the lock, whose conditions are all new)."""
+    sides: tuple[tuple[ConditionField, str | None, str | None], ...] = (
+        ("marker", old.marker if old else None, new.marker),
+        ("requires-python", old.requires_python if old else None, new.requires_python),
+    )
+    return tuple(
+        ConditionChange(field=field, old=before, new=after)
+        for field, before, after in sides
+        if before != after
+    )
 
 
 def package_change(old: LockedPackage | None, new: LockedPackage | None) -> PackageChange | None:
@@ -244,6 +252,8 @@ def package_change(old: LockedPackage | None, new: LockedPackage | None) -> Pack
             kind=kind,
             old=None if new else version,
             new=version if new else None,
+            # an added package's own conditions are new (a removed one's go with it)
+            conditions=package_conditions(None, new) if new else (),
             phase=only.phase,
         )
     sources = source_changes(old, new)

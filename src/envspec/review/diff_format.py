@@ -97,7 +97,7 @@ def _source_text(source: SourceChange) -> str:
 
 
 def _condition_text(change: ConditionChange) -> str:
-    return f"{change.field}: {change.old} → {change.new}"
+    return f"{change.field}: {change.old or '-'} → {change.new or '-'}"
 
 
 def _target_headline(target: TargetDiff) -> str:
@@ -225,7 +225,7 @@ def _package_row(change: PackageChange) -> str:
 
 
 def _condition_md(change: ConditionChange) -> str:
-    return f"{change.field}: `{_code(change.old)}` → `{_code(change.new)}`"
+    return f"{change.field}: `{_code(change.old or '-')}` → `{_code(change.new or '-')}`"
 
 
 def _divergence_table(diff: LockDiff) -> list[str]:
