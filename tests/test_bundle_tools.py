@@ -134,3 +134,31 @@ def test_the_locks_and_a_plain_export_name_the_original_indexes_which_both_tools
                   "--no-deps", "-r", str(export), ok=False)  # fmt: skip
         assert f"Looking in indexes: {canonical.rstrip('/')}" in ran.stdout  # the file's wins
         assert server.paths == []
+
+
+def test_a_package_marker_in_the_lock_reaches_the_bundles_install_files(
+    project: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    """Its install files dropped a lock's package marker: uv and pip installed what `envspec
+    sync --bundle` leaves out."""
+    lock = project / "locks" / f"pylock.{TARGET}.toml"
+    head = 'name = "beta"\nversion = "2.0"\n'
+    lock.write_text(lock.read_text().replace(head, head + "marker = \"python_version < '3.0'\"\n"))
+    dest = tmp_path / "bundle"
+    cache = str(tmp_path / "cache")
+    assert main(["bundle", str(dest), "--project", str(project), "--cache-dir", cache]) == 0
+    index_server.stop()
+    synced = venv(tmp_path / "envspec-env")
+    args = ["--project", str(project), "--cache-dir", str(tmp_path / "machine"), "--frozen",
+            "--no-checks"]  # alpha needs beta: the check says so
+    assert main(["sync", "--python", str(synced), "--bundle", str(dest), *args]) == 0
+    expected = freeze(synced)
+    assert expected == "alpha==1.0\ngpu-kernels==1.0+cu121\n"
+    python = venv(tmp_path / "uv-pylock")
+    uv_pip(python, "-r", str(dest / "install" / f"pylock.{TARGET}.toml"))
+    assert freeze(python) == expected
+    python = venv(tmp_path / "pip-folder")
+    requirements = dest / "install" / f"requirements.{TARGET}.txt"
+    pip(python, "--index-url", (dest / "simple").as_uri(), "--require-hashes", "--no-deps", "-r",
+        requirements)  # fmt: skip
+    assert freeze(python) == expected

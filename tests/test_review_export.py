@@ -399,13 +399,38 @@ def test_a_package_marker_in_the_lock_stays_with_its_line(
         head = f'name = "{name}"\nversion = "{version}"\n'
         assert head in text
         text = text.replace(head, head + marker)
+    numpy = 'name = "numpy"\nversion = "1.26.4"\n'
+    text = text.replace(numpy, numpy + 'requires-python = ">=3.12,!=3.13.0"\n')
     path.write_text(text)
     out = tmp_path / "requirements.txt"
     assert export(project, "--target", "linux-x86_64", "-o", str(out)) == 0
     lines = out.read_text().splitlines()
     assert "filelock==3.15.0 ; python_version < '3.0' \\" in lines
     assert f"torch @ {torch_index.file_url(TORCH_LINUX)} ; python_version < '3.0' \\" in lines
+    # its requires-python as a marker: it was dropped, so pip installed it on 3.11
+    assert (
+        "numpy==1.26.4 ; python_full_version != '3.13.0' and python_full_version >= '3.12' \\"
+        in lines
+    )
     env = clean_env(tmp_path)
     python = make_venv(tmp_path / "venv", env)
     pip_install(python, out, env)
-    assert set(installed(python, env)) == {"numpy", "app"}
+    assert set(installed(python, env)) == {"app"}
+
+
+def test_a_marker_a_requirements_file_would_cut_is_refused(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """` #` starts a comment in a requirements file: the line was written, uv then failed."""
+    path = project / "locks" / "pylock.linux-x86_64.toml"
+    head = 'name = "numpy"\nversion = "1.26.4"\n'
+    path.write_text(
+        path.read_text().replace(head, head + "marker = \"platform_version != 'x #1'\"\n")
+    )
+    capsys.readouterr()
+    assert export(project, "--target", "linux-x86_64") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: locks/pylock.linux-x86_64.toml: cannot export 'numpy': its marker holds ' #', "
+        "which a requirements file reads as the start of a comment",
+        "hint: install from the lock itself (uv pip install -r pylock.toml)",
+    ]

@@ -156,6 +156,11 @@ def _pylock(
         )
         out += ["", "[[packages]]", f"name = {_toml(package.name)}"]
         out.append(f"version = {_toml(str(package.version))}")
+        # the lock's own conditions go with it, so uv installs the set `sync --bundle` does
+        if package.marker is not None:
+            out.append(f"marker = {_toml(package.marker)}")
+        if package.requires_python is not None:
+            out.append(f"requires-python = {_toml(package.requires_python)}")
         if package.index:
             out.append(f"index = {_toml(package.index)}")
         out.append(f"wheels = [{entry}]" if artifact.kind == "wheel" else f"sdist = {entry}")

@@ -34,11 +34,14 @@ lock's phases); ``cannot write the requirements file: <reason>`` (`EnvspecError`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from envspec.errors import EnvspecError, UsageError, did_you_mean
+from packaging.specifiers import SpecifierSet
+
+from envspec.errors import EnvspecError, LockFileError, UsageError, did_you_mean
 from envspec.model import Lock, LockedPackage, LockedPhase
 
 _OTHER = "(no phase)"
@@ -58,11 +61,11 @@ def export_requirements(lock: Lock, *, phase: str | None = None, source: str = "
     for locked_phase in phases:
         lines += ["", _phase_comment(locked_phase)]
         for package in members.get(locked_phase.name, []):
-            lines += _package_lines(package, primary)
+            lines += _package_lines(package, primary, source)
     if phase is None and members.get(""):
         lines += ["", f"# {_OTHER}"]
         for package in members[""]:
-            lines += _package_lines(package, primary)
+            lines += _package_lines(package, primary, source)
     return "\n".join(lines) + "\n"
 
 
@@ -98,7 +101,8 @@ def export_for_bundle(
                 lines.append(f"# {_package_lines(package, None)[0]}: a git source, not in bundles")
             else:
                 exact = (package.name, str(package.version)) in local_variants
-                pin = f"{package.name}{'===' if exact else '=='}{package.version}"
+                operator = "===" if exact else "=="
+                pin = f"{package.name}{operator}{package.version}{when(package, source)}"
                 lines += [f"{pin} \\", f"    --hash=sha256:{package.artifact.sha256}"]
     return "\n".join(lines) + "\n"
 
@@ -176,18 +180,39 @@ def _phase_comment(phase: LockedPhase) -> str:
     return text
 
 
-def _package_lines(package: LockedPackage, primary: str | None) -> list[str]:
-    # a package's own marker (in a lock edited by hand or by another tool) stays with it, as
-    # `sync` honours it; the space before ';' ends a URL
-    when = f" ; {package.marker}" if package.marker is not None else ""
+def when(package: LockedPackage, where: str = "") -> str:
+    """A package's own conditions as a requirement line's marker (`` ; …``, the space ending a
+    URL), so pip and uv install what `sync` installs: its lock `marker`, and its lock
+    `requires-python` as `python_full_version` comparisons; "" when it has neither (a lock
+    envspec wrote). One that holds " #" cannot be written: a requirements file reads the
+    rest of the line as a comment (`where` names the lock in that error)."""
+    clauses = [
+        f"python_full_version {spec.operator} '{spec.version}'"
+        for spec in sorted(SpecifierSet(package.requires_python or ""), key=str)
+    ]
+    if package.marker is not None:
+        clauses.insert(0, f"({package.marker})" if clauses else package.marker)
+    text = " and ".join(clauses)
+    if re.search(r"\s#", text):
+        raise LockFileError(
+            f"cannot export '{package.name}': its marker holds ' #', which a requirements "
+            "file reads as the start of a comment",
+            context=where,
+            hint="install from the lock itself (uv pip install -r pylock.toml)",
+        )
+    return f" ; {text}" if text else ""
+
+
+def _package_lines(package: LockedPackage, primary: str | None, where: str = "") -> list[str]:
+    when_text = when(package, where)
     if package.vcs is not None:
         url = package.vcs.url if package.vcs.url.startswith("git+") else f"git+{package.vcs.url}"
-        return [f"{package.name} @ {url}@{package.vcs.commit_id}{when}"]
+        return [f"{package.name} @ {url}@{package.vcs.commit_id}{when_text}"]
     artifact = package.artifact
     if artifact is None or (package.index and package.index == primary):
-        head = f"{package.name}=={package.version}{when}"
+        head = f"{package.name}=={package.version}{when_text}"
     else:
-        head = f"{package.name} @ {artifact.url}{when}"
+        head = f"{package.name} @ {artifact.url}{when_text}"
     if artifact is None or not artifact.sha256:
         return [head]
     return [f"{head} \\", f"    --hash=sha256:{artifact.sha256}"]
