@@ -461,3 +461,19 @@ def test_two_bundles_into_one_folder_take_turns(
     ]
     assert not dest.exists()
     assert bundle(proj, dest) == 0
+
+
+def test_a_lock_file_holding_another_targets_lock_is_refused(
+    proj: EnvProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was bundled under the target it records, over that target's own lock: bundle.json
+    then listed one lock twice, and the bundle failed its own --check."""
+    lock = proj.project / "locks" / f"pylock.{TARGET}.toml"
+    lock.write_text(lock.read_text().replace(f'target = "{TARGET}"', f'target = "{OTHER}"'))
+    capsys.readouterr()
+    assert bundle(proj, tmp_path / "bundle") == 3
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {lock}: the file holds the lock of {OTHER}",
+        "hint: run 'envspec lock' to write this target's lock",
+    ]
+    assert not (tmp_path / "bundle").exists()

@@ -47,8 +47,9 @@ from envspec.index.bundle import (
     parse_manifest,
 )
 from envspec.index.metadata import local_metadata
-from envspec.lockfile import load_lock, lock_path, parse_lock
+from envspec.lockfile import parse_lock
 from envspec.model import Lock, LockedPackage
+from envspec.review.locks import load_target_lock
 
 OWNED = ("files", "simple", "locks", "install")  # the folders a bundle owns in DIR
 MODE = 0o644  # served files are read by a web server's user
@@ -79,13 +80,14 @@ class Made:
 
 
 def load_sources(project: Path, units: Sequence[tuple[str, str | None]]) -> list[Source]:
-    """The project's locks for `units` (target, accelerator variant or None); a missing one is
-    a `StaleLockError` (exit 3). A variant's lock is bundled under its label
-    (``linux-x86_64.cu121``), as `locks/` names it."""
+    """The project's locks for `units` (target, accelerator variant or None); a missing one,
+    or one holding another target's lock, is a `StaleLockError` (exit 3). A variant's lock is
+    bundled under its label (``linux-x86_64.cu121``), as `locks/` names it."""
     out = []
     for target, variant in units:
-        path = lock_path(project, target, variant)
-        lock = load_lock(path)
+        # a file holding another target's (or variant's) lock is refused, as by export: it
+        # was bundled under the label it records, over the real one's
+        path, lock = load_target_lock(project, target, variant)
         out.append(Source(target=lock.label, data=path.read_bytes(), lock=lock))
     return out
 
