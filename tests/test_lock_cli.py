@@ -411,3 +411,39 @@ def test_a_sigterm_while_the_command_line_is_imported_is_reported(
         timeout=60,
     )
     assert (done.returncode, done.stderr) == (143, "error: interrupted by SIGTERM\n")
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (
+            ('{name = "app"}', '{name = "app", skipped = "hand-edited"}'),
+            "phase app recorded as skipped, but it is required",
+        ),
+        (('{name = "app"}', '{name = "app", optional = true}'), "phase app recorded as optional"),
+        (('{name = "app"}', '{name = "app", index = "pypi"}'), "phase app recorded with index pypi"),
+        (
+            ('[{name = "numpy"}, {name = "app"}]', '[{name = "app"}, {name = "numpy"}]'),
+            "phases recorded as app, numpy, not the spec's",
+        ),
+        (
+            ('{name = "app"}]', '{name = "app"}, {name = "ghost"}]'),
+            "phases recorded as numpy, app, ghost, not the spec's",
+        ),
+    ],
+)
+def test_an_edited_phases_table_is_stale(
+    project: Path, capsys: pytest.CaptureFixture[str], edit: tuple[str, str], reason: str
+) -> None:
+    """`[tool.envspec] phases` is not in the recorded inputs: a phase edited to be skipped was
+    "up to date", and sync left it out and said "Synced."; reordered, it installed app first."""
+    assert lock(project) == 0
+    path = project / "locks" / "pylock.linux-x86_64.toml"
+    text = path.read_text()
+    assert edit[0] in text
+    path.write_text(text.replace(edit[0], edit[1], 1))
+    capsys.readouterr()
+    assert lock(project, "--check") == 3
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"error: locks out of date: linux-x86_64 (stale: {reason})"
+    )

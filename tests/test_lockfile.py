@@ -863,6 +863,12 @@ BAD = [
         DAMAGED,
         id="a parent listed twice",
     ),
+    pytest.param(  # sync installed the phase twice, export pinned its packages twice
+        GOOD.replace('    {name = "unsloth"},\n', '    {name = "unsloth"},\n    {name = "numpy"},\n'),
+        f"{P}: tool.envspec.phases[4].name: duplicate phase 'numpy'",
+        DAMAGED,
+        id="a phase listed twice",
+    ),
 ]
 
 

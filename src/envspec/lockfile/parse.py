@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
@@ -43,6 +42,12 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from envspec.errors import LockFileError
+from envspec.lockfile.conditions import (
+    check_marker,
+    check_requires_python,
+    lock_environments,
+    shown,
+)
 from envspec.model import (
     SPEC_ROOT,
     AppliedRule,
@@ -62,7 +67,6 @@ _UNSUPPORTED = ("archive", "directory")
 _URL_SCHEMES = ("http", "https", "file")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _COMMIT_LENGTHS = (40, 64)  # SHA-1 and SHA-256 git object names
-_SHOWN = 72  # a longer bad value is cut in messages
 _DAMAGED = "the lock was edited or damaged: restore it, or delete it and run 'envspec lock'"
 
 log = logging.getLogger("envspec")
@@ -116,11 +120,11 @@ def _read(root: Table) -> Lock:
         root.fail("missing required key 'packages'")
     rules = envspec.table("rules")
     target = envspec.required_string("target")
-    requires_python = _check_requires_python(root)
-    environments = _environments(root)
+    requires_python = check_requires_python(root)
+    environments = lock_environments(root)
     tables = root.tables("packages")
     packages = tuple(_package(table) for table in tables)
-    phases = tuple(_phase(table) for table in envspec.tables("phases"))
+    phases = _phases(envspec)
     _check_graph(tables, packages, phases)
     return Lock(
         target=target,
@@ -134,6 +138,17 @@ def _read(root: Table) -> Lock:
         variant=envspec.string("variant"),
         needs=_needs(envspec.table("needs")),
     )
+
+
+def _phases(envspec: Table) -> tuple[LockedPhase, ...]:
+    """``[tool.envspec] phases``, each name once (a phase listed twice was installed twice)."""
+    phases: list[LockedPhase] = []
+    for table in envspec.tables("phases"):
+        phase = _phase(table)
+        if any(p.name == phase.name for p in phases):
+            table.fail(f"duplicate phase '{phase.name}'", _DAMAGED, key="name")
+        phases.append(phase)
+    return tuple(phases)
 
 
 def _check_graph(
@@ -229,68 +244,12 @@ def _check_version(root: Table) -> None:
         )
 
 
-def _check_requires_python(table: Table) -> str:
-    text = table.string("requires-python") or ""
-    try:
-        SpecifierSet(text)
-    except InvalidSpecifier:
-        table.fail(f"invalid requires-python '{text}'", key="requires-python")
-    return text
-
-
-def _check_marker(table: Table, key: str) -> str | None:
-    text = table.string(key)
-    if text is not None and not _is_marker(text):
-        table.fail(f"invalid marker {_shown(text)}", key=key)
-    return text
-
-
-def _is_marker(text: str) -> bool:
-    """Whether `text` is a marker that can be evaluated, as a lock file's marker (PEP 751's
-    set-valued ``extras`` and ``dependency_groups`` beside the usual variables): one that
-    parses but compares strings with an operator only versions have (`sys_platform ===
-    'linux'`), or a set with ``==`` (``extras == 'foo'``, not ``'foo' in extras``), raised
-    `UndefinedComparison` in sync and check, whatever the environment."""
-    try:
-        Marker(text).evaluate(_PROBE, "lock_file")
-    except (InvalidMarker, RecursionError, UndefinedComparison, UndefinedEnvironmentName):
-        return False  # RecursionError: packaging's parser recurses on nested brackets
-    return True
-
-
-# Every marker variable, with values any comparison that can be evaluated at all can take:
-# versions where markers compare versions ('3.11' ~= python_version), empty strings elsewhere
-_PROBE: dict[str, str | frozenset[str]] = {
-    **dict.fromkeys(
-        (
-            "implementation_name", "os_name", "platform_machine", "platform_release",
-            "platform_system", "platform_version", "platform_python_implementation",
-            "sys_platform", "extra",
-        ),
-        "",
-    ),
-    "python_version": "3.11",
-    "python_full_version": "3.11.0",
-    "implementation_version": "3.11.0",
-    "extras": frozenset(),
-    "dependency_groups": frozenset(),
-}  # fmt: skip
-
-
-def _environments(root: Table) -> tuple[str, ...]:
-    markers = root.strings("environments") or []
-    for i, text in enumerate(markers):
-        if not _is_marker(text):
-            root.doc.fail(f"environments[{i}]", f"invalid marker {_shown(text)}")
-    return tuple(markers)
-
-
 def _package(table: Table) -> LockedPackage:
     name = table.required_string("name")
     try:
         canonicalize_name(name, validate=True)
     except InvalidName:
-        table.fail(f"invalid package name {_shown(name)}", key="name")
+        table.fail(f"invalid package name {shown(name)}", key="name")
     if canonicalize_name(name) != name:
         hint = f"write '{canonicalize_name(name)}'"
         table.fail(f"package name '{name}' is not normalized", hint, key="name")
@@ -298,9 +257,9 @@ def _package(table: Table) -> LockedPackage:
     try:
         version = Version(version_text)
     except ValueError:  # InvalidVersion, or a release number past int()'s 4,300 digits
-        table.fail(f"invalid version {_shown(version_text)}", key="version")
-    marker = _check_marker(table, "marker")
-    requires_python = _check_requires_python(table) if "requires-python" in table else None
+        table.fail(f"invalid version {shown(version_text)}", key="version")
+    marker = check_marker(table, "marker")
+    requires_python = check_requires_python(table) if "requires-python" in table else None
     source = _source_key(table)
     envspec = _package_envspec(table)
     return LockedPackage(
@@ -390,19 +349,19 @@ def _file(table: Table, kind: str) -> Artifact:
 def _url(table: Table) -> str:
     """The file's URL: http(s) with a host, or file; nothing else can be fetched and checked."""
     url = table.required_string("url")
-    shown = _shown(redact(url))
+    cut = shown(redact(url))
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - urlsplit checks the port only when asked for it
     except ValueError:
-        table.fail(f"invalid URL {shown}", _DAMAGED, key="url")
+        table.fail(f"invalid URL {cut}", _DAMAGED, key="url")
     if parts.scheme.lower() not in _URL_SCHEMES:
         what = f"scheme '{parts.scheme}'" if parts.scheme else "no scheme"
         table.fail(
-            f"URL {shown} has {what} (expected an http, https or file URL)", _DAMAGED, key="url"
+            f"URL {cut} has {what} (expected an http, https or file URL)", _DAMAGED, key="url"
         )
     if parts.scheme.lower() != "file" and not parts.hostname:
-        table.fail(f"URL {shown} has no host", _DAMAGED, key="url")
+        table.fail(f"URL {cut} has no host", _DAMAGED, key="url")
     return url
 
 
@@ -414,7 +373,7 @@ def _hashes(hashes: Table) -> str:
         length = _digest_length(algorithm)
         if not _HEX.fullmatch(value) or (length is not None and len(value) != length):
             digits = f"{length} hexadecimal digits" if length else "hexadecimal digits"
-            what = f"invalid {algorithm} hash {_shown(value)}" if value else "empty hash"
+            what = f"invalid {algorithm} hash {shown(value)}" if value else "empty hash"
             hashes.fail(f"{what} (expected {digits})", _DAMAGED, key=algorithm)
     return sha256.lower()
 
@@ -433,14 +392,9 @@ def _check_wheel_name(table: Table, filename: str, name: str, version: Version) 
     try:
         found_name, found_version, _build, _tags = parse_wheel_filename(filename)
     except (InvalidWheelFilename, InvalidVersion):
-        table.fail(f"invalid wheel file name {_shown(filename)}", _DAMAGED, key=key)
+        table.fail(f"invalid wheel file name {shown(filename)}", _DAMAGED, key=key)
     if found_name != name or found_version != version:
-        table.fail(f"wheel {_shown(filename)} is not {name} {version}", _DAMAGED, key=key)
-
-
-def _shown(value: str) -> str:
-    """`value` quoted for a message, cut when long."""
-    return f"'{value if len(value) <= _SHOWN else value[: _SHOWN - 1] + '…'}'"
+        table.fail(f"wheel {shown(filename)} is not {name} {version}", _DAMAGED, key=key)
 
 
 def _vcs(table: Table) -> VcsSource:
@@ -452,7 +406,7 @@ def _vcs(table: Table) -> VcsSource:
     commit = sub.required_string("commit-id")
     if not _HEX.fullmatch(commit) or len(commit) not in _COMMIT_LENGTHS:
         sub.fail(
-            f"invalid commit-id {_shown(commit)} (expected a full commit id: 40 hexadecimal "
+            f"invalid commit-id {shown(commit)} (expected a full commit id: 40 hexadecimal "
             "digits, or 64 for a SHA-256 repository)",
             _DAMAGED,
             key="commit-id",

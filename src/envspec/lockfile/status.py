@@ -158,6 +158,7 @@ def status_of(
     inputs = relevant_inputs(lock_inputs(spec.for_variant(unit), target), name)
     recorded = relevant_inputs(previous.inputs, name)
     changes = _variant_changes(previous, unit, name) + _edits(previous, target)
+    changes += _phase_edits(previous, spec.for_variant(unit), name)
     changes += input_changes(recorded, inputs) if recorded != inputs else []
     changes += rule_changes(previous.rules, applied_rules(spec.rules, target, previous.packages))
     state: State = "stale" if changes else "fresh"
@@ -186,6 +187,28 @@ def _edits(previous: Lock, target: Target) -> list[str]:
         for key, text in (("marker", package.marker), ("requires-python", package.requires_python)):
             if text is not None:
                 out.append(f'{package.name} has a {key} ("{text}"), which envspec does not write')
+    return out
+
+
+def _phase_edits(previous: Lock, spec: Spec, target: str) -> list[str]:
+    """How the phases the lock records (`[tool.envspec] phases`) differ from the spec's for
+    `target`: their order and names, each one's index and `optional`, and a phase skipped
+    that the spec does not make optional. The spec's phases are in the lock's inputs, but
+    not this table: edited, sync installed phases twice, out of order, or not at all."""
+    wanted = [p for p in spec.phases if p.applies_to(target)]
+    names = [p.name for p in previous.phases]
+    if names != [p.name for p in wanted]:
+        return [f"phases recorded as {', '.join(names) or 'none'}, not the spec's"]
+    out = []
+    for locked, phase in zip(previous.phases, wanted, strict=True):
+        if locked.index != phase.index_for(target):
+            out.append(f"phase {locked.name} recorded with index {locked.index or 'none'}")
+        if locked.optional != phase.optional:
+            out.append(
+                f"phase {locked.name} recorded as {'' if locked.optional else 'not '}optional"
+            )
+        elif locked.skipped is not None and not phase.optional:
+            out.append(f"phase {locked.name} recorded as skipped, but it is required")
     return out
 
 
