@@ -421,7 +421,10 @@ def test_a_sigterm_while_the_command_line_is_imported_is_reported(
             "phase app recorded as skipped, but it is required",
         ),
         (('{name = "app"}', '{name = "app", optional = true}'), "phase app recorded as optional"),
-        (('{name = "app"}', '{name = "app", index = "pypi"}'), "phase app recorded with index pypi"),
+        (
+            ('{name = "app"}', '{name = "app", index = "pypi"}'),
+            "phase app recorded with index pypi",
+        ),
         (
             ('[{name = "numpy"}, {name = "app"}]', '[{name = "app"}, {name = "numpy"}]'),
             "phases recorded as app, numpy, not the spec's",

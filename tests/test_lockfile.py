@@ -864,7 +864,7 @@ BAD = [
         id="a parent listed twice",
     ),
     pytest.param(  # sync installed the phase twice, export pinned its packages twice
-        GOOD.replace('    {name = "unsloth"},\n', '    {name = "unsloth"},\n    {name = "numpy"},\n'),
+        GOOD.replace('{name = "unsloth"},\n', '{name = "unsloth"},\n    {name = "numpy"},\n'),
         f"{P}: tool.envspec.phases[4].name: duplicate phase 'numpy'",
         DAMAGED,
         id="a phase listed twice",

@@ -158,8 +158,10 @@ def status_of(
     inputs = relevant_inputs(lock_inputs(spec.for_variant(unit), target), name)
     recorded = relevant_inputs(previous.inputs, name)
     changes = _variant_changes(previous, unit, name) + _edits(previous, target)
-    changes += _phase_edits(previous, spec.for_variant(unit), name)
-    changes += input_changes(recorded, inputs) if recorded != inputs else []
+    if recorded != inputs:  # the spec changed: that says why (its phases among it)
+        changes += input_changes(recorded, inputs)
+    else:  # the spec is as recorded: the phases table must be what it gave
+        changes += _phase_edits(previous, spec.for_variant(unit), name)
     changes += rule_changes(previous.rules, applied_rules(spec.rules, target, previous.packages))
     state: State = "stale" if changes else "fresh"
     return TargetStatus(
