@@ -144,3 +144,37 @@ def test_two_first_syncs_create_the_environment_once(
     waited = [e for e in errs if "Nothing to do: the environment matches the lock." in e]
     assert (len(created), len(waited)) == (1, 1), errs
     assert sorted(p.name for p in (venv / ".envspec" / "snapshots").iterdir()) == ["1.json"]
+
+
+@pytest.mark.parametrize(("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_between_two_phases_is_reported_with_the_rollback_offer(
+    proj: EnvProject,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sent: signal.Signals,
+    code: int,
+) -> None:
+    """Outside uv (here: right after the journal records phase 'up' done, sent from the file
+    system edge) it was the generic 'interrupted by SIGTERM', as if nothing had changed."""
+    before = proj.freeze()
+    real_replace = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        real_replace(src, dst)
+        if Path(dst).name == "journal.json" and '"up"' in Path(dst).read_text().split('"done"')[1]:
+            os.kill(os.getpid(), sent)
+
+    monkeypatch.setattr(os, "replace", replace)
+    capsys.readouterr()
+    assert proj.run("sync") == code
+    monkeypatch.undo()
+    err = capsys.readouterr().err.splitlines()
+    assert err[-2] == (
+        f"error: {proj.env}: sync interrupted by {sent.name} in phase 'up'; snapshot 1 "
+        "holds the environment from before it"
+    )
+    assert err[-1] == (
+        "hint: run 'envspec rollback' to restore it, or 'envspec sync' to finish the sync"
+    )
+    assert proj.run("rollback") == 0
+    assert proj.freeze() == before

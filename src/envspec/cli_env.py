@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,7 @@ from envspec.errors import (
     StaleLockError,
     UsageError,
 )
+from envspec.interrupt import Terminated
 from envspec.lock_view import lock_fields
 from envspec.model import Checks, Index, Lock, Spec
 from envspec.output import Out, plural, rel, seconds
@@ -550,7 +552,9 @@ def _warn_interrupted(env: Environment, out: Out, *, held: bool = False) -> None
 
 @contextlib.contextmanager
 def _reported(env: Environment, command: str) -> Iterator[None]:
-    """An installer stopped by SIGINT or SIGTERM, reported with what the journal says."""
+    """A command stopped by SIGINT or SIGTERM, reported with what the journal says: in an
+    installer (`Interrupted`), or in envspec itself once its journal is written (between two
+    phases: the generic "interrupted" said nothing of the changes made, nor of rollback)."""
     try:
         yield
     except Interrupted as exc:
@@ -558,6 +562,13 @@ def _reported(env: Environment, command: str) -> Iterator[None]:
         raise Interrupted(
             message, signal_number=exc.signal_number, context=str(env.root), hint=hint
         ) from exc
+    except KeyboardInterrupt as exc:
+        journal = load_journal(env.state_dir)
+        if journal is None:  # before anything changed: the CLI's own report says so
+            raise
+        number = exc.signal_number if isinstance(exc, Terminated) else signal.SIGINT
+        message, hint = stopped_message(journal, command, signal.Signals(number).name)
+        raise Interrupted(message, signal_number=number, context=str(env.root), hint=hint) from exc
 
 
 def _uv_options(args: argparse.Namespace, spec: Spec | None, environ: Environ) -> uv.UvOptions:
