@@ -351,6 +351,13 @@ BAD = [
         "",
         id="syntax",
     ),
+    pytest.param(  # Notepad's UTF-8: "invalid statement", and no word of why
+        "\ufeff" + spec_text(HEAD, PHASE),
+        "envspec.toml:1:1: invalid TOML: invalid statement",
+        "the file starts with a UTF-8 byte-order mark, which TOML does not allow: save it as "
+        "UTF-8 without one",
+        id="byte-order mark",
+    ),
     pytest.param(
         spec_text(HEAD, PHASE, "[phase]\n"),
         "envspec.toml: unknown key 'phase'",

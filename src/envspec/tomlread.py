@@ -92,7 +92,14 @@ def loads(text: str, *, where: str, error: type[EnvspecError]) -> dict[str, Any]
     except tomllib.TOMLDecodeError as exc:
         line, col, reason = _position(str(exc), text)
         reason = reason[:1].lower() + reason[1:]
-        raise error(f"invalid TOML: {reason}", context=f"{where}:{line}:{col}") from exc
+        # a byte-order mark some Windows editors write: TOML's grammar has no room for it
+        hint = (
+            "the file starts with a UTF-8 byte-order mark, which TOML does not allow: save "
+            "it as UTF-8 without one"
+            if text.startswith("\ufeff") and (line, col) == (1, 1)
+            else ""
+        )
+        raise error(f"invalid TOML: {reason}", context=f"{where}:{line}:{col}", hint=hint) from exc
     except RecursionError:  # tomllib recurses per nested array or inline table
         raise error("invalid TOML: nested too deeply", context=where) from None
 
