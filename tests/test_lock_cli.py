@@ -450,3 +450,20 @@ def test_an_edited_phases_table_is_stale(
     assert capsys.readouterr().err.splitlines()[0] == (
         f"error: locks out of date: linux-x86_64 (stale: {reason})"
     )
+
+
+def test_a_long_hand_edited_marker_is_cut_in_the_stale_reason(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 66 KB marker was printed whole, by lock --check and by every sync warning."""
+    assert lock(project) == 0
+    path = project / "locks" / "pylock.linux-x86_64.toml"
+    marker = " or ".join(["python_version < '3.0'"] * 3000)
+    head = 'name = "six"\nversion = "1.16.0"\n'
+    path.write_text(path.read_text().replace(head, f'{head}marker = "{marker}"\n'))
+    capsys.readouterr()
+    assert lock(project, "--check") == 3
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f'error: locks out of date: linux-x86_64 (stale: six has a marker ("{marker[:71]}…"), '
+        "which envspec does not write)"
+    )

@@ -36,6 +36,7 @@ from envspec.atomic import write_atomic
 from envspec.compat.cuda import judge
 from envspec.errors import ApplyError, StaleLockError, UsageError, did_you_mean
 from envspec.lockfile import load_lock, lock_path
+from envspec.lockfile.conditions import cut
 from envspec.model import Lock, Machine, Spec, os_family
 from envspec.targets import KNOWN
 
@@ -285,7 +286,7 @@ def for_environment(lock: Lock, path: Path, env: Environment) -> Lock:
                 path,
                 package.name,
                 package.version,
-                package.marker,
+                cut(package.marker),
             )
             continue
         _check_python(package.requires_python, f"{package.name} {package.version}", path, env)

@@ -72,4 +72,10 @@ def lock_environments(root: Table) -> tuple[str, ...]:
 
 def shown(value: str) -> str:
     """`value` quoted for a message, cut when long."""
-    return f"'{value if len(value) <= _SHOWN else value[: _SHOWN - 1] + '…'}'"
+    return f"'{cut(value)}'"
+
+
+def cut(value: str) -> str:
+    """`value` for a message: whole up to 72 characters, else its start and '…' (a hand-edited
+    marker of 66 KB was printed whole by every command that named it)."""
+    return value if len(value) <= _SHOWN else value[: _SHOWN - 1] + "…"

@@ -27,6 +27,7 @@ from envspec.inputs import (
     rule_changes,
 )
 from envspec.lockfile import legacy_lock_path, load_lock, lock_path
+from envspec.lockfile.conditions import cut
 from envspec.model import Lock, Needs, Spec, Target, Variant
 from envspec.targets import make_target
 
@@ -180,15 +181,17 @@ def _edits(previous: Lock, target: Target) -> list[str]:
     `marker` or `requires-python` (envspec writes none: a lock is for one target)."""
     out = []
     if previous.environments != (target.environment_marker(),):
-        shown = ", ".join(f'"{text}"' for text in previous.environments) or "none"
+        shown = ", ".join(f'"{cut(text)}"' for text in previous.environments) or "none"
         out.append(f"environments {shown} are not {target.name}'s")
     if previous.requires_python != target.lock_requires_python():
-        shown = f"'{previous.requires_python}'" if previous.requires_python else "none"
+        shown = f"'{cut(previous.requires_python)}'" if previous.requires_python else "none"
         out.append(f"requires-python {shown} is not the spec's ('{target.lock_requires_python()}')")
     for package in previous.packages:
         for key, text in (("marker", package.marker), ("requires-python", package.requires_python)):
             if text is not None:
-                out.append(f'{package.name} has a {key} ("{text}"), which envspec does not write')
+                out.append(
+                    f'{package.name} has a {key} ("{cut(text)}"), which envspec does not write'
+                )
     return out
 
 
