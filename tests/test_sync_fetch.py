@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -379,3 +380,40 @@ def test_a_huge_stamp_is_not_read_whole(
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before  # KiB
     assert grown < 100 * 1024, grown
     assert stamp.stat().st_size < 256  # checked again, and stamped anew
+
+
+@pytest.mark.parametrize("what", ["a folder in place of the file", "a file in place of its folder"])
+def test_a_store_entry_of_the_wrong_kind_is_replaced(
+    proj: EnvProject, index_server: IndexServer, capsys: pytest.CaptureFixture[str], what: str
+) -> None:
+    """Every sync failed on it (`cannot write … to the artifact store: Is a directory`, or
+    `Not a directory`), after downloading the file again."""
+    assert proj.run("sync") == 0
+    [stored] = [p for p in (proj.cache / "store" / "sha256").rglob(BETA)]
+    if what == "a folder in place of the file":
+        stored.unlink()
+        (stored / "junk").mkdir(parents=True)
+    else:
+        shutil.rmtree(stored.parent.parent)
+        stored.parent.parent.write_text("junk")
+    other = proj.env.parent / "env-2"
+    proj.uv("venv", "-q", "--python", sys.executable, str(other))
+    from envspec.cli import main
+
+    args = ["--project", str(proj.project), "--cache-dir", str(proj.cache)]
+    assert main(["sync", "--python", str(other), *args]) == 0
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == index_server.entry(BETA).sha256
+
+
+def test_prune_removes_a_stray_file_among_the_stores_folders(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--older-than 0` said it removed everything and left it."""
+    assert proj.run("sync") == 0
+    stray = proj.cache / "store" / "sha256" / "zz"
+    stray.write_text("junk")
+    from envspec.cli import main
+
+    assert main(["cache", "prune", "--older-than", "0", "--cache-dir", str(proj.cache)]) == 0
+    assert not stray.exists()
+    assert [p for p in (proj.cache / "store" / "sha256").rglob("*") if not p.is_dir()] == []

@@ -6,6 +6,7 @@ install; a file's last use is its folder's mtime, and its size leaves out the fo
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,6 +57,11 @@ def prune(store: Store, *, older_than: float | None, max_size: int | None, now: 
 def _artifacts(folder: Path) -> Iterator[tuple[float, int, Path]]:
     """(last use, bytes, folder) of each stored file."""
     for prefix in _listdir(folder):
+        if not prefix.is_dir():  # a stray file where a folder of files goes: pruned as one
+            with contextlib.suppress(OSError):
+                stat = prefix.lstat()
+                yield stat.st_mtime, stat.st_size, prefix
+            continue
         for entry in _listdir(prefix):
             try:
                 used = entry.stat().st_mtime

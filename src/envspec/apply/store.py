@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Protocol
 
 from envspec.apply.events import DownloadFinished, DownloadProgressed, Fetching, Reporter
@@ -129,7 +131,7 @@ class Store:
             stat = path.stat()
         except OSError:
             return None
-        if wanted.artifact.size not in (None, stat.st_size):
+        if not S_ISREG(stat.st_mode) or wanted.artifact.size not in (None, stat.st_size):
             return None
         if _read_stamp(path.parent) == _stamp(stat):
             return path
@@ -342,6 +344,7 @@ class _Downloads:
             )
         final = self.store.file(item.sha256, item.filename)
         try:
+            _clear_way(final)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(part, final)
             write_stamp(final)
@@ -378,6 +381,17 @@ class _Downloads:
             total = total or item.artifact.size
             progressed = DownloadProgressed(name=item.filename, bytes=done, total=total)
             self.reporter.download_progressed(progressed)
+
+
+def _clear_way(final: Path) -> None:
+    """Remove what stands where a stored file goes and the store has no use for: a file in
+    place of its folders, a folder in place of the file (every sync failed on it, "Is a
+    directory", and downloaded it again first)."""
+    for folder in (final.parent.parent, final.parent):
+        if folder.is_file() or folder.is_symlink():
+            folder.unlink()
+    if final.is_dir() and not final.is_symlink():
+        shutil.rmtree(final)
 
 
 def _cannot(item: Wanted, reason: str) -> ApplyError:
