@@ -137,6 +137,24 @@ def test_check_without_an_environment_says_how_to_make_one(
     assert not (proj.project / ".venv").exists()
 
 
+@pytest.mark.parametrize("command", ["check", "history", "rollback"])
+def test_an_environment_with_a_broken_interpreter_is_not_told_to_be_created(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """The hint said to create it with 'envspec sync', which refuses it too."""
+    proj.write_spec(PHASES)
+    proj.lock()
+    proj.python.unlink()
+    proj.python.symlink_to(proj.env / "nowhere")
+    capsys.readouterr()
+    assert proj.run(command) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --python: no Python interpreter at {proj.python}",
+        "hint: the environment's interpreter is missing or a broken link: remove the folder and "
+        "run 'envspec sync' to create it again, or pass --python",
+    ]
+
+
 @pytest.fixture
 def immutable() -> Iterator[Callable[[Path], None]]:
     """Make folders unwritable even for root (`chattr +i`), undone after the test."""

@@ -141,6 +141,20 @@ def ensure_environment(location: Location, python: str, options: uv.UvOptions) -
     return True
 
 
+def _missing_hint(location: Location) -> str:
+    """What to do about an interpreter that is not there: create the environment, unless
+    something is there already that `sync` would refuse too (a file, or a folder whose
+    interpreter is gone or a dangling link)."""
+    if location.root.is_file():
+        return f"{location.root} is a file, not an environment folder: pass --python"
+    if location.python.is_symlink() or location.root.is_dir():
+        return (
+            "the environment's interpreter is missing or a broken link: remove the folder and "
+            "run 'envspec sync' to create it again, or pass --python"
+        )
+    return "run 'envspec sync' to create the environment, or pass --python"
+
+
 def planned_environment(location: Location, python: str, options: uv.UvOptions) -> Environment:
     """The environment `ensure_environment` would create, for `sync --dry-run`, which creates
     nothing: the markers of the interpreter uv would make it from (`uv python find`), and
@@ -209,7 +223,7 @@ def open_environment(
         raise UsageError(
             f"no Python interpreter at {location.python}",
             context=location.source,
-            hint="run 'envspec sync' to create the environment, or pass --python",
+            hint=_missing_hint(location),
         )
     config = load_venv_config(location.root)
     write = write and (config is not None or system)
