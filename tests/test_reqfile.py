@@ -232,6 +232,17 @@ def test_index_names(url: str, name: str) -> None:
             "--global-option follow one",
         ),
         ("--index-url\nnumpy\n", "{d}/reqs.txt:1: option '--index-url' needs a value", ""),
+        (  # passed init, then failed lock
+            "x @ hg+https://example.com/repo\n",
+            "{d}/reqs.txt:1: hg+https://example.com/repo: only git sources are supported",
+            "",
+        ),
+        (
+            "git+https://example.com/r.git#egg=r&subdirectory=pkg\n",
+            "{d}/reqs.txt:1: git+https://example.com/r.git#subdirectory=pkg: git subdirectories "
+            "are not supported",
+            "point the requirement at a repository whose root is the package",
+        ),
         ("-e ./src\n", "{d}/reqs.txt: no requirements in the file", "each file becomes a phase"),
     ],
 )

@@ -26,7 +26,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from envspec.errors import UsageError, requirement_reason
+from envspec.errors import MetadataError, UsageError, requirement_reason
+from envspec.index.direct import parse_direct
 from envspec.secret import redact
 from envspec.spec.values import url_problem
 
@@ -43,12 +44,18 @@ def requirement_line(text: str, context: str, cwd: Path) -> str:
         named = _named_url(url, context)
         text = f"{named} ; {marker}" if marker else named
     try:
-        return str(Requirement(text))
+        requirement = Requirement(text)
     except InvalidRequirement as exc:
         reason = requirement_reason(text, exc)
         raise UsageError(
             f"invalid requirement '{redact(text)}': {reason}", context=context
         ) from exc
+    if requirement.url:  # what `lock` would refuse (hg+, a git #subdirectory=), said here
+        try:
+            parse_direct(requirement.url)
+        except MetadataError as exc:
+            raise UsageError(exc.message, context=context, hint=exc.hint) from exc
+    return str(requirement)
 
 
 def _marker_split(text: str) -> tuple[str, str]:
