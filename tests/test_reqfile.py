@@ -441,3 +441,23 @@ def test_binary_options_follow_pips_order_rules(
     assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 0
     resolution = tomllib.loads((tmp_path / "envspec.toml").read_text()).get("resolution", {})
     assert (resolution.get("no-binary"), resolution.get("no-build")) == (no_binary, no_build)
+
+
+def test_a_pep_263_coding_line_is_honoured_as_pip_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was read as UTF-8 whatever it said: 'not UTF-8 text'."""
+    (tmp_path / "reqs.txt").write_bytes(
+        "# -*- coding: latin-1 -*-\n# Müller's pins\nsix==1.16.0\n".encode("latin-1")
+    )
+    assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 0
+    doc = tomllib.loads((tmp_path / "envspec.toml").read_text())
+    assert [p["requirements"] for p in doc["phases"]] == [["six==1.16.0"]]
+    (tmp_path / "envspec.toml").unlink()
+    (tmp_path / "reqs.txt").write_bytes(b"# coding: no-such-codec\nsix\n")
+    capsys.readouterr()
+    assert main(["init", "--project", str(tmp_path), "--from", str(tmp_path / "reqs.txt")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path / 'reqs.txt'}: cannot read the file: unknown encoding "
+        "'no-such-codec' in its coding line"
+    ]

@@ -184,17 +184,34 @@ def requirement_lines(file: RequirementsFile, index_urls: Collection[str]) -> tu
     return file.requirements
 
 
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")  # PEP 263, as pip reads it
+
+
 def _read(path: Path) -> str:
-    """A file's text, decoded as pip does: UTF-8, or by its byte-order mark (UTF-16, UTF-8)."""
+    """A file's text, decoded as pip does: by its byte-order mark (UTF-16, UTF-8), else by a
+    PEP 263 coding line in its first two lines (``# -*- coding: latin-1 -*-``), else UTF-8."""
     try:
         data = path.read_bytes()
-        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return data.decode("utf-16")
-        return data.decode("utf-8-sig")
     except FileNotFoundError as exc:
         raise UsageError("no such requirements file", context=str(path)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+    except OSError as exc:
+        raise UsageError(f"cannot read the file: {exc.strerror}", context=str(path)) from exc
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    elif data.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    else:
+        found = [m for line in data.split(b"\n")[:2] if (m := _CODING.match(line))]
+        encoding = found[0][1].decode("ascii") if found else "utf-8"
+    try:
+        return data.decode(encoding)
+    except LookupError as exc:
+        raise UsageError(
+            f"cannot read the file: unknown encoding '{encoding}' in its coding line",
+            context=str(path),
+        ) from exc
+    except UnicodeDecodeError as exc:
+        reason = "not UTF-8 text" if encoding.startswith("utf-8") else f"not {encoding} text"
         raise UsageError(f"cannot read the file: {reason}", context=str(path)) from exc
 
 
