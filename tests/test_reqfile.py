@@ -461,3 +461,23 @@ def test_a_pep_263_coding_line_is_honoured_as_pip_does(
         f"error: {tmp_path / 'reqs.txt'}: cannot read the file: unknown encoding "
         "'no-such-codec' in its coding line"
     ]
+
+
+def test_an_include_cycle_and_a_file_url_include(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A two-file cycle said "'-r a.txt' includes itself"; `-r file:///…` was refused as a URL
+    (pip reads it)."""
+    (tmp_path / "a.txt").write_text("-r b.txt\nsix\n")
+    (tmp_path / "b.txt").write_text("-r a.txt\nidna\n")
+    args = ["init", "--project", str(tmp_path), "--from", str(tmp_path / "a.txt")]
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path / 'b.txt'}:1: '-r a.txt' includes a file that includes it: "
+        "a.txt → b.txt → a.txt"
+    ]
+    (tmp_path / "b.txt").write_text("idna\n")
+    (tmp_path / "a.txt").write_text(f"-r {(tmp_path / 'b.txt').as_uri()}\nsix\n")
+    assert main(args) == 0
+    doc = tomllib.loads((tmp_path / "envspec.toml").read_text())
+    assert [p["requirements"] for p in doc["phases"]] == [["idna", "six"]]

@@ -56,6 +56,8 @@ import shlex
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -405,15 +407,25 @@ def _include(
     value: str, context: str, file: _File, parsed: _Parsed, read: Read | None, *, constraint: bool
 ) -> None:
     flag = "-c" if constraint else "-r"
-    if URL.match(value):
+    local = urlsplit(value) if value.lower().startswith("file:") else None
+    if URL.match(value) and local is None:
         raise UsageError(
             f"'{flag}' with a URL: {redact(value)}",
             context=context,
             hint="download the file and name it by its path",
         )
-    path = file.path.parent / as_path(value, context)
-    if path.resolve() in {p.resolve() for p in (*file.chain, file.path)}:
+    # a file: URL names a path, as pip takes it
+    name = url2pathname(unquote(local.path)) if local is not None else value
+    path = file.path.parent / as_path(name, context)
+    if path.resolve() == file.path.resolve():
         raise UsageError(f"'{flag} {value}' includes itself", context=context)
+    ring = [*file.chain, file.path]
+    if path.resolve() in {p.resolve() for p in ring}:
+        start = next(i for i, p in enumerate(ring) if p.resolve() == path.resolve())
+        cycle = " → ".join(p.name for p in (*ring[start:], path))
+        raise UsageError(
+            f"'{flag} {value}' includes a file that includes it: {cycle}", context=context
+        )
     if read is None:
         raise UsageError(f"'{flag} {value}': included files are not read here", context=context)
     try:
