@@ -324,6 +324,12 @@ def test_unknown_target(project: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr().err == (
         "error: --target: unknown target 'linux-x86'\nhint: did you mean 'linux-x86_64'?\n"
     )
+    # a real target no lock is of: it said "unknown target"
+    assert diff(project, "--target", "linux-aarch64") == 2
+    assert capsys.readouterr().err == (
+        "error: --target: no lock of target 'linux-aarch64' on either side\n"
+        "hint: targets in the locks: linux-x86_64, windows-x86_64\n"
+    )
 
 
 def test_no_locks_anywhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,6 +21,7 @@ from envspec.errors import LockFileError, StaleLockError, UsageError, did_you_me
 from envspec.lockfile import load_lock, lock_path, parse_lock
 from envspec.model import Lock
 from envspec.review.gitrev import lock_texts_at
+from envspec.targets import KNOWN
 
 PATTERN = "pylock.*.toml"
 
@@ -163,9 +164,12 @@ def _of_variant(locks: Mapping[str, Lock], variant: str) -> dict[str, Lock]:
 def _check_targets(wanted: Sequence[str], present: set[str]) -> None:
     for name in wanted:
         if name not in present:
-            hint = did_you_mean(name, sorted(present)) or "targets in the locks: " + ", ".join(
-                sorted(present)
-            )
+            locked = "targets in the locks: " + ", ".join(sorted(present))
+            if name in KNOWN:  # a real target neither side has a lock of
+                raise UsageError(
+                    f"no lock of target '{name}' on either side", context="--target", hint=locked
+                )
+            hint = did_you_mean(name, sorted(present)) or locked
             raise UsageError(f"unknown target '{name}'", context="--target", hint=hint)
 
 
