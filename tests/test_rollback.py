@@ -3,6 +3,8 @@ rollback, snapshots by id, and every bad input with its message and nothing chan
 
 from __future__ import annotations
 
+import json
+
 import shutil
 from pathlib import Path
 
@@ -176,6 +178,23 @@ def test_a_snapshot_with_a_bad_requested_list_is_damaged(
         f"error: {path}: snapshot 1 is damaged and cannot be read",
         "hint: pick another snapshot with 'envspec history'",
     ]
+
+
+@pytest.mark.parametrize("created", ["yesterday", "2026-13-45T00:00:00Z", "1"])
+def test_a_snapshot_with_a_bad_created_time_is_damaged(
+    proj: EnvProject, capsys: pytest.CaptureFixture[str], created: str
+) -> None:
+    """history showed whatever it said as the snapshot's time."""
+    assert proj.run("sync") == 0
+    path = proj.state / "snapshots" / "1.json"
+    data = json.loads(path.read_text())
+    data["created"] = created if created != "1" else 1
+    path.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert proj.run("history") == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"   1  damaged: {path}: snapshot 1 is damaged and cannot be read"
+    )
 
 
 def test_an_unreadable_variant_record_fails_the_snapshot_naming_it(

@@ -118,7 +118,7 @@ def new_snapshot(
     kept = {n: p for n, p in provenance.items() if versions.get(n) == p.version}
     return Snapshot(
         id=id,
-        created=now.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created=now.astimezone(dt.timezone.utc).strftime(_CREATED),
         command=command,
         freeze=freeze,
         packages=tuple(sorted(versions.items())),
@@ -248,6 +248,9 @@ def load_snapshot(state_dir: Path, snapshot_id: str | int) -> Snapshot:
         ) from exc
 
 
+_CREATED = "%Y-%m-%dT%H:%M:%SZ"  # a snapshot's time, UTC
+
+
 def _decode(data: Any, snapshot_id: int) -> Snapshot:
     if not isinstance(data, dict) or data.get("format") != FORMAT or data["id"] != snapshot_id:
         raise ValueError("not a snapshot")
@@ -262,6 +265,8 @@ def _decode(data: Any, snapshot_id: int) -> Snapshot:
         raise ValueError("bad snapshot requested")
     if variant is not None and not isinstance(variant, str):
         raise ValueError("bad snapshot variant")
+    # as `take_snapshot` writes it (history showed any text as the time); ValueError if not
+    dt.datetime.strptime(data["created"], _CREATED)
     return Snapshot(
         id=snapshot_id,
         created=str(data["created"]),
