@@ -4,7 +4,6 @@ rollback, snapshots by id, and every bad input with its message and nothing chan
 from __future__ import annotations
 
 import json
-
 import shutil
 from pathlib import Path
 
