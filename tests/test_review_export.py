@@ -368,6 +368,24 @@ def test_unknown_phase(project: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     )
 
 
+def test_a_phase_of_other_targets_is_named_so(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "unknown phase", of a phase the spec has."""
+    spec = project / "envspec.toml"
+    spec.write_text(
+        spec.read_text()
+        + '\n[[phases]]\nname = "win"\ntargets = ["windows-x86_64"]\nrequirements = ["filelock"]\n'
+    )
+    assert lock(project) == 0
+    capsys.readouterr()
+    assert export(project, "--target", "linux-x86_64", "--phase", "win") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --phase: phase 'win' is not on linux-x86_64",
+        "hint: it is on windows-x86_64; pass --target with one of them",
+    ]
+
+
 def test_missing_lock(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = lock_path(project, "windows-x86_64")
     path.unlink()

@@ -355,6 +355,13 @@ def cmd_export(args: argparse.Namespace, out: _Output, environ: Environ) -> int:
             f"target {target} has several variants: choose one", context="--variant", hint=hint
         )
     path, lock = load_target_lock(args.project, *units[0])
+    phase = next((p for p in spec.phases if p.name == args.phase), None)
+    if phase is not None and not phase.applies_to(lock.target):  # it said "unknown phase"
+        raise UsageError(
+            f"phase '{phase.name}' is not on {lock.target}",
+            context="--phase",
+            hint=f"it is on {', '.join(phase.targets or ())}; pass --target with one of them",
+        )
     text = export_requirements(lock, phase=args.phase, source=rel(path, args.project))
     if args.output is None:
         if args.json:
