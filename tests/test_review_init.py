@@ -276,3 +276,32 @@ def test_a_relative_package_path_is_taken_from_the_working_folder_as_pip_does(
         f"({tmp_path / 'sub'})",
     ]
     assert not (project / "envspec.toml").exists()
+
+
+def test_extras_and_a_marker_on_a_local_wheel_and_a_local_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`./x.whl[gpu]` (pip takes extras there) was refused as a file named with the brackets;
+    a local project folder was "no such file"."""
+    (tmp_path / "dist").mkdir()
+    wheel = tmp_path / "dist" / "tinypkg-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK")
+    monkeypatch.chdir(tmp_path)
+    line = "dist/tinypkg-1.0-py3-none-any.whl[a,b] ; os_name == 'posix'\n"
+    reqs = write(tmp_path, "reqs.txt", line)
+    project = tmp_path / "p"
+    project.mkdir()
+    assert init(project, "--from", reqs) == 0
+    doc = tomllib.loads((project / "envspec.toml").read_text())
+    assert doc["phases"][0]["requirements"] == [
+        f'tinypkg[a,b] @ {wheel.as_uri()} ; os_name == "posix"'
+    ]
+    (project / "envspec.toml").unlink()
+    write(tmp_path, "reqs.txt", "./dist\n")
+    capsys.readouterr()
+    assert init(project, "--from", reqs) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {reqs}:1: './dist' is a folder: a local project cannot be locked (its content "
+        "has no hash)",
+        "hint: build it (uv build) and name the wheel, or install it after 'envspec sync'",
+    ]

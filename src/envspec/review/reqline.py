@@ -33,6 +33,7 @@ from envspec.spec.values import url_problem
 
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _ARCHIVES = (".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz")
+_EXTRAS = re.compile(r"(.+?)(\[[A-Za-z0-9._,\s-]*\])")  # a local path's `[extra,…]`
 
 
 def requirement_line(text: str, context: str, cwd: Path) -> str:
@@ -40,8 +41,12 @@ def requirement_line(text: str, context: str, cwd: Path) -> str:
     relative path is taken from `cwd`)."""
     head, marker = _marker_split(text)
     if URL.match(head) or _looks_like_path(head):
+        extras = ""
+        if not URL.match(head) and (found := _EXTRAS.fullmatch(head)):  # ./x.whl[gpu], as pip
+            head, extras = found[1], found[2]
         url = head if URL.match(head) else _path_url(head, cwd, context)
-        named = _named_url(url, context)
+        name, at, rest = _named_url(url, context).partition(" @ ")
+        named = f"{name}{extras}{at}{rest}"
         text = f"{named} ; {marker}" if marker else named
     try:
         requirement = Requirement(text)
@@ -69,6 +74,8 @@ def _marker_split(text: str) -> tuple[str, str]:
 
 def _looks_like_path(text: str) -> bool:
     word = text.split(";", 1)[0].strip()
+    if found := _EXTRAS.fullmatch(word):
+        word = found[1]
     return word.startswith((".", "/", "~")) or (
         word.lower().endswith(_ARCHIVES) and "@" not in word and " " not in word
     )
@@ -89,9 +96,15 @@ def _path_url(text: str, cwd: Path, context: str) -> str:
     if not path.is_absolute():
         path = cwd / path
     try:
-        there = path.is_file()
+        there, folder = path.is_file(), path.is_dir()
     except OSError:
-        there = False
+        there = folder = False
+    if folder:
+        raise UsageError(
+            f"'{text}' is a folder: a local project cannot be locked (its content has no hash)",
+            context=context,
+            hint="build it (uv build) and name the wheel, or install it after 'envspec sync'",
+        )
     if not there:
         raise UsageError(
             f"no such file '{text}'",
