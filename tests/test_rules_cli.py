@@ -3,6 +3,7 @@ built-in ones and the project's own, which committed locks record each, and JSON
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,25 @@ def test_lock_records_a_project_rule_and_check_names_it_when_it_changes(
     spec.write_text(text.replace('package = "app"', 'package = "other"'))  # about no locked package
     assert lock("--check") == 3
     assert "(stale: rule app-lib no longer applies)" in capsys.readouterr().err
+
+
+def test_a_lock_recording_an_older_version_of_a_rule_is_named_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was listed "in locks" as if it recorded the rule in force (lock --check calls it
+    stale: rule torch-numpy-windows changed)."""
+    shutil.copy(REPO / "envspec.toml", tmp_path / "envspec.toml")
+    shutil.copytree(REPO / "locks", tmp_path / "locks")
+    lock = tmp_path / "locks" / "pylock.windows-x86_64-cu121.toml"
+    text = lock.read_text()
+    old = '{id = "torch-numpy-windows", sha256 = "'
+    start = text.index(old) + len(old)
+    lock.write_text(text[:start] + "0" * 16 + text[start + 16 :])
+    assert rules(tmp_path, "torch") == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("torch-numpy-windows (built-in): torch")
+    block = lines[start + 1 : lines.index("torch-triton-windows (built-in): torch")]
+    assert [line for line in block if "in locks" in line] == [
+        "  in locks: windows-x86_64.cpu",
+        "  an older version in locks: windows-x86_64.cu121 (relock them)",
+    ]

@@ -24,7 +24,8 @@ from envspec.model import Lock, Rule, RuleCase, RuleSet, Spec
 class Listed:
     rule: Rule
     ignored: bool  # a built-in rule `[resolution] ignore-rules` turns off
-    locks: tuple[str, ...]  # the targets whose lock records it
+    locks: tuple[str, ...]  # the targets whose lock records it, as it is now
+    older: tuple[str, ...] = ()  # the targets whose lock records an older version of it
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,7 +48,8 @@ def list_rules(
         Listed(
             rule=rule,
             ignored=rule.id in ignored,
-            locks=tuple(sorted(t for t, lock in locks.items() if rule.id in _ids(lock))),
+            locks=_recording(rule, locks, same=True),
+            older=_recording(rule, locks, same=False),
         )
         for rule in order
         if wanted is None or rule.mentions(wanted)
@@ -59,8 +61,18 @@ def list_rules(
     return Listing(version=builtin.version, name=name, rules=listed, close=close)
 
 
-def _ids(lock: Lock) -> set[str]:
-    return {r.id for r in lock.rules}
+def _recording(rule: Rule, locks: Mapping[str, Lock], *, same: bool) -> tuple[str, ...]:
+    """The targets whose lock records `rule` as it is now (`same`), or an older version of it
+    (another digest: `lock --check` calls those stale; they were listed as recording it)."""
+    digest = rule.digest()
+    return tuple(
+        sorted(
+            target
+            for target, lock in locks.items()
+            for applied in lock.rules
+            if applied.id == rule.id and (applied.sha256 == digest) == same
+        )
+    )
 
 
 def _names(rule: Rule) -> set[str]:
@@ -88,6 +100,8 @@ def render_text(listing: Listing) -> str:
         lines.append(f"  source: {rule.source}")
         if item.locks:
             lines.append(f"  in locks: {', '.join(item.locks)}")
+        if item.older:
+            lines.append(f"  an older version in locks: {', '.join(item.older)} (relock them)")
     return "\n".join(lines) + "\n"
 
 
@@ -114,4 +128,5 @@ def to_json(item: Listed) -> dict[str, Any]:
         "note": rule.note,
         "cases": [{**c.as_data(), "note": c.note} for c in rule.cases],
         "locks": list(item.locks),
+        "older-locks": list(item.older),
     }
