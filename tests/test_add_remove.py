@@ -255,6 +255,20 @@ def test_add_takes_a_requirements_files_lines(
     ]
 
 
+def test_add_takes_a_file_whose_index_url_is_the_specs_through_a_variable(
+    project: Path,
+    index_server: IndexServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`-i ${INDEX}` was compared unexpanded with the spec's URLs: refused as another index."""
+    monkeypatch.setenv("MY_INDEX", index_server.url)
+    (project / "more.txt").write_text("-i ${MY_INDEX}\nrich>=13\n")
+    capsys.readouterr()
+    assert run(project, "add", "-r", str(project / "more.txt")) == 0
+    assert pins(project)["rich"] == "13.7.0"
+
+
 @pytest.mark.parametrize(
     ("text", "message", "hint"),
     [

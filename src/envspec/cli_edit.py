@@ -100,7 +100,7 @@ def _add(args: argparse.Namespace, out: Out, environ: Environ) -> int:
     requirements = list(args.requirements)
     for path in args.files:
         loaded = load_requirements(path, environ, empty_hint="")
-        requirements += requirement_lines(loaded, urls)
+        requirements += requirement_lines(loaded, urls, environ)
     text = _spec_text(args.project)
     edit = add_requirements(spec, text, requirements, phase=args.phase, index=args.index)
     return _apply(args, out, text, edit, environ)

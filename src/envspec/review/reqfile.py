@@ -159,12 +159,19 @@ def load_requirements(
     )
 
 
-def requirement_lines(file: RequirementsFile, index_urls: Collection[str]) -> tuple[str, ...]:
+def requirement_lines(
+    file: RequirementsFile, index_urls: Collection[str], environ: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
     """The requirements of a file read for `envspec add -r`, which adds requirements only: an
-    option that says where they come from (but an index URL the spec already has) is an
-    error naming it, where `init --from` would map it to the spec."""
+    option that says where they come from (but an index URL the spec already has, compared
+    with the file's `${VAR}`s expanded from `environ`, as the spec's are) is an error naming
+    it, where `init --from` would map it to the spec."""
     known = {url.rstrip("/") for url in index_urls}
-    urls = [u for u in (file.index_url, *file.extra_index_urls) if u is not None]
+    urls = [
+        _expanded_url(u, environ or {})
+        for u in (file.index_url, *file.extra_index_urls)
+        if u is not None
+    ]
     options = {
         "--index-url/--extra-index-url": any(u.rstrip("/") not in known for u in urls),
         "a requirement's own --index-url": bool(file.routed),
@@ -187,6 +194,13 @@ def requirement_lines(file: RequirementsFile, index_urls: Collection[str]) -> tu
 
 
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")  # PEP 263, as pip reads it
+
+
+def _expanded_url(url: str, environ: Mapping[str, str]) -> str:
+    try:
+        return expand(url, environ)
+    except UnsetVariable:  # not the spec's then: refused below as any other index
+        return url
 
 
 def _read(path: Path) -> str:
