@@ -467,3 +467,28 @@ def test_a_long_hand_edited_marker_is_cut_in_the_stale_reason(
         f'error: locks out of date: linux-x86_64 (stale: six has a marker ("{marker[:71]}…"), '
         "which envspec does not write)"
     )
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (('name = "app"\nrequirements', 'nome = "app"\nrequirements'),
+         "phase app added, phase (no name) removed"),  # it was a KeyError traceback
+        (('requirements = ["app"]', 'requirements = "app"'),
+         "phase app: requirements recorded as app, not a list"),  # "removed a, removed p, …"
+        (('python = "3.11"', "python = 3.11"), "python 3.11 (a number) → 3.11"),  # "3.11 → 3.11"
+    ],
+)  # fmt: skip
+def test_recorded_inputs_of_the_wrong_shape_are_stale_in_plain_words(
+    project: Path, capsys: pytest.CaptureFixture[str], edit: tuple[str, str], reason: str
+) -> None:
+    assert lock(project) == 0
+    path = project / "locks" / "pylock.linux-x86_64.toml"
+    text = path.read_text()
+    assert text.count(edit[0]) == 1, edit[0]
+    path.write_text(text.replace(edit[0], edit[1]))
+    capsys.readouterr()
+    assert lock(project, "--check") == 3
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"error: locks out of date: linux-x86_64 (stale: {reason})"
+    )

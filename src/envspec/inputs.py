@@ -11,6 +11,7 @@ unchanged relock) imports nothing of the resolver or the network.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -114,14 +115,15 @@ def input_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> li
     added``, ``python 3.11 → 3.12``, ``resolution.constraints: added numpy<2``."""
     changes: list[str] = []
     if recorded.get("python") != current.get("python"):
-        changes.append(f"python {recorded.get('python') or '(none)'} → {current.get('python')}")
-    old_target, new_target = recorded.get("target") or {}, current.get("target") or {}
+        changes.append(f"python {_text(recorded.get('python'))} → {_text(current.get('python'))}")
+    old_target, new_target = _table(recorded.get("target")), _table(current.get("target"))
     for key in sorted(old_target.keys() | new_target.keys()):
         if old_target.get(key) != new_target.get(key):
-            changes.append(f"target {key} {old_target.get(key)} → {new_target.get(key)}")
+            was, now = _text(old_target.get(key)), _text(new_target.get(key))
+            changes.append(f"target {key} {was} → {now}")
     changes += _named_changes("index", recorded.get("indexes"), current.get("indexes"))
-    changes += _phase_changes(recorded.get("phases") or [], current.get("phases") or [])
-    old_res, new_res = recorded.get("resolution") or {}, current.get("resolution") or {}
+    changes += _phase_changes(_rows(recorded.get("phases")), _rows(current.get("phases")))
+    old_res, new_res = _table(recorded.get("resolution")), _table(current.get("resolution"))
     for key in sorted(old_res.keys() | new_res.keys()):
         before, after = old_res.get(key), new_res.get(key)
         if before == after:
@@ -130,9 +132,9 @@ def input_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> li
             found = _named_changes(f"resolution.{key}:", before, after)
             changes += found or [f"resolution.{key} changed"]
         elif isinstance(before, list) or isinstance(after, list):
-            changes += _list_changes(f"resolution.{key}", before or [], after or [])
+            changes += _list_changes(f"resolution.{key}", before, after)
         else:
-            changes.append(f"resolution.{key} {before or '(none)'} → {after or '(none)'}")
+            changes.append(f"resolution.{key} {_text(before)} → {_text(after)}")
     known = {"python", "target", "indexes", "phases", "resolution"}
     for key in sorted((recorded.keys() | current.keys()) - known):
         if recorded.get(key) != current.get(key):
@@ -144,8 +146,8 @@ def input_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> li
 
 def _named_changes(what: str, before: Any, after: Any) -> list[str]:
     """Changes of a list of tables with a `name` each: added, removed, changed, reordered."""
-    old = {e.get("name"): e for e in before or [] if isinstance(e, dict)}
-    new = {e.get("name"): e for e in after or [] if isinstance(e, dict)}
+    old = {e.get("name"): e for e in _rows(before)}
+    new = {e.get("name"): e for e in _rows(after)}
     out = [f"{what} {name} added" for name in new if name not in old]
     out += [f"{what} {name} removed" for name in old if name not in new]
     out += [f"{what} {name} changed" for name in new if name in old and old[name] != new[name]]
@@ -154,9 +156,30 @@ def _named_changes(what: str, before: Any, after: Any) -> list[str]:
     return out
 
 
+def _text(value: Any) -> str:
+    """A recorded or current input as a change shows it: text as it is, anything else (what a
+    hand edit of the lock left: `python = 3.11`) with its type, so the two sides never read
+    alike ("python 3.11 → 3.11")."""
+    if value is None or value == "":
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    kind = {bool: "true/false", int: "a number", float: "a number"}.get(type(value), "not text")
+    return f"{json.dumps(value)} ({kind})"
+
+
+def _table(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _rows(value: Any) -> list[dict[str, Any]]:
+    """The tables of a recorded list (a hand-edited lock may hold anything there)."""
+    return [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
+
+
 def _phase_changes(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
-    old = {p["name"]: p for p in before}
-    new = {p["name"]: p for p in after}
+    old = {str(p.get("name") or "(no name)"): p for p in before}
+    new = {str(p.get("name") or "(no name)"): p for p in after}
     out = [f"phase {name} added" for name in new if name not in old]
     out += [f"phase {name} removed" for name in old if name not in new]
     for name, phase in new.items():
@@ -164,8 +187,9 @@ def _phase_changes(before: list[dict[str, Any]], after: list[dict[str, Any]]) ->
         if was is None or was == phase:
             continue
         out += _list_changes(
-            f"phase {name}", was.get("requirements", []), phase.get("requirements", [])
-        )
+            f"phase {name}", was.get("requirements", []), phase.get("requirements", []),
+            "requirements",
+        )  # fmt: skip
         if was.get("index") != phase.get("index"):
             before_index = was.get("index") or "(default)"
             out.append(f"phase {name}: index {before_index} → {phase.get('index') or '(default)'}")
@@ -176,8 +200,12 @@ def _phase_changes(before: list[dict[str, Any]], after: list[dict[str, Any]]) ->
     return out
 
 
-def _list_changes(where: str, before: list[Any], after: list[Any]) -> list[str]:
-    """Requirement lists compared by name where they parse (`a<2 → a>=2`), else as text."""
+def _list_changes(where: str, before: Any, after: Any, what: str = "") -> list[str]:
+    """Requirement lists compared by name where they parse (`a<2 → a>=2`), else as text; a
+    recorded value that is not a list (a hand edit: `requirements = "six"`) is said so."""
+    if not isinstance(before, list) and before is not None:
+        return [f"{where}: {what + ' ' if what else ''}recorded as {_text(before)}, not a list"]
+    before, after = before or [], after if isinstance(after, list) else []
     removed = [str(x) for x in before if x not in after]
     added = [str(x) for x in after if x not in before]
     out = []
