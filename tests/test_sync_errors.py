@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import platform
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -342,3 +343,33 @@ def test_check_reports_an_interrupted_sync(
     proj.run("check")
     history = capsys.readouterr().err
     assert "warning: a previous 'sync' was interrupted in phase 'one'; snapshot 1 holds" in history
+
+
+def test_a_failed_phase_whose_restore_fails_too_is_restored_once(
+    proj: EnvProject, index_server: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The 'restoring failed too' error of a failed phase was caught as a midway error and
+    restored a second time, its message doubled."""
+    from support.envproject import corrupt
+
+    index_server.add_wheel("alpha", "2.0")
+    index_server.add_wheel("beta", "1.0")
+    proj.write_spec([{"name": "one", "requirements": ["alpha<2"]}])
+    proj.lock()
+    assert proj.run("sync") == 0
+    proj.write_spec(
+        [{"name": "one", "requirements": ["alpha>=2"]}, {"name": "two", "requirements": ["beta"]}]
+    )
+    corrupt(index_server, "beta-1.0-py3-none-any.whl")
+    proj.lock()
+    shutil.rmtree(proj.cache / "store" / "sha256")  # alpha 1.0 must come from the index
+    shutil.rmtree(proj.cache / "uv", ignore_errors=True)
+    index_server.fail("alpha-1.0-py3-none-any.whl", "404", times=100)
+    capsys.readouterr()
+    assert proj.run("sync") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-2:] == [
+        f"error: {proj.env}: required phase 'two' failed, and restoring snapshot 2 failed too",
+        "hint: fix the cause, then run 'envspec rollback 2'",
+    ]
+    assert sum(line.startswith("Rollback to snapshot 2 failed") for line in err) == 1

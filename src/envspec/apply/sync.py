@@ -303,53 +303,43 @@ class _Transaction:
 
     def fail(self, phase: str, ran: proc.Finished) -> NoReturn:
         """Restore the pre-sync snapshot after a required step failed, then raise."""
-        snapshot, env = self.snapshot, self.env
         self.reporter.phase_failed(PhaseFailed(phase=phase, optional=False, error=uv.tail(ran)))
         what = {"remove": "removing packages", "repair": "removing broken distributions"}.get(
             phase, f"required phase '{phase}'"
         )
+        self._restore(f"{what} failed", str(self.env.root), "uv's error is shown above")
+
+    def abort(self, exc: EnvspecError) -> NoReturn:
+        """Restore the pre-sync snapshot after `exc` stopped the sync midway, then raise."""
+        self._restore(exc.message, exc.context, "fix the cause, then sync again", cause=exc)
+
+    def _restore(
+        self, what: str, context: str, hint: str, *, cause: EnvspecError | None = None
+    ) -> NoReturn:
+        """Restore the snapshot, then raise `what` happened and how the restore went. Both
+        errors are `_Failed`, which `apply` raises as they are: one restore, one message."""
+        snapshot = self.snapshot
         try:
-            changed = restore(env, snapshot, self.options, self.files, self.reporter)
+            changed = restore(self.env, snapshot, self.options, self.files, self.reporter)
         except EnvspecError as exc:  # RestoreFailed, or a state file it could not write
             tail = exc.tail if isinstance(exc, RestoreFailed) else ""
             failed = RollbackFailed(snapshot=snapshot.id, error=exc.message, tail=tail)
             self.reporter.rollback_failed(failed)
-            raise ApplyError(
-                f"{what} failed, and restoring snapshot {snapshot.id} failed too",
-                context=str(env.root),
+            raise _Failed(
+                f"{what}, and restoring snapshot {snapshot.id} failed too",
+                context=context,
                 hint=f"fix the cause, then run 'envspec rollback {snapshot.id}'",
             ) from exc
-        remove_journal(env.state_dir)
-        self.reporter.rolled_back(RolledBack(snapshot=snapshot.id, changes=tuple(changed)))
-        raise _Failed(
-            f"{what} failed; the environment was restored to snapshot {snapshot.id}",
-            context=str(env.root),
-            hint="uv's error is shown above",
-        )
-
-    def abort(self, exc: EnvspecError) -> NoReturn:
-        """Restore the pre-sync snapshot after `exc` stopped the sync midway, then raise."""
-        snapshot = self.snapshot
-        try:
-            changed = restore(self.env, snapshot, self.options, self.files, self.reporter)
-        except EnvspecError as failed:
-            tail = failed.tail if isinstance(failed, RestoreFailed) else ""
-            event = RollbackFailed(snapshot=snapshot.id, error=failed.message, tail=tail)
-            self.reporter.rollback_failed(event)
-            raise ApplyError(
-                f"{exc.message}, and restoring snapshot {snapshot.id} failed too",
-                context=exc.context,
-                hint=f"fix the cause, then run 'envspec rollback {snapshot.id}'",
-            ) from exc
-        with contextlib.suppress(EnvspecError, OSError):  # the state folder may be the cause
+        with contextlib.suppress(EnvspecError):  # the state folder may be the cause
             remove_journal(self.env.state_dir)
         self.reporter.rolled_back(RolledBack(snapshot=snapshot.id, changes=tuple(changed)))
-        raise ApplyError(
-            f"{exc.message}; the environment was restored to snapshot {snapshot.id}",
-            context=exc.context,
-            hint="fix the cause, then sync again",
-        ) from exc
+        raise _Failed(
+            f"{what}; the environment was restored to snapshot {snapshot.id}",
+            context=context,
+            hint=hint,
+        ) from cause
 
 
 class _Failed(ApplyError):
-    """A required step failed and the snapshot was restored: raised as it is."""
+    """The sync failed and the snapshot was restored (or the restore failed too): raised
+    as it is."""
