@@ -183,18 +183,17 @@ def _check_parents(table: Table, package: LockedPackage) -> None:
     """A package is in the lock because the spec or another package requires it: a
     `required-by` that is empty, names the package itself or repeats a name was written by
     no envspec (an orphan was installed, and `why` printed no chain or the same one twice)."""
-    parents = package.required_by
-    problem = (
-        f"'{package.name}' is required by nothing"
-        if not parents
-        else f"'{package.name}' lists itself"
-        if package.name in parents
-        else f"'{package.name}' lists '{next(p for p in parents if parents.count(p) > 1)}' twice"
-        if len(set(parents)) < len(parents)
-        else ""
-    )
-    if problem:
-        _package_envspec(table).fail(problem, _DAMAGED, key="required-by")
+    parents, name = package.required_by, package.name
+    repeated = [p for p in parents if parents.count(p) > 1]
+    if not parents:
+        problem = f"'{name}' is required by nothing"
+    elif name in parents:
+        problem = f"'{name}' lists itself"
+    elif repeated:
+        problem = f"'{name}' lists '{repeated[0]}' twice"
+    else:
+        return
+    _package_envspec(table).fail(problem, _DAMAGED, key="required-by")
 
 
 def _needs(table: Table | None) -> Needs:

@@ -45,8 +45,7 @@ def requirement_line(text: str, context: str, cwd: Path) -> str:
         if not URL.match(head) and (found := _EXTRAS.fullmatch(head)):  # ./x.whl[gpu], as pip
             head, extras = found[1], found[2]
         url = head if URL.match(head) else _path_url(head, cwd, context)
-        name, at, rest = _named_url(url, context).partition(" @ ")
-        named = f"{name}{extras}{at}{rest}"
+        named = _named_url(url, context, extras)
         text = f"{named} ; {marker}" if marker else named
     try:
         requirement = Requirement(text)
@@ -114,8 +113,9 @@ def _path_url(text: str, cwd: Path, context: str) -> str:
     return path.resolve().as_uri()
 
 
-def _named_url(url: str, context: str) -> str:
-    """``name[extras] @ URL`` for a bare URL: the name from ``#egg=`` or the file name."""
+def _named_url(url: str, context: str, extras: str = "") -> str:
+    """``name[extras] @ URL`` for a bare URL: the name from ``#egg=`` or the file name,
+    `extras` (``[gpu]``, as a local path gave them) after it."""
     problem = url_problem(url)
     if problem:  # not shown: a mangled URL may hold a secret where no userinfo is seen
         raise UsageError(f"invalid URL: {problem}", context=context)
@@ -129,7 +129,7 @@ def _named_url(url: str, context: str) -> str:
         raise UsageError(
             f"cannot tell the project name of '{redact(url)}'", context=context, hint=hint
         )
-    return f"{name} @ {clean}"
+    return f"{name}{extras} @ {clean}"
 
 
 def _name_from_filename(filename: str) -> str:
