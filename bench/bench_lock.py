@@ -243,9 +243,12 @@ def case_existing_pins(bench: Bench) -> tuple[list[Run], list[Run]]:
 
 def instructions(cmd: Sequence[str | Path], env: Mapping[str, str] | None = None) -> int:
     """The instructions `cmd` executes, its threads and child processes included
-    (callgrind; exit on failure)."""
+    (callgrind; exit on failure). A forked copy of a Python process (envspec's offline
+    targets side by side) starts with its parent's counts: they are zeroed when the copy
+    begins (`PyOS_AfterFork_Child`), so it counts only its own."""
     with tempfile.TemporaryDirectory() as tmp:
         counted = ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                   "--zero-before=PyOS_AfterFork_Child",
                    f"--callgrind-out-file={tmp}/callgrind.%p", *map(str, cmd)]
         proc = subprocess.run(counted, env={**ENV, **(env or {})}, capture_output=True,
                               text=True, check=False)

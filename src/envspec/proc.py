@@ -44,6 +44,8 @@ be caught or ignored. Only the main thread sets it, because the death signal fol
 thread that forked, not the process: a child of a pool thread (the import probes) would be
 killed when that thread ends. Elsewhere (macOS, Windows) the lock and the forwarding remain.
 
+Copies of envspec itself (`os.fork`) are `envspec.forked`'s; they die with it by `tie_to_parent`.
+
 `subprocess` is imported nowhere else (import-linter's "Only envspec.proc starts processes").
 """
 
@@ -279,17 +281,20 @@ def _dies_with_parent() -> Callable[[], None] | None:
         return None
     if threading.current_thread() is not threading.main_thread():
         return None
-    prctl = _prctl()
-    if prctl is None:
+    if _prctl() is None:  # looked up here: the child must not load anything
         return None
     parent = os.getpid()
+    return lambda: tie_to_parent(parent)
 
-    def arm() -> None:
+
+def tie_to_parent(parent: int) -> None:
+    """In a child of `parent` (Linux): be killed when `parent` ends, or end at once if it
+    has ended already (then no signal would come)."""
+    prctl = _prctl()
+    if prctl is not None:
         prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-        if os.getppid() != parent:  # envspec died before the call: no signal will come
-            os._exit(1)
-
-    return arm
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 @cache

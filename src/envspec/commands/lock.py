@@ -17,6 +17,7 @@ the shared finder) and finish; each `Locked` says how many pins changed and how 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -28,6 +29,7 @@ from typing import Protocol
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from envspec import forked
 from envspec.errors import EnvspecError
 from envspec.index import FinderSettings, FinderStats, open_finder
 from envspec.lockfile import remove_legacy_locks, write_locks
@@ -179,13 +181,13 @@ def lock_targets(
     progress: LockProgress | None = None,
     requests: Callable[[], int] = lambda: 0,
 ) -> tuple[list[Locked], list[Divergence]]:
-    """Resolve the given targets (concurrently, so one target's waits on the network overlap
-    another's work; one after another when nothing is waited for, `--offline`: threads
-    competing for the GIL only cost) and write each lock whose bytes changed (none without
-    `write`: `sync --dry-run`)."""
+    """Resolve the given targets (in threads, so one target's waits on the network overlap
+    another's work; when nothing is waited for, `--offline`, threads competing for the GIL
+    only cost, and spare CPUs take parts of the targets instead: `_side_by_side`) and write
+    each lock whose bytes changed (none without `write`: `sync --dry-run`)."""
     host = host_target()
 
-    def one(status: TargetStatus) -> tuple[Lock, float]:
+    def one(status: TargetStatus, progress: LockProgress | None) -> tuple[Lock, float]:
         name = status.target
         target = make_target(name, spec.python, spec.settings_for(name))
         variant = spec.variant(status.variant) if status.variant else None
@@ -213,16 +215,16 @@ def lock_targets(
             progress.finished(status.label, len(lock.packages), requests(), seconds)
         return lock, seconds
 
-    if len(statuses) == 1 or not concurrent:
-        done = [one(status) for status in statuses]
-    else:
+    if concurrent and len(statuses) > 1:
         pool = ThreadPoolExecutor(max_workers=len(statuses))
         try:
-            done = list(pool.map(one, statuses))
+            done = list(pool.map(lambda status: one(status, progress), statuses))
         except BaseException as exc:  # an interrupt does not wait for a target's stalled read
             pool.shutdown(wait=not isinstance(exc, KeyboardInterrupt), cancel_futures=True)
             raise
         pool.shutdown()
+    else:
+        done = _side_by_side(one, statuses, progress)
     locks = [lock for lock, _ in done]
     _warn_unused_overrides(spec, locks)
     divergences = [  # across the targets of one build
@@ -249,6 +251,79 @@ def lock_targets(
         for s, (lock, seconds), wrote in zip(statuses, done, written, strict=True)
     ]
     return results, divergences
+
+
+_Resolved = tuple[Lock, float]
+
+
+def _side_by_side(
+    one: Callable[[TargetStatus, LockProgress | None], _Resolved],
+    statuses: Sequence[TargetStatus],
+    progress: LockProgress | None,
+) -> list[_Resolved]:
+    """The targets resolved one after another, in as many parts (each a run of targets in
+    order) as there are CPUs to spare and targets: the first part here and each other in a
+    forked copy of this process (`forked.Forked`), at the same time. What each copy said and
+    told the progress comes out when its result is taken, in target order, so the output is
+    the same as one after another; a part whose copy failed is resolved again here, so its
+    error, or its output, is this process's own."""
+    count = min(len(statuses), forked.spare_cpus() + 1)
+    size = -(-len(statuses) // count)
+    parts = [statuses[start : start + size] for start in range(0, len(statuses), size)]
+    forks = []
+    try:
+        for part in parts[1:]:
+            forks.append(forked.Forked(functools.partial(_part, one, part)))
+            log.debug("resolving %s in a forked copy (%d)", _labels(part), forks[-1].pid)
+        done = [one(status, progress) for status in parts[0]]
+        for part, copy in zip(parts[1:], forks, strict=True):
+            try:
+                done += copy.result(lambda told: _hear(progress, told))
+            except forked.ForkFailed as exc:
+                log.debug("resolving %s again here: %s", _labels(part), exc)
+                done += [one(status, progress) for status in part]
+    finally:
+        for copy in forks:
+            copy.close()
+    return done
+
+
+def _labels(part: Sequence[TargetStatus]) -> str:
+    return ", ".join(status.label for status in part)
+
+
+def _part(
+    one: Callable[[TargetStatus, LockProgress | None], _Resolved],
+    part: Sequence[TargetStatus],
+    tell: Callable[[object], None],
+) -> list[_Resolved]:
+    """A forked copy's work: its part of the targets, its progress told to the parent."""
+    return [one(status, _Told(tell=tell)) for status in part]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Told:
+    """A forked part's `LockProgress`: each call sent to the parent, which makes it there."""
+
+    tell: Callable[[object], None]
+
+    def counting(self, requests: Callable[[], int]) -> None:
+        pass
+
+    def started(self, target: str) -> None:
+        self.tell(("started", target))
+
+    def advanced(self, target: str, packages: int, requests: int) -> None:
+        self.tell(("advanced", target, packages, requests))
+
+    def finished(self, target: str, packages: int, requests: int, seconds: float) -> None:
+        self.tell(("finished", target, packages, requests, seconds))
+
+
+def _hear(progress: LockProgress | None, told: tuple[str, ...]) -> None:
+    if progress is not None:
+        name, *args = told
+        getattr(progress, name)(*args)
 
 
 def changes(previous: Lock | None, lock: Lock) -> Changes:
