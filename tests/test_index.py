@@ -18,8 +18,8 @@ from packaging.version import Version
 
 from envspec.errors import BuildNeeded, IndexError_, MetadataError, OfflineError
 from envspec.index import Finder, FinderSettings, open_finder, requires
-from envspec.index.metadata import from_json, parse_metadata, to_json
-from envspec.model import Artifact, CoreMetadata, Index, Yank
+from envspec.index.metadata import from_cached, parse_metadata, to_cached
+from envspec.model import Artifact, CoreMetadata, DistMetadata, Index, Yank
 from envspec.targets import make_target, wheel_filter
 from support.index_server import IndexServer
 from support.wheels import build_sdist, build_wheel
@@ -296,7 +296,7 @@ def test_every_fixture_requirement_reads_back_from_the_cache_as_its_whole_line_p
     in every field, for every line of the real metadata, and so does a copy of one."""
     metas = [parse_metadata(p.read_bytes(), p.name) for p in sorted(FIXTURES.glob("*.metadata"))]
     requires._REQUIREMENTS.clear()  # as in a new process: nothing parsed but what it reads
-    back = [from_json(to_json(meta)) for meta in metas]
+    back = [from_cached(to_cached(meta)) for meta in metas]
     assert [_fields(r) for m in back for r in m.requires_dist] == [
         _fields(Requirement(requires.line_of(r))) for m in back for r in m.requires_dist
     ]
@@ -308,12 +308,44 @@ def test_a_cached_line_parses_its_head_only_when_read() -> None:
     head = "never-read-before-xyzzy >=1.0,<2"
     line = f'{head}; extra == "gpu"'
     fields = {"name": "x", "version": "1", "requires-python": "", "provides-extra": ["gpu"]}
-    cached = from_json(json.dumps({**fields, "requires-dist": [line]}).encode())
+    cached = from_cached(json.dumps(fields).encode() + b"\n" + line.encode())
     (found,) = cached.requires_dist
     assert head not in requires._HEADS and str(found.marker) == 'extra == "gpu"'
     assert (found.name, str(found.specifier)) == ("never-read-before-xyzzy", "<2,>=1.0")
     assert head in requires._HEADS
-    assert json.loads(to_json(cached))["requires-dist"] == [line]  # written back as read
+    assert to_cached(cached).split(b"\n")[1:] == [line.encode()]  # written back as read
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [[], ["a>=1"], ["a>=1", 'b; extra == "x"', "c @ https://h/c.whl ; os_name == 'nt'"]],
+)
+def test_the_cached_form_gives_back_every_line_in_order(lines: list[str]) -> None:
+    meta = DistMetadata(
+        name=n("x"),
+        version=Version("1"),
+        requires_dist=tuple(map(Requirement, lines)),
+        requires_python=">=3.9",
+        provides_extra=("x",),
+    )
+    back = from_cached(to_cached(meta))
+    assert [str(r) for r in back.requires_dist] == [str(Requirement(line)) for line in lines]
+    assert (back.name, back.version, back.requires_python, back.provides_extra) == (
+        "x",
+        Version("1"),
+        ">=3.9",
+        ("x",),
+    )
+
+
+def test_a_cached_line_with_a_line_break_keeps_the_json_form() -> None:
+    """A line is written back as it was read (`line_of`); one read with a line break in it
+    (packaging refuses none today) must not split into two on its way back."""
+    odd = requires._remember("odd-name >=1\n", Requirement("odd-name>=1"))
+    meta = DistMetadata(name=n("x"), version=Version("1"), requires_dist=(odd,))
+    data = to_cached(meta)
+    assert json.loads(data)["requires-dist"] == ["odd-name >=1\n"]  # one JSON object
+    assert [str(r) for r in from_cached(data).requires_dist] == ["odd-name>=1"]
 
 
 @pytest.mark.parametrize(

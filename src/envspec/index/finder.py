@@ -282,10 +282,10 @@ class Finder:
         METADATA file (email headers) costs ~1 ms and a lock reads hundreds."""
         parsed = self._fetch.parsed_metadata(key)
         if parsed is not None:
-            return md.from_json(parsed)
+            return md.from_cached(parsed)
         data = self._fetch.metadata_file(artifact, key)
         meta = self._parse(data, redact(artifact.url), artifact)
-        self._fetch.keep_parsed(key, md.to_json(meta))
+        self._fetch.keep_parsed(key, md.to_cached(meta))
         return meta
 
     @staticmethod

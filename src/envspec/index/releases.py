@@ -8,7 +8,8 @@ where its files lie), sorted by project and newest release first, then each rele
 as a JSON array of its own. Reading a page back decodes the header; a release's versions are
 parsed as far as they are walked, and its files decoded and made `Artifact`s when that
 release is first asked for. Decoding every row and making every `Artifact` of every page was
-a third of an offline lock.
+a third of an offline lock. A reader goes by the header's offsets alone, so bytes after the
+last part are never read: the cache ends the file with the page's digest there.
 
 Hand-written over `json` rather than a serialization library: the form is ours, written only
 from checked values (so trusted when read back) and tagged with the digest of the page it

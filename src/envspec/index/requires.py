@@ -23,6 +23,7 @@ import functools
 import logging
 import re
 import threading
+from typing import cast
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -34,7 +35,7 @@ log = logging.getLogger("envspec")
 
 
 # Each distinct Requires-Dist line parsed once, and each requirement's line, so the parsed
-# form the cache keeps (`to_json`) writes the line back rather than rendering it again.
+# form the cache keeps (`metadata.to_cached`) writes the line back rather than rendering it again.
 _REQUIREMENTS: dict[str, Requirement] = {}
 _LINES: dict[int, str] = {}  # id of a requirement in _REQUIREMENTS → its line
 _HEADS: dict[str, Requirement] = {}  # a line's part before its marker → parsed
@@ -60,6 +61,16 @@ def cached_requirement(line: str) -> Requirement:
     if halves is None:
         return requirement(line)
     return _remember(line, _Deferred(halves[0], _parsed_marker(halves[1])))
+
+
+def cached_requirements(lines: list[str]) -> tuple[Requirement, ...]:
+    """`cached_requirement` of each line, the ones parsed before looked up without a step of
+    Python per line: a release's lines were nearly all read already (an offline lock of the
+    seed stack looks up ~40,000 lines of unsloth's releases for 2,700 distinct ones)."""
+    known = list(map(_REQUIREMENTS.get, lines))
+    if None in known:
+        return tuple(k or cached_requirement(line) for k, line in zip(known, lines, strict=True))
+    return cast("tuple[Requirement, ...]", tuple(known))
 
 
 def _halves(line: str) -> tuple[str, str] | None:
