@@ -26,9 +26,11 @@ envspec runs as installed: its modules and its dependencies' are compiled to byt
 (an install does that; with PYTHONDONTWRITEBYTECODE set, as on this machine, every run would
 otherwise compile envspec's sources again, ~0.3 s that no user pays).
 
-`BENCH_REPEAT` (default 3) sets the runs per warm case, `BENCH_COLD_REPEAT` (default 2) the
-cold ones. `BENCH_INSTRUCTIONS=1` adds the offline case counted in instructions by valgrind's
-callgrind (every thread and child process): one count per side, the same whatever else this
+`BENCH_REPEAT` (default 3) sets the runs per warm case, `BENCH_OFFLINE_REPEAT` (default 9)
+the offline case's, whose pairs take a second and whose ratio moved by a tenth between runs of
+three pairs, and `BENCH_COLD_REPEAT` (default 2) the cold ones. `BENCH_INSTRUCTIONS=1` adds
+the offline case counted in instructions by valgrind's callgrind (every thread and child
+process): one count per side, the same whatever else this
 shared machine is doing, where its wall times vary by half from hour to hour. Instructions
 are not seconds (Python's run fewer per cycle than uv's), so the count says which way a
 change moves envspec's work, and the ratio how far apart the two tools' work is.
@@ -69,6 +71,7 @@ ADDED = "einops"  # the requirement the "existing pins" case adds (phase trainin
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
 ENV["PIP_CONFIG_FILE"] = os.devnull
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+OFFLINE_REPEAT = int(os.environ.get("BENCH_OFFLINE_REPEAT", "9"))
 COLD_REPEAT = int(os.environ.get("BENCH_COLD_REPEAT", "2"))
 AIMS = {"cold": 0.7, "online-warm": 0.3, "offline": 1.0, "existing-pins": 0.5}
 
@@ -206,7 +209,7 @@ def case_fresh(bench: Bench, *, offline: bool) -> tuple[list[Run], list[Run]]:
         bench.clear_output()
         return bench.uv(*extra)
 
-    return alternate(REPEAT, envspec, uv)
+    return alternate(OFFLINE_REPEAT if offline else REPEAT, envspec, uv)
 
 
 def case_existing_pins(bench: Bench) -> tuple[list[Run], list[Run]]:
@@ -323,7 +326,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="envspec-bench-lock-"))
     bench = Bench(work)
     print(f"seed stack from PyPI, 3 targets; envspec: one run; uv: sum of 3 runs; "
-          f"{REPEAT} pairs per warm case, {COLD_REPEAT} cold; medians; work folder {work}")
+          f"{REPEAT} pairs per warm case ({OFFLINE_REPEAT} offline), {COLD_REPEAT} cold; medians; "
+          f"work folder {work}")
     results = {"cold": case_cold(bench)}
     results["online-warm"] = case_fresh(bench, offline=False)
     results["offline"] = case_fresh(bench, offline=True)
